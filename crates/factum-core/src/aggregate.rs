@@ -1,0 +1,89 @@
+//! The domain model a user implements: [`Aggregate`], [`Event`] and [`CommandHandler`].
+//!
+//! Deciding is pure: a handler reads the current state and a command and returns the events
+//! to record, or a typed error. It performs no I/O; side effects belong to dispatchers and
+//! projections that react to stored events.
+
+use std::fmt::Debug;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::CqrsContext;
+use crate::error::DomainError;
+
+/// A domain event: a stable, named fact.
+///
+/// `event_type` is an explicit string stored with the event, so renaming the Rust variant
+/// never breaks stored history. `schema_version` says which shape of the payload this code
+/// writes; older shapes are brought forward by [`Upcasters`](crate::Upcasters) when read.
+pub trait Event:
+    Serialize + DeserializeOwned + Clone + Debug + PartialEq + Send + Sync + 'static
+{
+    /// The stable name of this event, such as `MoneyDeposited`.
+    fn event_type(&self) -> &'static str;
+
+    /// The schema version of the payload this code writes. Starts at 1.
+    fn schema_version(&self) -> u32 {
+        1
+    }
+}
+
+/// An event-sourced aggregate: state rebuilt from its events alone.
+pub trait Aggregate: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+    /// The aggregate type, stored with every event (`account`).
+    const TYPE: &'static str;
+    /// The events this aggregate records.
+    type Event: Event;
+    /// The typed business-rule errors its handlers return.
+    type Error: DomainError;
+
+    /// The empty state of the aggregate with this id, before any event.
+    fn with_aggregate_id(aggregate_id: String) -> Self;
+
+    /// This aggregate's id.
+    fn aggregate_id(&self) -> &str;
+
+    /// Applies one event to the state. Must not fail: events are facts that already happened.
+    fn apply(&mut self, event: &Self::Event);
+}
+
+/// Decides what a command means for an aggregate.
+pub trait CommandHandler: Aggregate {
+    /// A command that creates a new aggregate.
+    type CreateCommand: Debug + Send + Sync + 'static;
+    /// A command on an existing aggregate.
+    type UpdateCommand: Debug + Send + Sync + 'static;
+    /// Read-only services the handlers may consult (a price list, a clock, ...).
+    type Services: Send + Sync + 'static;
+
+    /// Decides a create command on the empty state [`Aggregate::with_aggregate_id`] returns.
+    fn handle_create(
+        &self,
+        command: &Self::CreateCommand,
+        services: &Self::Services,
+        ctx: &CqrsContext,
+    ) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Decides an update command on the current state.
+    fn handle_update(
+        &self,
+        command: &Self::UpdateCommand,
+        services: &Self::Services,
+        ctx: &CqrsContext,
+    ) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// The domain error to report when an update names an aggregate with no events.
+    /// `None` reports the standard `NOT_FOUND` error.
+    fn not_found_error(aggregate_id: &str) -> Option<Self::Error> {
+        let _ = aggregate_id;
+        None
+    }
+
+    /// The domain error to report when a create names an aggregate that already exists.
+    /// `None` reports the standard `CONFLICT` error.
+    fn already_exists_error(aggregate_id: &str) -> Option<Self::Error> {
+        let _ = aggregate_id;
+        None
+    }
+}

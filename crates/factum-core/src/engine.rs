@@ -1,0 +1,777 @@
+//! The command engine: load an aggregate, decide a command, append its events with an
+//! expected version, write the snapshot, dispatch the committed events.
+//!
+//! Concurrency has two layers. Within one process, commands on one aggregate are serialized
+//! by a keyed lock, so they never conflict with each other and different aggregates never
+//! wait on each other. Between processes sharing a store, the store's expected-version check
+//! is what keeps updates from being lost: on a conflict the engine re-loads, re-decides and
+//! re-appends, up to [`EngineConfig::max_attempts`] times with jittered backoff.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::aggregate::{Aggregate, CommandHandler, Event};
+use crate::context::CqrsContext;
+use crate::envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
+use crate::error::{Error, Result};
+use crate::id::{AggregateIdGenerator, UuidIdGenerator, validate_aggregate_id};
+use crate::keyed_lock::KeyedLock;
+use crate::store::{AppendRequest, EventStore, ExpectedVersion};
+use crate::upcast::Upcasters;
+
+/// When the engine writes a snapshot (in the same transaction as the command's events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotPolicy {
+    /// After every command: loading is one snapshot read, and the snapshot doubles as the
+    /// aggregate's primary read model.
+    EveryCommand,
+    /// Whenever the version crosses a multiple of N.
+    EveryNEvents(NonZeroU64),
+    /// Never: state is always rebuilt from events.
+    Never,
+}
+
+/// How the engine behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// How many times an update is decided before giving up on conflicts (at least 1).
+    pub max_attempts: u32,
+    /// The first retry's backoff; doubled on every further retry, with full jitter.
+    pub backoff_base: Duration,
+    /// The longest backoff.
+    pub backoff_max: Duration,
+    /// When to write snapshots.
+    pub snapshot_policy: SnapshotPolicy,
+    /// How many aggregates' latest state the engine keeps in memory between commands
+    /// (0 disables it). A stale entry is harmless: its append conflicts and is re-decided.
+    pub state_cache_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 20,
+            backoff_base: Duration::from_millis(1),
+            backoff_max: Duration::from_millis(100),
+            snapshot_policy: SnapshotPolicy::EveryNEvents(NonZeroU64::MIN.saturating_add(99)),
+            state_cache_capacity: 10_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Sets the number of attempts.
+    #[must_use]
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// Sets the snapshot policy.
+    #[must_use]
+    pub fn with_snapshot_policy(mut self, policy: SnapshotPolicy) -> Self {
+        self.snapshot_policy = policy;
+        self
+    }
+
+    /// Sets the backoff range.
+    #[must_use]
+    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff_base = base;
+        self.backoff_max = max.max(base);
+        self
+    }
+
+    /// Sets the state cache capacity (0 disables it).
+    #[must_use]
+    pub fn with_state_cache_capacity(mut self, capacity: usize) -> Self {
+        self.state_cache_capacity = capacity;
+        self
+    }
+}
+
+/// An aggregate's state at a version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedAggregate<A> {
+    /// The state.
+    pub state: A,
+    /// The version of the last event applied (0 for none).
+    pub version: u64,
+}
+
+/// What a successful command produced.
+#[derive(Debug, Clone)]
+pub struct CommandOutcome<A: Aggregate> {
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// The state after the command.
+    pub state: A,
+    /// The version after the command.
+    pub version: u64,
+    /// The events the command recorded (empty if it decided nothing needed to change).
+    pub events: Vec<EventEnvelope<A::Event>>,
+    /// How many times the command was decided (more than 1 after conflicts).
+    pub attempts: u32,
+}
+
+/// Reacts to committed events (views, publishers, notifications).
+///
+/// Runs after the append, so a failure cannot undo the command; it is logged, counted and
+/// handed to the engine's dispatch error handler.
+#[async_trait]
+pub trait Dispatcher<A: Aggregate>: Send + Sync + 'static {
+    /// A name for logs and failure reports.
+    fn name(&self) -> &str;
+
+    /// Handles the events one command committed, in version order.
+    async fn dispatch(&self, aggregate_id: &str, events: &[EventEnvelope<A::Event>]) -> Result<()>;
+}
+
+/// A dispatcher that failed, as reported to the dispatch error handler.
+#[derive(Debug)]
+pub struct DispatchFailure {
+    /// The dispatcher's name.
+    pub dispatcher: String,
+    /// The aggregate type.
+    pub aggregate_type: &'static str,
+    /// The aggregate id.
+    pub aggregate_id: String,
+    /// The versions of the events it was given.
+    pub versions: std::ops::RangeInclusive<u64>,
+    /// What went wrong.
+    pub error: Error,
+}
+
+type DispatchErrorHandler = Arc<dyn Fn(&DispatchFailure) + Send + Sync>;
+
+struct Inner<A: CommandHandler> {
+    store: Arc<dyn EventStore>,
+    services: A::Services,
+    config: EngineConfig,
+    id_generator: Box<dyn AggregateIdGenerator<A>>,
+    upcasters: Upcasters,
+    dispatchers: Vec<Arc<dyn Dispatcher<A>>>,
+    on_dispatch_error: Option<DispatchErrorHandler>,
+    dispatch_failures: AtomicU64,
+    conflicts: AtomicU64,
+    locks: KeyedLock,
+    cache: Mutex<HashMap<String, LoadedAggregate<A>>>,
+}
+
+/// The command engine for one aggregate type. Cheap to clone; clones share everything.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use factum_core::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// #[serde(tag = "type")]
+/// enum CounterEvent { Incremented { by: u32 } }
+/// impl Event for CounterEvent {
+///     fn event_type(&self) -> &'static str { "Incremented" }
+/// }
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// struct Counter { id: String, value: u64 }
+/// impl Aggregate for Counter {
+///     const TYPE: &'static str = "counter";
+///     type Event = CounterEvent;
+///     type Error = CqrsError;
+///     fn with_aggregate_id(id: String) -> Self { Counter { id, value: 0 } }
+///     fn aggregate_id(&self) -> &str { &self.id }
+///     fn apply(&mut self, CounterEvent::Incremented { by }: &CounterEvent) {
+///         self.value += u64::from(*by);
+///     }
+/// }
+/// impl CommandHandler for Counter {
+///     type CreateCommand = ();
+///     type UpdateCommand = u32;
+///     type Services = ();
+///     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
+///         Ok(vec![CounterEvent::Incremented { by: 0 }])
+///     }
+///     fn handle_update(&self, by: &u32, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
+///         Ok(vec![CounterEvent::Incremented { by: *by }])
+///     }
+/// }
+///
+/// let engine = CqrsCommandEngine::<Counter>::new(Arc::new(InMemoryEventStore::new()), ());
+/// let ctx = CqrsContext::new();
+/// let created = engine.create_with_id("c-1", &(), &ctx).await.unwrap();
+/// let updated = engine.update("c-1", &5, &ctx).await.unwrap();
+/// assert_eq!((updated.state.value, updated.version), (5, 2));
+/// assert_eq!(created.version, 1);
+/// # });
+/// ```
+pub struct CqrsCommandEngine<A: CommandHandler> {
+    inner: Arc<Inner<A>>,
+}
+
+impl<A: CommandHandler> Clone for CqrsCommandEngine<A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<A: CommandHandler> fmt::Debug for CqrsCommandEngine<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CqrsCommandEngine")
+            .field("aggregate_type", &A::TYPE)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: CommandHandler> CqrsCommandEngine<A> {
+    /// An engine over `store` with default configuration and UUID ids.
+    pub fn new(store: Arc<dyn EventStore>, services: A::Services) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                services,
+                config: EngineConfig::default(),
+                id_generator: Box::new(UuidIdGenerator),
+                upcasters: Upcasters::new(),
+                dispatchers: Vec::new(),
+                on_dispatch_error: None,
+                dispatch_failures: AtomicU64::new(0),
+                conflicts: AtomicU64::new(0),
+                locks: KeyedLock::default(),
+                cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn configure(mut self, change: impl FnOnce(&mut Inner<A>)) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => change(inner),
+            None => tracing::warn!("engine configured after being cloned; change ignored"),
+        }
+        self
+    }
+
+    /// Replaces the configuration. Call before cloning the engine.
+    #[must_use]
+    pub fn with_config(self, config: EngineConfig) -> Self {
+        self.configure(|inner| inner.config = config)
+    }
+
+    /// Replaces the id generator of create commands. Call before cloning the engine.
+    #[must_use]
+    pub fn with_id_generator(self, generator: impl AggregateIdGenerator<A>) -> Self {
+        self.configure(|inner| inner.id_generator = Box::new(generator))
+    }
+
+    /// Sets the upcasters applied when reading events. Call before cloning the engine.
+    #[must_use]
+    pub fn with_upcasters(self, upcasters: Upcasters) -> Self {
+        self.configure(|inner| inner.upcasters = upcasters)
+    }
+
+    /// Adds a dispatcher. Call before cloning the engine.
+    #[must_use]
+    pub fn with_dispatcher(self, dispatcher: Arc<dyn Dispatcher<A>>) -> Self {
+        self.configure(|inner| inner.dispatchers.push(dispatcher))
+    }
+
+    /// Sets the handler told of every dispatcher failure. Call before cloning the engine.
+    #[must_use]
+    pub fn on_dispatch_error(
+        self,
+        handler: impl Fn(&DispatchFailure) + Send + Sync + 'static,
+    ) -> Self {
+        self.configure(|inner| inner.on_dispatch_error = Some(Arc::new(handler)))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The upcasters.
+    pub fn upcasters(&self) -> &Upcasters {
+        &self.inner.upcasters
+    }
+
+    /// How many dispatcher calls have failed since the engine was built.
+    pub fn dispatch_failures(&self) -> u64 {
+        self.inner.dispatch_failures.load(Ordering::Relaxed)
+    }
+
+    /// How many appends conflicted (and were retried or reported) since the engine was built.
+    pub fn conflicts(&self) -> u64 {
+        self.inner.conflicts.load(Ordering::Relaxed)
+    }
+
+    /// Creates an aggregate with an id from the engine's id generator.
+    pub async fn create(
+        &self,
+        command: &A::CreateCommand,
+        ctx: &CqrsContext,
+    ) -> Result<CommandOutcome<A>> {
+        let aggregate_id = self.inner.id_generator.generate(command, ctx)?;
+        self.create_with_id(&aggregate_id, command, ctx).await
+    }
+
+    /// Creates an aggregate with the given id. The stream must not exist yet.
+    pub async fn create_with_id(
+        &self,
+        aggregate_id: &str,
+        command: &A::CreateCommand,
+        ctx: &CqrsContext,
+    ) -> Result<CommandOutcome<A>> {
+        validate_aggregate_id(aggregate_id)?;
+        let _guard = self.inner.locks.lock(aggregate_id).await;
+        let empty = LoadedAggregate {
+            state: A::with_aggregate_id(aggregate_id.to_owned()),
+            version: 0,
+        };
+        let events = empty
+            .state
+            .handle_create(command, &self.inner.services, ctx)
+            .map_err(Error::domain)?;
+        match self
+            .commit(aggregate_id, empty, events, ExpectedVersion::NoStream, ctx)
+            .await
+        {
+            Ok(outcome) => Ok(outcome),
+            Err(Error::Conflict { .. }) => {
+                self.inner.conflicts.fetch_add(1, Ordering::Relaxed);
+                Err(match A::already_exists_error(aggregate_id) {
+                    Some(error) => Error::domain(error),
+                    None => Error::AggregateAlreadyExists {
+                        aggregate_type: A::TYPE.to_owned(),
+                        aggregate_id: aggregate_id.to_owned(),
+                    },
+                })
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Runs an update command, re-deciding it on conflicts.
+    pub async fn update(
+        &self,
+        aggregate_id: &str,
+        command: &A::UpdateCommand,
+        ctx: &CqrsContext,
+    ) -> Result<CommandOutcome<A>> {
+        self.update_inner(aggregate_id, command, None, ctx).await
+    }
+
+    /// Runs an update command only if the aggregate is at `expected_version` (an HTTP
+    /// `If-Match`). A mismatch is a [`Error::Conflict`] and is not retried.
+    pub async fn update_at_version(
+        &self,
+        aggregate_id: &str,
+        expected_version: u64,
+        command: &A::UpdateCommand,
+        ctx: &CqrsContext,
+    ) -> Result<CommandOutcome<A>> {
+        self.update_inner(aggregate_id, command, Some(expected_version), ctx)
+            .await
+    }
+
+    async fn update_inner(
+        &self,
+        aggregate_id: &str,
+        command: &A::UpdateCommand,
+        expected_version: Option<u64>,
+        ctx: &CqrsContext,
+    ) -> Result<CommandOutcome<A>> {
+        validate_aggregate_id(aggregate_id)?;
+        let _guard = self.inner.locks.lock(aggregate_id).await;
+        let max_attempts = self.inner.config.max_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let fresh = attempt > 1;
+            let loaded = match self.cached_or_load(aggregate_id, fresh).await? {
+                Some(loaded) => loaded,
+                None => return Err(self.not_found(aggregate_id)),
+            };
+            if let Some(expected) = expected_version {
+                if loaded.version != expected {
+                    return Err(Error::Conflict {
+                        aggregate_type: A::TYPE.to_owned(),
+                        aggregate_id: aggregate_id.to_owned(),
+                        expected: ExpectedVersion::Exact(expected),
+                        actual: Some(loaded.version),
+                    });
+                }
+            }
+            let events = loaded
+                .state
+                .handle_update(command, &self.inner.services, ctx)
+                .map_err(Error::domain)?;
+            let expected = ExpectedVersion::Exact(loaded.version);
+            match self
+                .commit(aggregate_id, loaded, events, expected, ctx)
+                .await
+            {
+                Ok(mut outcome) => {
+                    outcome.attempts = attempt;
+                    return Ok(outcome);
+                }
+                Err(Error::Conflict { actual, .. }) => {
+                    self.inner.conflicts.fetch_add(1, Ordering::Relaxed);
+                    self.forget(aggregate_id);
+                    if let Some(expected) = expected_version {
+                        return Err(Error::Conflict {
+                            aggregate_type: A::TYPE.to_owned(),
+                            aggregate_id: aggregate_id.to_owned(),
+                            expected: ExpectedVersion::Exact(expected),
+                            actual,
+                        });
+                    }
+                    if attempt >= max_attempts {
+                        return Err(Error::TooManyConflicts {
+                            aggregate_type: A::TYPE.to_owned(),
+                            aggregate_id: aggregate_id.to_owned(),
+                            attempts: attempt,
+                        });
+                    }
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Err(error) => {
+                    self.forget(aggregate_id);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let config = &self.inner.config;
+        let exp = config
+            .backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(config.backoff_max);
+        let micros = u64::try_from(exp.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(fastrand::u64(0..=micros))
+    }
+
+    fn not_found(&self, aggregate_id: &str) -> Error {
+        match A::not_found_error(aggregate_id) {
+            Some(error) => Error::domain(error),
+            None => Error::AggregateNotFound {
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: aggregate_id.to_owned(),
+            },
+        }
+    }
+
+    /// Applies, appends (with the snapshot the policy asks for), caches and dispatches.
+    async fn commit(
+        &self,
+        aggregate_id: &str,
+        loaded: LoadedAggregate<A>,
+        events: Vec<A::Event>,
+        expected: ExpectedVersion,
+        ctx: &CqrsContext,
+    ) -> Result<CommandOutcome<A>> {
+        let LoadedAggregate {
+            mut state,
+            version: old_version,
+        } = loaded;
+        if events.is_empty() {
+            return Ok(CommandOutcome {
+                aggregate_id: aggregate_id.to_owned(),
+                state,
+                version: old_version,
+                events: Vec::new(),
+                attempts: 1,
+            });
+        }
+        let metadata = ctx.to_metadata();
+        let recorded_at = ctx.now();
+        let mut new_events = Vec::with_capacity(events.len());
+        for event in &events {
+            state.apply(event);
+            new_events.push(NewEvent {
+                event_id: ctx.new_id(),
+                event_type: event.event_type().to_owned(),
+                schema_version: event.schema_version(),
+                payload: serde_json::to_string(event)
+                    .map_err(|e| Error::serialization(event.event_type(), e))?,
+                metadata: metadata.clone(),
+                recorded_at,
+            });
+        }
+        let new_version = old_version + events.len() as u64;
+        let snapshot = if self.should_snapshot(old_version, new_version) {
+            Some(Snapshot {
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: aggregate_id.to_owned(),
+                version: new_version,
+                state: serde_json::to_string(&state)
+                    .map_err(|e| Error::serialization(format!("{} snapshot", A::TYPE), e))?,
+                taken_at: recorded_at,
+            })
+        } else {
+            None
+        };
+        let stored = self
+            .inner
+            .store
+            .append(AppendRequest {
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: aggregate_id.to_owned(),
+                expected,
+                events: new_events,
+                snapshot,
+            })
+            .await?;
+        let envelopes: Vec<EventEnvelope<A::Event>> = stored
+            .into_iter()
+            .zip(events)
+            .map(|(stored, payload)| envelope(stored, payload))
+            .collect();
+        let version = envelopes.last().map_or(new_version, |e| e.version);
+        self.remember(aggregate_id, &state, version);
+        self.dispatch(aggregate_id, &envelopes).await;
+        Ok(CommandOutcome {
+            aggregate_id: aggregate_id.to_owned(),
+            state,
+            version,
+            events: envelopes,
+            attempts: 1,
+        })
+    }
+
+    fn should_snapshot(&self, old_version: u64, new_version: u64) -> bool {
+        match self.inner.config.snapshot_policy {
+            SnapshotPolicy::EveryCommand => true,
+            SnapshotPolicy::EveryNEvents(n) => old_version / n.get() != new_version / n.get(),
+            SnapshotPolicy::Never => false,
+        }
+    }
+
+    async fn dispatch(&self, aggregate_id: &str, envelopes: &[EventEnvelope<A::Event>]) {
+        let (Some(first), Some(last)) = (envelopes.first(), envelopes.last()) else {
+            return;
+        };
+        for dispatcher in &self.inner.dispatchers {
+            if let Err(error) = dispatcher.dispatch(aggregate_id, envelopes).await {
+                self.inner.dispatch_failures.fetch_add(1, Ordering::Relaxed);
+                let failure = DispatchFailure {
+                    dispatcher: dispatcher.name().to_owned(),
+                    aggregate_type: A::TYPE,
+                    aggregate_id: aggregate_id.to_owned(),
+                    versions: first.version..=last.version,
+                    error,
+                };
+                tracing::error!(
+                    dispatcher = %failure.dispatcher,
+                    aggregate_type = A::TYPE,
+                    aggregate_id,
+                    from_version = first.version,
+                    to_version = last.version,
+                    error = %failure.error,
+                    "dispatcher failed after commit"
+                );
+                if let Some(handler) = &self.inner.on_dispatch_error {
+                    handler(&failure);
+                }
+            }
+        }
+    }
+
+    fn remember(&self, aggregate_id: &str, state: &A, version: u64) {
+        let capacity = self.inner.config.state_cache_capacity;
+        if capacity == 0 {
+            return;
+        }
+        let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= capacity && !cache.contains_key(aggregate_id) {
+            // Evict an arbitrary entry: a miss only costs a load from the store.
+            if let Some(victim) = cache.keys().next().cloned() {
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(
+            aggregate_id.to_owned(),
+            LoadedAggregate {
+                state: state.clone(),
+                version,
+            },
+        );
+    }
+
+    fn forget(&self, aggregate_id: &str) {
+        if self.inner.config.state_cache_capacity > 0 {
+            self.inner
+                .cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(aggregate_id);
+        }
+    }
+
+    async fn cached_or_load(
+        &self,
+        aggregate_id: &str,
+        fresh: bool,
+    ) -> Result<Option<LoadedAggregate<A>>> {
+        if !fresh && self.inner.config.state_cache_capacity > 0 {
+            let cached = self
+                .inner
+                .cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(aggregate_id)
+                .cloned();
+            if cached.is_some() {
+                return Ok(cached);
+            }
+        }
+        self.load(aggregate_id).await
+    }
+
+    /// Loads the current state from the store: the snapshot (if any) plus newer events.
+    /// `None` if the aggregate has no events.
+    pub async fn load(&self, aggregate_id: &str) -> Result<Option<LoadedAggregate<A>>> {
+        validate_aggregate_id(aggregate_id)?;
+        let (mut state, mut version) = match self.snapshot_state(aggregate_id, None).await? {
+            Some(loaded) => (loaded.state, loaded.version),
+            None => (A::with_aggregate_id(aggregate_id.to_owned()), 0),
+        };
+        let stored = self
+            .inner
+            .store
+            .read_stream(A::TYPE, aggregate_id, version + 1, None)
+            .await?;
+        for event in &stored {
+            let envelope = self.inner.upcasters.decode::<A::Event>(event)?;
+            state.apply(&envelope.payload);
+            version = event.version;
+        }
+        Ok((version > 0).then_some(LoadedAggregate { state, version }))
+    }
+
+    /// The state after the first `version` events (time travel).
+    pub async fn load_at_version(
+        &self,
+        aggregate_id: &str,
+        version: u64,
+    ) -> Result<LoadedAggregate<A>> {
+        validate_aggregate_id(aggregate_id)?;
+        if version == 0 {
+            return Err(Error::Validation("version must be at least 1".to_owned()));
+        }
+        let (mut state, mut reached) =
+            match self.snapshot_state(aggregate_id, Some(version)).await? {
+                Some(loaded) => (loaded.state, loaded.version),
+                None => (A::with_aggregate_id(aggregate_id.to_owned()), 0),
+            };
+        let wanted = usize::try_from(version - reached).unwrap_or(usize::MAX);
+        let stored = self
+            .inner
+            .store
+            .read_stream(A::TYPE, aggregate_id, reached + 1, Some(wanted))
+            .await?;
+        for event in &stored {
+            let envelope = self.inner.upcasters.decode::<A::Event>(event)?;
+            state.apply(&envelope.payload);
+            reached = event.version;
+        }
+        if reached == version {
+            return Ok(LoadedAggregate { state, version });
+        }
+        let current = self
+            .inner
+            .store
+            .stream_version(A::TYPE, aggregate_id)
+            .await?;
+        if current == 0 {
+            return Err(self.not_found(aggregate_id));
+        }
+        Err(Error::VersionNotFound {
+            aggregate_type: A::TYPE.to_owned(),
+            aggregate_id: aggregate_id.to_owned(),
+            requested: version,
+            current,
+        })
+    }
+
+    /// The stored snapshot's state, if the policy uses snapshots, one exists, it is not past
+    /// `at_most`, and it still deserializes (a snapshot of an older state shape is skipped
+    /// and the state rebuilt from events).
+    async fn snapshot_state(
+        &self,
+        aggregate_id: &str,
+        at_most: Option<u64>,
+    ) -> Result<Option<LoadedAggregate<A>>> {
+        if self.inner.config.snapshot_policy == SnapshotPolicy::Never {
+            return Ok(None);
+        }
+        let Some(snapshot) = self
+            .inner
+            .store
+            .load_snapshot(A::TYPE, aggregate_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if at_most.is_some_and(|limit| snapshot.version > limit) {
+            return Ok(None);
+        }
+        match serde_json::from_str::<A>(&snapshot.state) {
+            Ok(state) => Ok(Some(LoadedAggregate {
+                state,
+                version: snapshot.version,
+            })),
+            Err(error) => {
+                tracing::warn!(aggregate_type = A::TYPE, aggregate_id, %error, "snapshot unreadable; replaying events");
+                Ok(None)
+            }
+        }
+    }
+
+    /// One aggregate's events with version `>= from_version`, typed and upcast.
+    pub async fn events(
+        &self,
+        aggregate_id: &str,
+        from_version: u64,
+        limit: Option<usize>,
+    ) -> Result<Vec<EventEnvelope<A::Event>>> {
+        validate_aggregate_id(aggregate_id)?;
+        self.inner
+            .store
+            .read_stream(A::TYPE, aggregate_id, from_version.max(1), limit)
+            .await?
+            .iter()
+            .map(|stored| self.inner.upcasters.decode(stored))
+            .collect()
+    }
+}
+
+fn envelope<E: Event>(stored: StoredEvent, payload: E) -> EventEnvelope<E> {
+    EventEnvelope {
+        event_id: stored.event_id,
+        aggregate_type: stored.aggregate_type,
+        aggregate_id: stored.aggregate_id,
+        version: stored.version,
+        position: stored.position,
+        recorded_at: stored.recorded_at,
+        event_type: stored.event_type,
+        metadata: stored.metadata,
+        payload,
+    }
+}

@@ -1,0 +1,106 @@
+//! # factum-core
+//!
+//! The model of an event-sourced system: a user implements [`Aggregate`], [`Event`] and
+//! [`CommandHandler`] for their domain, and the [`CqrsCommandEngine`] does the rest: it loads
+//! the aggregate (snapshot plus newer events, upcast), decides the command, appends the
+//! events with an expected version, writes the snapshot in the same append, and dispatches the
+//! committed events. Any [`EventStore`] backend plugs in; [`InMemoryEventStore`] is here.
+//!
+//! Domain code depends on this crate and serde only: no storage, no HTTP.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use factum_core::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! define_domain_errors! {
+//!     /// Errors of a light switch.
+//!     pub enum SwitchError {
+//!         domain: "SWITCH",
+//!         prefix: 20,
+//!         /// Switching to the state it is in.
+//!         AlreadyThere { on: bool } = (1, 409, "SWITCH_ALREADY_THERE", "the switch is already {on}"),
+//!     }
+//! }
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! #[serde(tag = "type")]
+//! enum SwitchEvent { Installed, Flipped { on: bool } }
+//! impl Event for SwitchEvent {
+//!     fn event_type(&self) -> &'static str {
+//!         match self { Self::Installed => "Installed", Self::Flipped { .. } => "Flipped" }
+//!     }
+//! }
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct Switch { id: String, on: bool }
+//! impl Aggregate for Switch {
+//!     const TYPE: &'static str = "switch";
+//!     type Event = SwitchEvent;
+//!     type Error = SwitchError;
+//!     fn with_aggregate_id(id: String) -> Self { Self { id, on: false } }
+//!     fn aggregate_id(&self) -> &str { &self.id }
+//!     fn apply(&mut self, event: &SwitchEvent) {
+//!         if let SwitchEvent::Flipped { on } = event { self.on = *on; }
+//!     }
+//! }
+//! impl CommandHandler for Switch {
+//!     type CreateCommand = ();
+//!     type UpdateCommand = bool;
+//!     type Services = ();
+//!     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<SwitchEvent>, SwitchError> {
+//!         Ok(vec![SwitchEvent::Installed])
+//!     }
+//!     fn handle_update(&self, on: &bool, _: &(), _: &CqrsContext) -> Result<Vec<SwitchEvent>, SwitchError> {
+//!         if self.on == *on { return Err(SwitchError::AlreadyThere { on: *on }); }
+//!         Ok(vec![SwitchEvent::Flipped { on: *on }])
+//!     }
+//! }
+//!
+//! let engine = CqrsCommandEngine::<Switch>::new(Arc::new(InMemoryEventStore::new()), ());
+//! let ctx = CqrsContext::new().with_user("alice");
+//! let created = engine.create(&(), &ctx).await.unwrap();
+//! let id = created.aggregate_id;
+//! engine.update(&id, &true, &ctx).await.unwrap();
+//! let err = engine.update(&id, &true, &ctx).await.unwrap_err();
+//! assert_eq!(err.code(), "SWITCH_ALREADY_THERE");
+//! assert_eq!(err.status(), 409);
+//!
+//! let history = engine.events(&id, 1, None).await.unwrap();
+//! assert_eq!(history.len(), 2);
+//! assert_eq!(history[1].metadata.user_id.as_deref(), Some("alice"));
+//! # });
+//! ```
+
+mod aggregate;
+mod context;
+mod engine;
+mod envelope;
+mod error;
+mod id;
+mod keyed_lock;
+mod memory;
+mod store;
+mod upcast;
+
+pub use aggregate::{Aggregate, CommandHandler, Event};
+pub use context::{
+    Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
+};
+pub use engine::{
+    CommandOutcome, CqrsCommandEngine, DispatchFailure, Dispatcher, EngineConfig, LoadedAggregate,
+    SnapshotPolicy,
+};
+pub use envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
+pub use error::{CqrsError, DomainError, Error, Result, standard};
+pub use id::{
+    AggregateIdGenerator, FnIdGenerator, MAX_AGGREGATE_ID_LEN, UuidIdGenerator,
+    validate_aggregate_id,
+};
+pub use memory::InMemoryEventStore;
+pub use store::{AppendRequest, EventStore, ExpectedVersion};
+pub use upcast::Upcasters;
+
+/// Re-exports for code that implements [`EventStore`] or [`Dispatcher`].
+pub use async_trait::async_trait;
