@@ -1,0 +1,221 @@
+//! The bank account domain: one aggregate, two kinds of command, three events.
+//!
+//! Imports `factum-core` and serde only; storage and HTTP are wired elsewhere.
+
+use factum_core::{Aggregate, CommandHandler, CqrsContext, Event, define_domain_errors};
+use serde::{Deserialize, Serialize};
+
+use crate::money::{Amount, Money};
+
+/// The longest owner name accepted, in characters.
+pub const MAX_OWNER_LEN: usize = 200;
+
+define_domain_errors! {
+    /// Why the bank refuses a command.
+    pub enum AccountError {
+        domain: "ACCOUNT",
+        prefix: 10,
+        /// The withdrawal is larger than the balance.
+        InsufficientFunds { balance: Money, requested: Money } =
+            (1, 400, "ACCOUNT_INSUFFICIENT_FUNDS", "insufficient funds: balance is {balance}, withdrawal is {requested}"),
+        /// No account has this id.
+        NotFound { id: String } = (2, 404, "ACCOUNT_NOT_FOUND", "account '{id}' not found"),
+        /// An account with this id is already open.
+        AlreadyExists { id: String } = (3, 409, "ACCOUNT_ALREADY_EXISTS", "account '{id}' already exists"),
+        /// The amount is not a valid amount of money for this command.
+        InvalidAmount { field: &'static str, reason: String } =
+            (4, 400, "ACCOUNT_INVALID_AMOUNT", "invalid {field}: {reason}"),
+        /// The owner name is empty or too long.
+        InvalidOwner { reason: &'static str } = (5, 400, "ACCOUNT_INVALID_OWNER", "invalid owner: {reason}"),
+        /// The balance would leave the range the bank can represent.
+        BalanceLimit { balance: Money, amount: Money } =
+            (6, 400, "ACCOUNT_BALANCE_LIMIT", "a deposit of {amount} would take the balance of {balance} past the limit"),
+    }
+}
+
+/// What happened to an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum AccountEvent {
+    /// The account was opened.
+    AccountOpened {
+        /// Who owns it.
+        owner: String,
+        /// The opening balance.
+        initial_balance: Money,
+    },
+    /// Money was paid in.
+    MoneyDeposited {
+        /// How much.
+        amount: Money,
+    },
+    /// Money was taken out.
+    MoneyWithdrawn {
+        /// How much.
+        amount: Money,
+    },
+}
+
+impl Event for AccountEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::AccountOpened { .. } => "AccountOpened",
+            Self::MoneyDeposited { .. } => "MoneyDeposited",
+            Self::MoneyWithdrawn { .. } => "MoneyWithdrawn",
+        }
+    }
+}
+
+/// Opens an account (the create command).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum OpenAccountCommand {
+    /// Open an account with an owner and an opening balance.
+    OpenAccount {
+        /// Who owns it: 1 to 200 characters, not blank.
+        owner: String,
+        /// The opening balance: not negative, at most 2 decimals, at most 10^15.
+        initial_balance: Amount,
+    },
+}
+
+/// Moves money on an open account (the update commands).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum AccountCommand {
+    /// Pay money in.
+    Deposit {
+        /// Above zero, at most 2 decimals, at most 10^15.
+        amount: Amount,
+    },
+    /// Take money out; the balance may reach zero, not below.
+    Withdraw {
+        /// Above zero, at most 2 decimals, at most 10^15.
+        amount: Amount,
+    },
+}
+
+/// A bank account: its state is the fold of its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// The account id.
+    pub id: String,
+    /// The owner; empty until opened.
+    pub owner: String,
+    /// The balance.
+    pub balance: Money,
+    /// Whether the account has been opened.
+    pub opened: bool,
+}
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "account";
+    type Event = AccountEvent;
+    type Error = AccountError;
+
+    fn with_aggregate_id(id: String) -> Self {
+        Self {
+            id,
+            owner: String::new(),
+            balance: Money::ZERO,
+            opened: false,
+        }
+    }
+
+    fn aggregate_id(&self) -> &str {
+        &self.id
+    }
+
+    fn apply(&mut self, event: &AccountEvent) {
+        match event {
+            AccountEvent::AccountOpened { owner, initial_balance } => {
+                self.owner.clone_from(owner);
+                self.balance = *initial_balance;
+                self.opened = true;
+            }
+            // The handler proved these stay in range before the event was recorded.
+            AccountEvent::MoneyDeposited { amount } => {
+                self.balance = self.balance.checked_add(*amount).unwrap_or(self.balance);
+            }
+            AccountEvent::MoneyWithdrawn { amount } => {
+                self.balance = self.balance.checked_sub(*amount).unwrap_or(self.balance);
+            }
+        }
+    }
+}
+
+fn money(amount: &Amount, field: &'static str, positive: bool) -> Result<Money, AccountError> {
+    let invalid = |reason: String| AccountError::InvalidAmount { field, reason };
+    let money = amount.to_money().map_err(|problem| invalid(problem.to_string()))?;
+    if positive && !money.is_positive() {
+        return Err(invalid("amount must be greater than zero".to_owned()));
+    }
+    Ok(money)
+}
+
+impl CommandHandler for Account {
+    type CreateCommand = OpenAccountCommand;
+    type UpdateCommand = AccountCommand;
+    type Services = ();
+
+    fn handle_create(
+        &self,
+        command: &OpenAccountCommand,
+        _services: &(),
+        _ctx: &CqrsContext,
+    ) -> Result<Vec<AccountEvent>, AccountError> {
+        let OpenAccountCommand::OpenAccount { owner, initial_balance } = command;
+        if self.opened {
+            return Err(AccountError::AlreadyExists { id: self.id.clone() });
+        }
+        if owner.trim().is_empty() {
+            return Err(AccountError::InvalidOwner { reason: "owner must not be empty" });
+        }
+        if owner.chars().count() > MAX_OWNER_LEN {
+            return Err(AccountError::InvalidOwner { reason: "owner must be at most 200 characters" });
+        }
+        let initial_balance = money(initial_balance, "initial_balance", false)?;
+        Ok(vec![AccountEvent::AccountOpened {
+            owner: owner.clone(),
+            initial_balance,
+        }])
+    }
+
+    fn handle_update(
+        &self,
+        command: &AccountCommand,
+        _services: &(),
+        _ctx: &CqrsContext,
+    ) -> Result<Vec<AccountEvent>, AccountError> {
+        if !self.opened {
+            return Err(AccountError::NotFound { id: self.id.clone() });
+        }
+        match command {
+            AccountCommand::Deposit { amount } => {
+                let amount = money(amount, "amount", true)?;
+                if self.balance.checked_add(amount).is_none() {
+                    return Err(AccountError::BalanceLimit { balance: self.balance, amount });
+                }
+                Ok(vec![AccountEvent::MoneyDeposited { amount }])
+            }
+            AccountCommand::Withdraw { amount } => {
+                let amount = money(amount, "amount", true)?;
+                if amount > self.balance {
+                    return Err(AccountError::InsufficientFunds {
+                        balance: self.balance,
+                        requested: amount,
+                    });
+                }
+                Ok(vec![AccountEvent::MoneyWithdrawn { amount }])
+            }
+        }
+    }
+
+    fn not_found_error(aggregate_id: &str) -> Option<AccountError> {
+        Some(AccountError::NotFound { id: aggregate_id.to_owned() })
+    }
+
+    fn already_exists_error(aggregate_id: &str) -> Option<AccountError> {
+        Some(AccountError::AlreadyExists { id: aggregate_id.to_owned() })
+    }
+}
