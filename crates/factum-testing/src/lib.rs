@@ -1,1 +1,63 @@
-//! placeholder
+//! # factum-testing
+//!
+//! Two tools for testing event-sourced code built on `factum-core`:
+//!
+//! - [`AggregateTestFixture`]: given past events, when a command, then the events it records
+//!   or the error it returns. Pure: no store, no engine.
+//! - [`conformance`]: the one suite every event store runs, wired into a test crate with
+//!   [`event_store_conformance_tests!`].
+//!
+//! ```
+//! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
+//! use factum_testing::AggregateTestFixture;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! #[serde(tag = "type")]
+//! enum DoorEvent { Built, Opened }
+//! impl Event for DoorEvent {
+//!     fn event_type(&self) -> &'static str {
+//!         match self { Self::Built => "Built", Self::Opened => "Opened" }
+//!     }
+//! }
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct Door { id: String, open: bool }
+//! impl Aggregate for Door {
+//!     const TYPE: &'static str = "door";
+//!     type Event = DoorEvent;
+//!     type Error = CqrsError;
+//!     fn with_aggregate_id(id: String) -> Self { Self { id, open: false } }
+//!     fn aggregate_id(&self) -> &str { &self.id }
+//!     fn apply(&mut self, e: &DoorEvent) { if *e == DoorEvent::Opened { self.open = true } }
+//! }
+//! impl CommandHandler for Door {
+//!     type CreateCommand = ();
+//!     type UpdateCommand = ();
+//!     type Services = ();
+//!     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<DoorEvent>, CqrsError> {
+//!         Ok(vec![DoorEvent::Built])
+//!     }
+//!     fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<DoorEvent>, CqrsError> {
+//!         if self.open {
+//!             return Err(CqrsError::standard(StandardError::Conflict, "already open"));
+//!         }
+//!         Ok(vec![DoorEvent::Opened])
+//!     }
+//! }
+//!
+//! AggregateTestFixture::<Door>::new(())
+//!     .given(vec![DoorEvent::Built])
+//!     .when_update(())
+//!     .then_expect_events(vec![DoorEvent::Opened]);
+//! AggregateTestFixture::<Door>::new(())
+//!     .given(vec![DoorEvent::Built, DoorEvent::Opened])
+//!     .when_update(())
+//!     .then_expect_error_code("CONFLICT");
+//! ```
+
+pub mod conformance;
+mod fixture;
+
+pub use fixture::{
+    AggregateResultValidator, AggregateTestExecutor, AggregateTestFixture, TEST_AGGREGATE_ID,
+};

@@ -128,7 +128,10 @@ impl Aggregate for Account {
 
     fn apply(&mut self, event: &AccountEvent) {
         match event {
-            AccountEvent::AccountOpened { owner, initial_balance } => {
+            AccountEvent::AccountOpened {
+                owner,
+                initial_balance,
+            } => {
                 self.owner.clone_from(owner);
                 self.balance = *initial_balance;
                 self.opened = true;
@@ -146,7 +149,9 @@ impl Aggregate for Account {
 
 fn money(amount: &Amount, field: &'static str, positive: bool) -> Result<Money, AccountError> {
     let invalid = |reason: String| AccountError::InvalidAmount { field, reason };
-    let money = amount.to_money().map_err(|problem| invalid(problem.to_string()))?;
+    let money = amount
+        .to_money()
+        .map_err(|problem| invalid(problem.to_string()))?;
     if positive && !money.is_positive() {
         return Err(invalid("amount must be greater than zero".to_owned()));
     }
@@ -164,15 +169,24 @@ impl CommandHandler for Account {
         _services: &(),
         _ctx: &CqrsContext,
     ) -> Result<Vec<AccountEvent>, AccountError> {
-        let OpenAccountCommand::OpenAccount { owner, initial_balance } = command;
+        let OpenAccountCommand::OpenAccount {
+            owner,
+            initial_balance,
+        } = command;
         if self.opened {
-            return Err(AccountError::AlreadyExists { id: self.id.clone() });
+            return Err(AccountError::AlreadyExists {
+                id: self.id.clone(),
+            });
         }
         if owner.trim().is_empty() {
-            return Err(AccountError::InvalidOwner { reason: "owner must not be empty" });
+            return Err(AccountError::InvalidOwner {
+                reason: "owner must not be empty",
+            });
         }
         if owner.chars().count() > MAX_OWNER_LEN {
-            return Err(AccountError::InvalidOwner { reason: "owner must be at most 200 characters" });
+            return Err(AccountError::InvalidOwner {
+                reason: "owner must be at most 200 characters",
+            });
         }
         let initial_balance = money(initial_balance, "initial_balance", false)?;
         Ok(vec![AccountEvent::AccountOpened {
@@ -188,13 +202,18 @@ impl CommandHandler for Account {
         _ctx: &CqrsContext,
     ) -> Result<Vec<AccountEvent>, AccountError> {
         if !self.opened {
-            return Err(AccountError::NotFound { id: self.id.clone() });
+            return Err(AccountError::NotFound {
+                id: self.id.clone(),
+            });
         }
         match command {
             AccountCommand::Deposit { amount } => {
                 let amount = money(amount, "amount", true)?;
                 if self.balance.checked_add(amount).is_none() {
-                    return Err(AccountError::BalanceLimit { balance: self.balance, amount });
+                    return Err(AccountError::BalanceLimit {
+                        balance: self.balance,
+                        amount,
+                    });
                 }
                 Ok(vec![AccountEvent::MoneyDeposited { amount }])
             }
@@ -212,10 +231,14 @@ impl CommandHandler for Account {
     }
 
     fn not_found_error(aggregate_id: &str) -> Option<AccountError> {
-        Some(AccountError::NotFound { id: aggregate_id.to_owned() })
+        Some(AccountError::NotFound {
+            id: aggregate_id.to_owned(),
+        })
     }
 
     fn already_exists_error(aggregate_id: &str) -> Option<AccountError> {
-        Some(AccountError::AlreadyExists { id: aggregate_id.to_owned() })
+        Some(AccountError::AlreadyExists {
+            id: aggregate_id.to_owned(),
+        })
     }
 }

@@ -149,8 +149,14 @@ impl Amount {
         if whole.len() > 16 {
             return Err(AmountProblem::TooLarge);
         }
-        let units: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| AmountProblem::NotANumber)? };
-        let cents: i64 = format!("{fraction:0<2}").parse().map_err(|_| AmountProblem::NotANumber)?;
+        let units: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| AmountProblem::NotANumber)?
+        };
+        let cents: i64 = format!("{fraction:0<2}")
+            .parse()
+            .map_err(|_| AmountProblem::NotANumber)?;
         let total = units
             .checked_mul(100)
             .and_then(|u| u.checked_add(cents))
@@ -243,7 +249,10 @@ impl<'de> Visitor<'de> for AmountVisitor {
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Amount, A::Error> {
-        while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+        while map
+            .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+            .is_some()
+        {}
         Ok(Amount::NotANumber("an object"))
     }
 }
@@ -253,7 +262,9 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Money, AmountProblem> {
-        serde_json::from_str::<Amount>(json).map_err(|_| AmountProblem::NotANumber)?.to_money()
+        serde_json::from_str::<Amount>(json)
+            .map_err(|_| AmountProblem::NotANumber)?
+            .to_money()
     }
 
     #[test]
@@ -292,7 +303,10 @@ mod tests {
         assert_eq!(sum, Some(Money::from_cents(30)));
         let json = serde_json::to_string(&Money::from_cents(30)).unwrap();
         assert_eq!(json, "0.3");
-        assert_eq!(serde_json::to_string(&Money::from_cents(130_000)).unwrap(), "1300.0");
+        assert_eq!(
+            serde_json::to_string(&Money::from_cents(130_000)).unwrap(),
+            "1300.0"
+        );
         let back: Money = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Money::from_cents(30));
         assert!(serde_json::from_str::<Money>("0.001").is_err());
