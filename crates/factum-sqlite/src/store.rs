@@ -1,0 +1,509 @@
+//! [`SqliteEventStore`]: opening, the reader pool, and the [`EventStore`] implementation.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use factum_core::{AppendRequest, EventStore, Snapshot, StoredEvent, async_trait};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+use crate::rows::{
+    EVENT_COLUMNS, SNAPSHOT_COLUMNS, clamp_to_sql, decode_snapshot, encode_time, event_from_row,
+    snapshot_from_row, sql_limit,
+};
+use crate::writer::{self, Counters, EncodedAppend, EncodedEvent, EncodedSnapshot, WriteRequest};
+
+/// How long a connection waits for a lock another process holds before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many read connections run at once.
+const READERS: usize = 4;
+/// How many write requests may wait for the writer before `append` itself waits.
+const QUEUE: usize = 4 * writer::MAX_BATCH;
+/// Each connection's page cache, in KiB (SQLite reads a negative `cache_size` as KiB).
+const CACHE_KIB: i64 = 16 * 1024;
+/// The size the write-ahead log is truncated back to after a checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Counters of the writer's work, for tests and metrics.
+///
+/// `requests / commits` is the mean group-commit batch size: the number of appends that
+/// shared one transaction and one fsync.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Transactions committed (one fsync each).
+    pub commits: u64,
+    /// Write requests (appends and snapshot saves) in committed transactions, refused ones
+    /// included.
+    pub requests: u64,
+    /// Events inserted.
+    pub events: u64,
+    /// Requests refused inside a committed transaction (conflicts, invalid snapshots).
+    pub refused: u64,
+    /// Transactions whose commit failed (every request in them failed).
+    pub failed_commits: u64,
+    /// The most requests one transaction held.
+    pub largest_batch: u64,
+}
+
+/// A durable [`EventStore`] in one SQLite file, with group commit.
+///
+/// One writer thread owns the only write connection and commits whatever appends are queued
+/// together (see the crate docs); reads run on a small pool of read-only connections and never
+/// wait for writes (WAL mode).
+///
+/// Dropping the store stops the writer once the requests already queued are committed;
+/// [`close`](Self::close) does the same and waits for it.
+pub struct SqliteEventStore {
+    path: PathBuf,
+    writer: mpsc::Sender<WriteRequest>,
+    thread: std::thread::JoinHandle<()>,
+    readers: Arc<ReaderPool>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for SqliteEventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteEventStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteEventStore {
+    /// Opens the store in the file at `path`, creating the file and its folders if needed
+    /// and bringing its schema up to date.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = checked_path(path.as_ref())?;
+        let opened_path = path.clone();
+        let (conn, reader) = tokio::task::spawn_blocking(move || -> Result<_> {
+            if let Some(parent) = opened_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|source| Error::CreateDir {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            let mut conn = open_writer(&opened_path)?;
+            let applied = crate::schema::migrate(&mut conn)?;
+            tracing::debug!(path = %opened_path.display(), applied, "opened SQLite event store");
+            // Opening one reader now reports an unreadable file at open, not at first read.
+            let reader = open_reader(&opened_path)?;
+            Ok((conn, reader))
+        })
+        .await??;
+
+        let (sender, queue) = mpsc::channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        let thread = std::thread::Builder::new()
+            .name("factum-sqlite-writer".to_owned())
+            .spawn({
+                let counters = counters.clone();
+                move || writer::run(conn, queue, counters)
+            })
+            .map_err(Error::Thread)?;
+        Ok(Self {
+            readers: Arc::new(ReaderPool {
+                path: path.clone(),
+                idle: Mutex::new(vec![reader]),
+                permits: Arc::new(Semaphore::new(READERS)),
+            }),
+            path,
+            writer: sender,
+            thread,
+            counters,
+        })
+    }
+
+    /// Opens the store a URL names: `sqlite://PATH` with a relative or absolute path
+    /// (`sqlite://data/bank.db`, `sqlite:///var/lib/bank.db`). `sqlite:PATH` works too.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        Self::open(path_from_url(url)?).await
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Counters of the writer's work so far.
+    pub fn stats(&self) -> StoreStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        StoreStats {
+            commits: c.commits.load(Relaxed),
+            requests: c.requests.load(Relaxed),
+            events: c.events.load(Relaxed),
+            refused: c.refused.load(Relaxed),
+            failed_commits: c.failed_commits.load(Relaxed),
+            largest_batch: c.largest_batch.load(Relaxed),
+        }
+    }
+
+    /// Stops the writer after the requests already queued are committed, and waits for it.
+    pub async fn close(self) {
+        let Self { writer, thread, .. } = self;
+        drop(writer);
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tracing::error!("the SQLite writer thread panicked"),
+            Err(error) => tracing::error!(%error, "waiting for the SQLite writer thread failed"),
+        }
+    }
+
+    async fn write<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<factum_core::Result<T>>) -> WriteRequest,
+    ) -> factum_core::Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(request(reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        // The writer drops the reply only if it stopped (it panicked): report it closed.
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> factum_core::Result<T> + Send + 'static,
+    ) -> factum_core::Result<T> {
+        self.readers.run(query).await
+    }
+}
+
+/// Read-only connections, opened on demand and kept for reuse.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReaderPool {
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        query: impl FnOnce(&Connection) -> factum_core::Result<T> + Send + 'static,
+    ) -> factum_core::Result<T> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Closed)?;
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => open_reader(&pool.path)?,
+            };
+            let result = query(&conn);
+            pool.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            result
+        })
+        .await
+        .map_err(Error::Task)?
+    }
+}
+
+/// Refuses paths that cannot hold a durable, shared store.
+fn checked_path(path: &Path) -> Result<PathBuf> {
+    let invalid = |reason: &str| Error::InvalidPath {
+        path: path.to_path_buf(),
+        reason: reason.to_owned(),
+    };
+    if path.as_os_str().is_empty() {
+        return Err(invalid("the path is empty"));
+    }
+    if path.as_os_str() == ":memory:" {
+        return Err(invalid(
+            "an in-memory database is neither durable nor shared between connections; use factum_core::InMemoryEventStore",
+        ));
+    }
+    if path.is_dir() {
+        return Err(invalid("it is a folder; name a file inside it"));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// The path of a `sqlite://PATH` or `sqlite:PATH` URL.
+pub(crate) fn path_from_url(url: &str) -> Result<PathBuf> {
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let rest = match url.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("sqlite:") => &url[7..],
+        _ => return Err(invalid("expected sqlite://PATH")),
+    };
+    let path = rest.strip_prefix("//").unwrap_or(rest);
+    if path.contains(['?', '#']) {
+        return Err(invalid(
+            "query parameters and fragments are not supported; the store sets its own options",
+        ));
+    }
+    if path.is_empty() {
+        return Err(invalid("no path after sqlite://"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    // No URI flag: the path is a file name, never parsed as `file:` options.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::InvalidPath {
+            path: path.to_path_buf(),
+            reason: format!("SQLite cannot use write-ahead logging there (journal mode {mode})"),
+        });
+    }
+    // FULL: with WAL, every commit fsyncs the log, so an acknowledged append survives a
+    // power cut, not only a process crash.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+fn sql_error(error: rusqlite::Error) -> factum_core::Error {
+    Error::Sqlite(error).into()
+}
+
+fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
+    if let Some(snapshot) = &request.snapshot {
+        if snapshot.aggregate_type != request.aggregate_type
+            || snapshot.aggregate_id != request.aggregate_id
+        {
+            return Err(factum_core::Error::Validation(format!(
+                "the snapshot of {} '{}' cannot be written with an append to {} '{}'",
+                snapshot.aggregate_type,
+                snapshot.aggregate_id,
+                request.aggregate_type,
+                request.aggregate_id
+            )));
+        }
+    }
+    let snapshot = request
+        .snapshot
+        .as_ref()
+        .map(EncodedSnapshot::encode)
+        .transpose()?;
+    let events = request
+        .events
+        .into_iter()
+        .map(|event| {
+            let metadata = serde_json::to_string(&event.metadata).map_err(|source| {
+                factum_core::Error::Serialization {
+                    what: format!("metadata of event {}", event.event_id),
+                    source,
+                }
+            })?;
+            Ok(EncodedEvent {
+                event_id: event.event_id.hyphenated().to_string(),
+                recorded_at: encode_time(&event.recorded_at, "recorded_at")?,
+                metadata,
+                event,
+            })
+        })
+        .collect::<factum_core::Result<Vec<_>>>()?;
+    Ok(EncodedAppend {
+        aggregate_type: request.aggregate_type,
+        aggregate_id: request.aggregate_id,
+        expected: request.expected,
+        events,
+        snapshot,
+    })
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(&self, request: AppendRequest) -> factum_core::Result<Vec<StoredEvent>> {
+        let encoded = encode_append(request)?;
+        self.write(|reply| WriteRequest::Append(encoded, reply))
+            .await
+    }
+
+    async fn read_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        from_version: u64,
+        limit: Option<usize>,
+    ) -> factum_core::Result<Vec<StoredEvent>> {
+        let (aggregate_type, aggregate_id) = (aggregate_type.to_owned(), aggregate_id.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE aggregate_type = ?1 AND aggregate_id = ?2 AND version >= ?3
+                     ORDER BY version LIMIT ?4"
+                ))
+                .map_err(sql_error)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        aggregate_type,
+                        aggregate_id,
+                        clamp_to_sql(from_version),
+                        sql_limit(limit)
+                    ],
+                    event_from_row,
+                )
+                .map_err(sql_error)?;
+            rows.map(|row| row.map_err(sql_error)?.decode()).collect()
+        })
+        .await
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> factum_core::Result<Vec<StoredEvent>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+                ))
+                .map_err(sql_error)?;
+            let rows = stmt
+                .query_map(
+                    params![clamp_to_sql(after_position), sql_limit(Some(limit))],
+                    event_from_row,
+                )
+                .map_err(sql_error)?;
+            rows.map(|row| row.map_err(sql_error)?.decode()).collect()
+        })
+        .await
+    }
+
+    async fn stream_version(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> factum_core::Result<u64> {
+        let (aggregate_type, aggregate_id) = (aggregate_type.to_owned(), aggregate_id.to_owned());
+        self.read(move |conn| writer::stream_version(conn, &aggregate_type, &aggregate_id))
+            .await
+    }
+
+    async fn load_snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> factum_core::Result<Option<Snapshot>> {
+        let (aggregate_type, aggregate_id) = (aggregate_type.to_owned(), aggregate_id.to_owned());
+        self.read(move |conn| {
+            let raw = conn
+                .prepare_cached(&format!(
+                    "SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE aggregate_type = ?1 AND aggregate_id = ?2"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![aggregate_type, aggregate_id], snapshot_from_row)
+                        .optional()
+                })
+                .map_err(sql_error)?;
+            Ok(raw.map(decode_snapshot).transpose()?)
+        })
+        .await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> factum_core::Result<()> {
+        let encoded = EncodedSnapshot::encode(&snapshot)?;
+        self.write(|reply| WriteRequest::SaveSnapshot(encoded, reply))
+            .await
+    }
+
+    async fn health_check(&self) -> factum_core::Result<()> {
+        if self.writer.is_closed() {
+            return Err(Error::Closed.into());
+        }
+        self.read(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM factum_schema_migrations", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map_err(sql_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_relative_and_absolute_paths() {
+        assert_eq!(
+            path_from_url("sqlite://data/bank.db").unwrap(),
+            PathBuf::from("data/bank.db")
+        );
+        assert_eq!(
+            path_from_url("sqlite:///var/lib/bank.db").unwrap(),
+            PathBuf::from("/var/lib/bank.db")
+        );
+        assert_eq!(
+            path_from_url("SQLite:bank.db").unwrap(),
+            PathBuf::from("bank.db")
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_refused_with_a_reason() {
+        for url in [
+            "",
+            "sqlite",
+            "sqlite://",
+            "sqlite:",
+            "postgres://localhost/db",
+            "sqlite://bank.db?mode=ro",
+            "sqlite://bank.db#x",
+            "sqlité://x",
+        ] {
+            assert!(
+                matches!(path_from_url(url), Err(Error::InvalidUrl { .. })),
+                "{url:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_that_cannot_hold_a_store_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for path in [Path::new(""), Path::new(":memory:"), dir.path()] {
+            assert!(
+                matches!(checked_path(path), Err(Error::InvalidPath { .. })),
+                "{path:?}"
+            );
+        }
+        assert!(checked_path(&dir.path().join("x.db")).is_ok());
+    }
+}

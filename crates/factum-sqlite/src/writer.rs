@@ -1,0 +1,409 @@
+//! The writer thread: the only connection that writes, and group commit.
+//!
+//! The thread blocks for one request, then takes every request already queued (up to
+//! [`MAX_BATCH`]) and runs them all in one `BEGIN IMMEDIATE` transaction, each inside its own
+//! savepoint. A request that is refused (expected version violated, an event id already used,
+//! a retry that does not match) is rolled back to its savepoint and fails alone; the others
+//! go on. Then one `COMMIT`, which with WAL and `synchronous=FULL` is one fsync of the log, and
+//! only after it do the callers hear back. If the commit fails, every request of the batch
+//! fails with it and nothing of the batch is stored.
+//!
+//! Because one thread assigns positions (`INTEGER PRIMARY KEY`, max + 1) and commits in order,
+//! positions are contiguous and in commit order, and a rolled-back savepoint leaves no gap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use factum_core::{ExpectedVersion, NewEvent, Snapshot, StoredEvent};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, is_constraint_violation};
+use crate::rows::{EVENT_COLUMNS, event_from_row};
+
+/// The most requests one transaction takes. Bounds the latency a request waits behind others
+/// and the memory a batch holds.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// An event ready to insert: the caller's event plus its encoded columns.
+pub(crate) struct EncodedEvent {
+    pub(crate) event: NewEvent,
+    pub(crate) event_id: String,
+    pub(crate) metadata: String,
+    pub(crate) recorded_at: String,
+}
+
+/// A snapshot ready to write.
+pub(crate) struct EncodedSnapshot {
+    pub(crate) aggregate_type: String,
+    pub(crate) aggregate_id: String,
+    pub(crate) version: i64,
+    pub(crate) state: String,
+    pub(crate) taken_at: String,
+}
+
+/// An append, validated and encoded by the caller so the writer thread only does SQL.
+pub(crate) struct EncodedAppend {
+    pub(crate) aggregate_type: String,
+    pub(crate) aggregate_id: String,
+    pub(crate) expected: ExpectedVersion,
+    pub(crate) events: Vec<EncodedEvent>,
+    pub(crate) snapshot: Option<EncodedSnapshot>,
+}
+
+type Reply<T> = oneshot::Sender<factum_core::Result<T>>;
+
+/// What the writer thread is asked to do.
+pub(crate) enum WriteRequest {
+    Append(EncodedAppend, Reply<Vec<StoredEvent>>),
+    SaveSnapshot(EncodedSnapshot, Reply<()>),
+}
+
+/// Counters the writer keeps; read through `SqliteEventStore::stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) events: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) failed_commits: AtomicU64,
+    pub(crate) largest_batch: AtomicU64,
+}
+
+/// The writer thread's loop: ends when every sender is gone and the queue is empty.
+pub(crate) fn run(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<WriteRequest>,
+    counters: Arc<Counters>,
+) {
+    tracing::debug!("writer thread started");
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, &mut batch, &counters);
+    }
+    tracing::debug!("writer thread stopped");
+}
+
+/// The outcome of one request, held until the batch commits.
+enum Pending {
+    Append(
+        Reply<Vec<StoredEvent>>,
+        factum_core::Result<Vec<StoredEvent>>,
+    ),
+    SaveSnapshot(Reply<()>, factum_core::Result<()>),
+}
+
+impl Pending {
+    fn succeeded(&self) -> bool {
+        match self {
+            Self::Append(_, result) => result.is_ok(),
+            Self::SaveSnapshot(_, result) => result.is_ok(),
+        }
+    }
+
+    fn send(self) {
+        // A caller that stopped waiting (its future was dropped) is no error: its write is
+        // committed all the same, as with any database.
+        match self {
+            Self::Append(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Self::SaveSnapshot(reply, result) => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn fail(self, error: &Arc<rusqlite::Error>) {
+        let error = || factum_core::Error::from(Error::Commit(error.clone()));
+        match self {
+            Self::Append(reply, _) => {
+                let _ = reply.send(Err(error()));
+            }
+            Self::SaveSnapshot(reply, _) => {
+                let _ = reply.send(Err(error()));
+            }
+        }
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteRequest>, counters: &Counters) {
+    let size = batch.len();
+    let mut pending = Vec::with_capacity(size);
+    let mut new_events = 0u64;
+    let outcome = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for request in batch.drain(..) {
+            let mut savepoint = tx.savepoint()?;
+            let done = match request {
+                WriteRequest::Append(append, reply) => {
+                    let result = append_one(&savepoint, &append).map(|(events, inserted)| {
+                        new_events += inserted;
+                        events
+                    });
+                    Pending::Append(reply, result)
+                }
+                WriteRequest::SaveSnapshot(snapshot, reply) => Pending::SaveSnapshot(
+                    reply,
+                    save_snapshot(&savepoint, &snapshot).map_err(sql_error),
+                ),
+            };
+            if done.succeeded() {
+                savepoint.commit()?;
+            } else {
+                savepoint.rollback()?;
+                savepoint.commit()?;
+                // A failure SQLite could not confine to the savepoint (disk full, I/O error)
+                // may have ended the whole transaction: then nothing of the batch holds.
+                if tx.is_autocommit() {
+                    pending.push(done);
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                        Some("the batch's transaction was rolled back by SQLite".to_owned()),
+                    ));
+                }
+            }
+            pending.push(done);
+        }
+        tx.commit()
+    })();
+    match outcome {
+        Ok(()) => {
+            let refused = pending.iter().filter(|p| !p.succeeded()).count() as u64;
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters.requests.fetch_add(size as u64, Ordering::Relaxed);
+            counters.refused.fetch_add(refused, Ordering::Relaxed);
+            counters.events.fetch_add(new_events, Ordering::Relaxed);
+            counters
+                .largest_batch
+                .fetch_max(size as u64, Ordering::Relaxed);
+            tracing::trace!(size, refused, "batch committed");
+            for done in pending {
+                done.send();
+            }
+        }
+        Err(error) => {
+            counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(size, %error, "group commit failed; every append of the batch fails");
+            let error = Arc::new(error);
+            // Requests not reached yet are still in `batch`; they fail the same way.
+            for done in pending {
+                done.fail(&error);
+            }
+            for request in batch.drain(..) {
+                match request {
+                    WriteRequest::Append(_, reply) => Pending::Append(reply, Ok(Vec::new())),
+                    WriteRequest::SaveSnapshot(_, reply) => Pending::SaveSnapshot(reply, Ok(())),
+                }
+                .fail(&error);
+            }
+        }
+    }
+}
+
+fn sql_error(error: rusqlite::Error) -> factum_core::Error {
+    Error::Sqlite(error).into()
+}
+
+fn conflict(append: &EncodedAppend, actual: u64) -> factum_core::Error {
+    factum_core::Error::Conflict {
+        aggregate_type: append.aggregate_type.clone(),
+        aggregate_id: append.aggregate_id.clone(),
+        expected: append.expected,
+        actual: Some(actual),
+    }
+}
+
+pub(crate) fn stream_version(
+    conn: &Connection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> factum_core::Result<u64> {
+    let version: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(MAX(version), 0) FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2",
+        )
+        .and_then(|mut stmt| stmt.query_row(params![aggregate_type, aggregate_id], |row| row.get(0)))
+        .map_err(sql_error)?;
+    u64::try_from(version)
+        .map_err(|_| Error::corrupt("events", format!("negative version {version}")).into())
+}
+
+/// One append, inside its savepoint: the events as stored, and how many of them were
+/// inserted (none for a matched retry). An `Err` is rolled back by the caller.
+fn append_one(
+    conn: &Connection,
+    append: &EncodedAppend,
+) -> factum_core::Result<(Vec<StoredEvent>, u64)> {
+    if let Some(first) = append.events.first() {
+        let owner: Option<(String, String, i64)> = conn
+            .prepare_cached(
+                "SELECT aggregate_type, aggregate_id, version FROM events WHERE event_id = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([&first.event_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(sql_error)?;
+        if let Some((aggregate_type, aggregate_id, first_version)) = owner {
+            // The first event is stored already: a retry of an append that went through
+            // (the caller never heard back), or a clash.
+            if aggregate_type == append.aggregate_type && aggregate_id == append.aggregate_id {
+                if let Some(stored) = matching_retry(conn, append, first_version)? {
+                    return Ok((stored, 0));
+                }
+            }
+            let current = stream_version(conn, &append.aggregate_type, &append.aggregate_id)?;
+            return Err(conflict(append, current));
+        }
+    }
+
+    let current = stream_version(conn, &append.aggregate_type, &append.aggregate_id)?;
+    if !append.expected.is_satisfied_by(current) {
+        return Err(conflict(append, current));
+    }
+    let final_version = current + append.events.len() as u64;
+    if let Some(snapshot) = &append.snapshot {
+        if u64::try_from(snapshot.version).ok() != Some(final_version) {
+            return Err(factum_core::Error::Validation(format!(
+                "the snapshot's version {} is not the version {final_version} the append reaches",
+                snapshot.version
+            )));
+        }
+    }
+
+    let mut stored = Vec::with_capacity(append.events.len());
+    {
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT INTO events (aggregate_type, aggregate_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(sql_error)?;
+        for (offset, encoded) in append.events.iter().enumerate() {
+            let version = current + offset as u64 + 1;
+            let event = &encoded.event;
+            let inserted = insert.execute(params![
+                append.aggregate_type,
+                append.aggregate_id,
+                crate::rows::clamp_to_sql(version),
+                encoded.event_id,
+                event.event_type,
+                i64::from(event.schema_version),
+                event.payload,
+                encoded.metadata,
+                encoded.recorded_at,
+            ]);
+            match inserted {
+                Ok(_) => {}
+                // An event id used before (here or earlier in this append), or the version
+                // taken: both mean another write got there first. Decided by SQLite's error
+                // code, never by its message.
+                Err(error) if is_constraint_violation(&error) => {
+                    return Err(conflict(append, current));
+                }
+                Err(error) => return Err(sql_error(error)),
+            }
+            let position = u64::try_from(conn.last_insert_rowid())
+                .map_err(|_| Error::corrupt("events", "negative position"))?;
+            stored.push(StoredEvent {
+                position,
+                event_id: event.event_id,
+                aggregate_type: append.aggregate_type.clone(),
+                aggregate_id: append.aggregate_id.clone(),
+                version,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                payload: event.payload.clone(),
+                metadata: event.metadata.clone(),
+                recorded_at: event.recorded_at,
+            });
+        }
+    }
+    if let Some(snapshot) = &append.snapshot {
+        save_snapshot(conn, snapshot).map_err(sql_error)?;
+    }
+    let inserted = stored.len() as u64;
+    Ok((stored, inserted))
+}
+
+/// The stored events a retried append names, if every one of its ids is stored at the
+/// matching version of the same stream.
+fn matching_retry(
+    conn: &Connection,
+    append: &EncodedAppend,
+    first_version: i64,
+) -> factum_core::Result<Option<Vec<StoredEvent>>> {
+    let wanted = append.events.len();
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE aggregate_type = ?1 AND aggregate_id = ?2 AND version >= ?3
+             ORDER BY version LIMIT ?4"
+        ))
+        .map_err(sql_error)?;
+    let raw = stmt
+        .query_map(
+            params![
+                append.aggregate_type,
+                append.aggregate_id,
+                first_version,
+                crate::rows::sql_limit(Some(wanted))
+            ],
+            event_from_row,
+        )
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(sql_error)?;
+    if raw.len() != wanted
+        || raw
+            .iter()
+            .zip(&append.events)
+            .any(|(stored, new)| stored.event_id() != new.event_id)
+    {
+        return Ok(None);
+    }
+    raw.into_iter()
+        .map(crate::rows::RawEvent::decode)
+        .collect::<factum_core::Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// Writes a snapshot unless a newer one is stored.
+fn save_snapshot(conn: &Connection, snapshot: &EncodedSnapshot) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO snapshots (aggregate_type, aggregate_id, version, state, taken_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+         SET version = excluded.version, state = excluded.state, taken_at = excluded.taken_at
+         WHERE excluded.version >= snapshots.version",
+    )?
+    .execute(params![
+        snapshot.aggregate_type,
+        snapshot.aggregate_id,
+        snapshot.version,
+        snapshot.state,
+        snapshot.taken_at,
+    ])?;
+    Ok(())
+}
+
+impl EncodedSnapshot {
+    pub(crate) fn encode(snapshot: &Snapshot) -> factum_core::Result<Self> {
+        Ok(Self {
+            aggregate_type: snapshot.aggregate_type.clone(),
+            aggregate_id: snapshot.aggregate_id.clone(),
+            version: crate::rows::to_sql_int(snapshot.version, "snapshot version")?,
+            state: snapshot.state.clone(),
+            taken_at: crate::rows::encode_time(&snapshot.taken_at, "snapshot taken_at")?,
+        })
+    }
+}
