@@ -4,6 +4,9 @@
 //! Each case takes a fresh, empty store and panics on a violation of the
 //! [`EventStore`] contract.
 
+// This module is test code shipped in a library: a failed expectation must panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -68,7 +68,9 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, OpenStoreError
     }
     if url.starts_with("sqlite:") {
         #[cfg(feature = "sqlite")]
-        return Ok(Arc::new(factum_sqlite::SqliteEventStore::open_url(url).await?));
+        return Ok(Arc::new(
+            factum_sqlite::SqliteEventStore::open_url(url).await?,
+        ));
         #[cfg(not(feature = "sqlite"))]
         return Err(OpenStoreError::FeatureDisabled {
             scheme: "sqlite",
@@ -77,7 +79,9 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, OpenStoreError
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
-        return Ok(Arc::new(factum_postgres::PostgresEventStore::connect(url).await?));
+        return Ok(Arc::new(
+            factum_postgres::PostgresEventStore::connect(url).await?,
+        ));
         #[cfg(not(feature = "postgres"))]
         return Err(OpenStoreError::FeatureDisabled {
             scheme: "postgres",
@@ -86,3 +90,8 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, OpenStoreError
     }
     Err(OpenStoreError::UnsupportedUrl(url.to_owned()))
 }
+
+/// The README's Rust example, compiled and run as a doctest so it cannot drift from the API.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
