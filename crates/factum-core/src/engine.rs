@@ -22,8 +22,10 @@ use crate::envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
 use crate::error::{Error, Result};
 use crate::id::{AggregateIdGenerator, UuidIdGenerator, validate_aggregate_id};
 use crate::keyed_lock::KeyedLock;
+use crate::projection::{InlineView, InlineViewOf};
 use crate::store::{AppendRequest, EventStore, ExpectedVersion};
 use crate::upcast::Upcasters;
+use crate::view::View;
 
 /// When the engine writes a snapshot (in the same transaction as the command's events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +160,7 @@ struct Inner<A: CommandHandler> {
     id_generator: Box<dyn AggregateIdGenerator<A>>,
     upcasters: Upcasters,
     dispatchers: Vec<Arc<dyn Dispatcher<A>>>,
+    inline_views: Vec<Box<dyn InlineView<A>>>,
     on_dispatch_error: Option<DispatchErrorHandler>,
     dispatch_failures: AtomicU64,
     conflicts: AtomicU64,
@@ -244,6 +247,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                 id_generator: Box::new(UuidIdGenerator),
                 upcasters: Upcasters::new(),
                 dispatchers: Vec::new(),
+                inline_views: Vec::new(),
                 on_dispatch_error: None,
                 dispatch_failures: AtomicU64::new(0),
                 conflicts: AtomicU64::new(0),
@@ -283,6 +287,24 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
     #[must_use]
     pub fn with_dispatcher(self, dispatcher: Arc<dyn Dispatcher<A>>) -> Self {
         self.configure(|inner| inner.dispatchers.push(dispatcher))
+    }
+
+    /// Keeps view `V` up to date inline: its record changes are computed from each command's
+    /// events and written in the same transaction as the events, so the view can never miss
+    /// or double-apply one. Fails if the store keeps no views. Call before cloning the engine.
+    ///
+    /// Inline views see every field of the envelope but the global `position` (0: it is
+    /// assigned by the store at commit); a view that needs positions belongs in a
+    /// [`Projector`](crate::Projector). A view added to a store that already has events
+    /// starts empty: rebuild it first.
+    pub fn with_inline_view<V: View<Aggregate = A>>(self) -> Result<Self> {
+        if self.inner.store.as_view_store().is_none() {
+            return Err(Error::Validation(format!(
+                "inline view {} needs a store that keeps views",
+                V::TYPE
+            )));
+        }
+        Ok(self.configure(|inner| inner.inline_views.push(Box::new(InlineViewOf::<V>::new()))))
     }
 
     /// Sets the handler told of every dispatcher failure. Call before cloning the engine.
@@ -527,6 +549,9 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         } else {
             None
         };
+        let view_changes = self
+            .inline_view_changes(aggregate_id, old_version, &new_events, &events)
+            .await?;
         let stored = self
             .inner
             .store
@@ -536,6 +561,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                 expected,
                 events: new_events,
                 snapshot,
+                view_changes,
             })
             .await?;
         let envelopes: Vec<EventEnvelope<A::Event>> = stored
@@ -553,6 +579,42 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             events: envelopes,
             attempts: 1,
         })
+    }
+
+    async fn inline_view_changes(
+        &self,
+        aggregate_id: &str,
+        old_version: u64,
+        new_events: &[NewEvent],
+        events: &[A::Event],
+    ) -> Result<Vec<crate::view::ViewChange>> {
+        let Some(views) = self.inner.store.as_view_store() else {
+            return Ok(Vec::new());
+        };
+        if self.inner.inline_views.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pending: Vec<EventEnvelope<A::Event>> = new_events
+            .iter()
+            .zip(events)
+            .enumerate()
+            .map(|(offset, (new, payload))| EventEnvelope {
+                event_id: new.event_id,
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: aggregate_id.to_owned(),
+                version: old_version + offset as u64 + 1,
+                position: 0,
+                recorded_at: new.recorded_at,
+                event_type: new.event_type.clone(),
+                metadata: new.metadata.clone(),
+                payload: payload.clone(),
+            })
+            .collect();
+        let mut changes = Vec::new();
+        for view in &self.inner.inline_views {
+            changes.extend(view.changes(views, &pending).await?);
+        }
+        Ok(changes)
     }
 
     fn should_snapshot(&self, old_version: u64, new_version: u64) -> bool {

@@ -81,8 +81,10 @@ mod error;
 mod id;
 mod keyed_lock;
 mod memory;
+mod projection;
 mod store;
 mod upcast;
+mod view;
 
 pub use aggregate::{Aggregate, CommandHandler, Event};
 pub use context::{
@@ -99,8 +101,13 @@ pub use id::{
     validate_aggregate_id,
 };
 pub use memory::InMemoryEventStore;
+pub use projection::{ProjectionLag, Projector, view_changes};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
+pub use view::{
+    FieldKind, Filter, FilterOp, FilterValue, MAX_PAGE_SIZE, Page, ProjectionBatch, SortKey, View,
+    ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord, ViewStore,
+};
 
 /// Re-exports for code that implements [`EventStore`] or [`Dispatcher`].
 pub use async_trait::async_trait;

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::envelope::{Snapshot, StoredEvent};
 use crate::error::{Error, Result};
 use crate::store::{AppendRequest, EventStore};
+use crate::view::{Page, ProjectionBatch, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore};
 
 type StreamKey = (String, String);
 
@@ -22,6 +23,31 @@ struct Inner {
     /// Which stream each event id belongs to, and at which index of `log`.
     event_ids: HashMap<Uuid, usize>,
     snapshots: HashMap<StreamKey, Snapshot>,
+    /// View records by (view type, view id).
+    views: HashMap<StreamKey, ViewRecord>,
+    checkpoints: HashMap<String, u64>,
+}
+
+impl Inner {
+    fn apply_view_changes(&mut self, changes: Vec<ViewChange>) {
+        for change in changes {
+            match change {
+                ViewChange::Upsert(record) => {
+                    self.views
+                        .insert((record.view_type.clone(), record.view_id.clone()), record);
+                }
+                ViewChange::Delete { view_type, view_id } => {
+                    self.views.remove(&(view_type, view_id));
+                }
+            }
+        }
+    }
+
+    fn views_of(&self, view_type: &str) -> impl Iterator<Item = &ViewRecord> {
+        self.views
+            .values()
+            .filter(move |r| r.view_type == view_type)
+    }
 }
 
 /// A thread-safe in-memory [`EventStore`].
@@ -133,6 +159,7 @@ impl EventStore for InMemoryEventStore {
         if let Some(snapshot) = request.snapshot {
             save_if_newer(&mut inner.snapshots, snapshot);
         }
+        inner.apply_view_changes(request.view_changes);
         Ok(stored)
     }
 
@@ -179,6 +206,89 @@ impl EventStore for InMemoryEventStore {
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         save_if_newer(&mut self.write().snapshots, snapshot);
+        Ok(())
+    }
+
+    async fn head_position(&self) -> Result<u64> {
+        Ok(self.read().log.len() as u64)
+    }
+
+    fn as_view_store(&self) -> Option<&dyn ViewStore> {
+        Some(self)
+    }
+
+    fn into_view_store(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn ViewStore>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl ViewStore for InMemoryEventStore {
+    async fn get_view(&self, view_type: &str, view_id: &str) -> Result<Option<ViewRecord>> {
+        Ok(self
+            .read()
+            .views
+            .get(&(view_type.to_owned(), view_id.to_owned()))
+            .cloned())
+    }
+
+    async fn list_views_of(&self, view_type: &str, aggregate_id: &str) -> Result<Vec<ViewRecord>> {
+        let mut records: Vec<ViewRecord> = self
+            .read()
+            .views_of(view_type)
+            .filter(|r| r.aggregate_id == aggregate_id)
+            .cloned()
+            .collect();
+        records.sort_by(|a, b| a.view_id.cmp(&b.view_id));
+        Ok(records)
+    }
+
+    async fn query_views(
+        &self,
+        view_type: &str,
+        query: &ViewQuery,
+        fields: &[ViewField],
+    ) -> Result<Page<ViewRecord>> {
+        query.validate(fields)?;
+        let records: Vec<ViewRecord> = self.read().views_of(view_type).cloned().collect();
+        query.apply_to(records)
+    }
+
+    async fn apply_projection(&self, batch: ProjectionBatch) -> Result<()> {
+        let mut inner = self.write();
+        let current = inner
+            .checkpoints
+            .get(&batch.projection)
+            .copied()
+            .unwrap_or(0);
+        if current != batch.expected_checkpoint {
+            return Err(Error::Conflict {
+                aggregate_type: "projection".to_owned(),
+                aggregate_id: batch.projection,
+                expected: crate::ExpectedVersion::Exact(batch.expected_checkpoint),
+                actual: Some(current),
+            });
+        }
+        inner.apply_view_changes(batch.changes);
+        inner.checkpoints.insert(batch.projection, batch.checkpoint);
+        Ok(())
+    }
+
+    async fn projection_checkpoint(&self, projection: &str) -> Result<u64> {
+        Ok(self
+            .read()
+            .checkpoints
+            .get(projection)
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> Result<()> {
+        let mut inner = self.write();
+        inner
+            .views
+            .retain(|(view_type, _), _| !view_types.contains(&view_type.as_str()));
+        inner.checkpoints.insert(projection.to_owned(), 0);
         Ok(())
     }
 }

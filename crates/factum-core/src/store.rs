@@ -4,11 +4,13 @@
 //! nothing of aggregates, upcasting or retries, which live once in the engine.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::envelope::{NewEvent, Snapshot, StoredEvent};
 use crate::error::Result;
+use crate::view::{ViewChange, ViewStore};
 
 /// What an append expects of the stream's current version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +62,28 @@ pub struct AppendRequest {
     /// A snapshot to write in the same transaction. Its version must be that of the last
     /// appended event; it replaces an older stored snapshot, never a newer one.
     pub snapshot: Option<Snapshot>,
+    /// Inline view record changes to write in the same transaction (stores without views
+    /// refuse a request that has any).
+    pub view_changes: Vec<ViewChange>,
+}
+
+impl AppendRequest {
+    /// An append of `events` with no snapshot and no view changes.
+    pub fn new(
+        aggregate_type: impl Into<String>,
+        aggregate_id: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        Self {
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+            expected,
+            events,
+            snapshot: None,
+            view_changes: Vec::new(),
+        }
+    }
 }
 
 /// The event store interface every backend implements.
@@ -74,6 +98,7 @@ pub struct AppendRequest {
 /// - Positions are assigned in commit order, 1, 2, 3, ..., without gaps, so `read_all` from a
 ///   checkpoint never misses an event.
 /// - When `append` returns, the events are durable (for durable backends).
+/// - An append's `view_changes` are written in the same transaction as its events.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends events to one aggregate's stream, atomically, and returns them as stored.
@@ -106,8 +131,22 @@ pub trait EventStore: Send + Sync + 'static {
     /// Stores a snapshot unless a newer one is stored already.
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()>;
 
+    /// The position of the last stored event (0 when the store is empty).
+    async fn head_position(&self) -> Result<u64>;
+
     /// Checks that the store is reachable (for health endpoints).
     async fn health_check(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The same store as a [`ViewStore`], if it keeps views (and so can write inline view
+    /// changes in the append's transaction).
+    fn as_view_store(&self) -> Option<&dyn ViewStore> {
+        None
+    }
+
+    /// The same store as a shared [`ViewStore`] handle, if it keeps views.
+    fn into_view_store(self: Arc<Self>) -> Option<Arc<dyn ViewStore>> {
+        None
     }
 }

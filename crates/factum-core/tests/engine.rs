@@ -378,6 +378,7 @@ async fn old_events_are_upcast_when_loading() {
                 },
             ],
             snapshot: None,
+            view_changes: Vec::new(),
         })
         .await
         .unwrap();

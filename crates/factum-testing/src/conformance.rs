@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use factum_core::{
-    AppendRequest, Error, Event, EventStore, ExpectedVersion, Metadata, NewEvent, Snapshot,
-    StoredEvent, Upcasters,
+    AppendRequest, Error, Event, EventStore, ExpectedVersion, FieldKind, MAX_PAGE_SIZE, Metadata,
+    NewEvent, Page, ProjectionBatch, Snapshot, SortKey, StoredEvent, Upcasters, ViewChange,
+    ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -45,13 +46,7 @@ pub fn event(n: u64) -> NewEvent {
 }
 
 fn request(id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
-    AppendRequest {
-        aggregate_type: TYPE.to_owned(),
-        aggregate_id: id.to_owned(),
-        expected,
-        events,
-        snapshot: None,
-    }
+    AppendRequest::new(TYPE, id, expected, events)
 }
 
 async fn append(
@@ -630,6 +625,411 @@ pub async fn upcasting_on_read(store: Arc<dyn EventStore>) {
     );
 }
 
+/// `head_position` is the last stored position.
+pub async fn head_position(store: Arc<dyn EventStore>) {
+    assert_eq!(store.head_position().await.unwrap(), 0);
+    append(&*store, "a-1", ExpectedVersion::NoStream, 3)
+        .await
+        .unwrap();
+    append(&*store, "a-2", ExpectedVersion::NoStream, 2)
+        .await
+        .unwrap();
+    assert_eq!(store.head_position().await.unwrap(), 5);
+}
+
+fn views(store: &Arc<dyn EventStore>) -> &dyn ViewStore {
+    store.as_view_store().expect("the store keeps views")
+}
+
+const VIEW: &str = "conformance_items";
+
+/// The fields of the records the view cases store.
+pub const ITEM_FIELDS: &[ViewField] = &[
+    ViewField::new("name", FieldKind::Text),
+    ViewField::new("n", FieldKind::Number),
+    ViewField::new("done", FieldKind::Boolean),
+    ViewField {
+        name: "note",
+        kind: FieldKind::Text,
+        filterable: false,
+        sortable: false,
+    },
+];
+
+fn item(id: &str, aggregate: &str, data: serde_json::Value) -> ViewChange {
+    ViewChange::Upsert(ViewRecord {
+        view_type: VIEW.to_owned(),
+        view_id: id.to_owned(),
+        aggregate_id: aggregate.to_owned(),
+        version: 1,
+        data: data.to_string(),
+    })
+}
+
+fn items() -> Vec<ViewChange> {
+    let names = [
+        "alpha", "Beta", "gamma", "delta", "alphabet", "", "zeta ω", "beta",
+    ];
+    (0..24)
+        .map(|i| {
+            let data = if i == 23 {
+                // A record without `n` and `done`: matches no comparison but `ne`.
+                serde_json::json!({"name": "sparse"})
+            } else {
+                serde_json::json!({
+                    "name": names[i % names.len()],
+                    "n": (i as f64) * 1.5 - 10.0,
+                    "done": i % 3 == 0,
+                    "note": "x",
+                })
+            };
+            item(&format!("item-{i:02}"), &format!("agg-{}", i % 4), data)
+        })
+        .collect()
+}
+
+async fn seed(store: &Arc<dyn EventStore>, projection: &str) {
+    views(store)
+        .apply_projection(ProjectionBatch {
+            projection: projection.to_owned(),
+            expected_checkpoint: 0,
+            checkpoint: 7,
+            changes: items(),
+        })
+        .await
+        .unwrap();
+}
+
+fn ids(page: &Page<ViewRecord>) -> Vec<String> {
+    page.items.iter().map(|r| r.view_id.clone()).collect()
+}
+
+/// Records come back by id and by aggregate; deletes remove them.
+pub async fn views_get_and_list(store: Arc<dyn EventStore>) {
+    seed(&store, "p").await;
+    let one = views(&store)
+        .get_view(VIEW, "item-05")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.aggregate_id, "agg-1");
+    assert_eq!(one.version, 1);
+    let data: serde_json::Value = serde_json::from_str(&one.data).unwrap();
+    assert_eq!(data["n"], serde_json::json!(-2.5));
+    assert!(
+        views(&store)
+            .get_view(VIEW, "item-99")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        views(&store)
+            .get_view("other_view", "item-05")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let children = views(&store).list_views_of(VIEW, "agg-2").await.unwrap();
+    assert_eq!(
+        children
+            .iter()
+            .map(|r| r.view_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![
+            "item-02", "item-06", "item-10", "item-14", "item-18", "item-22"
+        ]
+    );
+    views(&store)
+        .apply_projection(ProjectionBatch {
+            projection: "p".to_owned(),
+            expected_checkpoint: 7,
+            checkpoint: 9,
+            changes: vec![
+                ViewChange::Delete {
+                    view_type: VIEW.to_owned(),
+                    view_id: "item-02".to_owned(),
+                },
+                ViewChange::Delete {
+                    view_type: VIEW.to_owned(),
+                    view_id: "never-existed".to_owned(),
+                },
+                item("item-06", "agg-2", serde_json::json!({"name": "replaced"})),
+            ],
+        })
+        .await
+        .unwrap();
+    assert!(
+        views(&store)
+            .get_view(VIEW, "item-02")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let replaced = views(&store)
+        .get_view(VIEW, "item-06")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&replaced.data).unwrap()["name"],
+        "replaced"
+    );
+    assert_eq!(
+        views(&store)
+            .list_views_of(VIEW, "agg-2")
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(views(&store).projection_checkpoint("p").await.unwrap(), 9);
+}
+
+/// Every operator, sort and page agrees with the reference semantics of
+/// [`ViewQuery::apply_to`], on the store's own translation.
+pub async fn views_query_operators_sort_and_paging(store: Arc<dyn EventStore>) {
+    seed(&store, "p").await;
+    let all: Vec<ViewRecord> = {
+        let mut all = Vec::new();
+        for aggregate in ["agg-0", "agg-1", "agg-2", "agg-3"] {
+            all.extend(views(&store).list_views_of(VIEW, aggregate).await.unwrap());
+        }
+        all
+    };
+    assert_eq!(all.len(), 24);
+    let filters = [
+        None,
+        Some("name:eq:alpha"),
+        Some("name:ne:alpha"),
+        Some("name:lt:beta"),
+        Some("name:lte:beta"),
+        Some("name:gt:delta"),
+        Some("name:gte:delta"),
+        Some("name:in:alpha|beta|zeta ω"),
+        Some("name:contains:alpha"),
+        Some("name:contains:eta"),
+        Some("name:contains:B"),
+        Some("name:eq:"),
+        Some("n:eq:-2.5"),
+        Some("n:eq:5"),
+        Some("n:ne:5"),
+        Some("n:lt:0"),
+        Some("n:lte:-1"),
+        Some("n:gt:12.5"),
+        Some("n:gte:12.5"),
+        Some("n:in:-10|2|23"),
+        Some("done:eq:true"),
+        Some("done:ne:true"),
+        Some("done:in:false"),
+        Some("done:eq:false,n:gt:0"),
+        Some("name:contains:a,n:lt:20,done:eq:false"),
+    ];
+    let sorts = [
+        None,
+        Some("n"),
+        Some("-n"),
+        Some("name,-n"),
+        Some("-done,name"),
+        Some("-name"),
+    ];
+    for filter in filters {
+        for sort in sorts {
+            for (page, page_size) in [(1, 100), (1, 5), (2, 5), (5, 5), (9, 5)] {
+                let query =
+                    ViewQuery::parse(filter, sort, Some(page), Some(page_size), ITEM_FIELDS)
+                        .unwrap();
+                let expected = query.apply_to(all.clone()).unwrap();
+                let got = views(&store)
+                    .query_views(VIEW, &query, ITEM_FIELDS)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (ids(&got), got.total, got.page, got.page_size),
+                    (
+                        ids(&expected),
+                        expected.total,
+                        expected.page,
+                        expected.page_size
+                    ),
+                    "filter {filter:?} sort {sort:?} page {page}/{page_size}"
+                );
+            }
+        }
+    }
+    // Other view types never leak in.
+    let query = ViewQuery::default();
+    assert_eq!(
+        views(&store)
+            .query_views("other_view", &query, ITEM_FIELDS)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+}
+
+/// Unknown fields, operators on the wrong kind of field, bad values and bad paging are
+/// validation errors, before any store work.
+pub async fn views_query_rejections(store: Arc<dyn EventStore>) {
+    seed(&store, "p").await;
+    for (filter, sort, page, page_size) in [
+        (Some("nope:eq:1"), None, None, None),
+        (Some("name:like:a"), None, None, None),
+        (Some("n:contains:1"), None, None, None),
+        (Some("done:lt:true"), None, None, None),
+        (Some("n:eq:ten"), None, None, None),
+        (Some("done:eq:yes"), None, None, None),
+        (Some("note:eq:x"), None, None, None),
+        (Some("name"), None, None, None),
+        (Some("name:eq"), None, None, None),
+        (None, Some("nope"), None, None),
+        (None, Some("note"), None, None),
+        (None, None, Some(0), None),
+        (None, None, None, Some(0)),
+        (None, None, None, Some(MAX_PAGE_SIZE + 1)),
+        (Some("n:eq:1e999"), None, None, None),
+    ] {
+        let parsed = ViewQuery::parse(filter, sort, page, page_size, ITEM_FIELDS);
+        assert!(
+            matches!(parsed, Err(Error::Validation(_))),
+            "{filter:?} {sort:?} {page:?} {page_size:?}: {parsed:?}"
+        );
+    }
+    // A hand-built query with an unknown field is refused by the store too.
+    let bad = ViewQuery {
+        sort: vec![SortKey {
+            field: "name; DROP TABLE events".to_owned(),
+            descending: false,
+        }],
+        ..ViewQuery::default()
+    };
+    let result = views(&store).query_views(VIEW, &bad, ITEM_FIELDS).await;
+    assert!(matches!(result, Err(Error::Validation(_))), "{result:?}");
+    assert_eq!(
+        views(&store)
+            .query_views(VIEW, &ViewQuery::default(), ITEM_FIELDS)
+            .await
+            .unwrap()
+            .total,
+        24
+    );
+}
+
+/// A projection batch commits only on the checkpoint it started from; a reset clears the
+/// projection's views and checkpoint and nothing else.
+pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
+    assert_eq!(views(&store).projection_checkpoint("p").await.unwrap(), 0);
+    seed(&store, "p").await;
+    let stale = views(&store)
+        .apply_projection(ProjectionBatch {
+            projection: "p".to_owned(),
+            expected_checkpoint: 0,
+            checkpoint: 12,
+            changes: vec![item("late", "agg-9", serde_json::json!({"name": "late"}))],
+        })
+        .await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    assert!(
+        views(&store)
+            .get_view(VIEW, "late")
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused batch writes nothing"
+    );
+    assert_eq!(views(&store).projection_checkpoint("p").await.unwrap(), 7);
+    // Another projection, another view type.
+    views(&store)
+        .apply_projection(ProjectionBatch {
+            projection: "q".to_owned(),
+            expected_checkpoint: 0,
+            checkpoint: 3,
+            changes: vec![ViewChange::Upsert(ViewRecord {
+                view_type: "other_view".to_owned(),
+                view_id: "o-1".to_owned(),
+                aggregate_id: "agg-0".to_owned(),
+                version: 2,
+                data: "{}".to_owned(),
+            })],
+        })
+        .await
+        .unwrap();
+    views(&store).reset_projection("p", &[VIEW]).await.unwrap();
+    assert_eq!(views(&store).projection_checkpoint("p").await.unwrap(), 0);
+    assert_eq!(
+        views(&store)
+            .query_views(VIEW, &ViewQuery::default(), ITEM_FIELDS)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(views(&store).projection_checkpoint("q").await.unwrap(), 3);
+    assert!(
+        views(&store)
+            .get_view("other_view", "o-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    seed(&store, "p").await;
+    assert_eq!(
+        views(&store)
+            .query_views(VIEW, &ViewQuery::default(), ITEM_FIELDS)
+            .await
+            .unwrap()
+            .total,
+        24
+    );
+}
+
+/// View changes in an append are written with its events, and not at all when it fails.
+pub async fn inline_view_changes_commit_with_events(store: Arc<dyn EventStore>) {
+    let mut first = request("a-1", ExpectedVersion::NoStream, vec![event(1)]);
+    first.view_changes = vec![item(
+        "a-1",
+        "a-1",
+        serde_json::json!({"name": "one", "n": 1}),
+    )];
+    store.append(first).await.unwrap();
+    let record = views(&store).get_view(VIEW, "a-1").await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&record.data).unwrap()["n"],
+        1
+    );
+
+    let mut conflicting = request("a-1", ExpectedVersion::NoStream, vec![event(2)]);
+    conflicting.view_changes = vec![
+        item("a-1", "a-1", serde_json::json!({"name": "two", "n": 2})),
+        item("a-1-extra", "a-1", serde_json::json!({"name": "extra"})),
+    ];
+    assert_conflict(
+        store.append(conflicting).await,
+        "a conflicting append with view changes",
+    );
+    let record = views(&store).get_view(VIEW, "a-1").await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&record.data).unwrap()["n"],
+        1
+    );
+    assert!(
+        views(&store)
+            .get_view(VIEW, "a-1-extra")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let mut delete = request("a-1", ExpectedVersion::Exact(1), vec![event(3)]);
+    delete.view_changes = vec![ViewChange::Delete {
+        view_type: VIEW.to_owned(),
+        view_id: "a-1".to_owned(),
+    }];
+    store.append(delete).await.unwrap();
+    assert!(views(&store).get_view(VIEW, "a-1").await.unwrap().is_none());
+}
+
 /// Generates one `#[tokio::test]` per conformance case for a store factory.
 ///
 /// `$factory` is an async fn returning `(Arc<dyn EventStore>, G)`: a fresh, empty store and
@@ -664,7 +1064,31 @@ macro_rules! event_store_conformance_tests {
             snapshots,
             large_stream,
             upcasting_on_read,
+            head_position,
+            views_get_and_list,
+            views_query_operators_sort_and_paging,
+            views_query_rejections,
+            projection_checkpoints,
+            inline_view_changes_commit_with_events,
         );
+        $crate::event_store_conformance_tests!(@views $factory;
+            inline_views_equal_replay,
+            projection_resumes_and_rebuilds,
+        );
+    };
+    (@views $factory:path; $($case:ident),* $(,)?) => {
+        mod view_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, guard) = $factory().await;
+                    $crate::views::$case(store).await;
+                    drop(guard);
+                }
+            )*
+        }
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         mod conformance {

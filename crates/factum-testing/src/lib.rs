@@ -57,6 +57,7 @@
 
 pub mod conformance;
 mod fixture;
+pub mod views;
 
 pub use fixture::{
     AggregateResultValidator, AggregateTestExecutor, AggregateTestFixture, TEST_AGGREGATE_ID,

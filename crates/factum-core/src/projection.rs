@@ -1,0 +1,325 @@
+//! Keeping views up to date: the shared fold of events into record changes, used inline by
+//! the engine and asynchronously by the [`Projector`].
+//!
+//! The projector follows `read_all` from its checkpoint. Each batch's record changes and its
+//! new checkpoint are committed together, and the store accepts the batch only if the stored
+//! checkpoint is still the one the batch started from. So a projector killed mid-way resumes
+//! exactly where its last batch committed, two runners never apply a batch twice, and a
+//! rebuild (which resets the checkpoint to 0) makes any runner still on the old checkpoint
+//! re-read instead of writing stale records.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::aggregate::Aggregate;
+use crate::envelope::EventEnvelope;
+use crate::error::{Error, Result};
+use crate::store::EventStore;
+use crate::upcast::Upcasters;
+use crate::view::{ProjectionBatch, View, ViewChange, ViewRecord, ViewStore};
+
+type EventOf<V> = <<V as View>::Aggregate as Aggregate>::Event;
+
+/// Folds events into the record changes of view `V`. Records are read from `views` the first
+/// time an id comes up, then kept in memory for the rest of the batch.
+pub async fn view_changes<V: View>(
+    views: &dyn ViewStore,
+    events: &[EventEnvelope<EventOf<V>>],
+) -> Result<Vec<ViewChange>> {
+    // Per id: the aggregate, the version of the last event applied, and the record (None
+    // while it does not exist).
+    let mut touched: HashMap<String, (String, u64, Option<V>, bool)> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for envelope in events {
+        let view_id = V::view_id(envelope);
+        if !touched.contains_key(&view_id) {
+            let current = match views.get_view(V::TYPE, &view_id).await? {
+                Some(record) => Some(record.decode::<V>()?),
+                None => None,
+            };
+            touched.insert(
+                view_id.clone(),
+                (envelope.aggregate_id.clone(), 0, current, false),
+            );
+            order.push(view_id.clone());
+        }
+        if let Some((_, version, record, changed)) = touched.get_mut(&view_id) {
+            let base = record.clone().unwrap_or_default();
+            if let Some(updated) = base.update(envelope) {
+                *record = (!updated.is_deleted()).then_some(updated);
+                *version = envelope.version;
+                *changed = true;
+            }
+        }
+    }
+    let mut changes = Vec::new();
+    for view_id in order {
+        let Some((aggregate_id, version, record, changed)) = touched.remove(&view_id) else {
+            continue;
+        };
+        if !changed {
+            continue;
+        }
+        changes.push(match record {
+            Some(record) => ViewChange::Upsert(ViewRecord {
+                view_type: V::TYPE.to_owned(),
+                view_id,
+                aggregate_id,
+                version,
+                data: serde_json::to_string(&record)
+                    .map_err(|e| Error::serialization(format!("{} view record", V::TYPE), e))?,
+            }),
+            None => ViewChange::Delete {
+                view_type: V::TYPE.to_owned(),
+                view_id,
+            },
+        });
+    }
+    Ok(changes)
+}
+
+/// A view the engine keeps up to date inside each command's append.
+#[async_trait]
+pub(crate) trait InlineView<A: Aggregate>: Send + Sync + 'static {
+    async fn changes(
+        &self,
+        views: &dyn ViewStore,
+        events: &[EventEnvelope<A::Event>],
+    ) -> Result<Vec<ViewChange>>;
+}
+
+pub(crate) struct InlineViewOf<V>(PhantomData<fn() -> V>);
+
+impl<V> InlineViewOf<V> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[async_trait]
+impl<V: View> InlineView<V::Aggregate> for InlineViewOf<V> {
+    async fn changes(
+        &self,
+        views: &dyn ViewStore,
+        events: &[EventEnvelope<EventOf<V>>],
+    ) -> Result<Vec<ViewChange>> {
+        view_changes::<V>(views, events).await
+    }
+}
+
+/// How far a projection is behind the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectionLag {
+    /// The position of the last event the projection has applied.
+    pub checkpoint: u64,
+    /// The position of the last stored event.
+    pub head: u64,
+}
+
+impl ProjectionLag {
+    /// Events stored but not yet applied.
+    pub fn behind(&self) -> u64 {
+        self.head.saturating_sub(self.checkpoint)
+    }
+}
+
+/// Runs view `V` as an asynchronous projection over `read_all`.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # use std::sync::Arc;
+/// # use factum_core::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// # struct Ping;
+/// # impl Event for Ping { fn event_type(&self) -> &'static str { "Ping" } }
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # struct Pinger { id: String }
+/// # impl Aggregate for Pinger {
+/// #     const TYPE: &'static str = "pinger";
+/// #     type Event = Ping;
+/// #     type Error = CqrsError;
+/// #     fn with_aggregate_id(id: String) -> Self { Self { id } }
+/// #     fn aggregate_id(&self) -> &str { &self.id }
+/// #     fn apply(&mut self, _: &Ping) {}
+/// # }
+/// # impl CommandHandler for Pinger {
+/// #     type CreateCommand = (); type UpdateCommand = (); type Services = ();
+/// #     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
+/// #     fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
+/// # }
+/// /// How many pings each pinger got.
+/// #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// struct PingCount { pings: u64 }
+/// impl View for PingCount {
+///     const TYPE: &'static str = "ping_counts";
+///     const KIND: ViewKind = ViewKind::PerAggregate;
+///     type Aggregate = Pinger;
+///     fn update(&self, _: &EventEnvelope<Ping>) -> Option<Self> {
+///         Some(Self { pings: self.pings + 1 })
+///     }
+/// }
+///
+/// let store = Arc::new(InMemoryEventStore::new());
+/// let engine = CqrsCommandEngine::<Pinger>::new(store.clone(), ());
+/// engine.create_with_id("p-1", &(), &CqrsContext::new()).await.unwrap();
+/// engine.update("p-1", &(), &CqrsContext::new()).await.unwrap();
+///
+/// let projector = Projector::<PingCount>::new(store.clone(), store.clone());
+/// projector.catch_up(|_| {}).await.unwrap();
+/// let record = store.get_view("ping_counts", "p-1").await.unwrap().unwrap();
+/// assert_eq!(record.decode::<PingCount>().unwrap(), PingCount { pings: 2 });
+/// assert_eq!(projector.lag().await.unwrap().behind(), 0);
+/// # });
+/// ```
+pub struct Projector<V: View> {
+    events: Arc<dyn EventStore>,
+    views: Arc<dyn ViewStore>,
+    name: String,
+    upcasters: Upcasters,
+    batch_size: usize,
+    _view: PhantomData<fn() -> V>,
+}
+
+impl<V: View> Projector<V> {
+    /// A projector named after the view, reading 500 events per batch.
+    pub fn new(events: Arc<dyn EventStore>, views: Arc<dyn ViewStore>) -> Self {
+        Self {
+            events,
+            views,
+            name: V::TYPE.to_owned(),
+            upcasters: Upcasters::new(),
+            batch_size: 500,
+            _view: PhantomData,
+        }
+    }
+
+    /// A projector over a store that keeps both events and views.
+    pub fn for_store(store: Arc<dyn EventStore>) -> Result<Self> {
+        let views = store.clone().into_view_store().ok_or_else(|| {
+            Error::Validation(format!(
+                "projection {} needs a store that keeps views",
+                V::TYPE
+            ))
+        })?;
+        Ok(Self::new(store, views))
+    }
+
+    /// Sets the number of events read per batch (at least 1).
+    #[must_use]
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Sets the upcasters applied to events before the view sees them.
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = upcasters;
+        self
+    }
+
+    /// The projection's name (its checkpoint key).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The checkpoint and the log's head.
+    pub async fn lag(&self) -> Result<ProjectionLag> {
+        Ok(ProjectionLag {
+            checkpoint: self.views.projection_checkpoint(&self.name).await?,
+            head: self.events.head_position().await?,
+        })
+    }
+
+    /// Applies one batch. Returns how many events it read (0 when caught up).
+    pub async fn run_once(&self) -> Result<usize> {
+        let checkpoint = self.views.projection_checkpoint(&self.name).await?;
+        let stored = self.events.read_all(checkpoint, self.batch_size).await?;
+        let Some(last) = stored.last() else {
+            return Ok(0);
+        };
+        let last_position = last.position;
+        let mut envelopes = Vec::new();
+        for event in &stored {
+            if event.aggregate_type == <V::Aggregate as Aggregate>::TYPE {
+                envelopes.push(self.upcasters.decode::<EventOf<V>>(event)?);
+            }
+        }
+        let changes = view_changes::<V>(&*self.views, &envelopes).await?;
+        self.views
+            .apply_projection(ProjectionBatch {
+                projection: self.name.clone(),
+                expected_checkpoint: checkpoint,
+                checkpoint: last_position,
+                changes,
+            })
+            .await?;
+        Ok(stored.len())
+    }
+
+    /// Applies batches until the log's head at the time of each read is reached; `progress`
+    /// is called after each batch. Returns the number of events read.
+    pub async fn catch_up(&self, mut progress: impl FnMut(ProjectionLag) + Send) -> Result<u64> {
+        let mut read = 0u64;
+        loop {
+            match self.run_once().await {
+                Ok(0) => return Ok(read),
+                Ok(n) => {
+                    read += n as u64;
+                    progress(self.lag().await?);
+                }
+                // Another runner moved the checkpoint: read again from the stored one.
+                Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Deletes the view's records, resets the checkpoint to 0 and replays the whole log.
+    /// Safe while the service runs: a runner still on the old checkpoint has its next batch
+    /// refused and re-reads from 0.
+    pub async fn rebuild(&self, progress: impl FnMut(ProjectionLag) + Send) -> Result<u64> {
+        self.views.reset_projection(&self.name, &[V::TYPE]).await?;
+        self.catch_up(progress).await
+    }
+
+    /// Follows the log until `shutdown` completes, polling every `poll_interval` when caught
+    /// up. Failures are logged and retried after the interval.
+    pub async fn run(
+        &self,
+        poll_interval: Duration,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let caught_up = match self.run_once().await {
+                Ok(0) => true,
+                Ok(_) | Err(Error::Conflict { .. }) => false,
+                Err(error) => {
+                    tracing::error!(projection = %self.name, %error, "projection batch failed; retrying");
+                    true
+                }
+            };
+            if caught_up {
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(poll_interval) => {}
+                }
+            } else if futures_ready(&mut shutdown) {
+                return;
+            }
+        }
+    }
+}
+
+/// Whether a pinned future is already complete, without waiting for it.
+fn futures_ready<F: std::future::Future<Output = ()>>(future: &mut std::pin::Pin<&mut F>) -> bool {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    future.as_mut().poll(&mut cx).is_ready()
+}

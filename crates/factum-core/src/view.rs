@@ -1,0 +1,627 @@
+//! Read models: [`View`]s built from events, stored as JSON records, queried with
+//! [`ViewQuery`].
+//!
+//! A view is pure: `update(&self, envelope)` returns the record after one event, or `None` when
+//! the event does not concern it. How a view is kept up to date is chosen when it is wired:
+//! **inline** (the engine computes the record changes and the store writes them in the same
+//! transaction as the events, so the view can never miss or double-apply an event) or as an
+//! **asynchronous projection** ([`Projector`](crate::Projector)) that follows `read_all` from a
+//! checkpoint stored with the records.
+//!
+//! A query is plain data here; translating it to SQL lives in the store crates, with bound
+//! parameters only. Field names are checked against the view's declared [`ViewField`]s before
+//! any store sees them, so an unknown field or operator is a validation error (400), never a
+//! 500 and never text spliced into SQL.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::Aggregate;
+use crate::envelope::EventEnvelope;
+use crate::error::{Error, Result};
+
+/// How a view's records relate to aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ViewKind {
+    /// One record per aggregate, with the aggregate's id.
+    PerAggregate,
+    /// Many records per aggregate (by default one per event, with id `{aggregate}-{version}`),
+    /// listed as the aggregate's children.
+    ChildOfAggregate,
+}
+
+/// The type of a queryable field, which decides the operators it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FieldKind {
+    /// A string: every operator; `contains` is a case-sensitive substring match.
+    Text,
+    /// A number (integer or decimal): every operator but `contains`.
+    Number,
+    /// A boolean: `eq`, `ne`, `in`.
+    Boolean,
+}
+
+/// A top-level field of a view's JSON record that queries may filter or sort on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewField {
+    /// The field's name in the record's JSON.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: FieldKind,
+    /// Whether queries may filter on it.
+    pub filterable: bool,
+    /// Whether queries may sort on it.
+    pub sortable: bool,
+}
+
+impl ViewField {
+    /// A field that can be filtered and sorted.
+    pub const fn new(name: &'static str, kind: FieldKind) -> Self {
+        Self {
+            name,
+            kind,
+            filterable: true,
+            sortable: true,
+        }
+    }
+}
+
+/// A read model built from one aggregate type's events.
+pub trait View:
+    Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq + Default + Send + Sync + 'static
+{
+    /// The stable name of the view (`accounts`, `movements`).
+    const TYPE: &'static str;
+    /// How records relate to aggregates.
+    const KIND: ViewKind;
+    /// The aggregate whose events build the view.
+    type Aggregate: Aggregate;
+
+    /// The fields queries may filter and sort on.
+    fn fields() -> &'static [ViewField] {
+        &[]
+    }
+
+    /// The id of the record an event concerns: the aggregate id for a per-aggregate view,
+    /// `{aggregate}-{version}` for a child view, unless overridden.
+    fn view_id(envelope: &EventEnvelope<<Self::Aggregate as Aggregate>::Event>) -> String {
+        match Self::KIND {
+            ViewKind::PerAggregate => envelope.aggregate_id.clone(),
+            ViewKind::ChildOfAggregate => format!("{}-{}", envelope.aggregate_id, envelope.version),
+        }
+    }
+
+    /// The record after this event, or `None` if the event does not concern the view. `self`
+    /// is the current record, or `Default::default()` when there is none yet.
+    fn update(
+        &self,
+        envelope: &EventEnvelope<<Self::Aggregate as Aggregate>::Event>,
+    ) -> Option<Self>;
+
+    /// Whether this record is to be deleted rather than stored (a removed to-do).
+    fn is_deleted(&self) -> bool {
+        false
+    }
+}
+
+/// A stored view record, serialized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewRecord {
+    /// The view's type name.
+    pub view_type: String,
+    /// The record's id.
+    pub view_id: String,
+    /// The aggregate the record belongs to.
+    pub aggregate_id: String,
+    /// The aggregate version of the last event applied to it.
+    pub version: u64,
+    /// The record as JSON text.
+    pub data: String,
+}
+
+impl ViewRecord {
+    /// Deserializes the record.
+    pub fn decode<V: View>(&self) -> Result<V> {
+        serde_json::from_str(&self.data).map_err(|e| {
+            Error::serialization(
+                format!("{} view record {}", self.view_type, self.view_id),
+                e,
+            )
+        })
+    }
+}
+
+/// A change to one view record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewChange {
+    /// Insert or replace the record.
+    Upsert(ViewRecord),
+    /// Delete the record, if it exists.
+    Delete {
+        /// The view's type name.
+        view_type: String,
+        /// The record's id.
+        view_id: String,
+    },
+}
+
+/// A batch of an asynchronous projection: record changes plus the checkpoint they reach,
+/// committed together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionBatch {
+    /// The projection's name.
+    pub projection: String,
+    /// The checkpoint the projection was at when it read the events: the store refuses the
+    /// batch with a [`Error::Conflict`] if its stored checkpoint differs (another runner moved
+    /// it, or a rebuild reset it).
+    pub expected_checkpoint: u64,
+    /// The position of the last event the batch covers.
+    pub checkpoint: u64,
+    /// The record changes, in order.
+    pub changes: Vec<ViewChange>,
+}
+
+/// A comparison a filter applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterOp {
+    /// Equal.
+    Eq,
+    /// Not equal.
+    Ne,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Equal to one of a list.
+    In,
+    /// Contains a substring (text fields only).
+    Contains,
+}
+
+impl FilterOp {
+    /// The operator's name in query strings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Eq => "eq",
+            Self::Ne => "ne",
+            Self::Lt => "lt",
+            Self::Lte => "lte",
+            Self::Gt => "gt",
+            Self::Gte => "gte",
+            Self::In => "in",
+            Self::Contains => "contains",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "eq" => Self::Eq,
+            "ne" => Self::Ne,
+            "lt" => Self::Lt,
+            "lte" => Self::Lte,
+            "gt" => Self::Gt,
+            "gte" => Self::Gte,
+            "in" => Self::In,
+            "contains" => Self::Contains,
+            _ => return None,
+        })
+    }
+
+    fn allowed_on(self, kind: FieldKind) -> bool {
+        match kind {
+            FieldKind::Text => true,
+            FieldKind::Number => self != Self::Contains,
+            FieldKind::Boolean => matches!(self, Self::Eq | Self::Ne | Self::In),
+        }
+    }
+}
+
+/// A typed value to compare a field with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FilterValue {
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// A string.
+    Text(String),
+    /// A list, for `in`.
+    List(Vec<FilterValue>),
+}
+
+/// One filter: `field op value`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    /// The field name.
+    pub field: String,
+    /// The operator.
+    pub op: FilterOp,
+    /// The value (a list for `in`).
+    pub value: FilterValue,
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortKey {
+    /// The field name.
+    pub field: String,
+    /// Descending instead of ascending.
+    pub descending: bool,
+}
+
+/// The largest page a query may ask for.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// A query over a view's records: filters (all must hold), sort keys, and a page.
+///
+/// ```
+/// use factum_core::{FieldKind, ViewField, ViewQuery};
+/// const FIELDS: &[ViewField] = &[
+///     ViewField::new("owner", FieldKind::Text),
+///     ViewField::new("balance", FieldKind::Number),
+/// ];
+/// let query = ViewQuery::parse(Some("owner:eq:Alice,balance:gte:100"), Some("-balance"), Some(1), Some(20), FIELDS)
+///     .unwrap();
+/// assert!(query.matches(&serde_json::json!({"owner": "Alice", "balance": 150.5})));
+/// assert!(!query.matches(&serde_json::json!({"owner": "Alice", "balance": 99})));
+/// assert!(ViewQuery::parse(Some("nope:eq:1"), None, None, None, FIELDS).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewQuery {
+    /// Filters, all of which must hold.
+    pub filters: Vec<Filter>,
+    /// Sort keys, most significant first; ties are broken by record id.
+    pub sort: Vec<SortKey>,
+    /// The page, from 1.
+    pub page: u32,
+    /// Records per page, 1 to [`MAX_PAGE_SIZE`].
+    pub page_size: u32,
+}
+
+impl Default for ViewQuery {
+    fn default() -> Self {
+        Self {
+            filters: Vec::new(),
+            sort: Vec::new(),
+            page: 1,
+            page_size: 50,
+        }
+    }
+}
+
+/// One page of query results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The records of this page.
+    pub items: Vec<T>,
+    /// How many records match in all.
+    pub total: u64,
+    /// The page, from 1.
+    pub page: u32,
+    /// Records per page.
+    pub page_size: u32,
+}
+
+impl<T> Page<T> {
+    /// Converts every item.
+    pub fn try_map<U>(self, f: impl FnMut(T) -> Result<U>) -> Result<Page<U>> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_>>()?,
+            total: self.total,
+            page: self.page,
+            page_size: self.page_size,
+        })
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Validation(message.into())
+}
+
+fn field<'a>(fields: &'a [ViewField], name: &str) -> Result<&'a ViewField> {
+    fields.iter().find(|f| f.name == name).ok_or_else(|| {
+        let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        invalid(format!(
+            "unknown field '{name}'; queryable fields: {}",
+            known.join(", ")
+        ))
+    })
+}
+
+fn parse_value(kind: FieldKind, text: &str) -> Result<FilterValue> {
+    match kind {
+        FieldKind::Text => Ok(FilterValue::Text(text.to_owned())),
+        FieldKind::Number => text
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(FilterValue::Number)
+            .ok_or_else(|| invalid(format!("'{text}' is not a number"))),
+        FieldKind::Boolean => match text {
+            "true" => Ok(FilterValue::Bool(true)),
+            "false" => Ok(FilterValue::Bool(false)),
+            _ => Err(invalid(format!("'{text}' is not true or false"))),
+        },
+    }
+}
+
+impl ViewQuery {
+    /// Parses the HTTP form of a query and validates it against the view's fields.
+    ///
+    /// `filter` is a comma-separated list of `field:op:value` (`in` takes `a|b|c`); `sort` a
+    /// comma-separated list of fields, each optionally prefixed by `-` for descending.
+    pub fn parse(
+        filter: Option<&str>,
+        sort: Option<&str>,
+        page: Option<u32>,
+        page_size: Option<u32>,
+        fields: &[ViewField],
+    ) -> Result<Self> {
+        let mut query = Self::default();
+        for clause in filter.unwrap_or("").split(',').filter(|c| !c.is_empty()) {
+            let mut parts = clause.splitn(3, ':');
+            let (Some(name), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(invalid(format!("filter '{clause}' is not field:op:value")));
+            };
+            let spec = field(fields, name)?;
+            let op = FilterOp::parse(op).ok_or_else(|| {
+                invalid(format!(
+                    "unknown operator '{op}'; use eq, ne, lt, lte, gt, gte, in, contains"
+                ))
+            })?;
+            let value = if op == FilterOp::In {
+                FilterValue::List(
+                    value
+                        .split('|')
+                        .map(|v| parse_value(spec.kind, v))
+                        .collect::<Result<_>>()?,
+                )
+            } else {
+                parse_value(spec.kind, value)?
+            };
+            query.filters.push(Filter {
+                field: name.to_owned(),
+                op,
+                value,
+            });
+        }
+        for key in sort.unwrap_or("").split(',').filter(|k| !k.is_empty()) {
+            let (name, descending) = match key.strip_prefix('-') {
+                Some(name) => (name, true),
+                None => (key.strip_prefix('+').unwrap_or(key), false),
+            };
+            query.sort.push(SortKey {
+                field: name.to_owned(),
+                descending,
+            });
+        }
+        query.page = page.unwrap_or(1);
+        query.page_size = page_size.unwrap_or(50);
+        query.validate(fields)?;
+        Ok(query)
+    }
+
+    /// Checks fields, operators, value types and paging against the view's fields.
+    pub fn validate(&self, fields: &[ViewField]) -> Result<()> {
+        if self.page == 0 {
+            return Err(invalid("page starts at 1"));
+        }
+        if self.page_size == 0 || self.page_size > MAX_PAGE_SIZE {
+            return Err(invalid(format!(
+                "page_size must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        for filter in &self.filters {
+            let spec = field(fields, &filter.field)?;
+            if !spec.filterable {
+                return Err(invalid(format!("field '{}' cannot be filtered", spec.name)));
+            }
+            if !filter.op.allowed_on(spec.kind) {
+                return Err(invalid(format!(
+                    "operator '{}' does not apply to {:?} field '{}'",
+                    filter.op.name(),
+                    spec.kind,
+                    spec.name
+                )));
+            }
+            let values: &[FilterValue] = match (&filter.op, &filter.value) {
+                (FilterOp::In, FilterValue::List(values)) if !values.is_empty() => values,
+                (FilterOp::In, _) => return Err(invalid("operator 'in' takes a non-empty list")),
+                (_, FilterValue::List(_)) => {
+                    return Err(invalid(format!(
+                        "operator '{}' takes one value",
+                        filter.op.name()
+                    )));
+                }
+                (_, value) => std::slice::from_ref(value),
+            };
+            for value in values {
+                let fits = matches!(
+                    (spec.kind, value),
+                    (FieldKind::Text, FilterValue::Text(_))
+                        | (FieldKind::Boolean, FilterValue::Bool(_))
+                        | (FieldKind::Number, FilterValue::Number(_))
+                );
+                if !fits {
+                    return Err(invalid(format!(
+                        "value {value:?} does not fit {:?} field '{}'",
+                        spec.kind, spec.name
+                    )));
+                }
+            }
+        }
+        for key in &self.sort {
+            let spec = field(fields, &key.field)?;
+            if !spec.sortable {
+                return Err(invalid(format!(
+                    "field '{}' cannot be sorted on",
+                    spec.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of records to skip for this page.
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page.saturating_sub(1)) * u64::from(self.page_size)
+    }
+
+    /// Whether a record (as JSON) passes every filter. This is the reference semantics the
+    /// SQL translations of the stores must agree with: a missing or null field matches no
+    /// comparison but `ne`.
+    pub fn matches(&self, record: &serde_json::Value) -> bool {
+        self.filters.iter().all(|filter| {
+            let actual = record
+                .get(&filter.field)
+                .unwrap_or(&serde_json::Value::Null);
+            match (&filter.op, &filter.value) {
+                (FilterOp::In, FilterValue::List(values)) => values
+                    .iter()
+                    .any(|v| compare(actual, v) == Some(Ordering::Equal)),
+                (FilterOp::Contains, FilterValue::Text(needle)) => {
+                    actual.as_str().is_some_and(|s| s.contains(needle.as_str()))
+                }
+                (op, value) => match compare(actual, value) {
+                    None => *op == FilterOp::Ne,
+                    Some(order) => match op {
+                        FilterOp::Eq => order == Ordering::Equal,
+                        FilterOp::Ne => order != Ordering::Equal,
+                        FilterOp::Lt => order == Ordering::Less,
+                        FilterOp::Lte => order != Ordering::Greater,
+                        FilterOp::Gt => order == Ordering::Greater,
+                        FilterOp::Gte => order != Ordering::Less,
+                        FilterOp::In | FilterOp::Contains => false,
+                    },
+                },
+            }
+        })
+    }
+
+    /// Orders two records (as JSON, with their ids) by the sort keys, then by id.
+    pub fn compare_records(
+        &self,
+        a: (&str, &serde_json::Value),
+        b: (&str, &serde_json::Value),
+    ) -> Ordering {
+        for key in &self.sort {
+            let (x, y) = (a.1.get(&key.field), b.1.get(&key.field));
+            let order = order_json(x, y);
+            let order = if key.descending {
+                order.reverse()
+            } else {
+                order
+            };
+            if order != Ordering::Equal {
+                return order;
+            }
+        }
+        a.0.cmp(b.0)
+    }
+
+    /// Runs the query over records in memory: the reference implementation.
+    pub fn apply_to(&self, records: Vec<ViewRecord>) -> Result<Page<ViewRecord>> {
+        let mut parsed = Vec::with_capacity(records.len());
+        for record in records {
+            let json: serde_json::Value = serde_json::from_str(&record.data).map_err(|e| {
+                Error::serialization(
+                    format!("{} view record {}", record.view_type, record.view_id),
+                    e,
+                )
+            })?;
+            if self.matches(&json) {
+                parsed.push((record, json));
+            }
+        }
+        parsed.sort_by(|a, b| self.compare_records((&a.0.view_id, &a.1), (&b.0.view_id, &b.1)));
+        let total = parsed.len() as u64;
+        let skip = usize::try_from(self.offset()).unwrap_or(usize::MAX);
+        let items = parsed
+            .into_iter()
+            .skip(skip)
+            .take(self.page_size as usize)
+            .map(|(record, _)| record)
+            .collect();
+        Ok(Page {
+            items,
+            total,
+            page: self.page,
+            page_size: self.page_size,
+        })
+    }
+}
+
+/// Compares a JSON field with a filter value; `None` when they are of different types or the
+/// field is missing.
+fn compare(actual: &serde_json::Value, value: &FilterValue) -> Option<Ordering> {
+    match (actual, value) {
+        (serde_json::Value::String(a), FilterValue::Text(b)) => Some(a.as_str().cmp(b.as_str())),
+        (serde_json::Value::Number(a), FilterValue::Number(b)) => a.as_f64()?.partial_cmp(b),
+        (serde_json::Value::Bool(a), FilterValue::Bool(b)) => Some(a.cmp(b)),
+        _ => None,
+    }
+}
+
+/// Orders JSON values for sorting: missing/null first, then booleans, numbers, strings.
+fn order_json(a: Option<&serde_json::Value>, b: Option<&serde_json::Value>) -> Ordering {
+    use serde_json::Value;
+    fn rank(v: Option<&Value>) -> u8 {
+        match v {
+            None | Some(Value::Null) => 0,
+            Some(Value::Bool(_)) => 1,
+            Some(Value::Number(_)) => 2,
+            Some(Value::String(_)) => 3,
+            Some(_) => 4,
+        }
+    }
+    match (a, b) {
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Where view records and projection checkpoints live. Stores that hold events usually hold
+/// views too, so inline views commit with their events.
+#[async_trait]
+pub trait ViewStore: Send + Sync + 'static {
+    /// One record.
+    async fn get_view(&self, view_type: &str, view_id: &str) -> Result<Option<ViewRecord>>;
+
+    /// The records of one aggregate, by id.
+    async fn list_views_of(&self, view_type: &str, aggregate_id: &str) -> Result<Vec<ViewRecord>>;
+
+    /// The records matching a validated query. `fields` are the view's declared fields; a
+    /// store only ever puts those names in SQL.
+    async fn query_views(
+        &self,
+        view_type: &str,
+        query: &ViewQuery,
+        fields: &[ViewField],
+    ) -> Result<Page<ViewRecord>>;
+
+    /// Applies a projection batch and moves its checkpoint, atomically.
+    async fn apply_projection(&self, batch: ProjectionBatch) -> Result<()>;
+
+    /// A projection's checkpoint (0 when it has none).
+    async fn projection_checkpoint(&self, projection: &str) -> Result<u64>;
+
+    /// Deletes every record of these view types and resets the projection's checkpoint to 0,
+    /// atomically: the start of a rebuild.
+    async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> Result<()>;
+}
