@@ -25,3 +25,4 @@
 
 pub mod domain;
 pub mod money;
+pub mod views;

@@ -92,3 +92,82 @@ async fn sixteen_tasks_across_four_engines_sharing_one_store_retry_their_conflic
         "four engines on one aggregate should have raced at least once"
     );
 }
+
+#[tokio::test]
+async fn inline_views_track_accounts_and_movements() {
+    use bank::views::{AccountSummary, Movement, MovementKind};
+    use factum_core::{View, ViewQuery, ViewStore};
+
+    let store = Arc::new(InMemoryEventStore::new());
+    let engine = CqrsCommandEngine::<Account>::new(store.clone(), ())
+        .with_inline_view::<AccountSummary>()
+        .unwrap()
+        .with_inline_view::<Movement>()
+        .unwrap();
+    let ctx = CqrsContext::new().with_user("teller-7");
+    for (id, owner, cents) in [
+        ("acc-1", "Alice", 100_000),
+        ("acc-2", "Bob", 500),
+        ("acc-3", "Alice", 0),
+    ] {
+        let open = OpenAccountCommand::OpenAccount {
+            owner: owner.into(),
+            initial_balance: Amount::from_cents(cents),
+        };
+        engine.create_with_id(id, &open, &ctx).await.unwrap();
+    }
+    engine
+        .update(
+            "acc-1",
+            &AccountCommand::Deposit {
+                amount: Amount::from_cents(50_000),
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    engine
+        .update(
+            "acc-1",
+            &AccountCommand::Withdraw {
+                amount: Amount::from_cents(20_000),
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+
+    let alice_rich = ViewQuery::parse(
+        Some("owner:eq:Alice,balance:gt:100"),
+        Some("-balance"),
+        None,
+        None,
+        AccountSummary::fields(),
+    )
+    .unwrap();
+    let page = store
+        .query_views(AccountSummary::TYPE, &alice_rich, AccountSummary::fields())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    let summary: AccountSummary = page.items[0].decode().unwrap();
+    assert_eq!(
+        (summary.id.as_str(), summary.balance, summary.version),
+        ("acc-1", Money::from_cents(130_000), 3)
+    );
+
+    let movements = store.list_views_of(Movement::TYPE, "acc-1").await.unwrap();
+    assert_eq!(
+        movements
+            .iter()
+            .map(|m| m.view_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["acc-1-1", "acc-1-2", "acc-1-3"]
+    );
+    let withdrawal: Movement = movements[2].decode().unwrap();
+    assert_eq!(
+        (withdrawal.kind, withdrawal.amount),
+        (MovementKind::Withdrawal, Money::from_cents(20_000))
+    );
+    assert_eq!(withdrawal.user_id.as_deref(), Some("teller-7"));
+}

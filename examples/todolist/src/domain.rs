@@ -1,0 +1,320 @@
+//! The to-do list domain: lists holding to-dos that are added, removed, assigned and
+//! resolved. Imports `factum-core` and serde only.
+
+use std::collections::BTreeMap;
+
+use factum_core::{Aggregate, CommandHandler, CqrsContext, Event, define_domain_errors};
+use serde::{Deserialize, Serialize};
+
+/// The longest list name or to-do title, in characters.
+pub const MAX_TEXT_LEN: usize = 200;
+
+define_domain_errors! {
+    /// Why a list refuses a command.
+    pub enum TodoError {
+        domain: "TODO",
+        prefix: 20,
+        /// No to-do with this id on the list.
+        TodoNotFound { todo_id: String } = (1, 404, "TODO_NOT_FOUND", "to-do '{todo_id}' not found"),
+        /// The to-do is already resolved.
+        AlreadyResolved { todo_id: String } = (2, 409, "TODO_ALREADY_RESOLVED", "to-do '{todo_id}' is already resolved"),
+        /// A to-do needs a title.
+        EmptyTitle = (3, 400, "TODO_EMPTY_TITLE", "a to-do needs a title of 1 to 200 characters"),
+        /// A list needs a name.
+        ListNameRequired = (4, 400, "TODO_LIST_NAME_REQUIRED", "a list needs a name of 1 to 200 characters"),
+        /// No list with this id.
+        ListNotFound { id: String } = (5, 404, "TODO_LIST_NOT_FOUND", "list '{id}' not found"),
+        /// A list with this id exists.
+        ListAlreadyExists { id: String } = (6, 409, "TODO_LIST_ALREADY_EXISTS", "list '{id}' already exists"),
+        /// The to-do id is taken on this list.
+        TodoAlreadyExists { todo_id: String } = (7, 409, "TODO_ALREADY_EXISTS", "to-do '{todo_id}' already exists"),
+        /// Ids are 1 to 64 characters of letters, digits, `-` and `_`; assignees 1 to 200 characters.
+        InvalidId { what: &'static str } = (8, 400, "TODO_INVALID_ID", "invalid {what}"),
+    }
+}
+
+/// What happens to a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum TodoListEvent {
+    /// The list was created.
+    ListCreated {
+        /// Its name.
+        name: String,
+    },
+    /// A to-do was added.
+    TodoAdded {
+        /// Its id on the list.
+        todo_id: String,
+        /// What to do.
+        title: String,
+    },
+    /// A to-do was removed.
+    TodoRemoved {
+        /// Its id.
+        todo_id: String,
+        /// Whether it had been resolved (so counts stay right without looking it up).
+        #[serde(default)]
+        was_resolved: bool,
+    },
+    /// A to-do was assigned to someone.
+    TodoAssigned {
+        /// Its id.
+        todo_id: String,
+        /// Who does it.
+        assignee: String,
+    },
+    /// A to-do was resolved.
+    TodoResolved {
+        /// Its id.
+        todo_id: String,
+    },
+}
+
+impl Event for TodoListEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::ListCreated { .. } => "ListCreated",
+            Self::TodoAdded { .. } => "TodoAdded",
+            Self::TodoRemoved { .. } => "TodoRemoved",
+            Self::TodoAssigned { .. } => "TodoAssigned",
+            Self::TodoResolved { .. } => "TodoResolved",
+        }
+    }
+}
+
+/// Creates a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CreateListCommand {
+    /// Create a list with a name.
+    CreateList {
+        /// 1 to 200 characters.
+        name: String,
+    },
+}
+
+/// Changes a list's to-dos.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum TodoListCommand {
+    /// Add a to-do.
+    AddTodo {
+        /// Its id on the list (letters, digits, `-`, `_`; 1 to 64 characters).
+        todo_id: String,
+        /// What to do: 1 to 200 characters.
+        title: String,
+    },
+    /// Remove a to-do.
+    RemoveTodo {
+        /// Its id.
+        todo_id: String,
+    },
+    /// Assign a to-do.
+    AssignTodo {
+        /// Its id.
+        todo_id: String,
+        /// Who does it: 1 to 200 characters.
+        assignee: String,
+    },
+    /// Resolve a to-do.
+    ResolveTodo {
+        /// Its id.
+        todo_id: String,
+    },
+}
+
+/// One to-do on a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Todo {
+    /// What to do.
+    pub title: String,
+    /// Who does it.
+    pub assignee: Option<String>,
+    /// Whether it is done.
+    pub resolved: bool,
+}
+
+/// A to-do list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TodoList {
+    /// The list id.
+    pub id: String,
+    /// Its name; empty until created.
+    pub name: String,
+    /// Its to-dos by id.
+    pub todos: BTreeMap<String, Todo>,
+    /// Whether the list was created.
+    pub created: bool,
+}
+
+fn text_ok(text: &str) -> bool {
+    !text.trim().is_empty() && text.chars().count() <= MAX_TEXT_LEN
+}
+
+fn todo_id_ok(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl TodoList {
+    fn todo(&self, todo_id: &str) -> Result<&Todo, TodoError> {
+        self.todos
+            .get(todo_id)
+            .ok_or_else(|| TodoError::TodoNotFound {
+                todo_id: todo_id.to_owned(),
+            })
+    }
+}
+
+impl Aggregate for TodoList {
+    const TYPE: &'static str = "todolist";
+    type Event = TodoListEvent;
+    type Error = TodoError;
+
+    fn with_aggregate_id(id: String) -> Self {
+        Self {
+            id,
+            name: String::new(),
+            todos: BTreeMap::new(),
+            created: false,
+        }
+    }
+
+    fn aggregate_id(&self) -> &str {
+        &self.id
+    }
+
+    fn apply(&mut self, event: &TodoListEvent) {
+        match event {
+            TodoListEvent::ListCreated { name } => {
+                self.name.clone_from(name);
+                self.created = true;
+            }
+            TodoListEvent::TodoAdded { todo_id, title } => {
+                self.todos.insert(
+                    todo_id.clone(),
+                    Todo {
+                        title: title.clone(),
+                        assignee: None,
+                        resolved: false,
+                    },
+                );
+            }
+            TodoListEvent::TodoRemoved { todo_id, .. } => {
+                self.todos.remove(todo_id);
+            }
+            TodoListEvent::TodoAssigned { todo_id, assignee } => {
+                if let Some(todo) = self.todos.get_mut(todo_id) {
+                    todo.assignee = Some(assignee.clone());
+                }
+            }
+            TodoListEvent::TodoResolved { todo_id } => {
+                if let Some(todo) = self.todos.get_mut(todo_id) {
+                    todo.resolved = true;
+                }
+            }
+        }
+    }
+}
+
+impl CommandHandler for TodoList {
+    type CreateCommand = CreateListCommand;
+    type UpdateCommand = TodoListCommand;
+    type Services = ();
+
+    fn handle_create(
+        &self,
+        command: &CreateListCommand,
+        _: &(),
+        _: &CqrsContext,
+    ) -> Result<Vec<TodoListEvent>, TodoError> {
+        let CreateListCommand::CreateList { name } = command;
+        if self.created {
+            return Err(TodoError::ListAlreadyExists {
+                id: self.id.clone(),
+            });
+        }
+        if !text_ok(name) {
+            return Err(TodoError::ListNameRequired);
+        }
+        Ok(vec![TodoListEvent::ListCreated { name: name.clone() }])
+    }
+
+    fn handle_update(
+        &self,
+        command: &TodoListCommand,
+        _: &(),
+        _: &CqrsContext,
+    ) -> Result<Vec<TodoListEvent>, TodoError> {
+        if !self.created {
+            return Err(TodoError::ListNotFound {
+                id: self.id.clone(),
+            });
+        }
+        match command {
+            TodoListCommand::AddTodo { todo_id, title } => {
+                if !todo_id_ok(todo_id) {
+                    return Err(TodoError::InvalidId { what: "todo_id" });
+                }
+                if !text_ok(title) {
+                    return Err(TodoError::EmptyTitle);
+                }
+                if self.todos.contains_key(todo_id) {
+                    return Err(TodoError::TodoAlreadyExists {
+                        todo_id: todo_id.clone(),
+                    });
+                }
+                Ok(vec![TodoListEvent::TodoAdded {
+                    todo_id: todo_id.clone(),
+                    title: title.clone(),
+                }])
+            }
+            TodoListCommand::RemoveTodo { todo_id } => {
+                let was_resolved = self.todo(todo_id)?.resolved;
+                Ok(vec![TodoListEvent::TodoRemoved {
+                    todo_id: todo_id.clone(),
+                    was_resolved,
+                }])
+            }
+            TodoListCommand::AssignTodo { todo_id, assignee } => {
+                if self.todo(todo_id)?.resolved {
+                    return Err(TodoError::AlreadyResolved {
+                        todo_id: todo_id.clone(),
+                    });
+                }
+                if !text_ok(assignee) {
+                    return Err(TodoError::InvalidId { what: "assignee" });
+                }
+                Ok(vec![TodoListEvent::TodoAssigned {
+                    todo_id: todo_id.clone(),
+                    assignee: assignee.clone(),
+                }])
+            }
+            TodoListCommand::ResolveTodo { todo_id } => {
+                if self.todo(todo_id)?.resolved {
+                    return Err(TodoError::AlreadyResolved {
+                        todo_id: todo_id.clone(),
+                    });
+                }
+                Ok(vec![TodoListEvent::TodoResolved {
+                    todo_id: todo_id.clone(),
+                }])
+            }
+        }
+    }
+
+    fn not_found_error(aggregate_id: &str) -> Option<TodoError> {
+        Some(TodoError::ListNotFound {
+            id: aggregate_id.to_owned(),
+        })
+    }
+
+    fn already_exists_error(aggregate_id: &str) -> Option<TodoError> {
+        Some(TodoError::ListAlreadyExists {
+            id: aggregate_id.to_owned(),
+        })
+    }
+}

@@ -1,0 +1,137 @@
+//! The read side of the to-do lists: a summary per list and a record per to-do, queryable
+//! by assignee and resolved state.
+
+use factum_core::{EventEnvelope, FieldKind, View, ViewField, ViewKind};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{TodoList, TodoListEvent};
+
+/// One record per list: its name and counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListSummary {
+    /// The list id.
+    pub list_id: String,
+    /// Its name.
+    pub name: String,
+    /// To-dos on the list.
+    pub total: u64,
+    /// Of which resolved.
+    pub resolved: u64,
+    /// Of which open.
+    pub open: u64,
+}
+
+impl View for ListSummary {
+    const TYPE: &'static str = "list_summaries";
+    const KIND: ViewKind = ViewKind::PerAggregate;
+    type Aggregate = TodoList;
+
+    fn fields() -> &'static [ViewField] {
+        const FIELDS: &[ViewField] = &[
+            ViewField::new("name", FieldKind::Text),
+            ViewField::new("total", FieldKind::Number),
+            ViewField::new("resolved", FieldKind::Number),
+            ViewField::new("open", FieldKind::Number),
+        ];
+        FIELDS
+    }
+
+    fn update(&self, envelope: &EventEnvelope<TodoListEvent>) -> Option<Self> {
+        let mut next = self.clone();
+        match &envelope.payload {
+            TodoListEvent::ListCreated { name } => {
+                next.list_id.clone_from(&envelope.aggregate_id);
+                next.name.clone_from(name);
+            }
+            TodoListEvent::TodoAdded { .. } => {
+                next.total += 1;
+                next.open += 1;
+            }
+            TodoListEvent::TodoRemoved { was_resolved, .. } => {
+                next.total = next.total.saturating_sub(1);
+                if *was_resolved {
+                    next.resolved = next.resolved.saturating_sub(1);
+                } else {
+                    next.open = next.open.saturating_sub(1);
+                }
+            }
+            TodoListEvent::TodoAssigned { .. } => return None,
+            TodoListEvent::TodoResolved { .. } => {
+                next.resolved += 1;
+                next.open = next.open.saturating_sub(1);
+            }
+        }
+        Some(next)
+    }
+}
+
+/// One record per to-do, a child of its list, deleted when the to-do is removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TodoView {
+    /// The list.
+    pub list_id: String,
+    /// The to-do's id on the list.
+    pub todo_id: String,
+    /// What to do.
+    pub title: String,
+    /// Who does it (null until assigned).
+    pub assignee: Option<String>,
+    /// Whether it is done.
+    pub resolved: bool,
+    /// Set when removed: the record is then deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+}
+
+impl View for TodoView {
+    const TYPE: &'static str = "todos";
+    const KIND: ViewKind = ViewKind::ChildOfAggregate;
+    type Aggregate = TodoList;
+
+    fn fields() -> &'static [ViewField] {
+        const FIELDS: &[ViewField] = &[
+            ViewField::new("list_id", FieldKind::Text),
+            ViewField::new("title", FieldKind::Text),
+            ViewField::new("assignee", FieldKind::Text),
+            ViewField::new("resolved", FieldKind::Boolean),
+        ];
+        FIELDS
+    }
+
+    fn view_id(envelope: &EventEnvelope<TodoListEvent>) -> String {
+        match &envelope.payload {
+            TodoListEvent::TodoAdded { todo_id, .. }
+            | TodoListEvent::TodoRemoved { todo_id, .. }
+            | TodoListEvent::TodoAssigned { todo_id, .. }
+            | TodoListEvent::TodoResolved { todo_id } => {
+                format!("{}-{todo_id}", envelope.aggregate_id)
+            }
+            TodoListEvent::ListCreated { .. } => envelope.aggregate_id.clone(),
+        }
+    }
+
+    fn update(&self, envelope: &EventEnvelope<TodoListEvent>) -> Option<Self> {
+        let mut next = self.clone();
+        match &envelope.payload {
+            TodoListEvent::ListCreated { .. } => return None,
+            TodoListEvent::TodoAdded { todo_id, title } => {
+                next = Self {
+                    list_id: envelope.aggregate_id.clone(),
+                    todo_id: todo_id.clone(),
+                    title: title.clone(),
+                    assignee: None,
+                    resolved: false,
+                    removed: false,
+                };
+            }
+            TodoListEvent::TodoRemoved { .. } => next.removed = true,
+            TodoListEvent::TodoAssigned { assignee, .. } => next.assignee = Some(assignee.clone()),
+            TodoListEvent::TodoResolved { .. } => next.resolved = true,
+        }
+        Some(next)
+    }
+
+    fn is_deleted(&self) -> bool {
+        self.removed
+    }
+}
