@@ -10,8 +10,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::rows::{
-    EVENT_COLUMNS, SNAPSHOT_COLUMNS, clamp_to_sql, decode_snapshot, encode_time, event_from_row,
-    snapshot_from_row, sql_limit,
+    EVENT_COLUMNS, MetadataCache, SNAPSHOT_COLUMNS, clamp_to_sql, decode_snapshot, encode_time,
+    event_from_row, snapshot_from_row, sql_limit,
 };
 use crate::writer::{self, Counters, EncodedAppend, EncodedEvent, EncodedSnapshot, WriteRequest};
 
@@ -437,7 +437,9 @@ impl EventStore for SqliteEventStore {
                     event_from_row,
                 )
                 .map_err(sql_error)?;
-            rows.map(|row| row.map_err(sql_error)?.decode()).collect()
+            let mut metadata = MetadataCache::default();
+            rows.map(|row| row.map_err(sql_error)?.decode(&mut metadata))
+                .collect()
         })
         .await
     }
@@ -459,7 +461,9 @@ impl EventStore for SqliteEventStore {
                     event_from_row,
                 )
                 .map_err(sql_error)?;
-            rows.map(|row| row.map_err(sql_error)?.decode()).collect()
+            let mut metadata = MetadataCache::default();
+            rows.map(|row| row.map_err(sql_error)?.decode(&mut metadata))
+                .collect()
         })
         .await
     }

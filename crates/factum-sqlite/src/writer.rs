@@ -389,8 +389,9 @@ fn matching_retry(
     {
         return Ok(None);
     }
+    let mut metadata = crate::rows::MetadataCache::default();
     raw.into_iter()
-        .map(crate::rows::RawEvent::decode)
+        .map(|raw| raw.decode(&mut metadata))
         .collect::<factum_core::Result<Vec<_>>>()
         .map(Some)
 }
