@@ -6,11 +6,16 @@
 //! deterministically instead of depending on how fast the disk syncs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use factum_core::{AppendRequest, Error, EventStore, ExpectedVersion, NewEvent, Snapshot};
+use factum_core::{
+    AppendRequest, Error, EventStore, ExpectedVersion, NewEvent, Snapshot, StoredEvent,
+};
 use factum_sqlite::{SqliteEventStore, SqliteOptions};
 use factum_testing::conformance::event;
 
@@ -43,49 +48,57 @@ fn hold_write_lock(path: &Path) -> rusqlite::Connection {
 /// Long enough for the writer thread to take what is queued and block on the lock.
 const SETTLE: Duration = Duration::from_millis(250);
 
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Vec<StoredEvent>, Error>> + Send + 'a>>;
+
+/// Starts an append and returns once it sits in the writer's queue, so that requests queue
+/// in the order this is called (spawned tasks would start in any order).
+fn queue(store: &SqliteEventStore, request: AppendRequest) -> Pending<'_> {
+    let mut append = store.append(request);
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(
+        append.as_mut().poll(&mut cx).is_pending(),
+        "the append waits for the writer"
+    );
+    append
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn appends_queued_during_a_commit_share_one_transaction() {
     let (store, path, _dir) = fresh().await;
     let lock = hold_write_lock(&path);
-    let plug = tokio::spawn({
-        let store = store.clone();
-        async move {
-            store
-                .append(request("plug", ExpectedVersion::NoStream, vec![event(0)]))
-                .await
-        }
-    });
+    // The writer takes the plug and waits for the lock; the 64 appends queue behind it.
+    let plug = queue(
+        &store,
+        request("plug", ExpectedVersion::NoStream, vec![event(0)]),
+    );
     tokio::time::sleep(SETTLE).await;
-    let handles: Vec<_> = (0..64)
+    let appends: Vec<_> = (0..64)
         .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .append(request(
-                        &format!("agg-{i}"),
-                        ExpectedVersion::NoStream,
-                        vec![event(1), event(2)],
-                    ))
-                    .await
-            })
+            queue(
+                &store,
+                request(
+                    &format!("agg-{i}"),
+                    ExpectedVersion::NoStream,
+                    vec![event(1), event(2)],
+                ),
+            )
         })
         .collect();
     tokio::time::sleep(SETTLE).await;
     assert_eq!(store.stats().commits, 0, "the writer is held by the lock");
     drop(lock);
 
-    plug.await.unwrap().unwrap();
-    for handle in handles {
-        assert_eq!(handle.await.unwrap().unwrap().len(), 2);
+    plug.await.unwrap();
+    for append in appends {
+        assert_eq!(append.await.unwrap().len(), 2);
     }
     let stats = store.stats();
     assert_eq!(stats.requests, 65);
     assert_eq!(stats.events, 129);
-    assert_eq!(
-        stats.commits, 2,
-        "the plug alone, then all 64 queued appends together: {stats:?}"
+    assert!(
+        stats.commits <= 2 && stats.largest_batch >= 64,
+        "the 64 queued appends share one transaction: {stats:?}"
     );
-    assert_eq!(stats.largest_batch, 64);
     let all = store.read_all(0, 1000).await.unwrap();
     assert_eq!(
         all.iter().map(|e| e.position).collect::<Vec<_>>(),
@@ -143,14 +156,10 @@ async fn a_refused_append_fails_alone_and_its_neighbours_commit() {
     let (store, path, _dir) = fresh().await;
     let lock = hold_write_lock(&path);
     let plug_event = event(0);
-    let plug = tokio::spawn({
-        let (store, plug_event) = (store.clone(), plug_event.clone());
-        async move {
-            store
-                .append(request("plug", ExpectedVersion::NoStream, vec![plug_event]))
-                .await
-        }
-    });
+    let plug = queue(
+        &store,
+        request("plug", ExpectedVersion::NoStream, vec![plug_event.clone()]),
+    );
     tokio::time::sleep(SETTLE).await;
 
     let mut bad_snapshot = request("w", ExpectedVersion::NoStream, vec![event(1)]);
@@ -161,31 +170,28 @@ async fn a_refused_append_fails_alone_and_its_neighbours_commit() {
         state: "{}".to_owned(),
         taken_at: chrono::Utc::now(),
     });
-    let requests = vec![
+    let appends: Vec<_> = [
         // Two creations of one stream: the first queued wins, the second conflicts.
         request("x", ExpectedVersion::NoStream, vec![event(1), event(2)]),
         request("x", ExpectedVersion::NoStream, vec![event(3)]),
         request("y", ExpectedVersion::NoStream, vec![event(4)]),
-        // An event id already stored under another aggregate.
+        // An event id already stored under another aggregate: a UNIQUE violation.
         request("z", ExpectedVersion::NoStream, vec![event(5), plug_event]),
         // A snapshot whose version is not the one the append reaches.
         bad_snapshot,
+        // Sees the append to "y" before it in the same transaction.
         request("y", ExpectedVersion::Exact(1), vec![event(6)]),
-    ];
-    let mut handles = Vec::new();
-    for request in requests {
-        let store = store.clone();
-        handles.push(tokio::spawn(async move { store.append(request).await }));
-        // Spawned tasks start in any order; the queue order is what this test reasons on.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ]
+    .into_iter()
+    .map(|request| queue(&store, request))
+    .collect();
     tokio::time::sleep(SETTLE).await;
     drop(lock);
 
-    plug.await.unwrap().unwrap();
+    plug.await.unwrap();
     let mut results = Vec::new();
-    for handle in handles {
-        results.push(handle.await.unwrap());
+    for append in appends {
+        results.push(append.await);
     }
     assert_eq!(results[0].as_ref().unwrap().len(), 2);
     assert!(matches!(
@@ -201,8 +207,10 @@ async fn a_refused_append_fails_alone_and_its_neighbours_commit() {
     assert_eq!(results[5].as_ref().unwrap()[0].version, 2);
 
     let stats = store.stats();
-    assert_eq!(stats.commits, 2, "{stats:?}");
-    assert_eq!(stats.largest_batch, 6, "all six shared one transaction");
+    assert!(
+        stats.commits <= 2 && stats.largest_batch >= 6,
+        "all six shared one transaction: {stats:?}"
+    );
     assert_eq!(stats.refused, 3);
     let all = store.read_all(0, 100).await.unwrap();
     let ids: Vec<(&str, u64)> = all
@@ -228,24 +236,28 @@ async fn a_retry_in_the_same_batch_as_its_original_returns_the_stored_events() {
     let (store, path, _dir) = fresh().await;
     let lock = hold_write_lock(&path);
     let events = vec![event(1), event(2)];
-    let mut handles = Vec::new();
-    for _ in 0..3 {
-        let (store, events) = (store.clone(), events.clone());
-        handles.push(tokio::spawn(async move {
-            store
-                .append(request("r", ExpectedVersion::NoStream, events))
-                .await
-        }));
-    }
+    let appends: Vec<_> = (0..3)
+        .map(|_| {
+            queue(
+                &store,
+                request("r", ExpectedVersion::NoStream, events.clone()),
+            )
+        })
+        .collect();
     tokio::time::sleep(SETTLE).await;
     drop(lock);
     let mut results = Vec::new();
-    for handle in handles {
-        results.push(handle.await.unwrap().unwrap());
+    for append in appends {
+        results.push(append.await.unwrap());
     }
     assert!(results.iter().all(|r| *r == results[0]));
     assert_eq!(store.read_all(0, 10).await.unwrap(), results[0]);
-    assert_eq!(store.stats().events, 2, "stored once");
+    let stats = store.stats();
+    assert_eq!(
+        (stats.events, stats.refused),
+        (2, 0),
+        "stored once: {stats:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
