@@ -107,11 +107,14 @@ pub struct StoreStats {
 /// Dropping the store stops the writer once the requests already queued are committed;
 /// [`close`](Self::close) does the same and waits for it.
 pub struct SqliteEventStore {
-    path: PathBuf,
+    // Fields drop in order: the read-only connections close before the writer is told to
+    // stop, so the writer's connection closes last and SQLite checkpoints and removes the
+    // write-ahead log (a read-only connection cannot).
+    readers: Arc<ReaderPool>,
     writer: mpsc::Sender<WriteRequest>,
     thread: std::thread::JoinHandle<()>,
-    readers: Arc<ReaderPool>,
     counters: Arc<Counters>,
+    path: PathBuf,
 }
 
 impl std::fmt::Debug for SqliteEventStore {
@@ -202,7 +205,13 @@ impl SqliteEventStore {
 
     /// Stops the writer after the requests already queued are committed, and waits for it.
     pub async fn close(self) {
-        let Self { writer, thread, .. } = self;
+        let Self {
+            readers,
+            writer,
+            thread,
+            ..
+        } = self;
+        drop(readers);
         drop(writer);
         match tokio::task::spawn_blocking(move || thread.join()).await {
             Ok(Ok(())) => {}

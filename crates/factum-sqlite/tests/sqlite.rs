@@ -353,7 +353,14 @@ async fn a_reopened_store_finds_everything_and_migrations_run_once() {
         .unwrap();
     let before = store.read_all(0, 100).await.unwrap();
     assert_eq!(store.path(), path);
+    let wal = path.with_extension("db-wal");
+    assert!(wal.exists(), "the write-ahead log is in use");
     store.close().await;
+    // SQLite checkpoints and removes the log when the last connection closes cleanly.
+    assert!(
+        !wal.exists(),
+        "close stopped the writer and closed every connection"
+    );
 
     for _ in 0..3 {
         let store = SqliteEventStore::open(&path).await.unwrap();
@@ -370,7 +377,13 @@ async fn a_reopened_store_finds_everything_and_migrations_run_once() {
         .await
         .unwrap();
     assert_eq!((next[0].position, next[0].version), (4, 3));
+    // Dropping (rather than closing) stops the writer too, without waiting for it.
     drop(store);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while wal.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!wal.exists(), "the writer thread stopped after the drop");
 
     let raw = rusqlite::Connection::open(&path).unwrap();
     let migrations: Vec<u32> = raw
