@@ -40,7 +40,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct HttpConfig {
     /// The largest request body accepted, in bytes (413 above).
     pub body_limit: usize,
-    /// How long a request may take before it is answered with 408.
+    /// How long a request may take before it is answered with 408. A command whose append
+    /// had already reached the store when the time ran out may still be stored: a client that
+    /// gets a 408 should read the state (or retry with `If-Match`) before repeating it.
     pub request_timeout: Duration,
     /// Bearer-token auth; `None` serves everyone as anonymous.
     pub auth: Option<Arc<JwtAuth>>,

@@ -381,7 +381,6 @@ pub fn router(engine: CqrsCommandEngine<Account>, config: HttpConfig) -> Router 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Amount;
 
     #[test]
     fn domain_events_fit_their_documented_schema() {
@@ -413,30 +412,32 @@ mod tests {
         use crate::domain::{AccountCommand, OpenAccountCommand};
         let open = serde_json::json!({"type": "OpenAccount", "owner": "A", "initial_balance": 1.5});
         assert!(serde_json::from_value::<AccountCommandBody>(open.clone()).is_ok());
-        assert_eq!(
-            serde_json::from_value::<OpenAccountCommand>(open).unwrap(),
-            OpenAccountCommand::OpenAccount {
-                owner: "A".into(),
-                initial_balance: Amount::from_cents(150)
-            }
-        );
+        let body = serde_json::json!({"owner": "A", "initial_balance": 1.5});
+        assert!(serde_json::from_value::<OpenAccountBody>(body).is_ok());
+        let OpenAccountCommand::OpenAccount {
+            owner,
+            initial_balance,
+        } = serde_json::from_value(open).unwrap();
+        assert_eq!(owner, "A");
+        assert_eq!(initial_balance.to_money(), Ok(Money::from_cents(150)));
+
+        let amount_of = |command: AccountCommand| match command {
+            AccountCommand::Deposit { amount } => ("Deposit", amount.to_money()),
+            AccountCommand::Withdraw { amount } => ("Withdraw", amount.to_money()),
+        };
         let deposit = serde_json::json!({"type": "Deposit", "amount": 2});
         assert!(serde_json::from_value::<AccountCommandBody>(deposit.clone()).is_ok());
         assert!(serde_json::from_value::<DepositBody>(serde_json::json!({"amount": 2})).is_ok());
         assert_eq!(
-            serde_json::from_value::<AccountCommand>(deposit).unwrap(),
-            AccountCommand::Deposit {
-                amount: Amount::from_cents(200)
-            }
+            amount_of(serde_json::from_value(deposit).unwrap()),
+            ("Deposit", Ok(Money::from_cents(200)))
         );
         let withdraw = serde_json::json!({"type": "Withdraw", "amount": 0.5});
         assert!(serde_json::from_value::<AccountCommandBody>(withdraw.clone()).is_ok());
         assert!(serde_json::from_value::<WithdrawBody>(serde_json::json!({"amount": 0.5})).is_ok());
         assert_eq!(
-            serde_json::from_value::<AccountCommand>(withdraw).unwrap(),
-            AccountCommand::Withdraw {
-                amount: Amount::from_cents(50)
-            }
+            amount_of(serde_json::from_value(withdraw).unwrap()),
+            ("Withdraw", Ok(Money::from_cents(50)))
         );
         // The generic routes list exactly the domain's commands.
         let names: Vec<_> = Account::create_commands()

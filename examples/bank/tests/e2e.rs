@@ -165,6 +165,7 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
     );
 
     // 16 concurrent clients x 100 deposits of 0.01: every reply 200, nothing lost.
+    let started = std::time::Instant::now();
     let mut clients = Vec::new();
     for _ in 0..16 {
         let client = reqwest::Client::new();
@@ -180,6 +181,10 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
     for task in clients {
         task.await.unwrap();
     }
+    eprintln!(
+        "16 x 100 deposits over HTTP on SQLite: {:?}",
+        started.elapsed()
+    );
     let after = (
         200,
         r#"{"id":"acc-001","owner":"Alice","balance":1316.0,"version":1603}"#.to_owned(),
@@ -258,6 +263,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     assert_eq!(code, 200);
     let state: Value = serde_json::from_str(&body).unwrap();
     let version = state["version"].as_u64().unwrap();
+    eprintln!("SIGTERM: {acknowledged} deposits acknowledged, version {version} after restart");
     assert!(
         version > acknowledged,
         "version {version} holds the open and {acknowledged} acknowledged deposits"
