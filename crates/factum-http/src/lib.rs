@@ -1,1 +1,133 @@
-//! placeholder
+//! # factum-http
+//!
+//! axum routers for Factum. Implement [`HttpAggregate`] for an aggregate (its collection
+//! path, its command names with their body schemas, how its state is shown) and
+//! [`Api::with_aggregate`] gives it a REST surface with an OpenAPI document:
+//!
+//! - `POST /{type}/commands/{command}`: a create command, generated id → 201
+//! - `POST /{type}/{id}/commands/{command}`: create with this id → 201, or update → 200;
+//!   `If-Match: "N"` → 412 unless at version N
+//! - `GET /{type}/{id}` (`?version=N` for time travel), with `ETag: "N"`
+//! - `GET /{type}/{id}/events?from_version=&limit=`: the audit log (envelopes with event
+//!   id, version, position, type, recorded-at, user, request and correlation ids, payload)
+//!
+//! plus `GET /health`, `GET /openapi.json` and a Swagger UI page at `/docs` that works
+//! offline. Every error, whoever raises it (a domain rule, the engine, a malformed request,
+//! an unknown route, a timeout, a panic), is an [`ApiError`] rendered as the structured JSON
+//! `{"domain","code","internalCode","status","message","details"?,"requestId"?}`. Every
+//! response carries `X-Request-Id`. With [`JwtAuth`] configured, aggregate routes need a
+//! valid HS256 bearer token and its `sub` is recorded as the user of every event.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use axum::body::{Body, to_bytes};
+//! use axum::http::Request;
+//! use factum_core::*;
+//! use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig};
+//! use serde::{Deserialize, Serialize};
+//! use tower::ServiceExt;
+//! use utoipa::ToSchema;
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+//! #[serde(tag = "type")]
+//! enum CounterEvent { Started, Added { by: u32 } }
+//! impl Event for CounterEvent {
+//!     fn event_type(&self) -> &'static str {
+//!         match self { Self::Started => "Started", Self::Added { .. } => "Added" }
+//!     }
+//! }
+//! #[derive(Debug, Deserialize)]
+//! #[serde(tag = "type")]
+//! enum CreateCounter { Start }
+//! #[derive(Debug, Deserialize)]
+//! #[serde(tag = "type")]
+//! enum ChangeCounter { Add { by: u32 } }
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! struct Counter { id: String, value: u64 }
+//! impl Aggregate for Counter {
+//!     const TYPE: &'static str = "counter";
+//!     type Event = CounterEvent;
+//!     type Error = CqrsError;
+//!     fn with_aggregate_id(id: String) -> Self { Self { id, value: 0 } }
+//!     fn aggregate_id(&self) -> &str { &self.id }
+//!     fn apply(&mut self, event: &CounterEvent) {
+//!         if let CounterEvent::Added { by } = event { self.value += u64::from(*by); }
+//!     }
+//! }
+//! impl CommandHandler for Counter {
+//!     type CreateCommand = CreateCounter;
+//!     type UpdateCommand = ChangeCounter;
+//!     type Services = ();
+//!     fn handle_create(&self, _: &CreateCounter, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
+//!         Ok(vec![CounterEvent::Started])
+//!     }
+//!     fn handle_update(&self, cmd: &ChangeCounter, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
+//!         let ChangeCounter::Add { by } = cmd;
+//!         Ok(vec![CounterEvent::Added { by: *by }])
+//!     }
+//! }
+//!
+//! // The HTTP side: the view clients see and the body schema of each command.
+//! #[derive(Serialize, ToSchema)]
+//! struct CounterView { value: u64 }
+//! #[derive(ToSchema)]
+//! struct StartBody {}
+//! #[derive(ToSchema)]
+//! struct AddBody { by: u32 }
+//! impl HttpAggregate for Counter {
+//!     const PATH: &'static str = "counters";
+//!     type View = CounterView;
+//!     type EventSchema = CounterEvent;
+//!     fn view(&self, _version: u64) -> CounterView { CounterView { value: self.value } }
+//!     fn create_commands() -> Vec<CommandSpec> {
+//!         vec![CommandSpec::new::<StartBody>("Start", "Start a counter at 0")]
+//!     }
+//!     fn update_commands() -> Vec<CommandSpec> {
+//!         vec![CommandSpec::new::<AddBody>("Add", "Add to a counter")]
+//!     }
+//! }
+//!
+//! let engine = CqrsCommandEngine::<Counter>::new(Arc::new(InMemoryEventStore::new()), ());
+//! let app = Api::new(HttpConfig::default()).with_aggregate("/api", engine).into_router();
+//!
+//! let post = |uri: &str, body: &'static str| {
+//!     Request::post(uri).header("content-type", "application/json").body(Body::from(body)).unwrap()
+//! };
+//! let created = app.clone().oneshot(post("/api/counters/c-1/commands/Start", "{}")).await.unwrap();
+//! assert_eq!(created.status(), 201);
+//! let added = app.clone().oneshot(post("/api/counters/c-1/commands/Add", r#"{"by": 5}"#)).await.unwrap();
+//! assert_eq!(added.status(), 200);
+//! assert_eq!(added.headers()["etag"], "\"2\"");
+//! let body = to_bytes(added.into_body(), usize::MAX).await.unwrap();
+//! assert_eq!(body, r#"{"id":"c-1","state":{"value":5},"version":2}"#);
+//!
+//! let unknown = app.clone().oneshot(post("/api/counters/c-1/commands/Reset", "{}")).await.unwrap();
+//! assert_eq!(unknown.status(), 404);
+//! let error: serde_json::Value =
+//!     serde_json::from_slice(&to_bytes(unknown.into_body(), usize::MAX).await.unwrap()).unwrap();
+//! assert_eq!(error["details"]["allowed"], serde_json::json!(["Start", "Add"]));
+//! # });
+//! ```
+
+mod aggregate;
+mod app;
+mod context;
+mod error;
+mod extract;
+mod openapi;
+
+pub use aggregate::{
+    AggregateService, CommandKind, CommandSpec, DEFAULT_PAGE, EnvelopeBody, EventPage, EventsQuery,
+    Executed, HttpAggregate, MAX_PAGE, ParsedCommand, StateBody, StateQuery, aggregate_routes,
+    with_etag,
+};
+pub use app::{
+    Api, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, HttpConfig, serve, serve_with_shutdown,
+    shutdown_signal,
+};
+pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
+pub use error::{ApiError, Error, ErrorBody, Result};
+pub use extract::{IfMatch, JsonBody, Precondition, etag};
+pub use openapi::{BEARER_SCHEME, aggregate_openapi, error_response, json_response};

@@ -82,4 +82,4 @@ mod store;
 mod writer;
 
 pub use error::{Error, Result};
-pub use store::{SqliteEventStore, StoreStats};
+pub use store::{SqliteEventStore, SqliteOptions, StoreStats};

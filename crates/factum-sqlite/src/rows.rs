@@ -53,6 +53,26 @@ fn non_negative(value: i64, table: &'static str, column: &str) -> Result<u64, Er
     u64::try_from(value).map_err(|_| Error::corrupt(table, format!("negative {column} {value}")))
 }
 
+/// Remembers the last metadata decoded: the events of one command share their metadata, so
+/// runs of equal text are parsed once.
+#[derive(Default)]
+pub(crate) struct MetadataCache {
+    last: Option<(String, Metadata)>,
+}
+
+impl MetadataCache {
+    fn parse(&mut self, text: String) -> serde_json::Result<Metadata> {
+        if let Some((last_text, metadata)) = &self.last {
+            if *last_text == text {
+                return Ok(metadata.clone());
+            }
+        }
+        let metadata: Metadata = serde_json::from_str(&text)?;
+        self.last = Some((text, metadata.clone()));
+        Ok(metadata)
+    }
+}
+
 /// The raw columns of one event row, read without decoding so the statement can be stepped
 /// quickly; [`RawEvent::decode`] does the parsing.
 pub(crate) struct RawEvent {
@@ -88,16 +108,19 @@ impl RawEvent {
         &self.event_id
     }
 
-    pub(crate) fn decode(self) -> factum_core::Result<StoredEvent> {
+    /// Parses the columns; `metadata` remembers the previous row's metadata, which the next
+    /// row often shares.
+    pub(crate) fn decode(self, metadata: &mut MetadataCache) -> factum_core::Result<StoredEvent> {
         const TABLE: &str = "events";
         let event_id = Uuid::parse_str(&self.event_id)
             .map_err(|e| Error::corrupt(TABLE, format!("event id {:?}: {e}", self.event_id)))?;
-        let metadata: Metadata = serde_json::from_str(&self.metadata).map_err(|source| {
-            factum_core::Error::Serialization {
-                what: format!("metadata of event {event_id}"),
-                source,
-            }
-        })?;
+        let metadata =
+            metadata
+                .parse(self.metadata)
+                .map_err(|source| factum_core::Error::Serialization {
+                    what: format!("metadata of event {event_id}"),
+                    source,
+                })?;
         Ok(StoredEvent {
             position: non_negative(self.position, TABLE, "position")?,
             event_id,
@@ -145,6 +168,22 @@ pub(crate) fn decode_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_metadata_is_decoded_once_and_equal() {
+        let metadata = Metadata {
+            user_id: Some("bob".to_owned()),
+            request_id: Some("req-1".to_owned()),
+            extra: [("ip".to_owned(), serde_json::json!("10.0.0.1"))].into(),
+            ..Metadata::default()
+        };
+        let text = serde_json::to_string(&metadata).unwrap();
+        let mut cache = MetadataCache::default();
+        assert_eq!(cache.parse(text.clone()).unwrap(), metadata);
+        assert_eq!(cache.parse(text).unwrap(), metadata, "from the cache");
+        assert_eq!(cache.parse("{}".to_owned()).unwrap(), Metadata::default());
+        assert!(cache.parse("{oops".to_owned()).is_err());
+    }
 
     #[test]
     fn timestamps_round_trip_to_the_nanosecond() {

@@ -10,21 +10,71 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::rows::{
-    EVENT_COLUMNS, SNAPSHOT_COLUMNS, clamp_to_sql, decode_snapshot, encode_time, event_from_row,
-    snapshot_from_row, sql_limit,
+    EVENT_COLUMNS, MetadataCache, SNAPSHOT_COLUMNS, clamp_to_sql, decode_snapshot, encode_time,
+    event_from_row, snapshot_from_row, sql_limit,
 };
 use crate::writer::{self, Counters, EncodedAppend, EncodedEvent, EncodedSnapshot, WriteRequest};
 
-/// How long a connection waits for a lock another process holds before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How many read connections run at once.
-const READERS: usize = 4;
-/// How many write requests may wait for the writer before `append` itself waits.
-const QUEUE: usize = 4 * writer::MAX_BATCH;
 /// Each connection's page cache, in KiB (SQLite reads a negative `cache_size` as KiB).
 const CACHE_KIB: i64 = 16 * 1024;
 /// The size the write-ahead log is truncated back to after a checkpoint.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Tuning of a [`SqliteEventStore`]; the defaults suit most uses.
+///
+/// ```
+/// use std::time::Duration;
+/// let options = factum_sqlite::SqliteOptions::default()
+///     .with_busy_timeout(Duration::from_secs(1))
+///     .with_readers(8);
+/// assert_eq!(options.readers, 8);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// How long a connection waits for a lock another process holds before failing
+    /// (default 5 s). Only another process (or a second store on the same file) ever holds
+    /// the write lock, since one writer thread does all of this store's writes.
+    pub busy_timeout: Duration,
+    /// How many read connections run at once (default 4, at least 1).
+    pub readers: usize,
+    /// The most appends one group commit takes (default 256, at least 1). Bounds how long an
+    /// append waits behind others and how much memory a batch holds.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+            readers: 4,
+            max_batch: 256,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// Sets the busy timeout.
+    #[must_use]
+    pub fn with_busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets the number of read connections (at least 1).
+    #[must_use]
+    pub fn with_readers(mut self, readers: usize) -> Self {
+        self.readers = readers.max(1);
+        self
+    }
+
+    /// Sets the largest group-commit batch (at least 1).
+    #[must_use]
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+}
 
 /// Counters of the writer's work, for tests and metrics.
 ///
@@ -57,11 +107,14 @@ pub struct StoreStats {
 /// Dropping the store stops the writer once the requests already queued are committed;
 /// [`close`](Self::close) does the same and waits for it.
 pub struct SqliteEventStore {
-    path: PathBuf,
+    // Fields drop in order: the read-only connections close before the writer is told to
+    // stop, so the writer's connection closes last and SQLite checkpoints and removes the
+    // write-ahead log (a read-only connection cannot).
+    readers: Arc<ReaderPool>,
     writer: mpsc::Sender<WriteRequest>,
     thread: std::thread::JoinHandle<()>,
-    readers: Arc<ReaderPool>,
     counters: Arc<Counters>,
+    path: PathBuf,
 }
 
 impl std::fmt::Debug for SqliteEventStore {
@@ -76,7 +129,20 @@ impl SqliteEventStore {
     /// Opens the store in the file at `path`, creating the file and its folders if needed
     /// and bringing its schema up to date.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens the store a URL names: `sqlite://PATH` with a relative or absolute path
+    /// (`sqlite://data/bank.db`, `sqlite:///var/lib/bank.db`). `sqlite:PATH` works too.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        Self::open(path_from_url(url)?).await
+    }
+
+    /// [`open`](Self::open) with options.
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = checked_path(path.as_ref())?;
+        let busy_timeout = options.busy_timeout;
+        let max_batch = options.max_batch.max(1);
         let opened_path = path.clone();
         let (conn, reader) = tokio::task::spawn_blocking(move || -> Result<_> {
             if let Some(parent) = opened_path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -85,41 +151,37 @@ impl SqliteEventStore {
                     source,
                 })?;
             }
-            let mut conn = open_writer(&opened_path)?;
+            let mut conn = open_writer(&opened_path, busy_timeout)?;
             let applied = crate::schema::migrate(&mut conn)?;
             tracing::debug!(path = %opened_path.display(), applied, "opened SQLite event store");
             // Opening one reader now reports an unreadable file at open, not at first read.
-            let reader = open_reader(&opened_path)?;
+            let reader = open_reader(&opened_path, busy_timeout)?;
             Ok((conn, reader))
         })
         .await??;
 
-        let (sender, queue) = mpsc::channel(QUEUE);
+        // Bounded: when the writer falls far behind, appends wait here instead of piling up.
+        let (sender, queue) = mpsc::channel(4 * max_batch);
         let counters = Arc::new(Counters::default());
         let thread = std::thread::Builder::new()
             .name("factum-sqlite-writer".to_owned())
             .spawn({
                 let counters = counters.clone();
-                move || writer::run(conn, queue, counters)
+                move || writer::run(conn, queue, counters, max_batch)
             })
             .map_err(Error::Thread)?;
         Ok(Self {
             readers: Arc::new(ReaderPool {
                 path: path.clone(),
+                busy_timeout,
                 idle: Mutex::new(vec![reader]),
-                permits: Arc::new(Semaphore::new(READERS)),
+                permits: Arc::new(Semaphore::new(options.readers.max(1))),
             }),
             path,
             writer: sender,
             thread,
             counters,
         })
-    }
-
-    /// Opens the store a URL names: `sqlite://PATH` with a relative or absolute path
-    /// (`sqlite://data/bank.db`, `sqlite:///var/lib/bank.db`). `sqlite:PATH` works too.
-    pub async fn open_url(url: &str) -> Result<Self> {
-        Self::open(path_from_url(url)?).await
     }
 
     /// The database file.
@@ -143,7 +205,13 @@ impl SqliteEventStore {
 
     /// Stops the writer after the requests already queued are committed, and waits for it.
     pub async fn close(self) {
-        let Self { writer, thread, .. } = self;
+        let Self {
+            readers,
+            writer,
+            thread,
+            ..
+        } = self;
+        drop(readers);
         drop(writer);
         match tokio::task::spawn_blocking(move || thread.join()).await {
             Ok(Ok(())) => {}
@@ -176,6 +244,7 @@ impl SqliteEventStore {
 /// Read-only connections, opened on demand and kept for reuse.
 struct ReaderPool {
     path: PathBuf,
+    busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
 }
@@ -197,7 +266,7 @@ impl ReaderPool {
             let idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let conn = match idle {
                 Some(conn) => conn,
-                None => open_reader(&pool.path)?,
+                None => open_reader(&pool.path, pool.busy_timeout)?,
             };
             let result = query(&conn);
             pool.idle
@@ -253,7 +322,7 @@ pub(crate) fn path_from_url(url: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-fn open_writer(path: &Path) -> Result<Connection> {
+fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     // No URI flag: the path is a file name, never parsed as `file:` options.
     let conn = Connection::open_with_flags(
         path,
@@ -261,7 +330,7 @@ fn open_writer(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout)?;
     let mode: String =
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -281,12 +350,12 @@ fn open_writer(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn open_reader(path: &Path) -> Result<Connection> {
+fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
@@ -377,7 +446,9 @@ impl EventStore for SqliteEventStore {
                     event_from_row,
                 )
                 .map_err(sql_error)?;
-            rows.map(|row| row.map_err(sql_error)?.decode()).collect()
+            let mut metadata = MetadataCache::default();
+            rows.map(|row| row.map_err(sql_error)?.decode(&mut metadata))
+                .collect()
         })
         .await
     }
@@ -399,7 +470,9 @@ impl EventStore for SqliteEventStore {
                     event_from_row,
                 )
                 .map_err(sql_error)?;
-            rows.map(|row| row.map_err(sql_error)?.decode()).collect()
+            let mut metadata = MetadataCache::default();
+            rows.map(|row| row.map_err(sql_error)?.decode(&mut metadata))
+                .collect()
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! The writer thread: the only connection that writes, and group commit.
 //!
-//! The thread blocks for one request, then takes every request already queued (up to
-//! [`MAX_BATCH`]) and runs them all in one `BEGIN IMMEDIATE` transaction, each inside its own
+//! The thread blocks for one request, then takes every request already queued (up to a
+//! configured maximum) and runs them all in one `BEGIN IMMEDIATE` transaction, each inside its own
 //! savepoint. A request that is refused (expected version violated, an event id already used,
 //! a retry that does not match) is rolled back to its savepoint and fails alone; the others
 //! go on. Then one `COMMIT`, which with WAL and `synchronous=FULL` is one fsync of the log, and
@@ -20,10 +20,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, is_constraint_violation};
 use crate::rows::{EVENT_COLUMNS, event_from_row};
-
-/// The most requests one transaction takes. Bounds the latency a request waits behind others
-/// and the memory a batch holds.
-pub(crate) const MAX_BATCH: usize = 256;
 
 /// An event ready to insert: the caller's event plus its encoded columns.
 pub(crate) struct EncodedEvent {
@@ -75,18 +71,19 @@ pub(crate) fn run(
     mut conn: Connection,
     mut queue: mpsc::Receiver<WriteRequest>,
     counters: Arc<Counters>,
+    max_batch: usize,
 ) {
     tracing::debug!("writer thread started");
-    let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
+        let mut batch = Vec::with_capacity(max_batch.min(64));
         batch.push(first);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max_batch {
             match queue.try_recv() {
                 Ok(request) => batch.push(request),
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, &mut batch, &counters);
+        commit_batch(&mut conn, batch, &counters);
     }
     tracing::debug!("writer thread stopped");
 }
@@ -121,6 +118,14 @@ impl Pending {
         }
     }
 
+    /// A request the batch failed before running it.
+    fn from_unrun(request: WriteRequest) -> Self {
+        match request {
+            WriteRequest::Append(_, reply) => Self::Append(reply, Ok(Vec::new())),
+            WriteRequest::SaveSnapshot(_, reply) => Self::SaveSnapshot(reply, Ok(())),
+        }
+    }
+
     fn fail(self, error: &Arc<rusqlite::Error>) {
         let error = || factum_core::Error::from(Error::Commit(error.clone()));
         match self {
@@ -134,47 +139,12 @@ impl Pending {
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteRequest>, counters: &Counters) {
+fn commit_batch(conn: &mut Connection, batch: Vec<WriteRequest>, counters: &Counters) {
     let size = batch.len();
+    let mut requests = batch.into_iter();
     let mut pending = Vec::with_capacity(size);
     let mut new_events = 0u64;
-    let outcome = (|| -> rusqlite::Result<()> {
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for request in batch.drain(..) {
-            let mut savepoint = tx.savepoint()?;
-            let done = match request {
-                WriteRequest::Append(append, reply) => {
-                    let result = append_one(&savepoint, &append).map(|(events, inserted)| {
-                        new_events += inserted;
-                        events
-                    });
-                    Pending::Append(reply, result)
-                }
-                WriteRequest::SaveSnapshot(snapshot, reply) => Pending::SaveSnapshot(
-                    reply,
-                    save_snapshot(&savepoint, &snapshot).map_err(sql_error),
-                ),
-            };
-            if done.succeeded() {
-                savepoint.commit()?;
-            } else {
-                savepoint.rollback()?;
-                savepoint.commit()?;
-                // A failure SQLite could not confine to the savepoint (disk full, I/O error)
-                // may have ended the whole transaction: then nothing of the batch holds.
-                if tx.is_autocommit() {
-                    pending.push(done);
-                    return Err(rusqlite::Error::SqliteFailure(
-                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                        Some("the batch's transaction was rolled back by SQLite".to_owned()),
-                    ));
-                }
-            }
-            pending.push(done);
-        }
-        tx.commit()
-    })();
-    match outcome {
+    match run_batch(conn, &mut requests, &mut pending, &mut new_events) {
         Ok(()) => {
             let refused = pending.iter().filter(|p| !p.succeeded()).count() as u64;
             counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -193,19 +163,67 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteRequest>, counters: 
             counters.failed_commits.fetch_add(1, Ordering::Relaxed);
             tracing::error!(size, %error, "group commit failed; every append of the batch fails");
             let error = Arc::new(error);
-            // Requests not reached yet are still in `batch`; they fail the same way.
             for done in pending {
                 done.fail(&error);
             }
-            for request in batch.drain(..) {
-                match request {
-                    WriteRequest::Append(_, reply) => Pending::Append(reply, Ok(Vec::new())),
-                    WriteRequest::SaveSnapshot(_, reply) => Pending::SaveSnapshot(reply, Ok(())),
-                }
-                .fail(&error);
+            // Requests the batch had not reached yet fail the same way: nothing is stored.
+            for request in requests {
+                Pending::from_unrun(request).fail(&error);
             }
         }
     }
+}
+
+/// Runs the requests in one transaction, each in its own savepoint, and commits. Every
+/// request taken from `requests` leaves its outcome in `pending`, so that on an `Err` the
+/// caller can fail them all.
+fn run_batch(
+    conn: &mut Connection,
+    requests: &mut std::vec::IntoIter<WriteRequest>,
+    pending: &mut Vec<Pending>,
+    new_events: &mut u64,
+) -> rusqlite::Result<()> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for request in requests.by_ref() {
+        let mut savepoint = match tx.savepoint() {
+            Ok(savepoint) => savepoint,
+            Err(error) => {
+                pending.push(Pending::from_unrun(request));
+                return Err(error);
+            }
+        };
+        let done = match request {
+            WriteRequest::Append(append, reply) => {
+                let result = append_one(&savepoint, &append).map(|(events, inserted)| {
+                    *new_events += inserted;
+                    events
+                });
+                Pending::Append(reply, result)
+            }
+            WriteRequest::SaveSnapshot(snapshot, reply) => Pending::SaveSnapshot(
+                reply,
+                save_snapshot(&savepoint, &snapshot).map_err(sql_error),
+            ),
+        };
+        let succeeded = done.succeeded();
+        pending.push(done);
+        if succeeded {
+            savepoint.commit()?;
+        } else {
+            savepoint.rollback()?;
+            savepoint.commit()?;
+            // A failure SQLite cannot confine to a savepoint (disk full, I/O error) may end
+            // the whole transaction; then nothing of the batch holds.
+            if tx.is_autocommit() {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("SQLite rolled back the batch's transaction".to_owned()),
+                ));
+            }
+        }
+    }
+    // With WAL and synchronous=FULL, this is the batch's one fsync.
+    tx.commit()
 }
 
 fn sql_error(error: rusqlite::Error) -> factum_core::Error {
@@ -371,8 +389,9 @@ fn matching_retry(
     {
         return Ok(None);
     }
+    let mut metadata = crate::rows::MetadataCache::default();
     raw.into_iter()
-        .map(crate::rows::RawEvent::decode)
+        .map(|raw| raw.decode(&mut metadata))
         .collect::<factum_core::Result<Vec<_>>>()
         .map(Some)
 }

@@ -24,5 +24,6 @@
 //! ```
 
 pub mod domain;
+pub mod http;
 pub mod money;
 pub mod views;

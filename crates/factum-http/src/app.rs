@@ -1,0 +1,285 @@
+//! Assembling a service: [`Api`] puts aggregates' routes, your own routes, `/health`, the
+//! OpenAPI document and the docs page behind the operational layers; [`serve`] runs it with
+//! graceful shutdown.
+//!
+//! The layers, outermost first: the context middleware (request and correlation ids, user,
+//! structured errors with the request id, access log), panic catching (a panic is a 500 in
+//! the structured shape; the panic message goes to the log only), the request timeout (408),
+//! and the body limit (413).
+
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use factum_core::standard::StandardError;
+use factum_core::{CqrsCommandEngine, EventStore};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::aggregate::{HttpAggregate, aggregate_routes};
+use crate::context::{ContextConfig, JwtAuth, context_middleware};
+use crate::error::{ApiError, Error, Result};
+use crate::openapi::{aggregate_openapi, common_openapi};
+
+/// The default request body limit: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// The default request timeout: 30 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a service behaves on the wire.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpConfig {
+    /// The largest request body accepted, in bytes (413 above).
+    pub body_limit: usize,
+    /// How long a request may take before it is answered with 408. A command whose append
+    /// had already reached the store when the time ran out may still be stored: a client that
+    /// gets a 408 should read the state (or retry with `If-Match`) before repeating it.
+    pub request_timeout: Duration,
+    /// Bearer-token auth; `None` serves everyone as anonymous.
+    pub auth: Option<Arc<JwtAuth>>,
+    /// The document's title.
+    pub title: String,
+    /// The document's API version.
+    pub version: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: DEFAULT_TIMEOUT,
+            auth: None,
+            title: "Factum service".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Sets the body limit.
+    #[must_use]
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Sets the request timeout.
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Requires a valid bearer token on aggregate routes.
+    #[must_use]
+    pub fn with_auth(mut self, auth: JwtAuth) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Sets the document's title and version.
+    #[must_use]
+    pub fn with_title(mut self, title: impl Into<String>, version: impl Into<String>) -> Self {
+        self.title = title.into();
+        self.version = version.into();
+        self
+    }
+}
+
+/// A service under construction: routes plus their OpenAPI document.
+///
+/// [`Api::into_router`] adds `GET /health` (if a store was given), `GET /openapi.json`, the
+/// docs page at `/docs` (Swagger UI, served from assets compiled into the binary), a
+/// structured 404 for unknown routes, and the layers of the module docs.
+pub struct Api {
+    config: HttpConfig,
+    router: Router,
+    openapi: OpenApi,
+    store: Option<Arc<dyn EventStore>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("config", &self.config)
+            .field(
+                "paths",
+                &self.openapi.paths.paths.keys().collect::<Vec<_>>(),
+            )
+            .field("health", &self.store.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    /// An empty service.
+    pub fn new(config: HttpConfig) -> Self {
+        Self {
+            config,
+            router: Router::new(),
+            openapi: OpenApiBuilder::new().build(),
+            store: None,
+        }
+    }
+
+    /// Serves `GET /health`, which checks this store.
+    #[must_use]
+    pub fn with_health(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Mounts the generic routes of `A` under `{prefix}/{A::PATH}` (`prefix` `""` or like
+    /// `/api`) and adds them to the document.
+    #[must_use]
+    pub fn with_aggregate<A: HttpAggregate>(
+        mut self,
+        prefix: &str,
+        engine: CqrsCommandEngine<A>,
+    ) -> Self {
+        self.router = self.router.merge(aggregate_routes(prefix, engine));
+        self.openapi
+            .merge(aggregate_openapi::<A>(prefix, self.config.auth.is_some()));
+        self
+    }
+
+    /// Adds routes of your own and their document. Extract
+    /// [`RequestContext`](crate::RequestContext) in their handlers to get the caller's
+    /// context (and the 401 when auth is on), and return [`ApiError`]s.
+    #[must_use]
+    pub fn with_routes(mut self, router: Router, openapi: OpenApi) -> Self {
+        self.router = self.router.merge(router);
+        self.openapi.merge(openapi);
+        self
+    }
+
+    /// The complete OpenAPI document.
+    pub fn openapi(&self) -> OpenApi {
+        let mut doc = self.openapi.clone();
+        doc.merge(common_openapi(
+            self.config.auth.is_some(),
+            self.store.is_some(),
+        ));
+        doc.info = InfoBuilder::new()
+            .title(self.config.title.clone())
+            .version(self.config.version.clone())
+            .description(Some(
+                "Errors are JSON of one shape: {domain, code, internalCode, status, message, details?, requestId?}. \
+                 Every response carries X-Request-Id.",
+            ))
+            .build();
+        doc
+    }
+
+    /// The finished router.
+    pub fn into_router(self) -> Router {
+        let doc = self.openapi();
+        let mut router = self.router;
+        if let Some(store) = self.store {
+            router = router.route("/health", get(health).with_state(store));
+        }
+        let context = Arc::new(ContextConfig {
+            auth: self.config.auth.clone(),
+            body_limit: self.config.body_limit,
+            timeout_secs: self.config.request_timeout.as_secs_f64(),
+        });
+        router
+            .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(self.config.body_limit))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                self.config.request_timeout,
+            ))
+            .layer(CatchPanicLayer::custom(panicked))
+            .layer(axum::middleware::from_fn_with_state(
+                context,
+                context_middleware,
+            ))
+    }
+}
+
+async fn not_found() -> StatusCode {
+    // The context middleware renders it with the method and path.
+    StatusCode::NOT_FOUND
+}
+
+fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a handler panicked");
+    ApiError::internal().into_response()
+}
+
+async fn health(State(store): State<Arc<dyn EventStore>>) -> Response {
+    match store.health_check().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "health check failed");
+            ApiError::standard(
+                StandardError::ServiceUnavailable,
+                "the event store is not reachable",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C, then stops taking connections, lets in-flight requests
+/// finish, and returns.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> Result<()> {
+    serve_with_shutdown(listener, router, shutdown_signal()).await
+}
+
+/// Serves until `signal` completes, then shuts down gracefully (in-flight requests finish).
+pub async fn serve_with_shutdown(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(signal)
+        .await
+        .map_err(Error::Serve)
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,446 @@
+//! The OpenAPI document of the generic routes, built from the aggregate's declared types.
+//!
+//! Routes of an [`HttpAggregate`] are generic over the command name, but the document lists
+//! each command as its own operation (`POST /api/accounts/{id}/commands/Deposit`), with the
+//! body schema of that command: a client reads exactly what to send.
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    Content, HeaderBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Response,
+    ResponseBuilder, Schema,
+};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+
+use crate::aggregate::{
+    CommandSpec, EnvelopeBody, EventPage, EventsQuery, HttpAggregate, StateBody, StateQuery,
+    collection_path,
+};
+use crate::error::ErrorBody;
+
+/// The name of the bearer security scheme in documents of servers with auth.
+pub const BEARER_SCHEME: &str = "bearer";
+
+/// A JSON response whose body is the named schema.
+pub fn json_response(description: &str, schema: impl Into<RefOr<Schema>>) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", Content::new(Some(schema.into())))
+        .build()
+}
+
+/// A structured error response ([`ErrorBody`]).
+pub fn error_response(description: &str) -> Response {
+    json_response(description, Ref::from_schema_name(ErrorBody::name()))
+}
+
+fn etag_header() -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(String::schema())
+        .description(Some(
+            "The aggregate's version, in quotes (\"3\"): send it back in If-Match",
+        ))
+        .build()
+}
+
+fn path_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(String::schema()))
+        .build()
+}
+
+fn if_match_param() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("If-Match")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Run only if the aggregate is at this version (its ETag, \"3\"); else 412 and nothing is stored",
+        ))
+        .schema(Some(String::schema()))
+        .build()
+}
+
+/// The document of one aggregate's generic routes under `prefix`.
+pub fn aggregate_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi {
+    let base = collection_path::<A>(prefix);
+    let tag = A::PATH.trim_matches('/').to_owned();
+    let state_body = StateBody::<A::View>::name().into_owned();
+    let page = EventPage::<A::EventSchema>::name().into_owned();
+
+    let mut schemas: BTreeMap<String, RefOr<Schema>> = BTreeMap::new();
+    let mut collect = |list: Vec<(String, RefOr<Schema>)>| {
+        for (name, schema) in list {
+            schemas.entry(name).or_insert(schema);
+        }
+    };
+    let mut found = vec![
+        (state_body.clone(), StateBody::<A::View>::schema()),
+        (page.clone(), EventPage::<A::EventSchema>::schema()),
+    ];
+    StateBody::<A::View>::schemas(&mut found);
+    EventPage::<A::EventSchema>::schemas(&mut found);
+    collect(found);
+    let creates = A::create_commands();
+    let updates = A::update_commands();
+    for spec in creates.iter().chain(&updates) {
+        collect(spec.schemas().to_vec());
+    }
+
+    let secure = |op: OperationBuilder| {
+        if auth {
+            op.security(SecurityRequirement::new(
+                BEARER_SCHEME,
+                Vec::<String>::new(),
+            ))
+            .response("401", error_response("No valid bearer token"))
+        } else {
+            op
+        }
+    };
+    let command_op = |spec: &CommandSpec, created: bool, with_id: bool| {
+        let (code, what) = if created {
+            ("201", "Created: the new aggregate")
+        } else {
+            ("200", "The aggregate after the command")
+        };
+        let mut op = OperationBuilder::new()
+            .tag(tag.clone())
+            .summary(Some(spec.summary().to_owned()))
+            .operation_id(Some(format!(
+                "{}_{}{}",
+                A::TYPE,
+                spec.name(),
+                if with_id || !created {
+                    ""
+                } else {
+                    "_generated_id"
+                }
+            )))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name(spec.schema_name()))),
+                    )
+                    .build(),
+            ))
+            .response(
+                code,
+                ResponseBuilder::new()
+                    .description(what)
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name(&state_body))),
+                    )
+                    .header("ETag", etag_header())
+                    .build(),
+            )
+            .response(
+                "400",
+                error_response("Invalid id, body or command (VALIDATION_ERROR or a domain code)"),
+            )
+            .response(
+                "409",
+                error_response("Conflict (the aggregate exists, or a concurrent change)"),
+            )
+            .response("413", error_response("Body larger than the limit"))
+            .response(
+                "415",
+                error_response("Content-Type is not application/json"),
+            )
+            .response("500", error_response("Internal error"));
+        if with_id {
+            op = op
+                .parameter(path_param(
+                    "id",
+                    "The aggregate id: 1 to 128 of [A-Za-z0-9._:-]",
+                ))
+                .response("404", error_response("No aggregate with this id"));
+        }
+        if !created {
+            op = op.parameter(if_match_param()).response(
+                "412",
+                error_response("If-Match does not hold: the aggregate is at another version"),
+            );
+        }
+        secure(op).build()
+    };
+
+    let mut paths = PathsBuilder::new();
+    for spec in &creates {
+        paths = paths.path(
+            format!("{base}/commands/{}", spec.name()),
+            PathItem::new(HttpMethod::Post, command_op(spec, true, false)),
+        );
+        paths = paths.path(
+            format!("{base}/{{id}}/commands/{}", spec.name()),
+            PathItem::new(HttpMethod::Post, command_op(spec, true, true)),
+        );
+    }
+    for spec in &updates {
+        paths = paths.path(
+            format!("{base}/{{id}}/commands/{}", spec.name()),
+            PathItem::new(HttpMethod::Post, command_op(spec, false, true)),
+        );
+    }
+    let get_state = OperationBuilder::new()
+        .tag(tag.clone())
+        .summary(Some(format!(
+            "The state of a {}, now or at a past version",
+            A::TYPE
+        )))
+        .operation_id(Some(format!("{}_get", A::TYPE)))
+        .parameter(path_param("id", "The aggregate id"))
+        .parameters(Some(StateQuery::into_params(|| Some(ParameterIn::Query))))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The state")
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name(&state_body))),
+                )
+                .header("ETag", etag_header())
+                .build(),
+        )
+        .response("400", error_response("Invalid id or version"))
+        .response(
+            "404",
+            error_response("No aggregate with this id, or no such version yet"),
+        );
+    paths = paths.path(
+        format!("{base}/{{id}}"),
+        PathItem::new(HttpMethod::Get, secure(get_state).build()),
+    );
+    let get_events = OperationBuilder::new()
+        .tag(tag.clone())
+        .summary(Some(format!(
+            "The audit log of a {}: event envelopes, paged",
+            A::TYPE
+        )))
+        .operation_id(Some(format!("{}_events", A::TYPE)))
+        .parameter(path_param("id", "The aggregate id"))
+        .parameters(Some(EventsQuery::into_params(|| Some(ParameterIn::Query))))
+        .response(
+            "200",
+            json_response("One page of events", Ref::from_schema_name(&page)),
+        )
+        .response("400", error_response("Invalid id, from_version or limit"))
+        .response("404", error_response("No aggregate with this id"));
+    paths = paths.path(
+        format!("{base}/{{id}}/events"),
+        PathItem::new(HttpMethod::Get, secure(get_events).build()),
+    );
+
+    let components = ComponentsBuilder::new().schemas_from_iter(schemas).build();
+    OpenApiBuilder::new()
+        .paths(paths.build())
+        .components(Some(components))
+        .build()
+}
+
+/// The parts every document of an [`Api`](crate::Api) has: the error schema, the health
+/// route, and the bearer scheme when auth is on.
+pub(crate) fn common_openapi(auth: bool, has_health: bool) -> OpenApi {
+    let mut schemas = vec![(ErrorBody::name().into_owned(), ErrorBody::schema())];
+    ErrorBody::schemas(&mut schemas);
+    let mut components = ComponentsBuilder::new().schemas_from_iter(schemas);
+    if auth {
+        components = components.security_scheme(
+            BEARER_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "HS256 JWT; `sub` is the user recorded in event metadata",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+    let mut paths = PathsBuilder::new();
+    if has_health {
+        let health = OperationBuilder::new()
+            .tag("operations")
+            .summary(Some(
+                "Whether the service and its event store are reachable",
+            ))
+            .operation_id(Some("health"))
+            .response(
+                "200",
+                json_response(
+                    "Healthy",
+                    ObjectBuilder::new()
+                        .property("status", ObjectBuilder::new().schema_type(Type::String))
+                        .required("status")
+                        .build(),
+                ),
+            )
+            .response("503", error_response("The event store is not reachable"))
+            .build();
+        paths = paths.path("/health", PathItem::new(HttpMethod::Get, health));
+    }
+    OpenApiBuilder::new()
+        .paths(paths.build())
+        .components(Some(components.build()))
+        .build()
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn nullable_string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+        Type::String,
+        Type::Null,
+    ]))
+}
+
+fn version() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(1))
+}
+
+fn state_body_schema(view: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .description(Some("An aggregate's id, state and version"))
+        .property("id", string())
+        .property("state", Ref::from_schema_name(view))
+        .property("version", version())
+        .required("id")
+        .required("state")
+        .required("version")
+        .into()
+}
+
+fn envelope_schema(event: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .description(Some("A stored event with its metadata"))
+        .property(
+            "event_id",
+            string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        )
+        .property("aggregate_type", string())
+        .property("aggregate_id", string())
+        .property("version", version())
+        .property(
+            "position",
+            version().description(Some("Store-wide position, in commit order")),
+        )
+        .property("event_type", string())
+        .property(
+            "recorded_at",
+            string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .property("user_id", nullable_string())
+        .property("request_id", nullable_string())
+        .property("correlation_id", nullable_string())
+        .property("causation_id", nullable_string())
+        .property("metadata", ObjectBuilder::new().schema_type(Type::Object))
+        .property("payload", Ref::from_schema_name(event))
+        .required("event_id")
+        .required("aggregate_type")
+        .required("aggregate_id")
+        .required("version")
+        .required("position")
+        .required("event_type")
+        .required("recorded_at")
+        .required("payload")
+        .into()
+}
+
+fn page_schema(envelope: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .description(Some("One page of an aggregate's events"))
+        .property(
+            "events",
+            ArrayBuilder::new().items(Ref::from_schema_name(envelope)),
+        )
+        .property(
+            "next_from_version",
+            ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                    Type::Integer,
+                    Type::Null,
+                ]))
+                .description(Some("from_version of the next page; null on the last page")),
+        )
+        .required("events")
+        .into()
+}
+
+// The wire types of the generic routes are generic over the aggregate's types, so their
+// schemas are written here, named after the type they wrap (`AccountViewResponse`,
+// `AccountEventEnvelope`, `AccountEventPage`).
+
+impl<V: ToSchema> PartialSchema for StateBody<V> {
+    fn schema() -> RefOr<Schema> {
+        state_body_schema(&V::name())
+    }
+}
+
+impl<V: ToSchema> ToSchema for StateBody<V> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("{}Response", V::name()).into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((V::name().into_owned(), V::schema()));
+        V::schemas(schemas);
+    }
+}
+
+impl<E: ToSchema> PartialSchema for EnvelopeBody<E> {
+    fn schema() -> RefOr<Schema> {
+        envelope_schema(&E::name())
+    }
+}
+
+impl<E: ToSchema> ToSchema for EnvelopeBody<E> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("{}Envelope", E::name()).into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((E::name().into_owned(), E::schema()));
+        E::schemas(schemas);
+    }
+}
+
+impl<E: ToSchema> PartialSchema for EventPage<E> {
+    fn schema() -> RefOr<Schema> {
+        page_schema(&EnvelopeBody::<E>::name())
+    }
+}
+
+impl<E: ToSchema> ToSchema for EventPage<E> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        format!("{}Page", E::name()).into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            EnvelopeBody::<E>::name().into_owned(),
+            EnvelopeBody::<E>::schema(),
+        ));
+        EnvelopeBody::<E>::schemas(schemas);
+    }
+}
