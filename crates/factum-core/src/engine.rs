@@ -522,6 +522,8 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             });
         }
         let metadata = ctx.to_metadata();
+        let metadata_json =
+            serde_json::to_string(&metadata).map_err(|e| Error::serialization("metadata", e))?;
         let recorded_at = ctx.now();
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
@@ -532,7 +534,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                 schema_version: event.schema_version(),
                 payload: serde_json::to_string(event)
                     .map_err(|e| Error::serialization(event.event_type(), e))?,
-                metadata: metadata.clone(),
+                metadata: metadata_json.clone(),
                 recorded_at,
             });
         }
@@ -550,7 +552,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             None
         };
         let view_changes = self
-            .inline_view_changes(aggregate_id, old_version, &new_events, &events)
+            .inline_view_changes(aggregate_id, old_version, &new_events, &events, &metadata)
             .await?;
         let stored = self
             .inner
@@ -567,7 +569,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         let envelopes: Vec<EventEnvelope<A::Event>> = stored
             .into_iter()
             .zip(events)
-            .map(|(stored, payload)| envelope(stored, payload))
+            .map(|(stored, payload)| envelope(stored, metadata.clone(), payload))
             .collect();
         let version = envelopes.last().map_or(new_version, |e| e.version);
         self.remember(aggregate_id, &state, version);
@@ -587,6 +589,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         old_version: u64,
         new_events: &[NewEvent],
         events: &[A::Event],
+        metadata: &crate::context::Metadata,
     ) -> Result<Vec<crate::view::ViewChange>> {
         let Some(views) = self.inner.store.as_view_store() else {
             return Ok(Vec::new());
@@ -606,7 +609,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                 position: 0,
                 recorded_at: new.recorded_at,
                 event_type: new.event_type.clone(),
-                metadata: new.metadata.clone(),
+                metadata: metadata.clone(),
                 payload: payload.clone(),
             })
             .collect();
@@ -720,8 +723,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             .read_stream(A::TYPE, aggregate_id, version + 1, None)
             .await?;
         for event in &stored {
-            let envelope = self.inner.upcasters.decode::<A::Event>(event)?;
-            state.apply(&envelope.payload);
+            state.apply(&self.inner.upcasters.decode_payload::<A::Event>(event)?);
             version = event.version;
         }
         Ok((version > 0).then_some(LoadedAggregate { state, version }))
@@ -749,8 +751,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             .read_stream(A::TYPE, aggregate_id, reached + 1, Some(wanted))
             .await?;
         for event in &stored {
-            let envelope = self.inner.upcasters.decode::<A::Event>(event)?;
-            state.apply(&envelope.payload);
+            state.apply(&self.inner.upcasters.decode_payload::<A::Event>(event)?);
             reached = event.version;
         }
         if reached == version {
@@ -824,7 +825,11 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
     }
 }
 
-fn envelope<E: Event>(stored: StoredEvent, payload: E) -> EventEnvelope<E> {
+fn envelope<E: Event>(
+    stored: StoredEvent,
+    metadata: crate::context::Metadata,
+    payload: E,
+) -> EventEnvelope<E> {
     EventEnvelope {
         event_id: stored.event_id,
         aggregate_type: stored.aggregate_type,
@@ -833,7 +838,7 @@ fn envelope<E: Event>(stored: StoredEvent, payload: E) -> EventEnvelope<E> {
         position: stored.position,
         recorded_at: stored.recorded_at,
         event_type: stored.event_type,
-        metadata: stored.metadata,
+        metadata,
         payload,
     }
 }

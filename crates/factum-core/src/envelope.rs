@@ -18,8 +18,9 @@ pub struct NewEvent {
     pub schema_version: u32,
     /// The payload as JSON text.
     pub payload: String,
-    /// Who caused it and in which request.
-    pub metadata: Metadata,
+    /// Who caused it and in which request: a [`Metadata`] as JSON text (the events of one
+    /// command share it, so it is serialized once per command).
+    pub metadata: String,
     /// When it was recorded (from the context's clock).
     pub recorded_at: DateTime<Utc>,
 }
@@ -43,10 +44,20 @@ pub struct StoredEvent {
     pub schema_version: u32,
     /// The payload as JSON text.
     pub payload: String,
-    /// Who caused it and in which request.
-    pub metadata: Metadata,
+    /// Who caused it and in which request: a [`Metadata`] as JSON text, parsed only when an
+    /// envelope is decoded (loading an aggregate never needs it).
+    pub metadata: String,
     /// When it was recorded.
     pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// Parses the metadata.
+    pub fn parse_metadata(&self) -> crate::Result<Metadata> {
+        serde_json::from_str(&self.metadata).map_err(|e| {
+            crate::Error::serialization(format!("metadata of event {}", self.event_id), e)
+        })
+    }
 }
 
 /// A typed event with everything the store knows about it.

@@ -96,17 +96,22 @@ impl Upcasters {
         Ok((payload, version))
     }
 
-    /// Deserializes a stored event into its typed envelope, upcasting it first if needed.
-    pub fn decode<E: Event>(&self, stored: &StoredEvent) -> Result<EventEnvelope<E>> {
+    /// Deserializes a stored event's payload, upcasting it first if needed.
+    pub fn decode_payload<E: Event>(&self, stored: &StoredEvent) -> Result<E> {
         let what = || format!("{} event {}", stored.event_type, stored.event_id);
-        let payload: E = if self.applies_to(&stored.event_type, stored.schema_version) {
+        if self.applies_to(&stored.event_type, stored.schema_version) {
             let raw = serde_json::from_str(&stored.payload)
                 .map_err(|e| Error::serialization(what(), e))?;
             let (upcast, _) = self.upcast(&stored.event_type, stored.schema_version, raw)?;
-            serde_json::from_value(upcast).map_err(|e| Error::serialization(what(), e))?
+            serde_json::from_value(upcast).map_err(|e| Error::serialization(what(), e))
         } else {
-            serde_json::from_str(&stored.payload).map_err(|e| Error::serialization(what(), e))?
-        };
+            serde_json::from_str(&stored.payload).map_err(|e| Error::serialization(what(), e))
+        }
+    }
+
+    /// Deserializes a stored event into its typed envelope, upcasting it first if needed.
+    pub fn decode<E: Event>(&self, stored: &StoredEvent) -> Result<EventEnvelope<E>> {
+        let payload = self.decode_payload(stored)?;
         Ok(EventEnvelope {
             event_id: stored.event_id,
             aggregate_type: stored.aggregate_type.clone(),
@@ -115,7 +120,7 @@ impl Upcasters {
             position: stored.position,
             recorded_at: stored.recorded_at,
             event_type: stored.event_type.clone(),
-            metadata: stored.metadata.clone(),
+            metadata: stored.parse_metadata()?,
             payload,
         })
     }

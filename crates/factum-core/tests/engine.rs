@@ -365,7 +365,7 @@ async fn old_events_are_upcast_when_loading() {
                     event_type: "Started".into(),
                     schema_version: 1,
                     payload: r#"{"type":"Started","owner":"z"}"#.into(),
-                    metadata: Metadata::default(),
+                    metadata: "{}".into(),
                     recorded_at: Utc::now(),
                 },
                 NewEvent {
@@ -373,7 +373,7 @@ async fn old_events_are_upcast_when_loading() {
                     event_type: "Added".into(),
                     schema_version: 1,
                     payload: r#"{"type":"Added","count":7}"#.into(),
-                    metadata: Metadata::default(),
+                    metadata: "{}".into(),
                     recorded_at: Utc::now(),
                 },
             ],

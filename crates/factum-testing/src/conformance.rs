@@ -34,13 +34,14 @@ pub fn event(n: u64) -> NewEvent {
         event_type: "Counted".to_owned(),
         schema_version: 1,
         payload: serde_json::json!({"type": "Counted", "n": n}).to_string(),
-        metadata: Metadata {
+        metadata: serde_json::to_string(&Metadata {
             user_id: Some("tester".to_owned()),
             request_id: Some(format!("req-{n}")),
             correlation_id: Some("corr".to_owned()),
             causation_id: None,
             extra: BTreeMap::from([("n".to_owned(), serde_json::json!(n))]),
-        },
+        })
+        .unwrap(),
         recorded_at: at(i64::try_from(n).unwrap_or(0)),
     }
 }
@@ -96,7 +97,11 @@ pub async fn append_and_read_stream(store: Arc<dyn EventStore>) {
             serde_json::from_str(&new.payload).unwrap(),
         );
         assert_eq!(got, want, "payload round-trips as the same JSON");
-        assert_eq!(stored.metadata, new.metadata);
+        assert_eq!(
+            stored.parse_metadata().unwrap(),
+            serde_json::from_str::<Metadata>(&new.metadata).unwrap(),
+            "metadata round-trips"
+        );
         assert_eq!(
             stored.recorded_at, new.recorded_at,
             "recorded_at keeps microseconds"
