@@ -64,7 +64,7 @@
 //! // Every event is in the file, in commit order.
 //! let all = store.read_all(0, 100).await.unwrap();
 //! assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2]);
-//! assert_eq!(all[1].metadata.user_id.as_deref(), Some("alice"));
+//! assert_eq!(all[1].parse_metadata().unwrap().user_id.as_deref(), Some("alice"));
 //! assert!(store.stats().commits >= 2);
 //! drop(engine);
 //!
@@ -79,6 +79,7 @@ mod error;
 mod rows;
 mod schema;
 mod store;
+mod views;
 mod writer;
 
 pub use error::{Error, Result};

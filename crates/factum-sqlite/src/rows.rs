@@ -4,7 +4,7 @@
 //! refused on the way in (they cannot be stored) and clamped in queries (nothing is there).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use factum_core::{Metadata, Snapshot, StoredEvent};
+use factum_core::{Snapshot, StoredEvent};
 use uuid::Uuid;
 
 use crate::error::Error;
@@ -53,89 +53,63 @@ fn non_negative(value: i64, table: &'static str, column: &str) -> Result<u64, Er
     u64::try_from(value).map_err(|_| Error::corrupt(table, format!("negative {column} {value}")))
 }
 
-/// Remembers the last metadata decoded: the events of one command share their metadata, so
-/// runs of equal text are parsed once.
-#[derive(Default)]
-pub(crate) struct MetadataCache {
-    last: Option<(String, Metadata)>,
+/// The text of column `index`, borrowed from the row (no allocation).
+fn text<'r>(
+    row: &'r rusqlite::Row<'_>,
+    index: usize,
+    table: &'static str,
+) -> factum_core::Result<&'r str> {
+    row.get_ref(index)
+        .map_err(|e| Error::Sqlite(e).into())
+        .and_then(|value| {
+            value
+                .as_str()
+                .map_err(|e| Error::corrupt(table, format!("column {index}: {e}")).into())
+        })
 }
 
-impl MetadataCache {
-    fn parse(&mut self, text: String) -> serde_json::Result<Metadata> {
-        if let Some((last_text, metadata)) = &self.last {
-            if *last_text == text {
-                return Ok(metadata.clone());
-            }
-        }
-        let metadata: Metadata = serde_json::from_str(&text)?;
-        self.last = Some((text, metadata.clone()));
-        Ok(metadata)
-    }
-}
-
-/// The raw columns of one event row, read without decoding so the statement can be stepped
-/// quickly; [`RawEvent::decode`] does the parsing.
-pub(crate) struct RawEvent {
-    position: i64,
-    aggregate_type: String,
-    aggregate_id: String,
-    version: i64,
-    event_id: String,
-    event_type: String,
-    schema_version: i64,
-    payload: String,
-    metadata: String,
-    recorded_at: String,
-}
-
-pub(crate) fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawEvent> {
-    Ok(RawEvent {
-        position: row.get(0)?,
-        aggregate_type: row.get(1)?,
-        aggregate_id: row.get(2)?,
-        version: row.get(3)?,
-        event_id: row.get(4)?,
-        event_type: row.get(5)?,
-        schema_version: row.get(6)?,
-        payload: row.get(7)?,
-        metadata: row.get(8)?,
-        recorded_at: row.get(9)?,
+/// Decodes one row of [`EVENT_COLUMNS`]. The id and timestamp are parsed from the row's
+/// borrowed text; only the fields the event keeps are copied out. Metadata is returned as the
+/// stored JSON text: parsing it is the reader's business (loading an aggregate never does).
+pub(crate) fn event_from_row(row: &rusqlite::Row<'_>) -> factum_core::Result<StoredEvent> {
+    const TABLE: &str = "events";
+    let get_int = |index: usize| -> factum_core::Result<i64> {
+        row.get(index).map_err(|e| Error::Sqlite(e).into())
+    };
+    let get_string = |index: usize| -> factum_core::Result<String> {
+        row.get(index).map_err(|e| Error::Sqlite(e).into())
+    };
+    let event_id_text = text(row, 4, TABLE)?;
+    let event_id = Uuid::parse_str(event_id_text)
+        .map_err(|e| Error::corrupt(TABLE, format!("event id {event_id_text:?}: {e}")))?;
+    let schema_version = get_int(6)?;
+    Ok(StoredEvent {
+        position: non_negative(get_int(0)?, TABLE, "position")?,
+        event_id,
+        aggregate_type: get_string(1)?,
+        aggregate_id: get_string(2)?,
+        version: non_negative(get_int(3)?, TABLE, "version")?,
+        event_type: get_string(5)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| Error::corrupt(TABLE, format!("schema version {schema_version}")))?,
+        payload: get_string(7)?,
+        metadata: get_string(8)?,
+        recorded_at: decode_time(text(row, 9, TABLE)?, TABLE)?,
     })
 }
 
-impl RawEvent {
-    pub(crate) fn event_id(&self) -> &str {
-        &self.event_id
+/// Runs a query of [`EVENT_COLUMNS`] and decodes every row.
+pub(crate) fn query_events(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+    capacity: usize,
+) -> factum_core::Result<Vec<StoredEvent>> {
+    let mut rows = stmt.query(params).map_err(Error::Sqlite)?;
+    let mut events = Vec::with_capacity(capacity);
+    while let Some(row) = rows.next().map_err(Error::Sqlite)? {
+        events.push(event_from_row(row)?);
     }
-
-    /// Parses the columns; `metadata` remembers the previous row's metadata, which the next
-    /// row often shares.
-    pub(crate) fn decode(self, metadata: &mut MetadataCache) -> factum_core::Result<StoredEvent> {
-        const TABLE: &str = "events";
-        let event_id = Uuid::parse_str(&self.event_id)
-            .map_err(|e| Error::corrupt(TABLE, format!("event id {:?}: {e}", self.event_id)))?;
-        let metadata =
-            metadata
-                .parse(self.metadata)
-                .map_err(|source| factum_core::Error::Serialization {
-                    what: format!("metadata of event {event_id}"),
-                    source,
-                })?;
-        Ok(StoredEvent {
-            position: non_negative(self.position, TABLE, "position")?,
-            event_id,
-            aggregate_type: self.aggregate_type,
-            aggregate_id: self.aggregate_id,
-            version: non_negative(self.version, TABLE, "version")?,
-            event_type: self.event_type,
-            schema_version: u32::try_from(self.schema_version).map_err(|_| {
-                Error::corrupt(TABLE, format!("schema version {}", self.schema_version))
-            })?,
-            payload: self.payload,
-            metadata,
-            recorded_at: decode_time(&self.recorded_at, TABLE)?,
-        })
-    }
+    Ok(events)
 }
 
 /// The columns of `snapshots` in the order [`snapshot_from_row`] reads them.
@@ -168,22 +142,6 @@ pub(crate) fn decode_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repeated_metadata_is_decoded_once_and_equal() {
-        let metadata = Metadata {
-            user_id: Some("bob".to_owned()),
-            request_id: Some("req-1".to_owned()),
-            extra: [("ip".to_owned(), serde_json::json!("10.0.0.1"))].into(),
-            ..Metadata::default()
-        };
-        let text = serde_json::to_string(&metadata).unwrap();
-        let mut cache = MetadataCache::default();
-        assert_eq!(cache.parse(text.clone()).unwrap(), metadata);
-        assert_eq!(cache.parse(text).unwrap(), metadata, "from the cache");
-        assert_eq!(cache.parse("{}".to_owned()).unwrap(), Metadata::default());
-        assert!(cache.parse("{oops".to_owned()).is_err());
-    }
 
     #[test]
     fn timestamps_round_trip_to_the_nanosecond() {

@@ -3,7 +3,7 @@
 //! Each migration runs once, in its own `BEGIN IMMEDIATE` transaction together with the row
 //! that records it in `factum_schema_migrations`, so a crash mid-migration leaves the previous
 //! version intact, and two processes opening the same file at once do not both apply it.
-//! Never edit a released migration: append a new one (view tables will come that way).
+//! Never edit a released migration: append a new one (as the view tables were).
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
@@ -21,14 +21,15 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events and snapshots",
-    // `position INTEGER PRIMARY KEY` aliases the rowid without AUTOINCREMENT: a new row gets
-    // max(position) + 1, so an append rolled back to its savepoint leaves no gap.
-    // `recorded_at` and `taken_at` are RFC 3339 UTC text with nanoseconds: exact round trips,
-    // readable in the sqlite3 shell, and ordered as text.
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events and snapshots",
+        // `position INTEGER PRIMARY KEY` aliases the rowid without AUTOINCREMENT: a new row gets
+        // max(position) + 1, so an append rolled back to its savepoint leaves no gap.
+        // `recorded_at` and `taken_at` are RFC 3339 UTC text with nanoseconds: exact round trips,
+        // readable in the sqlite3 shell, and ordered as text.
+        sql: r#"
         CREATE TABLE events (
             position        INTEGER PRIMARY KEY,
             aggregate_type  TEXT    NOT NULL,
@@ -51,7 +52,30 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (aggregate_type, aggregate_id)
         ) WITHOUT ROWID;
     "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "views and projection checkpoints",
+        // One table for every view type's records, the record's JSON in `data`. The CHECK
+        // keeps unparsable text out, so a query's json_extract never fails on a stored row.
+        // The aggregate index lists a parent's children in id order without a sort.
+        sql: r#"
+        CREATE TABLE views (
+            view_type     TEXT    NOT NULL,
+            view_id       TEXT    NOT NULL,
+            aggregate_id  TEXT    NOT NULL,
+            version       INTEGER NOT NULL CHECK (version >= 0),
+            data          TEXT    NOT NULL CHECK (json_valid(data)),
+            PRIMARY KEY (view_type, view_id)
+        );
+        CREATE INDEX views_by_aggregate ON views (view_type, aggregate_id, view_id);
+        CREATE TABLE projection_checkpoints (
+            projection  TEXT    NOT NULL PRIMARY KEY,
+            position    INTEGER NOT NULL CHECK (position >= 0)
+        ) WITHOUT ROWID;
+    "#,
+    },
+];
 
 /// Brings the database up to the latest version. Returns how many migrations were applied.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<usize> {
@@ -138,33 +162,35 @@ mod tests {
         assert_eq!(migrate(&mut conn).unwrap(), 0);
         let tables: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'snapshots')",
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'
+                 AND name IN ('events', 'snapshots', 'views', 'projection_checkpoints')",
                 [],
                 |row| row.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 2);
+        assert_eq!(tables, 4);
     }
 
     #[test]
     fn a_later_migration_applies_on_top_and_a_failing_one_changes_nothing() {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
+        let next = MIGRATIONS.len() as u32 + 1;
         let mut more = MIGRATIONS.to_vec();
         more.push(Migration {
-            version: 2,
+            version: next,
             name: "a view table",
             sql: "CREATE TABLE view_balances (id TEXT PRIMARY KEY, balance INTEGER NOT NULL);",
         });
         assert_eq!(apply(&mut conn, &more).unwrap(), 1);
 
         more.push(Migration {
-            version: 3,
+            version: next + 1,
             name: "broken",
             sql: "CREATE TABLE half_done (x INTEGER); THIS IS NOT SQL;",
         });
         let error = apply(&mut conn, &more).unwrap_err();
-        assert!(matches!(error, Error::Migration { version: 3, .. }));
+        assert!(matches!(error, Error::Migration { version, .. } if version == next + 1));
         let half_done: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'half_done'",
@@ -180,7 +206,29 @@ mod tests {
                 |row| row.get(0),
             )
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, next);
+    }
+
+    #[test]
+    fn a_database_of_the_first_release_gains_the_view_tables_and_keeps_its_events() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(apply(&mut conn, &MIGRATIONS[..1]).unwrap(), 1);
+        conn.execute(
+            "INSERT INTO events (aggregate_type, aggregate_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at)
+             VALUES ('t', 'a', 1, 'id-1', 'E', 1, '{}', '{}', '2024-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len() - 1);
+        let (events, views, checkpoints): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM views),
+                        (SELECT COUNT(*) FROM projection_checkpoints)",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((events, views, checkpoints), (1, 0, 0));
     }
 
     #[test]

@@ -4,19 +4,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use factum_core::{AppendRequest, EventStore, Snapshot, StoredEvent, async_trait};
+use factum_core::{AppendRequest, EventStore, Snapshot, StoredEvent, ViewStore, async_trait};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::rows::{
-    EVENT_COLUMNS, MetadataCache, SNAPSHOT_COLUMNS, clamp_to_sql, decode_snapshot, encode_time,
-    event_from_row, snapshot_from_row, sql_limit,
+    EVENT_COLUMNS, SNAPSHOT_COLUMNS, clamp_to_sql, decode_snapshot, encode_time, query_events,
+    snapshot_from_row, sql_limit,
 };
 use crate::writer::{self, Counters, EncodedAppend, EncodedEvent, EncodedSnapshot, WriteRequest};
 
 /// Each connection's page cache, in KiB (SQLite reads a negative `cache_size` as KiB).
 const CACHE_KIB: i64 = 16 * 1024;
+/// The most rows a read reserves room for up front: enough for typical pages and streams,
+/// small enough that a large `limit` on a short result wastes little.
+const PRESIZE: usize = 1024;
 /// The size the write-ahead log is truncated back to after a checkpoint.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
@@ -220,7 +223,7 @@ impl SqliteEventStore {
         }
     }
 
-    async fn write<T>(
+    pub(crate) async fn write<T>(
         &self,
         request: impl FnOnce(oneshot::Sender<factum_core::Result<T>>) -> WriteRequest,
     ) -> factum_core::Result<T> {
@@ -233,7 +236,7 @@ impl SqliteEventStore {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         query: impl FnOnce(&Connection) -> factum_core::Result<T> + Send + 'static,
     ) -> factum_core::Result<T> {
@@ -361,7 +364,7 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     Ok(conn)
 }
 
-fn sql_error(error: rusqlite::Error) -> factum_core::Error {
+pub(crate) fn sql_error(error: rusqlite::Error) -> factum_core::Error {
     Error::Sqlite(error).into()
 }
 
@@ -388,16 +391,9 @@ fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
         .events
         .into_iter()
         .map(|event| {
-            let metadata = serde_json::to_string(&event.metadata).map_err(|source| {
-                factum_core::Error::Serialization {
-                    what: format!("metadata of event {}", event.event_id),
-                    source,
-                }
-            })?;
             Ok(EncodedEvent {
                 event_id: event.event_id.hyphenated().to_string(),
                 recorded_at: encode_time(&event.recorded_at, "recorded_at")?,
-                metadata,
                 event,
             })
         })
@@ -408,6 +404,7 @@ fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
         expected: request.expected,
         events,
         snapshot,
+        view_changes: crate::views::encode_changes(request.view_changes)?,
     })
 }
 
@@ -435,20 +432,16 @@ impl EventStore for SqliteEventStore {
                      ORDER BY version LIMIT ?4"
                 ))
                 .map_err(sql_error)?;
-            let rows = stmt
-                .query_map(
-                    params![
-                        aggregate_type,
-                        aggregate_id,
-                        clamp_to_sql(from_version),
-                        sql_limit(limit)
-                    ],
-                    event_from_row,
-                )
-                .map_err(sql_error)?;
-            let mut metadata = MetadataCache::default();
-            rows.map(|row| row.map_err(sql_error)?.decode(&mut metadata))
-                .collect()
+            query_events(
+                &mut stmt,
+                params![
+                    aggregate_type,
+                    aggregate_id,
+                    clamp_to_sql(from_version),
+                    sql_limit(limit)
+                ],
+                limit.unwrap_or(0).min(PRESIZE),
+            )
         })
         .await
     }
@@ -464,15 +457,11 @@ impl EventStore for SqliteEventStore {
                     "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
                 ))
                 .map_err(sql_error)?;
-            let rows = stmt
-                .query_map(
-                    params![clamp_to_sql(after_position), sql_limit(Some(limit))],
-                    event_from_row,
-                )
-                .map_err(sql_error)?;
-            let mut metadata = MetadataCache::default();
-            rows.map(|row| row.map_err(sql_error)?.decode(&mut metadata))
-                .collect()
+            query_events(
+                &mut stmt,
+                params![clamp_to_sql(after_position), sql_limit(Some(limit))],
+                limit.min(PRESIZE),
+            )
         })
         .await
     }
@@ -514,6 +503,19 @@ impl EventStore for SqliteEventStore {
             .await
     }
 
+    async fn head_position(&self) -> factum_core::Result<u64> {
+        self.read(|conn| {
+            // `position` is the rowid: SQLite answers max() from the end of the table's b-tree.
+            let head: i64 = conn
+                .prepare_cached("SELECT COALESCE(MAX(position), 0) FROM events")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+                .map_err(sql_error)?;
+            Ok(u64::try_from(head)
+                .map_err(|_| Error::corrupt("events", format!("negative position {head}")))?)
+        })
+        .await
+    }
+
     async fn health_check(&self) -> factum_core::Result<()> {
         if self.writer.is_closed() {
             return Err(Error::Closed.into());
@@ -526,6 +528,14 @@ impl EventStore for SqliteEventStore {
             Ok(())
         })
         .await
+    }
+
+    fn as_view_store(&self) -> Option<&dyn ViewStore> {
+        Some(self)
+    }
+
+    fn into_view_store(self: Arc<Self>) -> Option<Arc<dyn ViewStore>> {
+        Some(self)
     }
 }
 

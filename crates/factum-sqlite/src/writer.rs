@@ -8,6 +8,10 @@
 //! only after it do the callers hear back. If the commit fails, every request of the batch
 //! fails with it and nothing of the batch is stored.
 //!
+//! Projection batches and resets go through the same queue: a batch's record changes and its
+//! checkpoint (checked and moved inside the transaction) commit together or not at all, and
+//! never interleave with an append's view changes.
+//!
 //! Because one thread assigns positions (`INTEGER PRIMARY KEY`, max + 1) and commits in order,
 //! positions are contiguous and in commit order, and a rolled-back savepoint leaves no gap.
 
@@ -19,13 +23,13 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, is_constraint_violation};
-use crate::rows::{EVENT_COLUMNS, event_from_row};
+use crate::rows::{EVENT_COLUMNS, query_events};
+use crate::views::{self, EncodedProjection, EncodedViewChange, ProjectionReset};
 
 /// An event ready to insert: the caller's event plus its encoded columns.
 pub(crate) struct EncodedEvent {
     pub(crate) event: NewEvent,
     pub(crate) event_id: String,
-    pub(crate) metadata: String,
     pub(crate) recorded_at: String,
 }
 
@@ -45,6 +49,8 @@ pub(crate) struct EncodedAppend {
     pub(crate) expected: ExpectedVersion,
     pub(crate) events: Vec<EncodedEvent>,
     pub(crate) snapshot: Option<EncodedSnapshot>,
+    /// Inline view changes, written in the append's savepoint after its events.
+    pub(crate) view_changes: Vec<EncodedViewChange>,
 }
 
 type Reply<T> = oneshot::Sender<factum_core::Result<T>>;
@@ -53,6 +59,8 @@ type Reply<T> = oneshot::Sender<factum_core::Result<T>>;
 pub(crate) enum WriteRequest {
     Append(EncodedAppend, Reply<Vec<StoredEvent>>),
     SaveSnapshot(EncodedSnapshot, Reply<()>),
+    ApplyProjection(EncodedProjection, Reply<()>),
+    ResetProjection(ProjectionReset, Reply<()>),
 }
 
 /// Counters the writer keeps; read through `SqliteEventStore::stats`.
@@ -94,14 +102,15 @@ enum Pending {
         Reply<Vec<StoredEvent>>,
         factum_core::Result<Vec<StoredEvent>>,
     ),
-    SaveSnapshot(Reply<()>, factum_core::Result<()>),
+    /// Every other request: a snapshot save, a projection batch or reset.
+    Done(Reply<()>, factum_core::Result<()>),
 }
 
 impl Pending {
     fn succeeded(&self) -> bool {
         match self {
             Self::Append(_, result) => result.is_ok(),
-            Self::SaveSnapshot(_, result) => result.is_ok(),
+            Self::Done(_, result) => result.is_ok(),
         }
     }
 
@@ -112,7 +121,7 @@ impl Pending {
             Self::Append(reply, result) => {
                 let _ = reply.send(result);
             }
-            Self::SaveSnapshot(reply, result) => {
+            Self::Done(reply, result) => {
                 let _ = reply.send(result);
             }
         }
@@ -122,7 +131,9 @@ impl Pending {
     fn from_unrun(request: WriteRequest) -> Self {
         match request {
             WriteRequest::Append(_, reply) => Self::Append(reply, Ok(Vec::new())),
-            WriteRequest::SaveSnapshot(_, reply) => Self::SaveSnapshot(reply, Ok(())),
+            WriteRequest::SaveSnapshot(_, reply)
+            | WriteRequest::ApplyProjection(_, reply)
+            | WriteRequest::ResetProjection(_, reply) => Self::Done(reply, Ok(())),
         }
     }
 
@@ -132,7 +143,7 @@ impl Pending {
             Self::Append(reply, _) => {
                 let _ = reply.send(Err(error()));
             }
-            Self::SaveSnapshot(reply, _) => {
+            Self::Done(reply, _) => {
                 let _ = reply.send(Err(error()));
             }
         }
@@ -200,10 +211,16 @@ fn run_batch(
                 });
                 Pending::Append(reply, result)
             }
-            WriteRequest::SaveSnapshot(snapshot, reply) => Pending::SaveSnapshot(
+            WriteRequest::SaveSnapshot(snapshot, reply) => Pending::Done(
                 reply,
                 save_snapshot(&savepoint, &snapshot).map_err(sql_error),
             ),
+            WriteRequest::ApplyProjection(batch, reply) => {
+                Pending::Done(reply, views::apply_projection(&savepoint, &batch))
+            }
+            WriteRequest::ResetProjection(reset, reply) => {
+                Pending::Done(reply, views::reset_projection(&savepoint, &reset))
+            }
         };
         let succeeded = done.succeeded();
         pending.push(done);
@@ -318,7 +335,7 @@ fn append_one(
                 event.event_type,
                 i64::from(event.schema_version),
                 event.payload,
-                encoded.metadata,
+                event.metadata,
                 encoded.recorded_at,
             ]);
             match inserted {
@@ -350,6 +367,8 @@ fn append_one(
     if let Some(snapshot) = &append.snapshot {
         save_snapshot(conn, snapshot).map_err(sql_error)?;
     }
+    // In the append's savepoint: refused or rolled back with its events, committed with them.
+    views::write_changes(conn, &append.view_changes)?;
     let inserted = stored.len() as u64;
     Ok((stored, inserted))
 }
@@ -369,31 +388,22 @@ fn matching_retry(
              ORDER BY version LIMIT ?4"
         ))
         .map_err(sql_error)?;
-    let raw = stmt
-        .query_map(
-            params![
-                append.aggregate_type,
-                append.aggregate_id,
-                first_version,
-                crate::rows::sql_limit(Some(wanted))
-            ],
-            event_from_row,
-        )
-        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(sql_error)?;
-    if raw.len() != wanted
-        || raw
+    let stored = query_events(
+        &mut stmt,
+        params![
+            append.aggregate_type,
+            append.aggregate_id,
+            first_version,
+            crate::rows::sql_limit(Some(wanted))
+        ],
+        wanted,
+    )?;
+    let matches = stored.len() == wanted
+        && stored
             .iter()
             .zip(&append.events)
-            .any(|(stored, new)| stored.event_id() != new.event_id)
-    {
-        return Ok(None);
-    }
-    let mut metadata = crate::rows::MetadataCache::default();
-    raw.into_iter()
-        .map(|raw| raw.decode(&mut metadata))
-        .collect::<factum_core::Result<Vec<_>>>()
-        .map(Some)
+            .all(|(stored, new)| stored.event_id == new.event.event_id);
+    Ok(matches.then_some(stored))
 }
 
 /// Writes a snapshot unless a newer one is stored.

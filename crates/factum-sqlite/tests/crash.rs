@@ -217,7 +217,7 @@ async fn check(path: &Path, acked: &[Ack]) -> usize {
             .entry(&event.aggregate_id)
             .or_default()
             .push(event.version);
-        let request = event.metadata.request_id.clone().unwrap();
+        let request = event.parse_metadata().unwrap().request_id.unwrap();
         let payload: CounterEvent = serde_json::from_str(&event.payload).unwrap();
         commands
             .entry(request)

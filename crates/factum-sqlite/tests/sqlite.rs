@@ -1,5 +1,6 @@
-//! Behaviour specific to the SQLite store: group commit, conflicts inside a batch, readers
-//! beside a blocked writer, reopening, migrations, and bad paths and URLs.
+//! Behaviour specific to the SQLite store: group commit, conflicts inside a batch (with their
+//! inline view changes and projection batches), readers beside a blocked writer, reopening,
+//! migrations, and bad paths and URLs.
 //!
 //! Several tests hold SQLite's write lock from a second connection (as another process
 //! would) to make the writer thread wait, so that appends queue up behind it
@@ -14,7 +15,8 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use factum_core::{
-    AppendRequest, Error, EventStore, ExpectedVersion, NewEvent, Snapshot, StoredEvent,
+    AppendRequest, Error, EventStore, ExpectedVersion, NewEvent, ProjectionBatch, Snapshot,
+    StoredEvent, ViewChange, ViewQuery, ViewRecord, ViewStore,
 };
 use factum_sqlite::{SqliteEventStore, SqliteOptions};
 use factum_testing::conformance::event;
@@ -22,13 +24,7 @@ use factum_testing::conformance::event;
 const TYPE: &str = "sqlite-test";
 
 fn request(id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
-    AppendRequest {
-        aggregate_type: TYPE.to_owned(),
-        aggregate_id: id.to_owned(),
-        expected,
-        events,
-        snapshot: None,
-    }
+    AppendRequest::new(TYPE, id, expected, events)
 }
 
 async fn fresh() -> (Arc<SqliteEventStore>, PathBuf, tempfile::TempDir) {
@@ -48,18 +44,66 @@ fn hold_write_lock(path: &Path) -> rusqlite::Connection {
 /// Long enough for the writer thread to take what is queued and block on the lock.
 const SETTLE: Duration = Duration::from_millis(250);
 
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<Vec<StoredEvent>, Error>> + Send + 'a>>;
+type Pending<'a, T = Vec<StoredEvent>> =
+    Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
 
-/// Starts an append and returns once it sits in the writer's queue, so that requests queue
-/// in the order this is called (spawned tasks would start in any order).
-fn queue(store: &SqliteEventStore, request: AppendRequest) -> Pending<'_> {
-    let mut append = store.append(request);
+/// Polls a write once, which puts it in the writer's queue, and returns it: requests queue in
+/// the order this is called (spawned tasks would start in any order).
+fn started<T>(mut write: Pending<'_, T>) -> Pending<'_, T> {
     let mut cx = Context::from_waker(Waker::noop());
     assert!(
-        append.as_mut().poll(&mut cx).is_pending(),
-        "the append waits for the writer"
+        write.as_mut().poll(&mut cx).is_pending(),
+        "the write waits for the writer"
     );
-    append
+    write
+}
+
+/// Starts an append and returns once it sits in the writer's queue.
+fn queue(store: &SqliteEventStore, request: AppendRequest) -> Pending<'_> {
+    started(store.append(request))
+}
+
+const VIEW: &str = "sqlite_test_view";
+
+fn upsert(view_id: &str, data: &str) -> ViewChange {
+    ViewChange::Upsert(ViewRecord {
+        view_type: VIEW.to_owned(),
+        view_id: view_id.to_owned(),
+        aggregate_id: "agg".to_owned(),
+        version: 1,
+        data: data.to_owned(),
+    })
+}
+
+fn delete(view_id: &str) -> ViewChange {
+    ViewChange::Delete {
+        view_type: VIEW.to_owned(),
+        view_id: view_id.to_owned(),
+    }
+}
+
+fn with_views(mut request: AppendRequest, changes: Vec<ViewChange>) -> AppendRequest {
+    request.view_changes = changes;
+    request
+}
+
+/// The `data` of every record of [`VIEW`], by id.
+async fn view_data(store: &SqliteEventStore) -> Vec<(String, String)> {
+    let page = store
+        .query_views(VIEW, &ViewQuery::default(), &[])
+        .await
+        .unwrap();
+    page.items
+        .into_iter()
+        .map(|r| (r.view_id, r.data))
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(id, data)| ((*id).to_owned(), (*data).to_owned()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -264,7 +308,10 @@ async fn a_retry_in_the_same_batch_as_its_original_returns_the_stored_events() {
 async fn reads_do_not_wait_for_a_blocked_writer() {
     let (store, path, _dir) = fresh().await;
     store
-        .append(request("a", ExpectedVersion::NoStream, vec![event(1)]))
+        .append(with_views(
+            request("a", ExpectedVersion::NoStream, vec![event(1)]),
+            vec![upsert("a", "{}")],
+        ))
         .await
         .unwrap();
     let lock = hold_write_lock(&path);
@@ -283,12 +330,17 @@ async fn reads_do_not_wait_for_a_blocked_writer() {
             store.read_stream(TYPE, "a", 1, None).await.unwrap(),
             store.stream_version(TYPE, "a").await.unwrap(),
             store.load_snapshot(TYPE, "a").await.unwrap(),
+            store.head_position().await.unwrap(),
+            view_data(&store).await,
+            store.projection_checkpoint("p").await.unwrap(),
         )
     };
-    let (all, stream, version, snapshot) = tokio::time::timeout(Duration::from_secs(2), reads)
-        .await
-        .expect("reads finish while the writer waits for the lock");
-    assert_eq!((all.len(), stream.len(), version), (1, 1, 1));
+    let (all, stream, version, snapshot, head, views, checkpoint) =
+        tokio::time::timeout(Duration::from_secs(2), reads)
+            .await
+            .expect("reads finish while the writer waits for the lock");
+    assert_eq!((all.len(), stream.len(), version, head), (1, 1, 1, 1));
+    assert_eq!((views, checkpoint), (pairs(&[("a", "{}")]), 0));
     assert!(snapshot.is_none());
     store.health_check().await.unwrap();
     assert!(!pending.is_finished(), "the append is still waiting");
@@ -309,20 +361,38 @@ async fn when_the_batch_cannot_commit_every_append_in_it_fails_and_nothing_is_st
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .append(request(
-                        &format!("f-{i}"),
-                        ExpectedVersion::NoStream,
-                        vec![event(i)],
+                    .append(with_views(
+                        request(&format!("f-{i}"), ExpectedVersion::NoStream, vec![event(i)]),
+                        vec![upsert(&format!("f-{i}"), "{}")],
                     ))
                     .await
+                    .map(drop)
             })
         })
+        .chain([tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .apply_projection(ProjectionBatch {
+                        projection: "p".to_owned(),
+                        expected_checkpoint: 0,
+                        checkpoint: 1,
+                        changes: vec![upsert("projected", "{}")],
+                    })
+                    .await
+            }
+        })])
         .collect();
     for handle in handles {
         let result = handle.await.unwrap();
         assert!(matches!(result, Err(Error::Store(_))), "{result:?}");
     }
     drop(lock);
+    assert!(
+        view_data(&store).await.is_empty(),
+        "no view change survived"
+    );
+    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 0);
     assert!(store.stats().failed_commits >= 1);
     assert_eq!(store.stats().commits, 0);
     assert!(store.read_all(0, 10).await.unwrap().is_empty());
@@ -393,7 +463,7 @@ async fn a_reopened_store_finds_everything_and_migrations_run_once() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(migrations, [1], "each migration recorded once");
+    assert_eq!(migrations, [1, 2], "each migration recorded once");
     let (journal, events): (String, i64) = raw
         .query_row(
             "SELECT (SELECT journal_mode FROM pragma_journal_mode), (SELECT COUNT(*) FROM events)",
@@ -612,4 +682,212 @@ async fn values_sqlite_cannot_hold_are_refused_before_writing() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inline_view_changes_of_a_refused_append_roll_back_alone_in_a_group_commit() {
+    let (store, path, _dir) = fresh().await;
+    store
+        .append(with_views(
+            request("keep", ExpectedVersion::NoStream, vec![event(0)]),
+            vec![upsert("kept", r#"{"v":0}"#)],
+        ))
+        .await
+        .unwrap();
+    let lock = hold_write_lock(&path);
+    let plug = queue(
+        &store,
+        request("plug", ExpectedVersion::NoStream, vec![event(1)]),
+    );
+    tokio::time::sleep(SETTLE).await;
+    let appends: Vec<_> = [
+        with_views(
+            request("x", ExpectedVersion::NoStream, vec![event(2)]),
+            vec![upsert("x", r#"{"v":"first"}"#)],
+        ),
+        // Conflicts with the append before it: none of its view changes may land, the
+        // delete of a record committed earlier included.
+        with_views(
+            request("x", ExpectedVersion::NoStream, vec![event(3)]),
+            vec![
+                upsert("x", r#"{"v":"second"}"#),
+                upsert("only-second", "{}"),
+                delete("kept"),
+            ],
+        ),
+        with_views(
+            request("y", ExpectedVersion::NoStream, vec![event(4)]),
+            vec![upsert("y", r#"{"v":1}"#)],
+        ),
+        // A view record that is not JSON refuses the whole append, events included.
+        with_views(
+            request("z", ExpectedVersion::NoStream, vec![event(5)]),
+            vec![upsert("z", "{not json")],
+        ),
+        // Sees the changes of the append to "y" before it in the same transaction.
+        with_views(
+            request("y", ExpectedVersion::Exact(1), vec![event(6)]),
+            vec![upsert("y", r#"{"v":2}"#), upsert("y-2", "[]")],
+        ),
+    ]
+    .into_iter()
+    .map(|request| queue(&store, request))
+    .collect();
+    tokio::time::sleep(SETTLE).await;
+    drop(lock);
+
+    plug.await.unwrap();
+    let mut results = Vec::new();
+    for append in appends {
+        results.push(append.await);
+    }
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(Error::Conflict { .. })),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(
+        matches!(results[3], Err(Error::Validation(_))),
+        "{:?}",
+        results[3]
+    );
+    assert!(results[4].is_ok(), "{:?}", results[4]);
+    let stats = store.stats();
+    assert!(
+        stats.largest_batch >= 5 && stats.refused == 2,
+        "the five appends shared one transaction: {stats:?}"
+    );
+
+    assert_eq!(
+        view_data(&store).await,
+        pairs(&[
+            ("kept", r#"{"v":0}"#),
+            ("x", r#"{"v":"first"}"#),
+            ("y", r#"{"v":2}"#),
+            ("y-2", "[]"),
+        ])
+    );
+    assert_eq!(store.stream_version(TYPE, "x").await.unwrap(), 1);
+    assert_eq!(store.stream_version(TYPE, "z").await.unwrap(), 0);
+    assert_eq!(store.head_position().await.unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_projection_batch_whose_checkpoint_moved_writes_nothing_and_its_neighbours_commit() {
+    let (store, path, _dir) = fresh().await;
+    let batch = |projection: &str, expected, checkpoint, changes| ProjectionBatch {
+        projection: projection.to_owned(),
+        expected_checkpoint: expected,
+        checkpoint,
+        changes,
+    };
+    store
+        .apply_projection(batch("p", 0, 5, vec![upsert("p-1", r#"{"at":5}"#)]))
+        .await
+        .unwrap();
+    let lock = hold_write_lock(&path);
+    let plug = queue(
+        &store,
+        request("plug", ExpectedVersion::NoStream, vec![event(1)]),
+    );
+    tokio::time::sleep(SETTLE).await;
+    let writes: Vec<Pending<'_, ()>> = vec![
+        // A runner still on checkpoint 0: refused, with none of its changes.
+        started(store.apply_projection(batch(
+            "p",
+            0,
+            9,
+            vec![upsert("p-stale", "{}"), delete("p-1")],
+        ))),
+        started(store.apply_projection(batch("q", 0, 3, vec![upsert("q-1", "{}")]))),
+        started(store.apply_projection(batch(
+            "p",
+            5,
+            8,
+            vec![upsert("p-1", r#"{"at":8}"#), upsert("p-2", "{}")],
+        ))),
+        // Not valid JSON: refused whole, its checkpoint unmoved.
+        started(store.apply_projection(batch("r", 0, 4, vec![upsert("r-1", "nope")]))),
+    ];
+    tokio::time::sleep(SETTLE).await;
+    drop(lock);
+    plug.await.unwrap();
+    let mut results = Vec::new();
+    for write in writes {
+        results.push(write.await);
+    }
+    assert!(
+        matches!(
+            results[0],
+            Err(Error::Conflict {
+                actual: Some(5),
+                expected: ExpectedVersion::Exact(0),
+                ..
+            })
+        ),
+        "{:?}",
+        results[0]
+    );
+    assert!(results[1].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[3], Err(Error::Validation(_))),
+        "{:?}",
+        results[3]
+    );
+    let stats = store.stats();
+    assert!(
+        stats.largest_batch >= 4 && stats.refused == 2,
+        "the four batches shared one transaction: {stats:?}"
+    );
+
+    assert_eq!(
+        view_data(&store).await,
+        pairs(&[("p-1", r#"{"at":8}"#), ("p-2", "{}"), ("q-1", "{}")])
+    );
+    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 8);
+    assert_eq!(store.projection_checkpoint("q").await.unwrap(), 3);
+    assert_eq!(store.projection_checkpoint("r").await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn view_writes_persist_across_reopening() {
+    let (store, path, _dir) = fresh().await;
+    store
+        .append(with_views(
+            request("a", ExpectedVersion::NoStream, vec![event(1)]),
+            vec![upsert("a", r#"{"n":1}"#)],
+        ))
+        .await
+        .unwrap();
+    store
+        .apply_projection(ProjectionBatch {
+            projection: "p".to_owned(),
+            expected_checkpoint: 0,
+            checkpoint: 1,
+            changes: vec![upsert("b", r#"{"n":2}"#)],
+        })
+        .await
+        .unwrap();
+    Arc::into_inner(store).unwrap().close().await;
+    let store = SqliteEventStore::open(&path).await.unwrap();
+    assert_eq!(
+        view_data(&store).await,
+        pairs(&[("a", r#"{"n":1}"#), ("b", r#"{"n":2}"#)])
+    );
+    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 1);
+    let record = store.get_view(VIEW, "a").await.unwrap().unwrap();
+    assert_eq!((record.aggregate_id.as_str(), record.version), ("agg", 1));
+    let error = store
+        .apply_projection(ProjectionBatch {
+            projection: "p".to_owned(),
+            expected_checkpoint: 1,
+            checkpoint: u64::MAX,
+            changes: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Validation(_)), "{error}");
+    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 1);
 }
