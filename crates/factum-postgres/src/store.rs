@@ -684,7 +684,8 @@ fn conflict_error(request: &AppendRequest, actual: Option<u64>) -> factum_core::
     }
 }
 
-/// The stored events of an append, from its request and the rows `append_events` returned.
+/// The stored events of an append, from its request and the rows `append_events` returned
+/// for it, in position order (which is the order of its events).
 fn appended(request: &AppendRequest, rows: &[PgRow]) -> CoreResult<Vec<StoredEvent>> {
     if rows.len() != request.events.len() {
         return Err(Error::CorruptRow(format!(
@@ -790,7 +791,8 @@ impl Statements {
                 "SELECT request, event_position AS position, event_version AS version,
                     event_payload AS payload
                 FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                    $14, $15, $16)"
+                    $14, $15, $16)
+                ORDER BY event_position"
             ),
             find_event: format!(
                 "SELECT aggregate_type, aggregate_id, version FROM {s}.events WHERE event_id = $1"

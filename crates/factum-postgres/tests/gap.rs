@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{event, open_store, request};
+use common::{event, open_on, open_store, request};
 use factum_core::{EventStore, ExpectedVersion};
 use serde_json::json;
 
@@ -24,13 +24,21 @@ const DEADLINE: Duration = Duration::from_secs(240);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reader_following_read_all_sees_every_event_exactly_once_in_order() {
-    let (store, _guard) = open_store().await;
+    let (store, guard) = open_store().await;
     let store = Arc::new(store);
+    // Each writer is its own node (its own pool and writer task), so their transactions
+    // really race for positions in the database; within one store handle, appends would be
+    // committed one group at a time.
+    let mut nodes = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        nodes.push(open_on(guard.schema()).await);
+    }
     let started = Instant::now();
 
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|writer| {
-            let store = store.clone();
+    let writers: Vec<_> = nodes
+        .into_iter()
+        .enumerate()
+        .map(|(writer, store)| {
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 let mut versions = [0_u64; AGGREGATES_PER_WRITER];
@@ -38,9 +46,9 @@ async fn a_reader_following_read_all_sees_every_event_exactly_once_in_order() {
                 let mut round = 0;
                 let quota = TOTAL_EVENTS / WRITERS;
                 while written < quota {
-                    // Batches of 1 to 4 events, round-robin over this writer's aggregates,
+                    // Batches of 1 to 6 events, round-robin over this writer's aggregates,
                     // with exact expected versions (each aggregate has one writer).
-                    let batch = (1 + (round % 4)).min(quota - written);
+                    let batch = (1 + (round % 6)).min(quota - written);
                     let aggregate = round % AGGREGATES_PER_WRITER;
                     let events: Vec<_> = (0..batch)
                         .map(|_| event("Tick", json!({"writer": writer})))
