@@ -41,6 +41,9 @@ pub enum Error {
         /// The newest migration this release knows.
         known: i32,
     },
+    /// The store was opened outside a tokio runtime; it needs one to run its writer task.
+    #[error("the PostgreSQL store must be opened inside a tokio runtime")]
+    NoRuntime,
     /// A stored row holds a value this release cannot read (a negative version, metadata that
     /// is not a metadata object, ...).
     #[error("unreadable stored row: {0}")]
@@ -69,14 +72,11 @@ pub(crate) fn database_error(error: sqlx::Error) -> factum_core::Error {
         sqlx::Error::PoolClosed => {
             factum_core::Error::Unavailable("the PostgreSQL pool is closed".into())
         }
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => factum_core::Error::Unavailable(
-            "the PostgreSQL server cannot be reached".into(),
-        ),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            factum_core::Error::Unavailable("the PostgreSQL server cannot be reached".into())
+        }
         sqlx::Error::Database(db) if is_data_exception(db.as_ref()) => {
-            factum_core::Error::Validation(format!(
-                "PostgreSQL refused a value: {}",
-                db.message()
-            ))
+            factum_core::Error::Validation(format!("PostgreSQL refused a value: {}", db.message()))
         }
         _ => factum_core::Error::store(Error::Database(error)),
     }

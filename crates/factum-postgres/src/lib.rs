@@ -2,15 +2,18 @@
 //!
 //! A PostgreSQL [`EventStore`](factum_core::EventStore) for Factum: one store shared by many
 //! stateless service nodes, through sqlx's PostgreSQL driver and a connection pool. All
-//! correctness comes from the database: an expected-version check and unique constraints
-//! for conflicts, and one row lock held until commit that hands out store-wide positions in
-//! commit order without gaps, so a reader following `read_all` never skips an event (the
-//! [`store`] module explains why that is sound).
+//! correctness comes from the database, none from in-process locks: expected versions are
+//! checked, and store-wide positions handed out, under one row lock held until commit, so
+//! positions are gapless and in commit order and a reader following `read_all` never skips
+//! an event; unique constraints back the checks up, and a violated expectation is the core
+//! `Conflict`. Appends that arrive together on one node share one transaction (group
+//! commit). The [`store`] module explains the design and why it is sound.
 //!
 //! Opening a store creates its schema and applies the embedded, versioned migrations;
 //! nothing is run by hand, and nodes starting at once are safe (an advisory lock orders
 //! them). The schema name is validated (`[a-z_][a-z0-9_]{0,62}`) and is the only text ever
-//! spliced into SQL; every value is a bound parameter.
+//! spliced into SQL; every value is a bound parameter. A store is opened inside a tokio
+//! runtime, which runs its writer task.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

@@ -5,7 +5,7 @@
 //! one applies what is missing and the others wait, then find it applied and do nothing.
 //! Each applied migration is recorded in `<schema>.factum_migrations`.
 
-use sqlx::PgPool;
+use sqlx::{Executor, PgConnection, PgPool};
 
 use crate::error::{Error, Result};
 
@@ -56,6 +56,96 @@ CREATE TABLE {schema}.snapshots (
     taken_at_ns     smallint    NOT NULL DEFAULT 0 CHECK (taken_at_ns BETWEEN 0 AND 999),
     PRIMARY KEY (aggregate_type, aggregate_id)
 );
+
+-- Appends a group of appends in the caller's transaction and returns the stored events of
+-- those whose expectation held, by request index (1-based). Why the lock comes first and why
+-- positions assigned under it never let a reader skip an event: the `store` module docs.
+-- Generic plans: its statements are fixed index lookups, planning them per call costs more
+-- than running them.
+CREATE FUNCTION {schema}.append_events(
+    p_aggregate_types text[],
+    p_aggregate_ids text[],
+    p_min_versions bigint[],
+    p_max_versions bigint[],
+    p_event_counts integer[],
+    p_snapshot_versions bigint[],
+    p_snapshot_states text[],
+    p_snapshot_taken_at timestamptz[],
+    p_snapshot_taken_at_ns smallint[],
+    p_event_ids uuid[],
+    p_event_types text[],
+    p_schema_versions bigint[],
+    p_payloads text[],
+    p_metadata text[],
+    p_recorded_at timestamptz[],
+    p_recorded_at_ns smallint[]
+) RETURNS TABLE (request integer, event_position bigint, event_version bigint, event_payload text)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    v_start bigint;
+    v_last bigint;
+    v_current bigint;
+    v_first integer := 1;
+    v_count integer;
+    v_until integer;
+    v_ids uuid[];
+    v_new_ids boolean;
+BEGIN
+    -- The lock comes first: every statement below runs on a fresh snapshot that shows all
+    -- appends committed before it, so version and event-id checks are exact.
+    SELECT p.last_position INTO v_start FROM {schema}.event_position AS p FOR UPDATE;
+    v_last := v_start;
+    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
+        v_count := p_event_counts[v_request];
+        v_until := v_first + v_count - 1;
+        v_ids := p_event_ids[v_first : v_until];
+        -- One statement for all checks: the stream's version, and that the event ids are
+        -- new and distinct.
+        SELECT (SELECT coalesce(max(e.version), 0) FROM {schema}.events AS e
+                WHERE e.aggregate_type = p_aggregate_types[v_request]
+                    AND e.aggregate_id = p_aggregate_ids[v_request]),
+            NOT EXISTS (SELECT 1 FROM {schema}.events AS e WHERE e.event_id = ANY (v_ids))
+                AND (SELECT count(DISTINCT i) FROM unnest(v_ids) AS i) = v_count
+        INTO v_current, v_new_ids;
+        IF v_new_ids AND v_current BETWEEN p_min_versions[v_request] AND p_max_versions[v_request]
+        THEN
+            RETURN QUERY
+            INSERT INTO {schema}.events AS e (position, aggregate_type, aggregate_id, version,
+                event_id, event_type, schema_version, payload, metadata, recorded_at,
+                recorded_at_ns)
+            SELECT v_last + u.ord, p_aggregate_types[v_request], p_aggregate_ids[v_request],
+                v_current + u.ord, u.event_id, u.event_type, u.schema_version,
+                u.payload::jsonb, u.metadata::jsonb, u.recorded_at, u.recorded_at_ns
+            FROM unnest(v_ids, p_event_types[v_first : v_until],
+                    p_schema_versions[v_first : v_until], p_payloads[v_first : v_until],
+                    p_metadata[v_first : v_until], p_recorded_at[v_first : v_until],
+                    p_recorded_at_ns[v_first : v_until])
+                WITH ORDINALITY AS u(event_id, event_type, schema_version, payload, metadata,
+                    recorded_at, recorded_at_ns, ord)
+            RETURNING v_request, e.position, e.version, e.payload::text;
+            v_last := v_last + v_count;
+            IF p_snapshot_states[v_request] IS NOT NULL THEN
+                INSERT INTO {schema}.snapshots AS s (aggregate_type, aggregate_id, version,
+                    state, taken_at, taken_at_ns)
+                VALUES (p_aggregate_types[v_request], p_aggregate_ids[v_request],
+                    p_snapshot_versions[v_request], p_snapshot_states[v_request]::jsonb,
+                    p_snapshot_taken_at[v_request], p_snapshot_taken_at_ns[v_request])
+                ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+                SET version = EXCLUDED.version, state = EXCLUDED.state,
+                    taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
+                WHERE s.version <= EXCLUDED.version;
+            END IF;
+        END IF;
+        v_first := v_until + 1;
+    END LOOP;
+    IF v_last <> v_start THEN
+        UPDATE {schema}.event_position SET last_position = v_last;
+    END IF;
+END;
+$function$;
 "#,
 }];
 
@@ -92,38 +182,46 @@ fn latest() -> i32 {
 
 /// Creates the schema if needed and applies the missing migrations, safely against other
 /// nodes doing the same at the same moment.
+///
+/// Multi-statement SQL goes through `Executor::execute` rather than `RawSql::execute`: the
+/// latter is an `async fn` generic over the executor, whose future rustc cannot prove `Send`
+/// for `&mut PgConnection`, and `connect` must be spawnable.
 pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<()> {
     validate_schema_name(schema)?;
     let q = quoted(schema);
-    let mut tx = pool.begin().await?;
-    // Held until commit; concurrent openers of the same schema queue here.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("factum-postgres migrations of schema {schema}"))
-        .execute(&mut *tx)
-        .await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-            .bind(schema)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !exists {
-        sqlx::raw_sql(&format!("CREATE SCHEMA {q}"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::raw_sql(&format!(
+    // Statements are owned locals rather than temporaries: a temporary borrowed across an
+    // await makes the future not provably `Send`, and callers spawn `connect`.
+    let lock_key = format!("factum-postgres migrations of schema {schema}");
+    let create_schema = format!("CREATE SCHEMA {q}");
+    let create_table = format!(
         "CREATE TABLE IF NOT EXISTS {q}.factum_migrations (
             version    integer     NOT NULL PRIMARY KEY,
             name       text        NOT NULL,
             applied_at timestamptz NOT NULL DEFAULT now()
         )"
-    ))
-    .execute(&mut *tx)
-    .await?;
-    let applied: Option<i32> =
-        sqlx::query_scalar(&format!("SELECT max(version) FROM {q}.factum_migrations"))
-            .fetch_one(&mut *tx)
+    );
+    let applied_sql = format!("SELECT max(version) FROM {q}.factum_migrations");
+    let record = format!("INSERT INTO {q}.factum_migrations (version, name) VALUES ($1, $2)");
+
+    let mut tx = pool.begin().await?;
+    let conn: &mut PgConnection = &mut tx;
+    // Held until commit; concurrent openers of the same schema queue here.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(&lock_key)
+        .execute(&mut *conn)
+        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&mut *conn)
             .await?;
+    if !exists {
+        conn.execute(sqlx::raw_sql(&create_schema)).await?;
+    }
+    conn.execute(sqlx::raw_sql(&create_table)).await?;
+    let applied: Option<i32> = sqlx::query_scalar(&applied_sql)
+        .fetch_one(&mut *conn)
+        .await?;
     let applied = applied.unwrap_or(0);
     if applied > latest() {
         return Err(Error::SchemaTooNew {
@@ -132,24 +230,26 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<()> {
             known: latest(),
         });
     }
-    let record = format!("INSERT INTO {q}.factum_migrations (version, name) VALUES ($1, $2)");
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
         let failed = |source| Error::Migration {
             version: migration.version,
             name: migration.name,
             source,
         };
-        sqlx::raw_sql(&migration.sql.replace("{schema}", &q))
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
+        let sql = migration.sql.replace("{schema}", &q);
+        conn.execute(sqlx::raw_sql(&sql)).await.map_err(failed)?;
         sqlx::query(&record)
             .bind(migration.version)
             .bind(migration.name)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(failed)?;
-        tracing::info!(schema, version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
     }
     tx.commit().await?;
     Ok(())
@@ -161,7 +261,14 @@ mod tests {
 
     #[test]
     fn plain_identifiers_are_accepted() {
-        for name in ["factum", "_x", "a", "bank_events_2", "user", &"a".repeat(63)] {
+        for name in [
+            "factum",
+            "_x",
+            "a",
+            "bank_events_2",
+            "user",
+            &"a".repeat(63),
+        ] {
             assert!(validate_schema_name(name).is_ok(), "{name}");
         }
     }

@@ -1,4 +1,4 @@
-//! The PostgreSQL [`EventStore`].
+//! The PostgreSQL [`EventStore`](factum_core::EventStore).
 //!
 //! # How positions are assigned, and why `read_all` never skips an event
 //!
@@ -9,42 +9,58 @@
 //! commits. (A sequence also leaves holes when a transaction rolls back.)
 //!
 //! This store **serialises position assignment with a row lock held until commit**. The
-//! table `event_position` holds one row, the last assigned position. Each append is a single
-//! statement in its own (implicit) transaction that, in this order, checks the expected
-//! version, updates that row (`last_position = last_position + n`, which locks it), inserts
-//! its events at positions `old + 1 ..= old + n`, writes the snapshot, and commits. A second
-//! append blocks on the row until the first one's transaction ends, then reads the row as the
-//! first one left it (committed: advanced; rolled back: unchanged). Hence:
+//! table `event_position` holds one row, the last assigned position. Every append runs in a
+//! transaction that first locks that row (`SELECT ... FOR UPDATE`), then checks and inserts,
+//! numbering its events from the locked value, advances the row, and commits, which releases
+//! the lock. Another append waits for the row until the first one's transaction has ended,
+//! then reads the row as the first one left it (committed: advanced; rolled back: unchanged).
+//! Hence:
 //!
-//! - **Commit order.** PostgreSQL makes a transaction visible to new snapshots before it
-//!   releases its locks, so when an append obtains positions, every lower position is
-//!   already committed and visible. A reader whose snapshot shows position `p` therefore
-//!   shows every position below `p`: following `read_all` in position order skips nothing.
-//! - **No gaps.** A failed append (conflict, bad input, crash) rolls its counter update back
-//!   with its events, so positions are exactly 1, 2, 3, ..., as the core contract requires.
-//! - **No timeouts, no horizon.** Readers take no lock and never wait, and do not depend on
-//!   other transactions in the cluster. (The alternative, storing `pg_current_xact_id()` per
-//!   event and returning only events of transactions below `pg_snapshot_xmin`, keeps sequence
-//!   gaps, delays every reader behind any long transaction in the cluster, and is only sound
-//!   if positions are also taken in transaction-id order, which needs a lock anyway.)
+//! - **Commit order.** PostgreSQL makes a committed transaction visible to new snapshots
+//!   before it releases its locks. So when an append obtains the lock, every lower position is
+//!   already committed and visible, and a reader whose snapshot shows position `p` shows every
+//!   position below `p`: following `read_all` in position order skips nothing.
+//! - **No gaps.** A failed append (conflict, bad input, crash) rolls back with its counter
+//!   update, so positions are exactly 1, 2, 3, ..., as the core contract requires.
+//! - **No timeouts, no horizon.** Readers take no lock, never wait, and do not depend on other
+//!   transactions in the cluster. (The alternative, storing `pg_current_xact_id()` per event
+//!   and returning only events of transactions below `pg_snapshot_xmin`, keeps sequence gaps,
+//!   holds every reader back behind any long transaction anywhere in the cluster, and is only
+//!   sound if positions are also taken in transaction-id order: a transaction can get its id
+//!   before another yet take its positions after it, and be visible below the horizon while
+//!   the other, holding a lower position, is still in progress. Ensuring that order needs a
+//!   lock again.)
+//! - **Exact checks.** Because the lock is taken before anything is checked, and PostgreSQL
+//!   (READ COMMITTED) gives each later statement of the transaction a fresh snapshot, the
+//!   expected-version and event-id checks see every append committed before, plus the
+//!   transaction's own earlier inserts: no append can slip in between check and insert.
 //!
-//! The price is that appends commit one at a time: the lock is held from the counter update
-//! to the end of the commit (including its WAL flush), so the store's append rate is bounded
-//! by one commit's latency, whatever the number of nodes. To keep that window short, the
-//! whole append (version check, counter, multi-row insert via `UNNEST`, snapshot upsert) is
-//! one statement, one round trip, run outside an explicit transaction block; the lock is
-//! taken late in it, after the version check, and released by the commit that ends it.
+//! The price is that appends commit one transaction at a time across all nodes: the lock is
+//! held until the commit, including its WAL flush, so the store's commit rate is bounded by
+//! the flush latency. Two things make each such transaction count:
 //!
-//! # Conflicts
+//! - **One round trip.** The whole transaction is one call of the PL/pgSQL function
+//!   `append_events` (created by the migrations), run in autocommit: lock, checks, multi-row
+//!   `INSERT ... SELECT ... FROM unnest(...)` per append, snapshot upserts, counter update,
+//!   then the commit. The lock is held for one server-side call, never across client round
+//!   trips.
+//! - **Group commit.** Each store handle (each node) has one writer task; the appends that
+//!   arrive while it is busy are passed to one `append_events` call together, so one
+//!   transaction and one WAL flush serve the whole group. Positions stay contiguous and in
+//!   commit order. An append whose expectation fails inside a group just stores nothing; if
+//!   the group's transaction fails (bad input PostgreSQL refuses, a broken connection), each
+//!   of its appends is redone alone by its caller.
 //!
-//! The version check runs on the statement's snapshot, taken before the lock wait. An append
-//! that raced another on the same stream therefore either fails the check (nothing is
-//! inserted) or hits `UNIQUE (aggregate_type, aggregate_id, version)`; both are reported as
-//! [`factum_core::Error::Conflict`], recognised by the constraint named in the error (SQLSTATE
-//! 23505), never by message text. For `Any` and `StreamExists`, which a newer version still
-//! satisfies, the append is retried instead. A unique violation on `event_id`, or a refused
-//! check, first looks for a retry of an append that went through (same event ids at the same
-//! versions), which returns the stored events.
+//! # Conflicts and retries
+//!
+//! An append that stores nothing (its expected version does not hold, or one of its event ids
+//! is stored already) is resolved by its caller: if its first event id is stored, and all its
+//! ids are stored at consecutive versions of the same stream, it is a retry of an append that
+//! went through and returns the stored events; otherwise it is a
+//! [`factum_core::Error::Conflict`] carrying the stream's current version. The unique
+//! constraints (`UNIQUE (aggregate_type, aggregate_id, version)`, `UNIQUE (event_id)`) back
+//! this up: a violation, recognised by its error kind (SQLSTATE 23505), never by message text,
+//! is resolved the same way.
 //!
 //! # Durability
 //!
@@ -57,43 +73,49 @@
 //! Payloads, metadata and snapshot states are stored as `jsonb`: they come back as equal JSON
 //! values, normalised by PostgreSQL (key order, whitespace), not byte for byte.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
 use factum_core::{AppendRequest, ExpectedVersion, Metadata, Snapshot, StoredEvent};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::error::{Error, Result, UniqueViolation, database_error, unique_violation};
+use crate::error::{Error, Result, database_error, unique_violation};
 use crate::migrations::{self, DEFAULT_SCHEMA, quoted, validate_schema_name};
 
 type CoreResult<T> = factum_core::Result<T>;
 
-/// How often an append whose expectation a newer version still satisfies (`Any`,
-/// `StreamExists`) is retried after losing a race for a version, before giving up with a
-/// conflict. Each retry means another append to the same stream committed meanwhile.
-const MAX_VERSION_RACE_RETRIES: u32 = 16;
-
 /// Connections a store opened by URL keeps at most.
 const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
+/// Appends committed together in one transaction at most.
+const MAX_GROUP: usize = 64;
+
+/// Appends waiting for the writer at most; further callers wait for room.
+const QUEUE_CAPACITY: usize = 1024;
+
 /// An [`EventStore`](factum_core::EventStore) on PostgreSQL, shared safely by many service
-/// nodes: all correctness comes from the database (constraints, one row lock), none from
+/// nodes: all correctness comes from the database (one row lock, constraints), none from
 /// in-process locks. See the [module docs](self) for how positions are assigned.
+///
+/// Cloning is cheap and shares the pool and the writer. The store must be opened inside a
+/// tokio runtime, which runs its writer task.
 #[derive(Clone)]
 pub struct PostgresEventStore {
-    pool: PgPool,
-    schema: String,
-    sql: Statements,
+    inner: Arc<Inner>,
+    writer: mpsc::Sender<Job>,
 }
 
 impl fmt::Debug for PostgresEventStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresEventStore")
-            .field("schema", &self.schema)
+            .field("schema", &self.inner.schema)
             .finish_non_exhaustive()
     }
 }
@@ -122,62 +144,171 @@ impl PostgresEventStore {
     /// missing migrations. Durability follows the pool's settings (`synchronous_commit`).
     pub async fn from_pool(pool: PgPool, schema: &str) -> Result<Self> {
         validate_schema_name(schema)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         migrations::migrate(&pool, schema).await?;
-        Ok(Self {
+        let inner = Arc::new(Inner {
             sql: Statements::new(&quoted(schema)),
             pool,
             schema: schema.to_owned(),
-        })
+        });
+        let (writer, jobs) = mpsc::channel(QUEUE_CAPACITY);
+        runtime.spawn(write_loop(inner.clone(), jobs));
+        Ok(Self { inner, writer })
     }
 
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.inner.pool
     }
 
     /// The schema holding the tables.
     pub fn schema(&self) -> &str {
-        &self.schema
+        &self.inner.schema
+    }
+}
+
+/// What the store's handles and its writer task share.
+struct Inner {
+    pool: PgPool,
+    schema: String,
+    sql: Statements,
+}
+
+/// One append, prepared by its caller for the writer.
+struct Append {
+    request: AppendRequest,
+    /// Each event's metadata as JSON text.
+    metadata: Vec<String>,
+    /// The stream versions the expectation accepts, inclusive.
+    accepted: (i64, i64),
+}
+
+/// An append queued for the writer, with where to send what became of it.
+struct Job {
+    append: Append,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What the writer did with an append. Follow-up work (finding out why an append stored
+/// nothing, redoing it alone) is left to the caller, so the writer moves on.
+enum Reply {
+    /// Stored, or failed for good.
+    Done(CoreResult<Vec<StoredEvent>>),
+    /// It stored nothing: its expectation failed, or an event id is stored already.
+    Refused(Append),
+    /// Its group's transaction failed: nothing of the group was stored, or the outcome is
+    /// unknown (the connection broke during the commit). Redone alone, an append that did
+    /// commit is recognised by its event ids, and one with input PostgreSQL refuses gets its
+    /// own error without failing the others.
+    Alone(Append),
+}
+
+/// The store's writer: takes the appends queued meanwhile and commits them together.
+/// It stops when every handle to the store is dropped.
+async fn write_loop(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
+        inner.commit_group(std::mem::take(&mut group)).await;
+    }
+}
+
+impl Inner {
+    /// Commits a group of appends in one transaction and tells each caller what became of
+    /// its append. A caller that went away does not matter: its append stands either way.
+    async fn commit_group(&self, group: Vec<Job>) {
+        let appends: Vec<&Append> = group.iter().map(|job| &job.append).collect();
+        let outcome = self.append_events(&appends).await;
+        drop(appends);
+        match outcome {
+            Ok(stored) => {
+                for (job, rows) in group.into_iter().zip(stored) {
+                    let reply = if rows.is_empty() {
+                        Reply::Refused(job.append)
+                    } else {
+                        Reply::Done(appended(&job.append.request, &rows))
+                    };
+                    let _ = job.reply.send(reply);
+                }
+            }
+            Err(error) if group.len() > 1 => {
+                tracing::debug!(%error, appends = group.len(), "group append failed; redoing each alone");
+                for job in group {
+                    let _ = job.reply.send(Reply::Alone(job.append));
+                }
+            }
+            Err(error) => {
+                // A group of one: `error` is its own.
+                if let Some(job) = group.into_iter().next() {
+                    let reply = if unique_violation(&error).is_some() {
+                        Reply::Refused(job.append)
+                    } else {
+                        Reply::Done(Err(database_error(error)))
+                    };
+                    let _ = job.reply.send(reply);
+                }
+            }
+        }
     }
 
-    /// The fast path: the whole append as one statement. `Ok` with no rows means the expected
-    /// version did not hold.
-    async fn try_append(
+    /// Runs appends in one transaction: one call of `append_events`, in autocommit. Returns
+    /// each append's stored rows, in order; none for an append whose expectation failed or
+    /// whose event ids are stored already.
+    async fn append_events(
         &self,
-        request: &AppendRequest,
-        batch: &Batch,
-        bounds: (i64, i64),
-    ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
-        let snapshot = request.snapshot.as_ref();
-        let snapshot_at = snapshot.map(|s| split_nanos(s.taken_at));
-        sqlx::query(&self.sql.append)
-            .bind(&request.aggregate_type)
-            .bind(&request.aggregate_id)
-            .bind(bounds.0)
-            .bind(bounds.1)
-            .bind(&batch.event_ids)
-            .bind(&batch.event_types)
-            .bind(&batch.schema_versions)
-            .bind(&batch.payloads)
-            .bind(&batch.metadata)
-            .bind(&batch.recorded_at)
-            .bind(&batch.recorded_at_ns)
-            .bind(batch.len())
-            .bind(snapshot.map(|s| clamp_i64(s.version)))
-            .bind(snapshot.map(|s| s.state.as_str()))
-            .bind(snapshot_at.map(|(at, _)| at))
-            .bind(snapshot_at.map(|(_, ns)| ns))
+        appends: &[&Append],
+    ) -> std::result::Result<Vec<Vec<PgRow>>, sqlx::Error> {
+        let args = GroupArgs::new(appends);
+        let rows = sqlx::query(&self.sql.append_events)
+            .bind(&args.aggregate_types)
+            .bind(&args.aggregate_ids)
+            .bind(&args.min_versions)
+            .bind(&args.max_versions)
+            .bind(&args.event_counts)
+            .bind(&args.snapshot_versions)
+            .bind(&args.snapshot_states)
+            .bind(&args.snapshot_taken_at)
+            .bind(&args.snapshot_taken_at_ns)
+            .bind(&args.event_ids)
+            .bind(&args.event_types)
+            .bind(&args.schema_versions)
+            .bind(&args.payloads)
+            .bind(&args.metadata)
+            .bind(&args.recorded_at)
+            .bind(&args.recorded_at_ns)
             .fetch_all(&self.pool)
-            .await
+            .await?;
+        let mut by_request: BTreeMap<usize, Vec<PgRow>> = BTreeMap::new();
+        for row in rows {
+            let request: i32 = row.try_get("request")?;
+            let index = usize::try_from(request)
+                .ok()
+                .and_then(|r| r.checked_sub(1))
+                .filter(|&i| i < appends.len())
+                .ok_or_else(|| {
+                    sqlx::Error::Protocol(format!("append_events returned request {request}"))
+                })?;
+            by_request.entry(index).or_default().push(row);
+        }
+        Ok((0..appends.len())
+            .map(|index| by_request.remove(&index).unwrap_or_default())
+            .collect())
     }
 
-    /// Works out why an append was refused: a retry of an append that went through (returns
-    /// its stored events), a race to retry, or a conflict.
-    async fn resolve_refusal(
-        &self,
-        request: &AppendRequest,
-        violation: Option<UniqueViolation>,
-    ) -> CoreResult<Refusal> {
+    /// One append in its own transaction, for a caller whose group failed.
+    async fn append_alone(&self, append: &Append) -> CoreResult<Vec<StoredEvent>> {
+        match self.append_events(&[append]).await {
+            Ok(mut stored) => match stored.pop() {
+                Some(rows) if !rows.is_empty() => appended(&append.request, &rows),
+                _ => self.refused(&append.request).await,
+            },
+            Err(error) if unique_violation(&error).is_some() => self.refused(&append.request).await,
+            Err(error) => Err(database_error(error)),
+        }
+    }
+
+    /// Works out why an append stored nothing: a retry of an append that went through
+    /// (returns its stored events), or a conflict.
+    async fn refused(&self, request: &AppendRequest) -> CoreResult<Vec<StoredEvent>> {
         if let Some(first) = request.events.first() {
             let stored: Option<(String, String, i64)> = sqlx::query_as(&self.sql.find_event)
                 .bind(first.event_id)
@@ -185,39 +316,28 @@ impl PostgresEventStore {
                 .await
                 .map_err(database_error)?;
             if let Some((aggregate_type, aggregate_id, version)) = stored {
-                if aggregate_type != request.aggregate_type
-                    || aggregate_id != request.aggregate_id
+                if aggregate_type == request.aggregate_type && aggregate_id == request.aggregate_id
                 {
-                    return self.conflict(request).await.map(Refusal::Conflict);
+                    let stored = self
+                        .read_stream_from(
+                            &request.aggregate_type,
+                            &request.aggregate_id,
+                            version,
+                            Some(request.events.len()),
+                        )
+                        .await?;
+                    let same = stored.len() == request.events.len()
+                        && stored
+                            .iter()
+                            .zip(&request.events)
+                            .all(|(stored, new)| stored.event_id == new.event_id);
+                    if same {
+                        return Ok(stored);
+                    }
                 }
-                let stored = self
-                    .read_stream_from(
-                        &request.aggregate_type,
-                        &request.aggregate_id,
-                        version,
-                        Some(request.events.len()),
-                    )
-                    .await?;
-                let same = stored.len() == request.events.len()
-                    && stored
-                        .iter()
-                        .zip(&request.events)
-                        .all(|(stored, new)| stored.event_id == new.event_id);
-                return if same {
-                    Ok(Refusal::Replayed(stored))
-                } else {
-                    self.conflict(request).await.map(Refusal::Conflict)
-                };
             }
         }
-        let satisfied_by_newer = matches!(
-            request.expected,
-            ExpectedVersion::Any | ExpectedVersion::StreamExists
-        );
-        if violation == Some(UniqueViolation::StreamVersion) && satisfied_by_newer {
-            return Ok(Refusal::Retry);
-        }
-        self.conflict(request).await.map(Refusal::Conflict)
+        Err(self.conflict(request).await?)
     }
 
     /// The conflict error for `request`, with the stream's current version.
@@ -247,7 +367,7 @@ impl PostgresEventStore {
             return Err(conflict_error(&request, Some(current)));
         }
         if let Some(snapshot) = request.snapshot {
-            factum_core::EventStore::save_snapshot(self, snapshot).await?;
+            self.save_snapshot(snapshot).await?;
         }
         Ok(Vec::new())
     }
@@ -274,117 +394,6 @@ impl PostgresEventStore {
             .map(|row| stored_event(row).map_err(Into::into))
             .collect()
     }
-}
-
-/// Why an append's fast path was refused.
-enum Refusal {
-    /// It is a retry of an append that went through: these are its stored events.
-    Replayed(Vec<StoredEvent>),
-    /// It lost a race for a version its expectation still allows: try again.
-    Retry,
-    /// A real conflict.
-    Conflict(factum_core::Error),
-}
-
-#[async_trait]
-impl factum_core::EventStore for PostgresEventStore {
-    async fn append(&self, request: AppendRequest) -> CoreResult<Vec<StoredEvent>> {
-        validate(&request)?;
-        if request.events.is_empty() {
-            return self.append_no_events(request).await;
-        }
-        let batch = Batch::new(&request)?;
-        let bounds = match request.expected {
-            ExpectedVersion::Any => (0, i64::MAX),
-            ExpectedVersion::NoStream => (0, 0),
-            ExpectedVersion::StreamExists => (1, i64::MAX),
-            ExpectedVersion::Exact(version) => match i64::try_from(version) {
-                Ok(version) => (version, version),
-                // No stream can be that long: it is a conflict, unless this is a retry.
-                Err(_) => (1, 0),
-            },
-        };
-        let mut retries = 0;
-        loop {
-            let violation = match self.try_append(&request, &batch, bounds).await {
-                Ok(rows) if rows.is_empty() => None,
-                Ok(rows) => return appended(&request, &rows),
-                Err(error) => match unique_violation(&error) {
-                    Some(violation) => Some(violation),
-                    None => return Err(database_error(error)),
-                },
-            };
-            match self.resolve_refusal(&request, violation).await? {
-                Refusal::Replayed(events) => return Ok(events),
-                Refusal::Retry if retries < MAX_VERSION_RACE_RETRIES => retries += 1,
-                Refusal::Retry => return Err(self.conflict(&request).await?),
-                Refusal::Conflict(error) => return Err(error),
-            }
-        }
-    }
-
-    async fn read_stream(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        from_version: u64,
-        limit: Option<usize>,
-    ) -> CoreResult<Vec<StoredEvent>> {
-        let Ok(from_version) = i64::try_from(from_version) else {
-            return Ok(Vec::new());
-        };
-        self.read_stream_from(aggregate_type, aggregate_id, from_version, limit)
-            .await
-    }
-
-    async fn read_all(&self, after_position: u64, limit: usize) -> CoreResult<Vec<StoredEvent>> {
-        let Ok(after_position) = i64::try_from(after_position) else {
-            return Ok(Vec::new());
-        };
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(&self.sql.read_all)
-            .bind(after_position)
-            .bind(clamp_usize(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(database_error)?;
-        rows.iter()
-            .map(|row| stored_event(row).map_err(Into::into))
-            .collect()
-    }
-
-    async fn stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> CoreResult<u64> {
-        self.current_version(aggregate_type, aggregate_id).await
-    }
-
-    async fn load_snapshot(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> CoreResult<Option<Snapshot>> {
-        let row = sqlx::query(&self.sql.load_snapshot)
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(database_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let snapshot = (|| -> std::result::Result<Snapshot, sqlx::Error> {
-            Ok(Snapshot {
-                aggregate_type: aggregate_type.to_owned(),
-                aggregate_id: aggregate_id.to_owned(),
-                version: to_u64(row.try_get("version")?, "snapshot version")
-                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                state: row.try_get("state")?,
-                taken_at: join_nanos(row.try_get("taken_at")?, row.try_get("taken_at_ns")?),
-            })
-        })();
-        snapshot.map(Some).map_err(database_error)
-    }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> CoreResult<()> {
         validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
@@ -401,10 +410,220 @@ impl factum_core::EventStore for PostgresEventStore {
             .map_err(database_error)?;
         Ok(())
     }
+}
+
+/// The stream versions an expectation accepts, inclusive.
+fn accepted_versions(expected: ExpectedVersion) -> (i64, i64) {
+    match expected {
+        ExpectedVersion::Any => (0, i64::MAX),
+        ExpectedVersion::NoStream => (0, 0),
+        ExpectedVersion::StreamExists => (1, i64::MAX),
+        ExpectedVersion::Exact(version) => match i64::try_from(version) {
+            Ok(version) => (version, version),
+            // No stream can be that long: a conflict, unless the append is a retry.
+            Err(_) => (1, 0),
+        },
+    }
+}
+
+/// The arguments of one `append_events` call: one array element per append, and one per
+/// event of all the appends in order. Text is borrowed from the appends, not copied.
+struct GroupArgs<'a> {
+    aggregate_types: Vec<&'a str>,
+    aggregate_ids: Vec<&'a str>,
+    min_versions: Vec<i64>,
+    max_versions: Vec<i64>,
+    event_counts: Vec<i32>,
+    snapshot_versions: Vec<Option<i64>>,
+    snapshot_states: Vec<Option<&'a str>>,
+    snapshot_taken_at: Vec<Option<DateTime<Utc>>>,
+    snapshot_taken_at_ns: Vec<Option<i16>>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    schema_versions: Vec<i64>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+    recorded_at: Vec<DateTime<Utc>>,
+    recorded_at_ns: Vec<i16>,
+}
+
+impl<'a> GroupArgs<'a> {
+    fn new(appends: &[&'a Append]) -> Self {
+        let requests = appends.len();
+        let events = appends.iter().map(|a| a.request.events.len()).sum();
+        let mut args = Self {
+            aggregate_types: Vec::with_capacity(requests),
+            aggregate_ids: Vec::with_capacity(requests),
+            min_versions: Vec::with_capacity(requests),
+            max_versions: Vec::with_capacity(requests),
+            event_counts: Vec::with_capacity(requests),
+            snapshot_versions: Vec::with_capacity(requests),
+            snapshot_states: Vec::with_capacity(requests),
+            snapshot_taken_at: Vec::with_capacity(requests),
+            snapshot_taken_at_ns: Vec::with_capacity(requests),
+            event_ids: Vec::with_capacity(events),
+            event_types: Vec::with_capacity(events),
+            schema_versions: Vec::with_capacity(events),
+            payloads: Vec::with_capacity(events),
+            metadata: Vec::with_capacity(events),
+            recorded_at: Vec::with_capacity(events),
+            recorded_at_ns: Vec::with_capacity(events),
+        };
+        for append in appends {
+            let request = &append.request;
+            args.aggregate_types.push(&request.aggregate_type);
+            args.aggregate_ids.push(&request.aggregate_id);
+            args.min_versions.push(append.accepted.0);
+            args.max_versions.push(append.accepted.1);
+            // `Append::new` refuses more events than fit.
+            args.event_counts
+                .push(i32::try_from(request.events.len()).unwrap_or(i32::MAX));
+            let snapshot = request.snapshot.as_ref();
+            let taken_at = snapshot.map(|s| split_nanos(s.taken_at));
+            args.snapshot_versions
+                .push(snapshot.map(|s| clamp_i64(s.version)));
+            args.snapshot_states
+                .push(snapshot.map(|s| s.state.as_str()));
+            args.snapshot_taken_at.push(taken_at.map(|(at, _)| at));
+            args.snapshot_taken_at_ns.push(taken_at.map(|(_, ns)| ns));
+            for (event, metadata) in request.events.iter().zip(&append.metadata) {
+                let (at, ns) = split_nanos(event.recorded_at);
+                args.event_ids.push(event.event_id);
+                args.event_types.push(&event.event_type);
+                args.schema_versions.push(i64::from(event.schema_version));
+                args.payloads.push(&event.payload);
+                args.metadata.push(metadata);
+                args.recorded_at.push(at);
+                args.recorded_at_ns.push(ns);
+            }
+        }
+        args
+    }
+}
+
+impl Append {
+    /// Checks `request` and prepares what the writer needs.
+    fn new(request: AppendRequest) -> CoreResult<Self> {
+        validate(&request)?;
+        if i32::try_from(request.events.len()).is_err() {
+            return Err(factum_core::Error::Validation(format!(
+                "an append of {} events is too large",
+                request.events.len()
+            )));
+        }
+        let metadata = request
+            .events
+            .iter()
+            .map(|event| {
+                serde_json::to_string(&event.metadata).map_err(|source| {
+                    factum_core::Error::Serialization {
+                        what: format!("the metadata of event {}", event.event_id),
+                        source,
+                    }
+                })
+            })
+            .collect::<CoreResult<_>>()?;
+        Ok(Self {
+            accepted: accepted_versions(request.expected),
+            metadata,
+            request,
+        })
+    }
+}
+
+#[async_trait]
+impl factum_core::EventStore for PostgresEventStore {
+    async fn append(&self, request: AppendRequest) -> CoreResult<Vec<StoredEvent>> {
+        if request.events.is_empty() {
+            validate(&request)?;
+            return self.inner.append_no_events(request).await;
+        }
+        let append = Append::new(request)?;
+        let (reply, answer) = oneshot::channel();
+        let stopped = || factum_core::Error::Unavailable("the store's writer has stopped".into());
+        self.writer
+            .send(Job { append, reply })
+            .await
+            .map_err(|_| stopped())?;
+        match answer.await.map_err(|_| stopped())? {
+            Reply::Done(result) => result,
+            Reply::Refused(append) => self.inner.refused(&append.request).await,
+            Reply::Alone(append) => self.inner.append_alone(&append).await,
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        from_version: u64,
+        limit: Option<usize>,
+    ) -> CoreResult<Vec<StoredEvent>> {
+        let Ok(from_version) = i64::try_from(from_version) else {
+            return Ok(Vec::new());
+        };
+        self.inner
+            .read_stream_from(aggregate_type, aggregate_id, from_version, limit)
+            .await
+    }
+
+    async fn read_all(&self, after_position: u64, limit: usize) -> CoreResult<Vec<StoredEvent>> {
+        let Ok(after_position) = i64::try_from(after_position) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(&self.inner.sql.read_all)
+            .bind(after_position)
+            .bind(clamp_usize(limit))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(database_error)?;
+        rows.iter()
+            .map(|row| stored_event(row).map_err(Into::into))
+            .collect()
+    }
+
+    async fn stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> CoreResult<u64> {
+        self.inner
+            .current_version(aggregate_type, aggregate_id)
+            .await
+    }
+
+    async fn load_snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> CoreResult<Option<Snapshot>> {
+        let row = sqlx::query(&self.inner.sql.load_snapshot)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(database_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let snapshot = (|| -> Result<Snapshot> {
+            Ok(Snapshot {
+                aggregate_type: aggregate_type.to_owned(),
+                aggregate_id: aggregate_id.to_owned(),
+                version: to_u64(row.try_get("version")?, "snapshot version")?,
+                state: row.try_get("state")?,
+                taken_at: join_nanos(row.try_get("taken_at")?, row.try_get("taken_at_ns")?),
+            })
+        })();
+        snapshot.map(Some).map_err(Into::into)
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> CoreResult<()> {
+        self.inner.save_snapshot(snapshot).await
+    }
 
     async fn health_check(&self) -> CoreResult<()> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.inner.pool)
             .await
             .map_err(database_error)?;
         Ok(())
@@ -414,6 +633,17 @@ impl factum_core::EventStore for PostgresEventStore {
 /// Checks what PostgreSQL would otherwise refuse with a less helpful message, before anything
 /// is sent: bad input changes nothing.
 fn validate(request: &AppendRequest) -> CoreResult<()> {
+    // PostgreSQL text cannot hold NUL characters.
+    let texts = [&request.aggregate_type, &request.aggregate_id]
+        .into_iter()
+        .chain(request.events.iter().map(|e| &e.event_type));
+    for text in texts {
+        if text.contains('\0') {
+            return Err(factum_core::Error::Validation(format!(
+                "{text:?} contains a NUL character, which PostgreSQL text cannot hold"
+            )));
+        }
+    }
     for (index, event) in request.events.iter().enumerate() {
         validate_json(&event.payload, || {
             format!("the payload of event {index} ({})", event.event_type)
@@ -454,54 +684,8 @@ fn conflict_error(request: &AppendRequest, actual: Option<u64>) -> factum_core::
     }
 }
 
-/// An append's events as one array per column, for `UNNEST`.
-struct Batch {
-    event_ids: Vec<Uuid>,
-    event_types: Vec<String>,
-    schema_versions: Vec<i64>,
-    payloads: Vec<String>,
-    metadata: Vec<String>,
-    recorded_at: Vec<DateTime<Utc>>,
-    recorded_at_ns: Vec<i16>,
-}
-
-impl Batch {
-    fn new(request: &AppendRequest) -> CoreResult<Self> {
-        let n = request.events.len();
-        let mut batch = Self {
-            event_ids: Vec::with_capacity(n),
-            event_types: Vec::with_capacity(n),
-            schema_versions: Vec::with_capacity(n),
-            payloads: Vec::with_capacity(n),
-            metadata: Vec::with_capacity(n),
-            recorded_at: Vec::with_capacity(n),
-            recorded_at_ns: Vec::with_capacity(n),
-        };
-        for event in &request.events {
-            let metadata = serde_json::to_string(&event.metadata).map_err(|source| {
-                factum_core::Error::Serialization {
-                    what: format!("the metadata of event {}", event.event_id),
-                    source,
-                }
-            })?;
-            let (at, ns) = split_nanos(event.recorded_at);
-            batch.event_ids.push(event.event_id);
-            batch.event_types.push(event.event_type.clone());
-            batch.schema_versions.push(i64::from(event.schema_version));
-            batch.payloads.push(event.payload.clone());
-            batch.metadata.push(metadata);
-            batch.recorded_at.push(at);
-            batch.recorded_at_ns.push(ns);
-        }
-        Ok(batch)
-    }
-
-    fn len(&self) -> i64 {
-        clamp_usize(self.event_ids.len())
-    }
-}
-
-/// The stored events of a successful fast path, from the request and the returned rows.
+/// The stored events of an append, from its request and the rows `append_events` returned
+/// for it, in position order (which is the order of its events).
 fn appended(request: &AppendRequest, rows: &[PgRow]) -> CoreResult<Vec<StoredEvent>> {
     if rows.len() != request.events.len() {
         return Err(Error::CorruptRow(format!(
@@ -591,7 +775,7 @@ const EVENT_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, v
 /// spliced in; every value is a bound parameter).
 #[derive(Clone)]
 struct Statements {
-    append: String,
+    append_events: String,
     find_event: String,
     read_stream: String,
     read_all: String,
@@ -603,39 +787,12 @@ struct Statements {
 impl Statements {
     fn new(s: &str) -> Self {
         Self {
-            // $1 type, $2 id, $3..$4 allowed current versions, $5..$11 event columns,
-            // $12 event count, $13..$16 snapshot (all NULL without one).
-            append: format!(
-                "WITH current AS (
-                    SELECT coalesce(max(version), 0) AS version FROM {s}.events
-                    WHERE aggregate_type = $1 AND aggregate_id = $2
-                ), counter AS (
-                    UPDATE {s}.event_position SET last_position = last_position + $12
-                    FROM current WHERE current.version BETWEEN $3 AND $4
-                    RETURNING last_position - $12 AS base, current.version AS version
-                ), inserted AS (
-                    INSERT INTO {s}.events (position, aggregate_type, aggregate_id, version,
-                        event_id, event_type, schema_version, payload, metadata, recorded_at,
-                        recorded_at_ns)
-                    SELECT counter.base + e.ord, $1, $2, counter.version + e.ord,
-                        e.event_id, e.event_type, e.schema_version, e.payload::jsonb,
-                        e.metadata::jsonb, e.recorded_at, e.recorded_at_ns
-                    FROM counter, UNNEST($5::uuid[], $6::text[], $7::bigint[], $8::text[],
-                        $9::text[], $10::timestamptz[], $11::smallint[])
-                        WITH ORDINALITY AS e(event_id, event_type, schema_version, payload,
-                            metadata, recorded_at, recorded_at_ns, ord)
-                    RETURNING position, version, payload::text AS payload
-                ), snapshot AS (
-                    INSERT INTO {s}.snapshots (aggregate_type, aggregate_id, version, state,
-                        taken_at, taken_at_ns)
-                    SELECT $1, $2, $13, $14::jsonb, $15, $16 FROM counter
-                    WHERE $14::text IS NOT NULL
-                    ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
-                    SET version = EXCLUDED.version, state = EXCLUDED.state,
-                        taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
-                    WHERE snapshots.version <= EXCLUDED.version
-                )
-                SELECT position, version, payload FROM inserted ORDER BY position"
+            append_events: format!(
+                "SELECT request, event_position AS position, event_version AS version,
+                    event_payload AS payload
+                FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                    $14, $15, $16)
+                ORDER BY event_position"
             ),
             find_event: format!(
                 "SELECT aggregate_type, aggregate_id, version FROM {s}.events WHERE event_id = $1"
@@ -714,7 +871,7 @@ mod tests {
     #[test]
     fn the_schema_is_the_only_text_spliced_into_sql() {
         let sql = Statements::new("\"bank\"");
-        for statement in [&sql.append, &sql.read_all, &sql.save_snapshot] {
+        for statement in [&sql.append_events, &sql.read_all, &sql.save_snapshot] {
             assert!(statement.contains("\"bank\"."));
             assert!(!statement.contains('\''), "no literals: {statement}");
         }
