@@ -27,7 +27,11 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::aggregate::{HttpAggregate, aggregate_routes};
 use crate::context::{ContextConfig, JwtAuth, context_middleware};
 use crate::error::{ApiError, Error, Result};
-use crate::openapi::{aggregate_openapi, common_openapi};
+use crate::openapi::{
+    aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, view_openapi,
+};
+use crate::projections::{Projections, projection_routes};
+use crate::views::{HttpView, child_view_routes, view_routes};
 
 /// The default request body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -149,6 +153,45 @@ impl Api {
         self.router = self.router.merge(aggregate_routes(prefix, engine));
         self.openapi
             .merge(aggregate_openapi::<A>(prefix, self.config.auth.is_some()));
+        self
+    }
+
+    /// Mounts the read routes of view `V` under `{prefix}/{V::PATH}` (a page of records by
+    /// query, one record by id; see [`view_routes`]) and adds them to the document. The
+    /// records are read from the view side of `store` (the engine's store): a store that
+    /// keeps no views is an [`Error::ViewsUnsupported`], at startup rather than per request.
+    pub fn with_view<V: HttpView>(
+        mut self,
+        prefix: &str,
+        store: &Arc<dyn EventStore>,
+    ) -> Result<Self> {
+        self.router = self.router.merge(view_routes::<V>(prefix, store)?);
+        self.openapi
+            .merge(view_openapi::<V>(prefix, self.config.auth.is_some()));
+        Ok(self)
+    }
+
+    /// Mounts `GET {prefix}/{A::PATH}/{id}/{V::PATH}`: the records of view `V` belonging to
+    /// one aggregate (see [`child_view_routes`]), with its document. `prefix` is where the
+    /// aggregate's own routes are (`""` for `/accounts/{id}/movements`).
+    pub fn with_child_view<V>(mut self, prefix: &str, store: &Arc<dyn EventStore>) -> Result<Self>
+    where
+        V: HttpView,
+        V::Aggregate: HttpAggregate,
+    {
+        self.router = self.router.merge(child_view_routes::<V>(prefix, store)?);
+        self.openapi
+            .merge(child_view_openapi::<V>(prefix, self.config.auth.is_some()));
+        Ok(self)
+    }
+
+    /// Serves `GET /projections` and `GET /projections/{name}`: how far each asynchronous
+    /// projection is behind the event log.
+    #[must_use]
+    pub fn with_projections(mut self, projections: &Projections) -> Self {
+        self.router = self.router.merge(projection_routes(projections.clone()));
+        self.openapi
+            .merge(projections_openapi(self.config.auth.is_some()));
         self
     }
 

@@ -29,6 +29,12 @@ pub enum Error {
     /// The server stopped with an I/O error (the listener failed).
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// View routes were asked of a store that keeps events only.
+    #[error("view '{view}' needs a store that keeps views; this event store does not")]
+    ViewsUnsupported {
+        /// The view's type name.
+        view: String,
+    },
 }
 
 /// The JSON body of every error response: the structured error of `factum-core`.

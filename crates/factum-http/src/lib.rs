@@ -117,6 +117,8 @@ mod context;
 mod error;
 mod extract;
 mod openapi;
+mod projections;
+mod views;
 
 pub use aggregate::{
     AggregateService, CommandKind, CommandSpec, DEFAULT_PAGE, EnvelopeBody, EventPage, EventsQuery,
@@ -130,4 +132,11 @@ pub use app::{
 pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, etag};
-pub use openapi::{BEARER_SCHEME, aggregate_openapi, error_response, json_response};
+pub use openapi::{
+    BEARER_SCHEME, aggregate_openapi, child_view_openapi, error_response, json_response,
+    projections_openapi, view_openapi,
+};
+pub use projections::{
+    ProjectionStatus, ProjectionTasks, Projections, RunningProjection, projection_routes,
+};
+pub use views::{HttpView, ViewListQuery, child_view_routes, view_routes, view_store_of};

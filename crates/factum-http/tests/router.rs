@@ -235,6 +235,10 @@ impl EventStore for BreakableStore {
         self.check()?;
         self.inner.save_snapshot(snapshot).await
     }
+    async fn head_position(&self) -> factum_core::Result<u64> {
+        self.check()?;
+        self.inner.head_position().await
+    }
     async fn health_check(&self) -> factum_core::Result<()> {
         if self.broken.load(Ordering::SeqCst) {
             Err(factum_core::Error::Unavailable(

@@ -1,0 +1,320 @@
+//! The read side over HTTP: routes that query a [`View`]'s records ([`HttpView`],
+//! [`view_routes`], [`child_view_routes`]).
+//!
+//! For a view with `PATH = "accounts"` mounted at `/views`, and a child view `movements` of
+//! the aggregate at `/accounts`:
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /views/accounts?filter=&sort=&page=&page_size=` | a page of records: `{items, total, page, page_size}` |
+//! | `GET /views/accounts/{id}` | one record; 404 when there is none |
+//! | `GET /accounts/{id}/movements` (same query) | the records of one aggregate; 404 when the aggregate has no events |
+//!
+//! `filter` is a comma-separated list of `field:op:value` (`op` one of eq, ne, lt, lte, gt,
+//! gte, in, contains; `in` takes `a|b|c`), `sort` a comma-separated list of fields, each
+//! optionally prefixed by `-` for descending. Only the fields the view declares
+//! ([`View::fields`]) are accepted: anything else (an unknown field or operator, a value of
+//! the wrong type, a page of 0 or a `page_size` over [`MAX_PAGE_SIZE`]) is a 400 in the
+//! structured error shape, whose details list the view's fields. A query never reaches a
+//! store before it is validated, and stores bind every value as a parameter.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use factum_core::{
+    Aggregate, CommandHandler, EventStore, FieldKind, MAX_PAGE_SIZE, Page, View, ViewField,
+    ViewQuery, ViewRecord, ViewStore,
+};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::aggregate::HttpAggregate;
+use crate::context::RequestContext;
+use crate::error::{ApiError, Error, Result, clip};
+
+/// What a [`View`] declares to be served over HTTP.
+///
+/// The domain crate defines its views with `factum-core` and serde only, so the OpenAPI
+/// schema of a record is given by [`Schema`](Self::Schema), a type of the HTTP layer that
+/// derives `ToSchema` (a mirror of the record; test that real records deserialize into it).
+pub trait HttpView: View {
+    /// The collection's path segment: `accounts` gives `/views/accounts/{id}`, and for a
+    /// child view `movements` gives `/accounts/{id}/movements`.
+    const PATH: &'static str = <Self as View>::TYPE;
+    /// The OpenAPI schema of one record's JSON.
+    type Schema: ToSchema;
+
+    /// The sort used when a request gives none (same syntax as `?sort=`; `""` sorts by
+    /// record id). A child view of one record per event sorts by `version`, say.
+    fn default_sort() -> &'static str {
+        ""
+    }
+}
+
+/// The query string of the view routes, before it is validated against the view's fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ViewListQuery {
+    /// `field:op:value,...`.
+    pub filter: Option<String>,
+    /// `field,-field,...`.
+    pub sort: Option<String>,
+    /// The page, from 1 (default 1).
+    pub page: Option<u32>,
+    /// Records per page, 1 to [`MAX_PAGE_SIZE`] (default 50).
+    pub page_size: Option<u32>,
+}
+
+impl ViewListQuery {
+    /// The validated [`ViewQuery`] for view `V`, or a 400 naming the problem (the details
+    /// list the view's fields and the operators).
+    pub fn to_query<V: HttpView>(&self) -> Result<ViewQuery, ApiError> {
+        let sort = match self.sort.as_deref() {
+            Some(sort) if !sort.is_empty() => sort,
+            _ => V::default_sort(),
+        };
+        ViewQuery::parse(
+            self.filter.as_deref(),
+            Some(sort),
+            self.page,
+            self.page_size,
+            V::fields(),
+        )
+        .map_err(|error| match error {
+            factum_core::Error::Validation(message) => {
+                // The message may quote what the client sent: keep it short.
+                ApiError::validation(format!(
+                    "invalid {} query: {}",
+                    V::TYPE,
+                    clip(&message, 200)
+                ))
+                .with_details(query_details(V::fields()))
+            }
+            other => other.into(),
+        })
+    }
+}
+
+fn kind_name(kind: FieldKind) -> &'static str {
+    match kind {
+        FieldKind::Text => "text",
+        FieldKind::Number => "number",
+        FieldKind::Boolean => "boolean",
+    }
+}
+
+fn operators(kind: FieldKind) -> &'static [&'static str] {
+    match kind {
+        FieldKind::Text => &["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains"],
+        FieldKind::Number => &["eq", "ne", "lt", "lte", "gt", "gte", "in"],
+        FieldKind::Boolean => &["eq", "ne", "in"],
+    }
+}
+
+/// The details of a rejected query: what the view accepts.
+fn query_details(fields: &[ViewField]) -> serde_json::Value {
+    let fields: Vec<serde_json::Value> = fields
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name,
+                "kind": kind_name(f.kind),
+                "filterable": f.filterable,
+                "sortable": f.sortable,
+                "operators": if f.filterable { operators(f.kind) } else { &[] },
+            })
+        })
+        .collect();
+    serde_json::json!({ "fields": fields, "max_page_size": MAX_PAGE_SIZE })
+}
+
+/// A human description of a view's queryable fields, for the OpenAPI document.
+pub(crate) fn describe_fields(fields: &[ViewField]) -> String {
+    if fields.is_empty() {
+        return "none".to_owned();
+    }
+    fields
+        .iter()
+        .map(|f| {
+            let mut uses = Vec::new();
+            if f.filterable {
+                uses.push(format!("filter: {}", operators(f.kind).join("/")));
+            }
+            if f.sortable {
+                uses.push("sort".to_owned());
+            }
+            format!("`{}` ({}; {})", f.name, kind_name(f.kind), uses.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `{prefix}/{segment}` with one leading slash and no trailing one.
+pub(crate) fn join_path(prefix: &str, segment: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    let prefix = if prefix.is_empty() || prefix.starts_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("/{prefix}")
+    };
+    format!("{prefix}/{}", segment.trim_matches('/'))
+}
+
+/// The view side of a store, or the startup error saying the store keeps no views.
+pub fn view_store_of(store: &Arc<dyn EventStore>, view: &str) -> Result<Arc<dyn ViewStore>> {
+    store
+        .clone()
+        .into_view_store()
+        .ok_or_else(|| Error::ViewsUnsupported {
+            view: view.to_owned(),
+        })
+}
+
+struct ViewState {
+    events: Arc<dyn EventStore>,
+    views: Arc<dyn ViewStore>,
+}
+
+fn decode_page<V: View>(page: Page<ViewRecord>) -> Result<Page<V>, ApiError> {
+    Ok(page.try_map(|record| record.decode::<V>())?)
+}
+
+/// `GET {prefix}/{V::PATH}` (a page of records) and `GET {prefix}/{V::PATH}/{id}` (one
+/// record), over the view side of `store`. A store that keeps no views is an
+/// [`Error::ViewsUnsupported`].
+pub fn view_routes<V: HttpView>(prefix: &str, store: &Arc<dyn EventStore>) -> Result<Router> {
+    let base = join_path(prefix, V::PATH);
+    let state = Arc::new(ViewState {
+        events: store.clone(),
+        views: view_store_of(store, V::TYPE)?,
+    });
+    Ok(Router::new()
+        .route(&base, get(list_records::<V>))
+        .route(&format!("{base}/{{id}}"), get(get_record::<V>))
+        .with_state(state))
+}
+
+/// `GET {prefix}/{A::PATH}/{id}/{V::PATH}`: the records of view `V` that belong to one
+/// aggregate (a child view's records: an account's movements, a list's to-dos), with the
+/// same query string as the list route. An aggregate without events is the aggregate's
+/// not-found error (404); one without records is an empty page.
+pub fn child_view_routes<V>(prefix: &str, store: &Arc<dyn EventStore>) -> Result<Router>
+where
+    V: HttpView,
+    V::Aggregate: HttpAggregate,
+{
+    let base = join_path(
+        &join_path(prefix, <V::Aggregate as HttpAggregate>::PATH),
+        "{id}",
+    );
+    let state = Arc::new(ViewState {
+        events: store.clone(),
+        views: view_store_of(store, V::TYPE)?,
+    });
+    Ok(Router::new()
+        .route(&join_path(&base, V::PATH), get(list_children::<V>))
+        .with_state(state))
+}
+
+async fn list_records<V: HttpView>(
+    State(state): State<Arc<ViewState>>,
+    RequestContext(_ctx): RequestContext,
+    query: Result<Query<ViewListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let query = query.to_query::<V>()?;
+    let page = state
+        .views
+        .query_views(V::TYPE, &query, V::fields())
+        .await?;
+    Ok(axum::Json(decode_page::<V>(page)?).into_response())
+}
+
+async fn get_record<V: HttpView>(
+    State(state): State<Arc<ViewState>>,
+    RequestContext(_ctx): RequestContext,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = path?;
+    match state.views.get_view(V::TYPE, &id).await? {
+        Some(record) => Ok(axum::Json(record.decode::<V>()?).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no {} record '{}'",
+            V::TYPE,
+            clip(&id, 128)
+        ))),
+    }
+}
+
+async fn list_children<V>(
+    State(state): State<Arc<ViewState>>,
+    RequestContext(_ctx): RequestContext,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ViewListQuery>, QueryRejection>,
+) -> Result<Response, ApiError>
+where
+    V: HttpView,
+    V::Aggregate: HttpAggregate,
+{
+    let Path(id) = path?;
+    factum_core::validate_aggregate_id(&id)?;
+    let Query(query) = query?;
+    let query = query.to_query::<V>()?;
+    let records = state.views.list_views_of(V::TYPE, &id).await?;
+    let aggregate_type = <V::Aggregate as Aggregate>::TYPE;
+    if records.is_empty() && state.events.stream_version(aggregate_type, &id).await? == 0 {
+        return Err(
+            match <V::Aggregate as CommandHandler>::not_found_error(&id) {
+                Some(error) => ApiError::domain(&error),
+                None => factum_core::Error::AggregateNotFound {
+                    aggregate_type: aggregate_type.to_owned(),
+                    aggregate_id: id,
+                }
+                .into(),
+            },
+        );
+    }
+    // One aggregate's records are few enough to filter, sort and page here, with the same
+    // reference semantics the stores' SQL follows.
+    let page = query.apply_to(records)?;
+    Ok(axum::Json(decode_page::<V>(page)?).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_with_one_slash() {
+        assert_eq!(join_path("", "accounts"), "/accounts");
+        assert_eq!(join_path("/views/", "/accounts/"), "/views/accounts");
+        assert_eq!(join_path("views", "accounts"), "/views/accounts");
+    }
+
+    #[test]
+    fn field_descriptions_name_kinds_and_operators() {
+        const FIELDS: &[ViewField] = &[
+            ViewField::new("owner", FieldKind::Text),
+            ViewField {
+                name: "open",
+                kind: FieldKind::Boolean,
+                filterable: true,
+                sortable: false,
+            },
+        ];
+        assert_eq!(
+            describe_fields(FIELDS),
+            "`owner` (text; filter: eq/ne/lt/lte/gt/gte/in/contains, sort), `open` (boolean; filter: eq/ne/in)"
+        );
+        assert_eq!(describe_fields(&[]), "none");
+        let details = query_details(FIELDS);
+        assert_eq!(
+            details["fields"][1]["operators"],
+            serde_json::json!(["eq", "ne", "in"])
+        );
+        assert_eq!(details["max_page_size"], MAX_PAGE_SIZE);
+    }
+}
