@@ -38,8 +38,8 @@ pub enum Error {
     /// SQLite reported an error.
     #[error("SQLite error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The group commit of a batch of appends failed; every append of the batch fails with
-    /// the same underlying error, and none of them is stored.
+    /// The group commit of a batch of writes failed; every append (and projection batch) of
+    /// the batch fails with the same underlying error, and none of them is stored.
     #[error("group commit failed: {0}")]
     Commit(#[source] Arc<rusqlite::Error>),
     /// A migration failed to apply; the database is left at the previous schema version.

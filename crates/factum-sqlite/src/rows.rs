@@ -9,8 +9,24 @@ use uuid::Uuid;
 
 use crate::error::Error;
 
-/// The columns of `events` in the order [`event_from_row`] reads them.
-pub(crate) const EVENT_COLUMNS: &str = "position, aggregate_type, aggregate_id, version, event_id, event_type, schema_version, payload, metadata, recorded_at";
+/// The columns of `events` a stream read selects, in the order [`event_from_row`] reads
+/// them; the stream's type and id are known to the caller. The `SELECT ... FROM events`
+/// statements are built from it at compile time.
+macro_rules! stream_event_columns {
+    () => {
+        "position, version, event_id, event_type, schema_version, payload, metadata, recorded_at"
+    };
+}
+/// Every column [`event_from_row`] reads: the stream's columns, then its type and id.
+macro_rules! event_columns {
+    () => {
+        concat!(
+            $crate::rows::stream_event_columns!(),
+            ", aggregate_type, aggregate_id"
+        )
+    };
+}
+pub(crate) use {event_columns, stream_event_columns};
 
 /// The earliest and latest years a timestamp may have: RFC 3339 text only has four digits.
 const MIN_YEAR: i32 = 1;
@@ -68,10 +84,14 @@ fn text<'r>(
         })
 }
 
-/// Decodes one row of [`EVENT_COLUMNS`]. The id and timestamp are parsed from the row's
-/// borrowed text; only the fields the event keeps are copied out. Metadata is returned as the
-/// stored JSON text: parsing it is the reader's business (loading an aggregate never does).
-pub(crate) fn event_from_row(row: &rusqlite::Row<'_>) -> factum_core::Result<StoredEvent> {
+/// Decodes one row of [`event_columns!`], or of [`stream_event_columns!`] when the
+/// stream's type and id are given. The id and timestamp are parsed from the row's borrowed
+/// text; only the fields the event keeps are copied out. Metadata is returned as the stored
+/// JSON text: parsing it is the reader's business (loading an aggregate never does).
+pub(crate) fn event_from_row(
+    row: &rusqlite::Row<'_>,
+    stream: Option<(&str, &str)>,
+) -> factum_core::Result<StoredEvent> {
     const TABLE: &str = "events";
     let get_int = |index: usize| -> factum_core::Result<i64> {
         row.get(index).map_err(|e| Error::Sqlite(e).into())
@@ -79,42 +99,48 @@ pub(crate) fn event_from_row(row: &rusqlite::Row<'_>) -> factum_core::Result<Sto
     let get_string = |index: usize| -> factum_core::Result<String> {
         row.get(index).map_err(|e| Error::Sqlite(e).into())
     };
-    let event_id_text = text(row, 4, TABLE)?;
+    let event_id_text = text(row, 2, TABLE)?;
     let event_id = Uuid::parse_str(event_id_text)
         .map_err(|e| Error::corrupt(TABLE, format!("event id {event_id_text:?}: {e}")))?;
-    let schema_version = get_int(6)?;
+    let schema_version = get_int(4)?;
+    let (aggregate_type, aggregate_id) = match stream {
+        Some((aggregate_type, aggregate_id)) => {
+            (aggregate_type.to_owned(), aggregate_id.to_owned())
+        }
+        None => (get_string(8)?, get_string(9)?),
+    };
     Ok(StoredEvent {
         position: non_negative(get_int(0)?, TABLE, "position")?,
         event_id,
-        aggregate_type: get_string(1)?,
-        aggregate_id: get_string(2)?,
-        version: non_negative(get_int(3)?, TABLE, "version")?,
-        event_type: get_string(5)?,
+        aggregate_type,
+        aggregate_id,
+        version: non_negative(get_int(1)?, TABLE, "version")?,
+        event_type: get_string(3)?,
         schema_version: u32::try_from(schema_version)
             .map_err(|_| Error::corrupt(TABLE, format!("schema version {schema_version}")))?,
-        payload: get_string(7)?,
-        metadata: get_string(8)?,
-        recorded_at: decode_time(text(row, 9, TABLE)?, TABLE)?,
+        payload: get_string(5)?,
+        metadata: get_string(6)?,
+        recorded_at: decode_time(text(row, 7, TABLE)?, TABLE)?,
     })
 }
 
-/// Runs a query of [`EVENT_COLUMNS`] and decodes every row.
+/// Runs a query of [`event_columns!`] (or of [`stream_event_columns!`] for `stream`) and
+/// decodes every row.
 pub(crate) fn query_events(
     stmt: &mut rusqlite::CachedStatement<'_>,
     params: impl rusqlite::Params,
+    stream: Option<(&str, &str)>,
     capacity: usize,
 ) -> factum_core::Result<Vec<StoredEvent>> {
     let mut rows = stmt.query(params).map_err(Error::Sqlite)?;
     let mut events = Vec::with_capacity(capacity);
     while let Some(row) = rows.next().map_err(Error::Sqlite)? {
-        events.push(event_from_row(row)?);
+        events.push(event_from_row(row, stream)?);
     }
     Ok(events)
 }
 
-/// The columns of `snapshots` in the order [`snapshot_from_row`] reads them.
-pub(crate) const SNAPSHOT_COLUMNS: &str = "aggregate_type, aggregate_id, version, state, taken_at";
-
+/// Reads a row of `aggregate_type, aggregate_id, version, state, taken_at` from `snapshots`.
 pub(crate) fn snapshot_from_row(
     row: &rusqlite::Row<'_>,
 ) -> rusqlite::Result<(String, String, i64, String, String)> {

@@ -10,8 +10,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::rows::{
-    EVENT_COLUMNS, SNAPSHOT_COLUMNS, clamp_to_sql, decode_snapshot, encode_time, query_events,
-    snapshot_from_row, sql_limit,
+    clamp_to_sql, decode_snapshot, encode_time, query_events, snapshot_from_row, sql_limit,
 };
 use crate::writer::{self, Counters, EncodedAppend, EncodedEvent, EncodedSnapshot, WriteRequest};
 
@@ -88,12 +87,13 @@ impl SqliteOptions {
 pub struct StoreStats {
     /// Transactions committed (one fsync each).
     pub commits: u64,
-    /// Write requests (appends and snapshot saves) in committed transactions, refused ones
-    /// included.
+    /// Write requests (appends, snapshot saves, projection batches and resets) in committed
+    /// transactions, refused ones included.
     pub requests: u64,
     /// Events inserted.
     pub events: u64,
-    /// Requests refused inside a committed transaction (conflicts, invalid snapshots).
+    /// Requests refused inside a committed transaction (conflicts, moved projection
+    /// checkpoints, invalid snapshots or view records).
     pub refused: u64,
     /// Transactions whose commit failed (every request in them failed).
     pub failed_commits: u64,
@@ -101,7 +101,7 @@ pub struct StoreStats {
     pub largest_batch: u64,
 }
 
-/// A durable [`EventStore`] in one SQLite file, with group commit.
+/// A durable [`EventStore`] and [`ViewStore`] in one SQLite file, with group commit.
 ///
 /// One writer thread owns the only write connection and commits whatever appends are queued
 /// together (see the crate docs); reads run on a small pool of read-only connections and never
@@ -426,9 +426,10 @@ impl EventStore for SqliteEventStore {
         let (aggregate_type, aggregate_id) = (aggregate_type.to_owned(), aggregate_id.to_owned());
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events
-                     WHERE aggregate_type = ?1 AND aggregate_id = ?2 AND version >= ?3
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    crate::rows::stream_event_columns!(),
+                    " FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2 AND version >= ?3
                      ORDER BY version LIMIT ?4"
                 ))
                 .map_err(sql_error)?;
@@ -440,6 +441,7 @@ impl EventStore for SqliteEventStore {
                     clamp_to_sql(from_version),
                     sql_limit(limit)
                 ],
+                Some((&aggregate_type, &aggregate_id)),
                 limit.unwrap_or(0).min(PRESIZE),
             )
         })
@@ -453,13 +455,16 @@ impl EventStore for SqliteEventStore {
     ) -> factum_core::Result<Vec<StoredEvent>> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    crate::rows::event_columns!(),
+                    " FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
                 ))
                 .map_err(sql_error)?;
             query_events(
                 &mut stmt,
                 params![clamp_to_sql(after_position), sql_limit(Some(limit))],
+                None,
                 limit.min(PRESIZE),
             )
         })
@@ -484,9 +489,10 @@ impl EventStore for SqliteEventStore {
         let (aggregate_type, aggregate_id) = (aggregate_type.to_owned(), aggregate_id.to_owned());
         self.read(move |conn| {
             let raw = conn
-                .prepare_cached(&format!(
-                    "SELECT {SNAPSHOT_COLUMNS} FROM snapshots WHERE aggregate_type = ?1 AND aggregate_id = ?2"
-                ))
+                .prepare_cached(
+                    "SELECT aggregate_type, aggregate_id, version, state, taken_at
+                     FROM snapshots WHERE aggregate_type = ?1 AND aggregate_id = ?2",
+                )
                 .and_then(|mut stmt| {
                     stmt.query_row(params![aggregate_type, aggregate_id], snapshot_from_row)
                         .optional()

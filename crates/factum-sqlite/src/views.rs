@@ -32,7 +32,11 @@ use crate::store::{SqliteEventStore, sql_error};
 use crate::writer::WriteRequest;
 
 /// The columns of `views` in the order [`view_from_row`] reads them.
-const VIEW_COLUMNS: &str = "view_type, view_id, aggregate_id, version, data";
+macro_rules! view_columns {
+    () => {
+        "view_type, view_id, aggregate_id, version, data"
+    };
+}
 
 /// A view record change ready to write.
 pub(crate) enum EncodedViewChange {
@@ -424,8 +428,10 @@ impl ViewStore for SqliteEventStore {
         let (view_type, view_id) = (view_type.to_owned(), view_id.to_owned());
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {VIEW_COLUMNS} FROM views WHERE view_type = ?1 AND view_id = ?2"
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    view_columns!(),
+                    " FROM views WHERE view_type = ?1 AND view_id = ?2"
                 ))
                 .map_err(sql_error)?;
             Ok(query_views_rows(&mut stmt, params![view_type, view_id])?
@@ -443,9 +449,10 @@ impl ViewStore for SqliteEventStore {
         let (view_type, aggregate_id) = (view_type.to_owned(), aggregate_id.to_owned());
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached(&format!(
-                    "SELECT {VIEW_COLUMNS} FROM views WHERE view_type = ?1 AND aggregate_id = ?2
-                     ORDER BY view_id"
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    view_columns!(),
+                    " FROM views WHERE view_type = ?1 AND aggregate_id = ?2 ORDER BY view_id"
                 ))
                 .map_err(sql_error)?;
             query_views_rows(&mut stmt, params![view_type, aggregate_id])
@@ -486,8 +493,9 @@ impl ViewStore for SqliteEventStore {
                 let limit = filter_params.len() + order_params.len() + 1;
                 let mut stmt = tx
                     .prepare_cached(&format!(
-                        "SELECT {VIEW_COLUMNS} FROM views WHERE {where_sql}
+                        "SELECT {} FROM views WHERE {where_sql}
                          ORDER BY {order_sql} LIMIT ?{limit} OFFSET ?{}",
+                        view_columns!(),
                         limit + 1
                     ))
                     .map_err(sql_error)?;

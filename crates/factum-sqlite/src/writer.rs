@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, is_constraint_violation};
-use crate::rows::{EVENT_COLUMNS, query_events};
+use crate::rows::{query_events, stream_event_columns};
 use crate::views::{self, EncodedProjection, EncodedViewChange, ProjectionReset};
 
 /// An event ready to insert: the caller's event plus its encoded columns.
@@ -382,9 +382,10 @@ fn matching_retry(
 ) -> factum_core::Result<Option<Vec<StoredEvent>>> {
     let wanted = append.events.len();
     let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events
-             WHERE aggregate_type = ?1 AND aggregate_id = ?2 AND version >= ?3
+        .prepare_cached(concat!(
+            "SELECT ",
+            stream_event_columns!(),
+            " FROM events WHERE aggregate_type = ?1 AND aggregate_id = ?2 AND version >= ?3
              ORDER BY version LIMIT ?4"
         ))
         .map_err(sql_error)?;
@@ -396,6 +397,7 @@ fn matching_retry(
             first_version,
             crate::rows::sql_limit(Some(wanted))
         ],
+        Some((&append.aggregate_type, &append.aggregate_id)),
         wanted,
     )?;
     let matches = stored.len() == wanted

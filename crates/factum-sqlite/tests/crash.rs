@@ -1,7 +1,8 @@
 //! The crash test: a child process appends through the engine as fast as it can and prints
 //! each acknowledged command; the parent kills it with SIGKILL at a random moment, reopens
 //! the store and checks that every acknowledged event is there, that positions and versions
-//! are contiguous, and that no command is partly stored. Twenty cycles on one file, so each
+//! are contiguous, that no command is partly stored, and that the inline view written with
+//! the events agrees with them exactly. Twenty cycles on one file, so each
 //! child also starts from a store a crash left behind.
 //!
 //! The child is this same test binary, re-run with the `crash_child` test selected and the
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use factum_core::{
     Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, CqrsError, EngineConfig, Event,
-    EventStore, SnapshotPolicy,
+    EventEnvelope, EventStore, SnapshotPolicy, View, ViewKind, ViewStore,
 };
 use factum_sqlite::SqliteEventStore;
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,26 @@ impl CommandHandler for Counter {
     }
 }
 
+/// Each counter's number of steps, kept inline: after any crash it must equal what the stored
+/// events say.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct StepCount {
+    steps: u64,
+}
+
+impl View for StepCount {
+    const TYPE: &'static str = "crash_step_counts";
+    const KIND: ViewKind = ViewKind::PerAggregate;
+    type Aggregate = Counter;
+    fn update(&self, envelope: &EventEnvelope<CounterEvent>) -> Option<Self> {
+        let steps = match envelope.payload {
+            CounterEvent::Created => self.steps,
+            CounterEvent::Step { .. } => self.steps + 1,
+        };
+        Some(Self { steps })
+    }
+}
+
 /// The child: appends from a few tasks until killed, printing `ACK id version request` for
 /// every command the engine acknowledged.
 #[test]
@@ -110,7 +131,10 @@ fn crash_child() {
         let store = Arc::new(SqliteEventStore::open(&path).await.unwrap());
         let config = EngineConfig::default()
             .with_snapshot_policy(SnapshotPolicy::EveryNEvents(10.try_into().unwrap()));
-        let engine = CqrsCommandEngine::<Counter>::new(store, ()).with_config(config);
+        let engine = CqrsCommandEngine::<Counter>::new(store, ())
+            .with_config(config)
+            .with_inline_view::<StepCount>()
+            .unwrap();
         let run = fastrand::u64(..);
         let mut tasks = Vec::new();
         for task in 0..TASKS {
@@ -229,6 +253,20 @@ async fn check(path: &Path, acked: &[Ack]) -> usize {
             *versions,
             (1..=versions.len() as u64).collect::<Vec<_>>(),
             "{id}: versions are contiguous"
+        );
+        let record = store
+            .get_view(StepCount::TYPE, id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id}: the inline view record is missing"));
+        let steps = all
+            .iter()
+            .filter(|e| e.aggregate_id == *id && e.event_type == "Step")
+            .count() as u64;
+        assert_eq!(
+            (record.decode::<StepCount>().unwrap().steps, record.version),
+            (steps, versions.len() as u64),
+            "{id}: the inline view matches the stored events"
         );
     }
     for (request, events) in &commands {
