@@ -294,6 +294,8 @@ fn append_one(
             // (the caller never heard back), or a clash.
             if aggregate_type == append.aggregate_type && aggregate_id == append.aggregate_id {
                 if let Some(stored) = matching_retry(conn, append, first_version)? {
+                    // Nothing is written, view changes included: the original wrote them,
+                    // and applying them again could count its events twice.
                     return Ok((stored, 0));
                 }
             }

@@ -891,3 +891,26 @@ async fn view_writes_persist_across_reopening() {
     assert!(matches!(error, Error::Validation(_)), "{error}");
     assert_eq!(store.projection_checkpoint("p").await.unwrap(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_append_does_not_write_its_view_changes_again() {
+    let (store, _path, _dir) = fresh().await;
+    let events = vec![event(1), event(2)];
+    let first = store
+        .append(with_views(
+            request("r", ExpectedVersion::NoStream, events.clone()),
+            vec![upsert("r", r#"{"applied":1}"#)],
+        ))
+        .await
+        .unwrap();
+    // The caller never heard back and retries, its view changes computed anew.
+    let retried = store
+        .append(with_views(
+            request("r", ExpectedVersion::NoStream, events),
+            vec![upsert("r", r#"{"applied":2}"#), upsert("extra", "{}")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(retried, first);
+    assert_eq!(view_data(&store).await, pairs(&[("r", r#"{"applied":1}"#)]));
+}
