@@ -587,7 +587,8 @@ pub fn view_openapi<V: HttpView>(prefix: &str, auth: bool) -> OpenApi {
             error_response(
                 "Unknown field or operator, a value of the wrong type, or bad paging (VALIDATION_ERROR; details list the fields)",
             ),
-        );
+        )
+        .response("500", error_response("The store could not be read"));
     let get = OperationBuilder::new()
         .tag("views")
         .summary(Some(format!("One record of the {} view", V::TYPE)))
@@ -597,7 +598,8 @@ pub fn view_openapi<V: HttpView>(prefix: &str, auth: bool) -> OpenApi {
             "200",
             json_response("The record", Ref::from_schema_name(&record)),
         )
-        .response("404", error_response("No record with this id (NOT_FOUND)"));
+        .response("404", error_response("No record with this id (NOT_FOUND)"))
+        .response("500", error_response("The store could not be read"));
     let paths = PathsBuilder::new()
         .path(
             base.clone(),
@@ -638,7 +640,8 @@ where
                 "Invalid id, unknown field or operator, a value of the wrong type, or bad paging",
             ),
         )
-        .response("404", error_response("No aggregate with this id"));
+        .response("404", error_response("No aggregate with this id"))
+        .response("500", error_response("The store could not be read"));
     let paths = PathsBuilder::new().path(
         join_path(&format!("{base}/{{id}}"), V::PATH),
         PathItem::new(HttpMethod::Get, secured(list, auth).build()),
@@ -663,7 +666,8 @@ pub fn projections_openapi(auth: bool) -> OpenApi {
                 "Every projection's checkpoint, the log's head, and the difference",
                 ArrayBuilder::new().items(Ref::from_schema_name(&status)),
             ),
-        );
+        )
+        .response("500", error_response("The store could not be read"));
     let one = OperationBuilder::new()
         .tag("operations")
         .summary(Some("How far one asynchronous projection is behind"))
@@ -673,7 +677,8 @@ pub fn projections_openapi(auth: bool) -> OpenApi {
             "200",
             json_response("Its lag", Ref::from_schema_name(&status)),
         )
-        .response("404", error_response("No projection with this name"));
+        .response("404", error_response("No projection with this name"))
+        .response("500", error_response("The store could not be read"));
     let paths = PathsBuilder::new()
         .path(
             "/projections",

@@ -40,6 +40,13 @@ pub trait RunningProjection: Send + Sync + 'static {
 
     /// Applies batches until it reaches the head; returns the number of events read.
     async fn catch_up(&self) -> factum_core::Result<u64>;
+
+    /// Deletes the records, resets the checkpoint to 0 and replays the whole log, calling
+    /// `progress` after each batch; returns the number of events read.
+    async fn rebuild(
+        &self,
+        progress: &mut (dyn FnMut(ProjectionLag) + Send),
+    ) -> factum_core::Result<u64>;
 }
 
 #[async_trait]
@@ -54,6 +61,13 @@ impl<V: View> RunningProjection for Projector<V> {
 
     async fn catch_up(&self) -> factum_core::Result<u64> {
         Projector::catch_up(self, |_| {}).await
+    }
+
+    async fn rebuild(
+        &self,
+        progress: &mut (dyn FnMut(ProjectionLag) + Send),
+    ) -> factum_core::Result<u64> {
+        Projector::rebuild(self, &mut *progress).await
     }
 }
 
@@ -183,6 +197,11 @@ impl Projections {
         self.entries.iter().map(|e| e.projection.name()).collect()
     }
 
+    /// The projections, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn RunningProjection>> {
+        self.entries.iter().map(|e| &e.projection)
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -203,6 +222,28 @@ impl Projections {
             read += entry.projection.catch_up().await?;
         }
         Ok(read)
+    }
+
+    /// Rebuilds every projection from position 0, one after the other: `progress` is called
+    /// with the projection's name and lag after each batch. Returns each one's name and the
+    /// number of events it read.
+    ///
+    /// Safe while a service runs them (see the module docs); for views kept *inline* by an
+    /// engine it is not, as their records are also written by every command: rebuild those
+    /// with the writers stopped.
+    pub async fn rebuild(
+        &self,
+        mut progress: impl FnMut(&str, ProjectionLag) + Send,
+    ) -> factum_core::Result<Vec<(String, u64)>> {
+        let mut done = Vec::with_capacity(self.entries.len());
+        for entry in &self.entries {
+            let projection = &entry.projection;
+            let name = projection.name().to_owned();
+            let mut report = |lag: ProjectionLag| progress(&name, lag);
+            let read = projection.rebuild(&mut report).await?;
+            done.push((name, read));
+        }
+        Ok(done)
     }
 
     /// How far behind each projection is.

@@ -1,12 +1,15 @@
-//! The bank account service: `cargo run --release -p bank`, then drive it with curl.
+//! The bank account service: `cargo run --release -p bank`, then drive it with curl;
+//! `bank rebuild-views` rebuilds its views from the event log.
 
 use std::io::Write;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Parser;
-use factum_core::{CqrsCommandEngine, EngineConfig};
-use factum_http::{HttpConfig, JwtAuth};
+use clap::{Args, Parser, Subcommand};
+use factum_core::{EventStore, ProjectionLag};
+use factum_http::{HttpConfig, JwtAuth, Projections};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// The reference bank account service of Factum: every change to an account is an event.
 ///
@@ -14,18 +17,34 @@ use factum_http::{HttpConfig, JwtAuth};
 ///                     -d '{"type": "OpenAccount", "owner": "Alice", "initial_balance": 1000.0}'
 /// Then Deposit / Withdraw the same way ({"type": "Deposit", "amount": 500.0}),
 /// GET /accounts/acc-001, GET /accounts/acc-001/events (?metadata=true), ?version=N.
-/// API docs: /docs (OpenAPI at /openapi.json). Health: /health.
+/// Views: GET /views/accounts?filter=owner:eq:Alice&sort=-balance, GET /accounts/acc-001/movements.
+/// API docs: /docs (OpenAPI at /openapi.json). Health: /health. Projection lag: /projections.
 #[derive(Debug, Parser)]
 #[command(name = "bank", version, verbatim_doc_comment)]
 struct Cli {
+    /// Where the events are kept: `sqlite://PATH` (a file, created with its folders if
+    /// missing; durable), `memory` (lost on exit), or `postgres://user@host:port/db`.
+    #[arg(
+        long,
+        env = "FACTUM_STORE",
+        default_value = "sqlite://data/bank.db",
+        global = true
+    )]
+    store: String,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Serving (the default when no subcommand is given).
+#[derive(Debug, Args)]
+struct ServeArgs {
     /// The address to listen on, HOST:PORT (port 0 picks a free one).
     #[arg(long, env = "FACTUM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
-
-    /// Where the events are kept: `sqlite://PATH` (a file, created with its folders if
-    /// missing; durable), `memory` (lost on exit), or `postgres://user@host:port/db`.
-    #[arg(long, env = "FACTUM_STORE", default_value = "sqlite://data/bank.db")]
-    store: String,
 
     /// Require a bearer token (an HS256 JWT signed with this secret, with `exp` and `sub`) on
     /// account routes; `sub` is recorded as the user of every event. Unset: anyone, anonymous.
@@ -39,6 +58,26 @@ struct Cli {
     /// How many seconds a request may take (408 after).
     #[arg(long, env = "FACTUM_REQUEST_TIMEOUT", default_value_t = 30)]
     request_timeout: u64,
+
+    /// How often, in milliseconds, the movements projection looks for events appended by
+    /// other processes (this process's commits wake it at once).
+    #[arg(long, env = "FACTUM_PROJECTION_POLL_MS", default_value_t = 500)]
+    projection_poll_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Rebuild the views from the first event, with a progress bar.
+    ///
+    /// The movements projection is rebuilt safely while the service runs: the service's
+    /// projector notices the reset and follows the rebuild. The accounts view is kept inline
+    /// by every command, so it is rebuilt only with --include-inline, and then no command may
+    /// run meanwhile: stop the service first.
+    RebuildViews {
+        /// Also rebuild the inline view (accounts). Stop the service first.
+        #[arg(long)]
+        include_inline: bool,
+    },
 }
 
 /// The store URL as it may be printed: a PostgreSQL URL can hold a password.
@@ -79,39 +118,101 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             printable_store(&cli.store)
         )
     })?;
-    // Commands on one account are serialized in this process; retries cover other processes
-    // sharing the store.
-    let engine = CqrsCommandEngine::new(store, ())
-        .with_config(EngineConfig::default().with_max_attempts(20));
+    match cli.command {
+        None => serve(store, &cli.store, cli.serve).await,
+        Some(Command::RebuildViews { include_inline }) => rebuild(store, include_inline).await,
+    }
+}
 
+async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let bank = bank::http::Bank::open(store).context("cannot set up the bank's views")?;
+    if bank.inline_views_missing().await? {
+        tracing::warn!(
+            "the accounts view is empty but the store has events (written before views existed?): \
+             stop the service and run `bank rebuild-views --include-inline`"
+        );
+    }
     let mut config = HttpConfig::default()
-        .with_body_limit(cli.body_limit)
-        .with_request_timeout(Duration::from_secs(cli.request_timeout.max(1)));
-    if let Some(secret) = &cli.jwt_secret {
+        .with_body_limit(args.body_limit)
+        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)));
+    if let Some(secret) = &args.jwt_secret {
         config = config.with_auth(JwtAuth::hs256(secret).context("--jwt-secret")?);
     }
-    let app = bank::http::router(engine, config);
+    let app = bank::http::router(&bank, config)?;
 
-    let listener = tokio::net::TcpListener::bind(&cli.listen)
+    let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener
         .local_addr()
         .context("the listener has no address")?;
+    let projections = bank
+        .projections()
+        .spawn(Duration::from_millis(args.projection_poll_ms.max(1)));
     // One line on stdout, so scripts (and the end-to-end test) learn the address.
     println!(
         "bank listening on http://{address} (store: {}, auth: {})",
-        printable_store(&cli.store),
-        if cli.jwt_secret.is_some() {
+        printable_store(url),
+        if args.jwt_secret.is_some() {
             "JWT"
         } else {
             "none"
         }
     );
     std::io::stdout().flush().context("stdout")?;
-    tracing::info!(%address, store = printable_store(&cli.store), "bank service started");
+    tracing::info!(%address, store = printable_store(url), "bank service started");
 
-    factum_http::serve(listener, app).await?;
+    let served = factum_http::serve(listener, app).await;
+    projections.stop().await;
+    served?;
     tracing::info!("bank service stopped");
+    Ok(())
+}
+
+/// Rebuilds the projections (and the inline views if asked), each with a progress bar on a
+/// terminal and a summary line on stdout.
+async fn rebuild(store: Arc<dyn EventStore>, include_inline: bool) -> anyhow::Result<()> {
+    let mut sets: Vec<Projections> = Vec::new();
+    if include_inline {
+        sets.push(bank::http::inline_views(&store)?);
+    }
+    sets.push(bank::http::projected_views(&store)?);
+    for set in sets {
+        rebuild_with_progress(&set).await?;
+    }
+    if !include_inline {
+        println!(
+            "accounts: kept inline, not rebuilt (use --include-inline with the service stopped)"
+        );
+    }
+    Ok(())
+}
+
+async fn rebuild_with_progress(set: &Projections) -> anyhow::Result<()> {
+    let style = ProgressStyle::with_template(
+        "{msg:>12} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
+    )
+    .context("progress bar template")?
+    .progress_chars("=> ");
+    for projection in set.iter() {
+        let name = projection.name();
+        // Drawn on a terminal only; scripts get the summary line below.
+        let bar = ProgressBar::new(0)
+            .with_style(style.clone())
+            .with_message(name.to_owned());
+        let started = Instant::now();
+        let read = projection
+            .rebuild(&mut |lag: ProjectionLag| {
+                bar.set_length(lag.head);
+                bar.set_position(lag.checkpoint);
+            })
+            .await
+            .with_context(|| format!("rebuilding {name}"))?;
+        bar.finish_and_clear();
+        println!(
+            "{name}: rebuilt from {read} events in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     Ok(())
 }

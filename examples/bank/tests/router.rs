@@ -8,14 +8,14 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use factum_core::{CqrsCommandEngine, InMemoryEventStore};
+use factum_core::InMemoryEventStore;
 use factum_http::{HttpConfig, JwtAuth};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 fn app_with(config: HttpConfig) -> Router {
-    let engine = CqrsCommandEngine::new(Arc::new(InMemoryEventStore::new()), ());
-    bank::http::router(engine, config)
+    let bank = bank::http::Bank::open(Arc::new(InMemoryEventStore::new())).unwrap();
+    bank::http::router(&bank, config).unwrap()
 }
 
 fn app() -> Router {
@@ -1056,6 +1056,13 @@ async fn the_openapi_document_covers_every_route_with_schemas() {
         ("/api/accounts/{id}", &["get"]),
         ("/api/accounts/{id}/events", &["get"]),
         ("/health", &["get"]),
+        ("/views/accounts", &["get"]),
+        ("/views/accounts/{id}", &["get"]),
+        ("/views/movements", &["get"]),
+        ("/views/movements/{id}", &["get"]),
+        ("/accounts/{id}/movements", &["get"]),
+        ("/projections", &["get"]),
+        ("/projections/{name}", &["get"]),
     ];
     for (path, methods) in expected {
         for method in *methods {

@@ -7,6 +7,8 @@
 //! | `GET /accounts/{id}` (`?version=N`) | the account state, now or after the first N events |
 //! | `GET /accounts/{id}/events` (`?metadata=true`) | the events, or their envelopes |
 //! | `/api/accounts/...` | the generic routes of `factum-http` for the account |
+//! | `GET /views/accounts`, `/views/movements`, `/accounts/{id}/movements` | the read side: see [`views`] |
+//! | `GET /projections` | how far the asynchronous projections are behind |
 //! | `GET /health`, `GET /openapi.json`, `/docs` | operations and documentation |
 //!
 //! The domain imports `factum-core` and serde only, so the OpenAPI schemas of its types are
@@ -19,7 +21,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use factum_core::{CqrsCommandEngine, validate_aggregate_id};
+use factum_core::validate_aggregate_id;
 use factum_http::{
     AggregateService, Api, ApiError, CommandSpec, EnvelopeBody, ErrorBody, HttpAggregate,
     HttpConfig, IfMatch, JsonBody, RequestContext, StateQuery, with_etag,
@@ -32,6 +34,12 @@ use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 
 use crate::domain::{Account, AccountEvent};
 use crate::money::Money;
+use crate::views::{AccountSummary, Movement};
+
+mod service;
+pub mod views;
+
+pub use service::{Bank, inline_views, projected_views};
 
 /// What a client sees of an account: `{"id","owner","balance","version"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -320,9 +328,11 @@ async fn empty_id(RequestContext(_ctx): RequestContext) -> ApiError {
 )]
 struct ReferenceDoc;
 
-/// The bank's service: reference routes, the account's generic routes under `/api`,
-/// `/health`, `/openapi.json` and `/docs`, not yet turned into a router (see [`router`]).
-pub fn api(engine: CqrsCommandEngine<Account>, config: HttpConfig) -> Api {
+/// The bank's service: reference routes, the account's generic routes under `/api`, the
+/// view routes, `/projections`, `/health`, `/openapi.json` and `/docs`, not yet turned into a
+/// router (see [`router`]).
+pub fn api(bank: &Bank, config: HttpConfig) -> Result<Api, factum_http::Error> {
+    let engine = bank.engine().clone();
     let auth = config.auth.is_some();
     let store = engine.store().clone();
     let service = AggregateService::new(engine.clone());
@@ -346,10 +356,16 @@ pub fn api(engine: CqrsCommandEngine<Account>, config: HttpConfig) -> Api {
             }
         }
     }
-    Api::new(config.with_title("Factum bank account service", env!("CARGO_PKG_VERSION")))
-        .with_health(store)
-        .with_routes(reference, doc)
-        .with_aggregate("/api", engine)
+    Ok(
+        Api::new(config.with_title("Factum bank account service", env!("CARGO_PKG_VERSION")))
+            .with_health(store.clone())
+            .with_routes(reference, doc)
+            .with_aggregate("/api", engine)
+            .with_view::<AccountSummary>("/views", &store)?
+            .with_view::<Movement>("/views", &store)?
+            .with_child_view::<Movement>("", &store)?
+            .with_projections(bank.projections()),
+    )
 }
 
 /// The bank's router, ready to serve or to test with `tower::ServiceExt::oneshot`.
@@ -359,11 +375,11 @@ pub fn api(engine: CqrsCommandEngine<Account>, config: HttpConfig) -> Api {
 /// use std::sync::Arc;
 /// use axum::body::{Body, to_bytes};
 /// use axum::http::Request;
-/// use factum_core::{CqrsCommandEngine, InMemoryEventStore};
+/// use factum_core::InMemoryEventStore;
 /// use tower::ServiceExt;
 ///
-/// let engine = CqrsCommandEngine::new(Arc::new(InMemoryEventStore::new()), ());
-/// let app = bank::http::router(engine, factum_http::HttpConfig::default());
+/// let bank = bank::http::Bank::open(Arc::new(InMemoryEventStore::new())).unwrap();
+/// let app = bank::http::router(&bank, factum_http::HttpConfig::default()).unwrap();
 /// let open = Request::post("/accounts/acc-001")
 ///     .header("content-type", "application/json")
 ///     .body(Body::from(r#"{"type": "OpenAccount", "owner": "Alice", "initial_balance": 1000.0}"#))
@@ -374,8 +390,8 @@ pub fn api(engine: CqrsCommandEngine<Account>, config: HttpConfig) -> Api {
 /// assert_eq!(body, r#"{"id":"acc-001","owner":"Alice","balance":1000.0,"version":1}"#);
 /// # });
 /// ```
-pub fn router(engine: CqrsCommandEngine<Account>, config: HttpConfig) -> Router {
-    api(engine, config).into_router()
+pub fn router(bank: &Bank, config: HttpConfig) -> Result<Router, factum_http::Error> {
+    Ok(api(bank, config)?.into_router())
 }
 
 #[cfg(test)]
