@@ -9,6 +9,11 @@
 //! `Conflict`. Appends that arrive together on one node share one transaction (group
 //! commit). The [`store`] module explains the design and why it is sound.
 //!
+//! The store also keeps read models ([`ViewStore`](factum_core::ViewStore)): view records as
+//! `jsonb`, written inline in the same transaction as the events they derive from, or by
+//! checkpointed projections whose checkpoint moves with a compare-and-set; queries are
+//! translated to SQL with bound parameters only (the [`views`] module).
+//!
 //! Opening a store creates its schema and applies the embedded, versioned migrations;
 //! nothing is run by hand, and nodes starting at once are safe (an advisory lock orders
 //! them). The schema name is validated (`[a-z_][a-z0-9_]{0,62}`) and is the only text ever
@@ -17,7 +22,10 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use factum_core::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent};
+//! use factum_core::{
+//!     AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, ViewChange, ViewRecord,
+//!     ViewStore,
+//! };
 //! use factum_postgres::PostgresEventStore;
 //!
 //! let url = std::env::var("FACTUM_TEST_DATABASE_URL")
@@ -30,22 +38,25 @@
 //!     event_type: "Deposited".to_owned(),
 //!     schema_version: 1,
 //!     payload: r#"{"amount":100}"#.to_owned(),
-//!     metadata: Metadata::default(),
+//!     metadata: serde_json::to_string(&Metadata::default()).unwrap(),
 //!     recorded_at: chrono::Utc::now(),
 //! };
-//! let stored = store
-//!     .append(AppendRequest {
-//!         aggregate_type: "account".to_owned(),
-//!         aggregate_id: "a-1".to_owned(),
-//!         expected: ExpectedVersion::NoStream,
-//!         events: vec![deposit],
-//!         snapshot: None,
-//!     })
-//!     .await
-//!     .unwrap();
+//! // The events and a view record derived from them commit in one transaction.
+//! let mut append = AppendRequest::new("account", "a-1", ExpectedVersion::NoStream, vec![deposit]);
+//! append.view_changes = vec![ViewChange::Upsert(ViewRecord {
+//!     view_type: "balances".to_owned(),
+//!     view_id: "a-1".to_owned(),
+//!     aggregate_id: "a-1".to_owned(),
+//!     version: 1,
+//!     data: r#"{"balance":100}"#.to_owned(),
+//! })];
+//! let stored = store.append(append).await.unwrap();
 //! assert_eq!((stored[0].position, stored[0].version), (1, 1));
 //! assert_eq!(store.read_all(0, 10).await.unwrap(), stored);
 //! assert_eq!(store.stream_version("account", "a-1").await.unwrap(), 1);
+//! assert_eq!(store.head_position().await.unwrap(), 1);
+//! let balance = store.get_view("balances", "a-1").await.unwrap().unwrap();
+//! assert_eq!(balance.data, r#"{"balance": 100}"#); // jsonb's normal form
 //!
 //! // Bad schema names never reach the database.
 //! let err = PostgresEventStore::connect_with_schema(&url, "x; DROP TABLE y").await.unwrap_err();
@@ -61,6 +72,12 @@
 mod error;
 mod migrations;
 pub mod store;
+pub mod views;
+
+/// The sqlx release this crate is built on: [`PostgresEventStore::pool`] is one of its
+/// pools, so code that runs its own SQL on it uses this re-export and cannot pick up an
+/// incompatible sqlx.
+pub use sqlx;
 
 pub use error::{Error, Result};
 pub use migrations::{DEFAULT_SCHEMA, validate_schema_name};

@@ -18,10 +18,11 @@ struct Migration {
 }
 
 /// The migrations, in version order. Never edit a released one: append a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events, positions and snapshots",
-    sql: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events, positions and snapshots",
+        sql: r#"
 CREATE TABLE {schema}.events (
     position        bigint      NOT NULL PRIMARY KEY CHECK (position > 0),
     aggregate_type  text        NOT NULL,
@@ -147,7 +148,162 @@ BEGIN
 END;
 $function$;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "views, projection checkpoints, inline view changes in appends",
+        sql: r#"
+-- View records. Ids and types compare bytewise (COLLATE "C"), as the core's reference query
+-- semantics do, whatever the database's collation.
+CREATE TABLE {schema}.views (
+    view_type       text COLLATE "C"    NOT NULL,
+    view_id         text COLLATE "C"    NOT NULL,
+    aggregate_id    text COLLATE "C"    NOT NULL,
+    version         bigint              NOT NULL CHECK (version >= 0),
+    data            jsonb               NOT NULL,
+    PRIMARY KEY (view_type, view_id)
+);
+-- The children of an aggregate, already in view id order.
+CREATE INDEX views_aggregate_idx ON {schema}.views (view_type, aggregate_id, view_id);
+
+CREATE TABLE {schema}.projection_checkpoints (
+    projection      text COLLATE "C"    NOT NULL PRIMARY KEY,
+    position        bigint              NOT NULL CHECK (position >= 0)
+);
+
+-- The append function gains inline view changes (written with an append's events, only if
+-- they are stored) and returns the stored metadata. The old signature is dropped rather than
+-- kept beside it: a node of an older release still running against this schema fails loudly
+-- instead of appending events without the view changes that belong to them.
+DROP FUNCTION {schema}.append_events(text[], text[], bigint[], bigint[], integer[], bigint[],
+    text[], timestamptz[], smallint[], uuid[], text[], bigint[], text[], text[], timestamptz[],
+    smallint[]);
+
+-- As migration 1's version, plus: per request, `p_view_counts` changes in the flat
+-- `p_view_*` arrays, each a delete or an upsert, at most one per (view type, view id) within
+-- a request (the caller keeps the last change of each record).
+CREATE FUNCTION {schema}.append_events(
+    p_aggregate_types text[],
+    p_aggregate_ids text[],
+    p_min_versions bigint[],
+    p_max_versions bigint[],
+    p_event_counts integer[],
+    p_snapshot_versions bigint[],
+    p_snapshot_states text[],
+    p_snapshot_taken_at timestamptz[],
+    p_snapshot_taken_at_ns smallint[],
+    p_event_ids uuid[],
+    p_event_types text[],
+    p_schema_versions bigint[],
+    p_payloads text[],
+    p_metadata text[],
+    p_recorded_at timestamptz[],
+    p_recorded_at_ns smallint[],
+    p_view_counts integer[],
+    p_view_deletes boolean[],
+    p_view_types text[],
+    p_view_ids text[],
+    p_view_aggregate_ids text[],
+    p_view_versions bigint[],
+    p_view_data text[]
+) RETURNS TABLE (request integer, event_position bigint, event_version bigint,
+    event_payload text, event_metadata text)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    v_start bigint;
+    v_last bigint;
+    v_current bigint;
+    v_first integer := 1;
+    v_count integer;
+    v_until integer;
+    v_ids uuid[];
+    v_new_ids boolean;
+    v_view_first integer := 1;
+    v_view_count integer;
+    v_view_until integer;
+BEGIN
+    -- The lock comes first: every statement below runs on a fresh snapshot that shows all
+    -- appends committed before it, so version and event-id checks are exact.
+    SELECT p.last_position INTO v_start FROM {schema}.event_position AS p FOR UPDATE;
+    v_last := v_start;
+    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
+        v_count := p_event_counts[v_request];
+        v_until := v_first + v_count - 1;
+        v_ids := p_event_ids[v_first : v_until];
+        v_view_count := coalesce(p_view_counts[v_request], 0);
+        v_view_until := v_view_first + v_view_count - 1;
+        -- One statement for all checks: the stream's version, and that the event ids are
+        -- new and distinct.
+        SELECT (SELECT coalesce(max(e.version), 0) FROM {schema}.events AS e
+                WHERE e.aggregate_type = p_aggregate_types[v_request]
+                    AND e.aggregate_id = p_aggregate_ids[v_request]),
+            NOT EXISTS (SELECT 1 FROM {schema}.events AS e WHERE e.event_id = ANY (v_ids))
+                AND (SELECT count(DISTINCT i) FROM unnest(v_ids) AS i) = v_count
+        INTO v_current, v_new_ids;
+        IF v_new_ids AND v_current BETWEEN p_min_versions[v_request] AND p_max_versions[v_request]
+        THEN
+            RETURN QUERY
+            INSERT INTO {schema}.events AS e (position, aggregate_type, aggregate_id, version,
+                event_id, event_type, schema_version, payload, metadata, recorded_at,
+                recorded_at_ns)
+            SELECT v_last + u.ord, p_aggregate_types[v_request], p_aggregate_ids[v_request],
+                v_current + u.ord, u.event_id, u.event_type, u.schema_version,
+                u.payload::jsonb, u.metadata::jsonb, u.recorded_at, u.recorded_at_ns
+            FROM unnest(v_ids, p_event_types[v_first : v_until],
+                    p_schema_versions[v_first : v_until], p_payloads[v_first : v_until],
+                    p_metadata[v_first : v_until], p_recorded_at[v_first : v_until],
+                    p_recorded_at_ns[v_first : v_until])
+                WITH ORDINALITY AS u(event_id, event_type, schema_version, payload, metadata,
+                    recorded_at, recorded_at_ns, ord)
+            RETURNING v_request, e.position, e.version, e.payload::text, e.metadata::text;
+            v_last := v_last + v_count;
+            IF p_snapshot_states[v_request] IS NOT NULL THEN
+                INSERT INTO {schema}.snapshots AS s (aggregate_type, aggregate_id, version,
+                    state, taken_at, taken_at_ns)
+                VALUES (p_aggregate_types[v_request], p_aggregate_ids[v_request],
+                    p_snapshot_versions[v_request], p_snapshot_states[v_request]::jsonb,
+                    p_snapshot_taken_at[v_request], p_snapshot_taken_at_ns[v_request])
+                ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+                SET version = EXCLUDED.version, state = EXCLUDED.state,
+                    taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
+                WHERE s.version <= EXCLUDED.version;
+            END IF;
+            IF v_view_count > 0 THEN
+                DELETE FROM {schema}.views AS v
+                USING unnest(p_view_deletes[v_view_first : v_view_until],
+                        p_view_types[v_view_first : v_view_until],
+                        p_view_ids[v_view_first : v_view_until])
+                    AS d(is_delete, view_type, view_id)
+                WHERE d.is_delete AND v.view_type = d.view_type AND v.view_id = d.view_id;
+                INSERT INTO {schema}.views AS v (view_type, view_id, aggregate_id, version, data)
+                SELECT u.view_type, u.view_id, u.aggregate_id, u.version, u.data::jsonb
+                FROM unnest(p_view_deletes[v_view_first : v_view_until],
+                        p_view_types[v_view_first : v_view_until],
+                        p_view_ids[v_view_first : v_view_until],
+                        p_view_aggregate_ids[v_view_first : v_view_until],
+                        p_view_versions[v_view_first : v_view_until],
+                        p_view_data[v_view_first : v_view_until])
+                    AS u(is_delete, view_type, view_id, aggregate_id, version, data)
+                WHERE NOT u.is_delete
+                ON CONFLICT (view_type, view_id) DO UPDATE
+                SET aggregate_id = EXCLUDED.aggregate_id, version = EXCLUDED.version,
+                    data = EXCLUDED.data;
+            END IF;
+        END IF;
+        v_first := v_until + 1;
+        v_view_first := v_view_until + 1;
+    END LOOP;
+    IF v_last <> v_start THEN
+        UPDATE {schema}.event_position SET last_position = v_last;
+    END IF;
+END;
+$function$;
+"#,
+    },
+];
 
 /// The schema tables go into when none is named.
 pub const DEFAULT_SCHEMA: &str = "factum";
@@ -187,6 +343,11 @@ fn latest() -> i32 {
 /// latter is an `async fn` generic over the executor, whose future rustc cannot prove `Send`
 /// for `&mut PgConnection`, and `connect` must be spawnable.
 pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<()> {
+    migrate_to(pool, schema, latest()).await
+}
+
+/// [`migrate`], up to migration `target` only (tests build older schemas with it).
+async fn migrate_to(pool: &PgPool, schema: &str, target: i32) -> Result<()> {
     validate_schema_name(schema)?;
     let q = quoted(schema);
     // Statements are owned locals rather than temporaries: a temporary borrowed across an
@@ -230,7 +391,10 @@ pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<()> {
             known: latest(),
         });
     }
-    for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > applied && m.version <= target)
+    {
         let failed = |source| Error::Migration {
             version: migration.version,
             name: migration.name,
@@ -292,6 +456,77 @@ mod tests {
                 "{name:?}"
             );
         }
+    }
+
+    /// A schema a release before views created, with events in it, is upgraded in place when
+    /// a newer release opens it: the events stay, and appends write view changes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_at_migration_1_is_upgraded_in_place() {
+        use factum_core::ViewStore;
+        use factum_core::{AppendRequest, EventStore, ExpectedVersion, ViewChange, ViewRecord};
+
+        let url = std::env::var("FACTUM_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let pool = sqlx::PgPool::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is required at {url}: {e}"));
+        let schema = format!("factum_test_{}", uuid::Uuid::new_v4().simple());
+        migrate_to(&pool, &schema, 1).await.unwrap();
+        let q = quoted(&schema);
+        // An event as release 1 stored it.
+        sqlx::raw_sql(&format!(
+            "INSERT INTO {q}.events (position, aggregate_type, aggregate_id, version, event_id,
+                event_type, schema_version, payload, metadata, recorded_at)
+            VALUES (1, 'account', 'a', 1, gen_random_uuid(), 'Opened', 1, '{{}}', '{{}}', now());
+            UPDATE {q}.event_position SET last_position = 1;"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+
+        let outcome = async {
+            let store = crate::PostgresEventStore::from_pool(pool.clone(), &schema).await?;
+            let applied: Vec<i32> = sqlx::query_scalar(&format!(
+                "SELECT version FROM {q}.factum_migrations ORDER BY version"
+            ))
+            .fetch_all(&pool)
+            .await?;
+            assert_eq!(applied, [1, 2]);
+            assert_eq!(store.head_position().await?, 1);
+            let mut append = AppendRequest::new(
+                "account",
+                "a",
+                ExpectedVersion::Exact(1),
+                vec![factum_core::NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: "Deposited".into(),
+                    schema_version: 1,
+                    payload: "{}".into(),
+                    metadata: "{}".into(),
+                    recorded_at: chrono::Utc::now(),
+                }],
+            );
+            append.view_changes = vec![ViewChange::Upsert(ViewRecord {
+                view_type: "accounts".into(),
+                view_id: "a".into(),
+                aggregate_id: "a".into(),
+                version: 2,
+                data: "{}".into(),
+            })];
+            let stored = store.append(append).await?;
+            assert_eq!((stored[0].position, stored[0].version), (2, 2));
+            assert_eq!(
+                store.get_view("accounts", "a").await?.map(|r| r.version),
+                Some(2)
+            );
+            Ok::<_, Box<dyn std::error::Error>>(())
+        }
+        .await;
+        sqlx::raw_sql(&format!("DROP SCHEMA {q} CASCADE"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        outcome.unwrap();
     }
 
     #[test]

@@ -51,6 +51,18 @@
 //!   the group's transaction fails (bad input PostgreSQL refuses, a broken connection), each
 //!   of its appends is redone alone by its caller.
 //!
+//! # Inline view changes
+//!
+//! An append's [`view_changes`](factum_core::AppendRequest::view_changes) travel with it
+//! into `append_events`, which writes them right after the append's events, in the same
+//! transaction, and only if those events are stored: an append refused inside a group writes
+//! neither events nor view changes, while the group's other appends write both. When a
+//! group's transaction fails, nothing of it is written, and each append redone alone carries
+//! its own view changes again. Changes are reduced, before sending, to the last change of
+//! each record, which is what applying them in order comes to; the function then writes an
+//! append's upserts in one statement and its deletes in another. Their row locks are taken
+//! under the position lock, so appends never deadlock on view records.
+//!
 //! # Conflicts and retries
 //!
 //! An append that stores nothing (its expected version does not hold, or one of its event ids
@@ -70,8 +82,10 @@
 //!
 //! # JSON
 //!
-//! Payloads, metadata and snapshot states are stored as `jsonb`: they come back as equal JSON
-//! values, normalised by PostgreSQL (key order, whitespace), not byte for byte.
+//! Payloads, metadata, snapshot states and view records are stored as `jsonb` (sent as text,
+//! cast by PostgreSQL): they come back as equal JSON values, as the text of jsonb's normal form
+//! (key order, whitespace), not byte for byte. An append returns its events with the stored
+//! text too, so what it returns equals what reads return. Metadata is never parsed here.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -80,7 +94,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
-use factum_core::{AppendRequest, ExpectedVersion, Metadata, Snapshot, StoredEvent};
+use factum_core::{AppendRequest, ExpectedVersion, Snapshot, StoredEvent, ViewStore};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
@@ -88,6 +102,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result, database_error, unique_violation};
 use crate::migrations::{self, DEFAULT_SCHEMA, quoted, validate_schema_name};
+use crate::views::{ChangeArrays, ViewStatements, prepare_changes, write_changes};
 
 type CoreResult<T> = factum_core::Result<T>;
 
@@ -148,6 +163,7 @@ impl PostgresEventStore {
         migrations::migrate(&pool, schema).await?;
         let inner = Arc::new(Inner {
             sql: Statements::new(&quoted(schema)),
+            views_sql: ViewStatements::new(&quoted(schema)),
             pool,
             schema: schema.to_owned(),
         });
@@ -165,20 +181,24 @@ impl PostgresEventStore {
     pub fn schema(&self) -> &str {
         &self.inner.schema
     }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
 }
 
 /// What the store's handles and its writer task share.
-struct Inner {
-    pool: PgPool,
+pub(crate) struct Inner {
+    pub(crate) pool: PgPool,
     schema: String,
     sql: Statements,
+    pub(crate) views_sql: ViewStatements,
 }
 
 /// One append, prepared by its caller for the writer.
 struct Append {
+    /// The request, its view changes checked and reduced to the last change of each record.
     request: AppendRequest,
-    /// Each event's metadata as JSON text.
-    metadata: Vec<String>,
     /// The stream versions the expectation accepts, inclusive.
     accepted: (i64, i64),
 }
@@ -275,6 +295,13 @@ impl Inner {
             .bind(&args.metadata)
             .bind(&args.recorded_at)
             .bind(&args.recorded_at_ns)
+            .bind(&args.view_counts)
+            .bind(&args.views.deletes)
+            .bind(&args.views.view_types)
+            .bind(&args.views.view_ids)
+            .bind(&args.views.aggregate_ids)
+            .bind(&args.views.versions)
+            .bind(&args.views.data)
             .fetch_all(&self.pool)
             .await?;
         let mut by_request: BTreeMap<usize, Vec<PgRow>> = BTreeMap::new();
@@ -360,6 +387,9 @@ impl Inner {
 
     /// An append without events: checks the expectation and writes the snapshot, if any.
     async fn append_no_events(&self, request: AppendRequest) -> CoreResult<Vec<StoredEvent>> {
+        if !request.view_changes.is_empty() {
+            return self.view_changes_without_events(request).await;
+        }
         let current = self
             .current_version(&request.aggregate_type, &request.aggregate_id)
             .await?;
@@ -369,6 +399,48 @@ impl Inner {
         if let Some(snapshot) = request.snapshot {
             self.save_snapshot(snapshot).await?;
         }
+        Ok(Vec::new())
+    }
+
+    /// An append of view changes without events. Its check and its writes must not be split
+    /// by an append of that stream, so it takes the position lock, as appends do.
+    async fn view_changes_without_events(
+        &self,
+        request: AppendRequest,
+    ) -> CoreResult<Vec<StoredEvent>> {
+        let changes = prepare_changes(request.view_changes.clone())?;
+        let mut tx = self.pool.begin().await.map_err(database_error)?;
+        sqlx::query(&self.sql.lock_positions)
+            .execute(&mut *tx)
+            .await
+            .map_err(database_error)?;
+        let current: i64 = sqlx::query_scalar(&self.sql.stream_version)
+            .bind(&request.aggregate_type)
+            .bind(&request.aggregate_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(database_error)?;
+        let current = to_u64(current, "stream version")?;
+        if !request.expected.is_satisfied_by(current) {
+            return Err(conflict_error(&request, Some(current)));
+        }
+        if let Some(snapshot) = &request.snapshot {
+            let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
+            sqlx::query(&self.sql.save_snapshot)
+                .bind(&snapshot.aggregate_type)
+                .bind(&snapshot.aggregate_id)
+                .bind(clamp_i64(snapshot.version))
+                .bind(&snapshot.state)
+                .bind(taken_at)
+                .bind(taken_at_ns)
+                .execute(&mut *tx)
+                .await
+                .map_err(database_error)?;
+        }
+        write_changes(&mut tx, &self.views_sql, &changes)
+            .await
+            .map_err(database_error)?;
+        tx.commit().await.map_err(database_error)?;
         Ok(Vec::new())
     }
 
@@ -445,6 +517,9 @@ struct GroupArgs<'a> {
     metadata: Vec<&'a str>,
     recorded_at: Vec<DateTime<Utc>>,
     recorded_at_ns: Vec<i16>,
+    /// How many of `views` belong to each append.
+    view_counts: Vec<i32>,
+    views: ChangeArrays<'a>,
 }
 
 impl<'a> GroupArgs<'a> {
@@ -468,6 +543,8 @@ impl<'a> GroupArgs<'a> {
             metadata: Vec::with_capacity(events),
             recorded_at: Vec::with_capacity(events),
             recorded_at_ns: Vec::with_capacity(events),
+            view_counts: Vec::with_capacity(requests),
+            views: ChangeArrays::default(),
         };
         for append in appends {
             let request = &append.request;
@@ -486,16 +563,20 @@ impl<'a> GroupArgs<'a> {
                 .push(snapshot.map(|s| s.state.as_str()));
             args.snapshot_taken_at.push(taken_at.map(|(at, _)| at));
             args.snapshot_taken_at_ns.push(taken_at.map(|(_, ns)| ns));
-            for (event, metadata) in request.events.iter().zip(&append.metadata) {
+            for event in &request.events {
                 let (at, ns) = split_nanos(event.recorded_at);
                 args.event_ids.push(event.event_id);
                 args.event_types.push(&event.event_type);
                 args.schema_versions.push(i64::from(event.schema_version));
                 args.payloads.push(&event.payload);
-                args.metadata.push(metadata);
+                args.metadata.push(&event.metadata);
                 args.recorded_at.push(at);
                 args.recorded_at_ns.push(ns);
             }
+            // `Append::new` refuses more changes than fit.
+            args.view_counts
+                .push(i32::try_from(request.view_changes.len()).unwrap_or(i32::MAX));
+            args.views.push_all(&request.view_changes);
         }
         args
     }
@@ -503,29 +584,20 @@ impl<'a> GroupArgs<'a> {
 
 impl Append {
     /// Checks `request` and prepares what the writer needs.
-    fn new(request: AppendRequest) -> CoreResult<Self> {
+    fn new(mut request: AppendRequest) -> CoreResult<Self> {
         validate(&request)?;
-        if i32::try_from(request.events.len()).is_err() {
+        if i32::try_from(request.events.len()).is_err()
+            || i32::try_from(request.view_changes.len()).is_err()
+        {
             return Err(factum_core::Error::Validation(format!(
-                "an append of {} events is too large",
-                request.events.len()
+                "an append of {} events and {} view changes is too large",
+                request.events.len(),
+                request.view_changes.len()
             )));
         }
-        let metadata = request
-            .events
-            .iter()
-            .map(|event| {
-                serde_json::to_string(&event.metadata).map_err(|source| {
-                    factum_core::Error::Serialization {
-                        what: format!("the metadata of event {}", event.event_id),
-                        source,
-                    }
-                })
-            })
-            .collect::<CoreResult<_>>()?;
+        request.view_changes = prepare_changes(std::mem::take(&mut request.view_changes))?;
         Ok(Self {
             accepted: accepted_versions(request.expected),
-            metadata,
             request,
         })
     }
@@ -621,12 +693,30 @@ impl factum_core::EventStore for PostgresEventStore {
         self.inner.save_snapshot(snapshot).await
     }
 
+    async fn head_position(&self) -> CoreResult<u64> {
+        // Positions are gapless, so the last assigned one is the head; reading the counter
+        // takes no lock (an append in flight holds it, and is not visible yet).
+        let head: i64 = sqlx::query_scalar(&self.inner.sql.head_position)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(database_error)?;
+        to_u64(head, "head position").map_err(Into::into)
+    }
+
     async fn health_check(&self) -> CoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.inner.pool)
             .await
             .map_err(database_error)?;
         Ok(())
+    }
+
+    fn as_view_store(&self) -> Option<&dyn ViewStore> {
+        Some(self)
+    }
+
+    fn into_view_store(self: Arc<Self>) -> Option<Arc<dyn ViewStore>> {
+        Some(self)
     }
 }
 
@@ -701,6 +791,8 @@ fn appended(request: &AppendRequest, rows: &[PgRow]) -> CoreResult<Vec<StoredEve
             let position: i64 = row.try_get("position").map_err(database_error)?;
             let version: i64 = row.try_get("version").map_err(database_error)?;
             let payload: String = row.try_get("payload").map_err(database_error)?;
+            // As stored: jsonb's normal form, the same text reads return.
+            let metadata: String = row.try_get("metadata").map_err(database_error)?;
             Ok(StoredEvent {
                 position: to_u64(position, "position")?,
                 event_id: event.event_id,
@@ -710,7 +802,7 @@ fn appended(request: &AppendRequest, rows: &[PgRow]) -> CoreResult<Vec<StoredEve
                 event_type: event.event_type.clone(),
                 schema_version: event.schema_version,
                 payload,
-                metadata: event.metadata.clone(),
+                metadata,
                 recorded_at: event.recorded_at,
             })
         })
@@ -719,9 +811,6 @@ fn appended(request: &AppendRequest, rows: &[PgRow]) -> CoreResult<Vec<StoredEve
 
 /// Decodes a row of the events table (columns as in [`EVENT_COLUMNS`]).
 fn stored_event(row: &PgRow) -> Result<StoredEvent> {
-    let metadata: String = row.try_get("metadata")?;
-    let metadata: Metadata = serde_json::from_str(&metadata)
-        .map_err(|e| Error::CorruptRow(format!("event metadata: {e}")))?;
     let schema_version: i64 = row.try_get("schema_version")?;
     Ok(StoredEvent {
         position: to_u64(row.try_get("position")?, "position")?,
@@ -733,7 +822,7 @@ fn stored_event(row: &PgRow) -> Result<StoredEvent> {
         schema_version: u32::try_from(schema_version)
             .map_err(|_| Error::CorruptRow(format!("schema version {schema_version}")))?,
         payload: row.try_get("payload")?,
-        metadata,
+        metadata: row.try_get("metadata")?,
         recorded_at: join_nanos(row.try_get("recorded_at")?, row.try_get("recorded_at_ns")?),
     })
 }
@@ -782,6 +871,8 @@ struct Statements {
     stream_version: String,
     load_snapshot: String,
     save_snapshot: String,
+    head_position: String,
+    lock_positions: String,
 }
 
 impl Statements {
@@ -789,9 +880,9 @@ impl Statements {
         Self {
             append_events: format!(
                 "SELECT request, event_position AS position, event_version AS version,
-                    event_payload AS payload
+                    event_payload AS payload, event_metadata AS metadata
                 FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                    $14, $15, $16)
+                    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
                 ORDER BY event_position"
             ),
             find_event: format!(
@@ -823,6 +914,8 @@ impl Statements {
                     taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
                 WHERE snapshots.version <= EXCLUDED.version"
             ),
+            head_position: format!("SELECT last_position FROM {s}.event_position"),
+            lock_positions: format!("SELECT last_position FROM {s}.event_position FOR UPDATE"),
         }
     }
 }

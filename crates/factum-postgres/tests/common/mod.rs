@@ -97,17 +97,11 @@ pub fn event(event_type: &str, payload: serde_json::Value) -> NewEvent {
         event_type: event_type.to_owned(),
         schema_version: 1,
         payload: payload.to_string(),
-        metadata: Metadata::default(),
+        metadata: serde_json::to_string(&Metadata::default()).unwrap(),
         recorded_at: Utc::now(),
     }
 }
 
 pub fn request(id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
-    AppendRequest {
-        aggregate_type: "account".to_owned(),
-        aggregate_id: id.to_owned(),
-        expected,
-        events,
-        snapshot: None,
-    }
+    AppendRequest::new("account", id, expected, events)
 }
