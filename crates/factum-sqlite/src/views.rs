@@ -208,7 +208,7 @@ fn view_from_row(row: &rusqlite::Row<'_>) -> factum_core::Result<ViewRecord> {
     })
 }
 
-fn query_views_rows(
+fn read_records(
     stmt: &mut rusqlite::CachedStatement<'_>,
     params: impl rusqlite::Params,
 ) -> factum_core::Result<Vec<ViewRecord>> {
@@ -434,7 +434,7 @@ impl ViewStore for SqliteEventStore {
                     " FROM views WHERE view_type = ?1 AND view_id = ?2"
                 ))
                 .map_err(sql_error)?;
-            Ok(query_views_rows(&mut stmt, params![view_type, view_id])?
+            Ok(read_records(&mut stmt, params![view_type, view_id])?
                 .into_iter()
                 .next())
         })
@@ -455,7 +455,7 @@ impl ViewStore for SqliteEventStore {
                     " FROM views WHERE view_type = ?1 AND aggregate_id = ?2 ORDER BY view_id"
                 ))
                 .map_err(sql_error)?;
-            query_views_rows(&mut stmt, params![view_type, aggregate_id])
+            read_records(&mut stmt, params![view_type, aggregate_id])
         })
         .await
     }
@@ -507,7 +507,7 @@ impl ViewStore for SqliteEventStore {
                     .iter()
                     .chain(order_params.iter())
                     .chain(paging.iter());
-                query_views_rows(&mut stmt, params_from_iter(all))?
+                read_records(&mut stmt, params_from_iter(all))?
             };
             tx.commit().map_err(sql_error)?;
             Ok(Page {
