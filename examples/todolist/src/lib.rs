@@ -1,5 +1,9 @@
 //! The to-do list example of Factum: lists with child to-dos, a summary view per list and a
-//! to-do view queryable by assignee and resolved state.
+//! to-do view queryable by assignee and resolved state. [`domain`] and [`views`] import
+//! `factum-core` and serde only; [`http`] serves them (the `todolist` binary), with the
+//! summaries kept inline and the to-dos as an asynchronous projection.
+//!
+//! Both views can also be kept inline, as here:
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -26,4 +30,5 @@
 //! ```
 
 pub mod domain;
+pub mod http;
 pub mod views;

@@ -1,0 +1,505 @@
+//! The to-do list service in process (`tower::ServiceExt::oneshot`): the generic list routes
+//! and every domain error, the inline summaries, the to-do projection and its queries, the
+//! operational routes and the OpenAPI document.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Method, Request, StatusCode};
+use factum_core::{InMemoryEventStore, View};
+use factum_http::HttpConfig;
+use factum_testing::views::{all_records, replay};
+use serde_json::{Value, json};
+use todolist::http::TodoService;
+use todolist::views::{ListSummary, TodoView};
+use tower::ServiceExt;
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    text: String,
+}
+
+impl Reply {
+    fn error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(self.body["code"], code, "{}", self.text);
+        assert_eq!(self.body["status"], status, "{}", self.text);
+        assert!(self.body["domain"].is_string() && self.body["requestId"].is_string());
+    }
+}
+
+fn service() -> (TodoService, Router) {
+    let service = TodoService::open(Arc::new(InMemoryEventStore::new())).unwrap();
+    let app = service.router(HttpConfig::default()).unwrap();
+    (service, app)
+}
+
+async fn send(app: &Router, method: Method, uri: &str, body: Option<&str>) -> Reply {
+    let mut request = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+async fn command(app: &Router, list: &str, name: &str, body: Value) -> Reply {
+    send(
+        app,
+        Method::POST,
+        &format!("/lists/{list}/commands/{name}"),
+        Some(&body.to_string()),
+    )
+    .await
+}
+
+async fn ok(app: &Router, list: &str, name: &str, body: Value) -> Value {
+    let reply = command(app, list, name, body).await;
+    assert!(reply.status.is_success(), "{name}: {}", reply.text);
+    reply.body
+}
+
+async fn get(app: &Router, uri: &str) -> Reply {
+    send(app, Method::GET, uri, None).await
+}
+
+/// Two lists: `home` (tap resolved by bob, bins open for ann, lamp open, unassigned, and a
+/// removed one) and `work` (report open for bob, slides resolved by ann).
+async fn seed(app: &Router) {
+    ok(app, "home", "CreateList", json!({"name": "Home"})).await;
+    ok(app, "work", "CreateList", json!({"name": "Work"})).await;
+    for (list, todo, title) in [
+        ("home", "tap", "Fix the tap"),
+        ("home", "bins", "Take out the bins"),
+        ("home", "lamp", "Buy a lamp"),
+        ("home", "old", "Something old"),
+        ("work", "report", "Write the report"),
+        ("work", "slides", "Make slides"),
+    ] {
+        ok(
+            app,
+            list,
+            "AddTodo",
+            json!({"todo_id": todo, "title": title}),
+        )
+        .await;
+    }
+    for (list, todo, who) in [
+        ("home", "tap", "bob"),
+        ("home", "bins", "ann"),
+        ("work", "report", "bob"),
+        ("work", "slides", "ann"),
+    ] {
+        ok(
+            app,
+            list,
+            "AssignTodo",
+            json!({"todo_id": todo, "assignee": who}),
+        )
+        .await;
+    }
+    ok(app, "home", "ResolveTodo", json!({"todo_id": "tap"})).await;
+    ok(app, "work", "ResolveTodo", json!({"todo_id": "slides"})).await;
+    ok(app, "home", "RemoveTodo", json!({"todo_id": "old"})).await;
+}
+
+fn titles(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn commands_change_the_list_and_answer_its_state() {
+    let (_, app) = service();
+    let created = command(&app, "home", "CreateList", json!({"name": "Home"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        created.body,
+        json!({"id": "home", "state": {"id": "home", "name": "Home", "todos": []}, "version": 1})
+    );
+    ok(
+        &app,
+        "home",
+        "AddTodo",
+        json!({"todo_id": "tap", "title": "Fix the tap"}),
+    )
+    .await;
+    ok(
+        &app,
+        "home",
+        "AssignTodo",
+        json!({"todo_id": "tap", "assignee": "bob"}),
+    )
+    .await;
+    let resolved = ok(&app, "home", "ResolveTodo", json!({"todo_id": "tap"})).await;
+    assert_eq!(
+        resolved,
+        json!({"id": "home", "version": 4, "state": {"id": "home", "name": "Home", "todos": [
+            {"todo_id": "tap", "title": "Fix the tap", "assignee": "bob", "resolved": true}
+        ]}})
+    );
+    let removed = ok(&app, "home", "RemoveTodo", json!({"todo_id": "tap"})).await;
+    assert_eq!(removed["state"]["todos"], json!([]));
+    let state = get(&app, "/lists/home?version=2").await;
+    assert_eq!(state.body["state"]["todos"][0]["assignee"], Value::Null);
+    let events = get(&app, "/lists/home/events").await;
+    let types: Vec<&str> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ListCreated",
+            "TodoAdded",
+            "TodoAssigned",
+            "TodoResolved",
+            "TodoRemoved"
+        ]
+    );
+    // A generated id.
+    let generated = send(
+        &app,
+        Method::POST,
+        "/lists/commands/CreateList",
+        Some(r#"{"name": "Errands"}"#),
+    )
+    .await;
+    assert_eq!(generated.status, StatusCode::CREATED);
+    assert!(generated.body["id"].as_str().unwrap().len() >= 32);
+}
+
+#[tokio::test]
+async fn every_domain_error_is_structured_and_changes_nothing() {
+    let (service, app) = service();
+    seed(&app).await;
+    let before = get(&app, "/lists/home").await.body;
+
+    command(&app, "home", "ResolveTodo", json!({"todo_id": "nope"}))
+        .await
+        .error(404, "TODO_NOT_FOUND");
+    command(&app, "home", "RemoveTodo", json!({"todo_id": "old"}))
+        .await
+        .error(404, "TODO_NOT_FOUND");
+    command(&app, "home", "ResolveTodo", json!({"todo_id": "tap"}))
+        .await
+        .error(409, "TODO_ALREADY_RESOLVED");
+    command(
+        &app,
+        "home",
+        "AssignTodo",
+        json!({"todo_id": "tap", "assignee": "cy"}),
+    )
+    .await
+    .error(409, "TODO_ALREADY_RESOLVED");
+    command(
+        &app,
+        "home",
+        "AddTodo",
+        json!({"todo_id": "new", "title": ""}),
+    )
+    .await
+    .error(400, "TODO_EMPTY_TITLE");
+    command(
+        &app,
+        "home",
+        "AddTodo",
+        json!({"todo_id": "new", "title": "   "}),
+    )
+    .await
+    .error(400, "TODO_EMPTY_TITLE");
+    command(
+        &app,
+        "home",
+        "AddTodo",
+        json!({"todo_id": "lamp", "title": "Again"}),
+    )
+    .await
+    .error(409, "TODO_ALREADY_EXISTS");
+    command(
+        &app,
+        "home",
+        "AddTodo",
+        json!({"todo_id": "a b", "title": "Spaces"}),
+    )
+    .await
+    .error(400, "TODO_INVALID_ID");
+    command(&app, "shed", "CreateList", json!({"name": ""}))
+        .await
+        .error(400, "TODO_LIST_NAME_REQUIRED");
+    command(&app, "home", "CreateList", json!({"name": "Again"}))
+        .await
+        .error(409, "TODO_LIST_ALREADY_EXISTS");
+    command(
+        &app,
+        "shed",
+        "AddTodo",
+        json!({"todo_id": "x", "title": "y"}),
+    )
+    .await
+    .error(404, "TODO_LIST_NOT_FOUND");
+    get(&app, "/lists/shed")
+        .await
+        .error(404, "TODO_LIST_NOT_FOUND");
+    let reply = command(&app, "home", "Archive", json!({})).await;
+    reply.error(404, "NOT_FOUND");
+    assert_eq!(
+        reply.body["details"]["allowed"],
+        json!([
+            "CreateList",
+            "AddTodo",
+            "RemoveTodo",
+            "AssignTodo",
+            "ResolveTodo"
+        ])
+    );
+    command(&app, "home", "AddTodo", json!({"todo_id": "x"}))
+        .await
+        .error(400, "VALIDATION_ERROR");
+    let message = command(&app, "home", "CreateList", json!({"name": "x"}))
+        .await
+        .body["message"]
+        .clone();
+    assert_eq!(message, "list 'home' already exists");
+
+    // Nothing changed: state, summary, and the events.
+    assert_eq!(get(&app, "/lists/home").await.body, before);
+    assert_eq!(
+        get(&app, "/lists/shed/events").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        service.engine().store().head_position().await.unwrap(),
+        15,
+        "2 lists, 6 added, 4 assigned, 2 resolved, 1 removed: no event for any refusal"
+    );
+}
+
+#[tokio::test]
+async fn summaries_are_current_at_once_and_queryable() {
+    let (_, app) = service();
+    seed(&app).await;
+    let home = get(&app, "/views/lists/home").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert_eq!(
+        home.body,
+        json!({"list_id": "home", "name": "Home", "total": 3, "resolved": 1, "open": 2})
+    );
+    let page = get(&app, "/views/lists?sort=-open").await.body;
+    assert_eq!(
+        page,
+        json!({"items": [
+            {"list_id": "home", "name": "Home", "total": 3, "resolved": 1, "open": 2},
+            {"list_id": "work", "name": "Work", "total": 2, "resolved": 1, "open": 1},
+        ], "total": 2, "page": 1, "page_size": 50})
+    );
+    let page = get(&app, "/views/lists?filter=name:contains:or").await.body;
+    assert_eq!(page["total"], 1);
+    // The next command's effect is there as soon as it answered.
+    ok(
+        &app,
+        "work",
+        "AddTodo",
+        json!({"todo_id": "mail", "title": "Answer mail"}),
+    )
+    .await;
+    let page = get(&app, "/views/lists?filter=open:gte:2").await.body;
+    assert_eq!(page["total"], 2);
+    get(&app, "/views/lists/shed").await.error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn todos_are_projected_then_queried_by_assignee_and_state() {
+    let (service, app) = service();
+    seed(&app).await;
+    // Projected asynchronously: nothing until the projection runs.
+    assert_eq!(get(&app, "/views/todos").await.body["total"], 0);
+    let lag = get(&app, "/projections/todos").await.body;
+    assert_eq!(
+        lag,
+        json!({"name": "todos", "checkpoint": 0, "head": 15, "behind": 15})
+    );
+    service.projections().catch_up().await.unwrap();
+    assert_eq!(get(&app, "/projections/todos").await.body["behind"], 0);
+
+    let page = get(&app, "/views/todos?filter=assignee:eq:bob&sort=title")
+        .await
+        .body;
+    assert_eq!(titles(&page), ["Fix the tap", "Write the report"]);
+    let page = get(
+        &app,
+        "/views/todos?filter=assignee:eq:bob,resolved:eq:false",
+    )
+    .await
+    .body;
+    assert_eq!(
+        page,
+        json!({"items": [{"list_id": "work", "todo_id": "report", "title": "Write the report",
+                          "assignee": "bob", "resolved": false}],
+               "total": 1, "page": 1, "page_size": 50})
+    );
+    let page = get(&app, "/views/todos?filter=resolved:eq:true&sort=-title")
+        .await
+        .body;
+    assert_eq!(titles(&page), ["Make slides", "Fix the tap"]);
+    // Unassigned to-dos: a missing assignee matches `ne` only.
+    let page = get(&app, "/views/todos?filter=assignee:ne:bob,assignee:ne:ann")
+        .await
+        .body;
+    assert_eq!(titles(&page), ["Buy a lamp"]);
+    let page = get(
+        &app,
+        "/views/todos?filter=assignee:in:ann|bob&sort=assignee,-title&page=2&page_size=3",
+    )
+    .await
+    .body;
+    assert_eq!(page["total"], 4);
+    assert_eq!(titles(&page), ["Fix the tap"]);
+    // The removed to-do is gone.
+    assert_eq!(
+        get(&app, "/views/todos?filter=title:eq:Something%20old")
+            .await
+            .body["total"],
+        0
+    );
+    get(&app, "/views/todos/home-old")
+        .await
+        .error(404, "NOT_FOUND");
+    let one = get(&app, "/views/todos/home-bins").await;
+    assert_eq!(one.body["assignee"], "ann");
+
+    // One list's to-dos.
+    let page = get(&app, "/lists/home/todos?sort=title").await.body;
+    assert_eq!(
+        titles(&page),
+        ["Buy a lamp", "Fix the tap", "Take out the bins"]
+    );
+    let page = get(
+        &app,
+        "/lists/home/todos?filter=resolved:eq:false&page_size=1",
+    )
+    .await
+    .body;
+    assert_eq!(
+        (page["total"].as_u64(), titles(&page)),
+        (Some(2), vec!["Take out the bins"])
+    );
+    get(&app, "/lists/shed/todos")
+        .await
+        .error(404, "TODO_LIST_NOT_FOUND");
+
+    // Rejected queries.
+    for uri in [
+        "/views/todos?filter=owner:eq:bob",
+        "/views/todos?filter=resolved:eq:maybe",
+        "/views/todos?filter=resolved:lt:true",
+        "/views/todos?filter=assignee:like:b",
+        "/views/todos?sort=due",
+        "/views/todos?page=0",
+        "/views/lists?filter=open:gt:many",
+        "/lists/home/todos?page_size=0",
+    ] {
+        get(&app, uri).await.error(400, "VALIDATION_ERROR");
+    }
+
+    // The projected rows are a replay from scratch; so are the inline summaries.
+    let store = service.engine().store();
+    let views = service.views();
+    assert_eq!(
+        all_records(&**views, TodoView::TYPE, TodoView::fields()).await,
+        replay::<TodoView>(&**store).await
+    );
+    assert_eq!(
+        all_records(&**views, ListSummary::TYPE, ListSummary::fields()).await,
+        replay::<ListSummary>(&**store).await
+    );
+    // A rebuild gives the same rows.
+    let before = all_records(&**views, TodoView::TYPE, TodoView::fields()).await;
+    let rebuilt = todolist::http::projected_views(store)
+        .unwrap()
+        .rebuild(|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(rebuilt, [("todos".to_owned(), 15)]);
+    assert_eq!(
+        all_records(&**views, TodoView::TYPE, TodoView::fields()).await,
+        before
+    );
+}
+
+#[tokio::test]
+async fn operations_and_the_document() {
+    let (_, app) = service();
+    let health = get(&app, "/health").await;
+    assert_eq!(
+        (health.status, health.body.clone()),
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    let docs = get(&app, "/docs/").await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs.text.contains("swagger"), "{}", docs.text);
+    let doc = get(&app, "/openapi.json").await.body;
+    assert_eq!(doc["info"]["title"], "Factum to-do lists");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/lists/commands/CreateList", "post"),
+        ("/lists/{id}/commands/CreateList", "post"),
+        ("/lists/{id}/commands/AddTodo", "post"),
+        ("/lists/{id}/commands/RemoveTodo", "post"),
+        ("/lists/{id}/commands/AssignTodo", "post"),
+        ("/lists/{id}/commands/ResolveTodo", "post"),
+        ("/lists/{id}", "get"),
+        ("/lists/{id}/events", "get"),
+        ("/lists/{id}/todos", "get"),
+        ("/views/lists", "get"),
+        ("/views/lists/{id}", "get"),
+        ("/views/todos", "get"),
+        ("/views/todos/{id}", "get"),
+        ("/projections", "get"),
+        ("/projections/{name}", "get"),
+        ("/health", "get"),
+    ] {
+        assert!(paths[path][method].is_object(), "{method} {path}");
+    }
+    assert_eq!(paths.len(), 16, "{:?}", paths.keys().collect::<Vec<_>>());
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "ListState",
+        "TodoState",
+        "AddTodoBody",
+        "AssignTodoBody",
+        "TodoIdBody",
+        "CreateListBody",
+        "TodoListEvent",
+        "ListSummary",
+        "ListSummaryPage",
+        "Todo",
+        "TodoPage",
+        "ErrorBody",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name}");
+    }
+    assert_eq!(
+        paths["/views/todos"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/TodoPage"
+    );
+}
