@@ -12,7 +12,11 @@
 //!   id, version, position, type, recorded-at, user, request and correlation ids, payload)
 //!
 //! plus `GET /health`, `GET /openapi.json` and a Swagger UI page at `/docs` that works
-//! offline. Every error, whoever raises it (a domain rule, the engine, a malformed request,
+//! offline. The read side: implement [`HttpView`] for a view and [`Api::with_view`] serves
+//! `GET /views/{path}?filter=&sort=&page=&page_size=` and `GET /views/{path}/{id}`,
+//! [`Api::with_child_view`] an aggregate's records at `GET /{type}/{id}/{path}`; a rejected
+//! query is a 400, never a 500. [`Projections`] runs asynchronous projections next to the
+//! service and [`Api::with_projections`] reports their lag at `GET /projections`. Every error, whoever raises it (a domain rule, the engine, a malformed request,
 //! an unknown route, a timeout, a panic), is an [`ApiError`] rendered as the structured JSON
 //! `{"domain","code","internalCode","status","message","details"?,"requestId"?}`. Every
 //! response carries `X-Request-Id`. With [`JwtAuth`] configured, aggregate routes need a
