@@ -372,6 +372,15 @@ impl Inner {
         let actual = self
             .current_version(&request.aggregate_type, &request.aggregate_id)
             .await?;
+        // Conflicts are normal between nodes (the engine retries them); at debug level they
+        // show how often nodes contend.
+        tracing::debug!(
+            aggregate_type = %request.aggregate_type,
+            aggregate_id = %request.aggregate_id,
+            expected = %request.expected,
+            actual,
+            "append conflict"
+        );
         Ok(conflict_error(request, Some(actual)))
     }
 

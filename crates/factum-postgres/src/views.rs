@@ -651,12 +651,19 @@ impl ViewStore for PostgresEventStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(database_error)?;
+            let actual = checkpoint_of(current.unwrap_or(0))?;
+            tracing::debug!(
+                %projection,
+                expected = expected_checkpoint,
+                actual,
+                "projection batch refused: the checkpoint moved"
+            );
             // Rolled back when `tx` drops: nothing of the batch is written.
             return Err(factum_core::Error::Conflict {
                 aggregate_type: "projection".to_owned(),
                 aggregate_id: projection,
                 expected: ExpectedVersion::Exact(expected_checkpoint),
-                actual: Some(checkpoint_of(current.unwrap_or(0))?),
+                actual: Some(actual),
             });
         }
         write_changes(&mut tx, sql, &changes)
