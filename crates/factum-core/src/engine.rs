@@ -59,9 +59,9 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            max_attempts: 20,
+            max_attempts: 100,
             backoff_base: Duration::from_millis(1),
-            backoff_max: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(50),
             snapshot_policy: SnapshotPolicy::EveryNEvents(NonZeroU64::MIN.saturating_add(99)),
             state_cache_capacity: 10_000,
         }
@@ -421,12 +421,18 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         let _guard = self.inner.locks.lock(aggregate_id).await;
         let max_attempts = self.inner.config.max_attempts.max(1);
         let mut attempt = 0;
+        // After a conflict: the state the losing attempt decided on. Only the events appended
+        // since are read, which keeps the window between load and append short, so a process
+        // that lost a race is not starved by one that keeps winning.
+        let mut stale: Option<LoadedAggregate<A>> = None;
         loop {
             attempt += 1;
-            let fresh = attempt > 1;
-            let loaded = match self.cached_or_load(aggregate_id, fresh).await? {
-                Some(loaded) => loaded,
-                None => return Err(self.not_found(aggregate_id)),
+            let loaded = match stale.take() {
+                Some(stale) => self.catch_up(aggregate_id, stale).await?,
+                None => self.cached_or_load(aggregate_id).await?,
+            };
+            let Some(loaded) = loaded else {
+                return Err(self.not_found(aggregate_id));
             };
             if let Some(expected) = expected_version {
                 if loaded.version != expected {
@@ -443,6 +449,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                 .handle_update(command, &self.inner.services, ctx)
                 .map_err(Error::domain)?;
             let expected = ExpectedVersion::Exact(loaded.version);
+            let base = (expected_version.is_none() && !events.is_empty()).then(|| loaded.clone());
             match self
                 .commit(aggregate_id, loaded, events, expected, ctx)
                 .await
@@ -469,6 +476,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                             attempts: attempt,
                         });
                     }
+                    stale = base;
                     tokio::time::sleep(self.backoff(attempt)).await;
                 }
                 Err(error) => {
@@ -689,12 +697,34 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         }
     }
 
-    async fn cached_or_load(
+    /// Applies the events stored after `stale.version`; a full load if there are none (the
+    /// conflict then came from something else than a newer event, so trust nothing cached).
+    async fn catch_up(
         &self,
         aggregate_id: &str,
-        fresh: bool,
+        stale: LoadedAggregate<A>,
     ) -> Result<Option<LoadedAggregate<A>>> {
-        if !fresh && self.inner.config.state_cache_capacity > 0 {
+        let LoadedAggregate {
+            mut state,
+            mut version,
+        } = stale;
+        let newer = self
+            .inner
+            .store
+            .read_stream(A::TYPE, aggregate_id, version + 1, None)
+            .await?;
+        if newer.is_empty() {
+            return self.load(aggregate_id).await;
+        }
+        for event in &newer {
+            state.apply(&self.inner.upcasters.decode_payload::<A::Event>(event)?);
+            version = event.version;
+        }
+        Ok(Some(LoadedAggregate { state, version }))
+    }
+
+    async fn cached_or_load(&self, aggregate_id: &str) -> Result<Option<LoadedAggregate<A>>> {
+        if self.inner.config.state_cache_capacity > 0 {
             let cached = self
                 .inner
                 .cache

@@ -105,8 +105,9 @@ pub use projection::{ProjectionLag, Projector, view_changes};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{
-    FieldKind, Filter, FilterOp, FilterValue, MAX_PAGE_SIZE, Page, ProjectionBatch, SortKey, View,
-    ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord, ViewStore,
+    FieldKind, Filter, FilterOp, FilterValue, MAX_PAGE_SIZE, Page, ProjectionBatch,
+    ProjectionCheckpoint, SortKey, View, ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord,
+    ViewStore,
 };
 
 /// Re-exports for code that implements [`EventStore`] or [`Dispatcher`].

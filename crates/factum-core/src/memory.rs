@@ -10,7 +10,10 @@ use uuid::Uuid;
 use crate::envelope::{Snapshot, StoredEvent};
 use crate::error::{Error, Result};
 use crate::store::{AppendRequest, EventStore};
-use crate::view::{Page, ProjectionBatch, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore};
+use crate::view::{
+    Page, ProjectionBatch, ProjectionCheckpoint, ViewChange, ViewField, ViewQuery, ViewRecord,
+    ViewStore,
+};
 
 type StreamKey = (String, String);
 
@@ -25,7 +28,7 @@ struct Inner {
     snapshots: HashMap<StreamKey, Snapshot>,
     /// View records by (view type, view id).
     views: HashMap<StreamKey, ViewRecord>,
-    checkpoints: HashMap<String, u64>,
+    checkpoints: HashMap<String, ProjectionCheckpoint>,
 }
 
 impl Inner {
@@ -260,27 +263,33 @@ impl ViewStore for InMemoryEventStore {
             .checkpoints
             .get(&batch.projection)
             .copied()
-            .unwrap_or(0);
-        if current != batch.expected_checkpoint {
+            .unwrap_or_default();
+        if current != batch.expected {
             return Err(Error::Conflict {
                 aggregate_type: "projection".to_owned(),
                 aggregate_id: batch.projection,
-                expected: crate::ExpectedVersion::Exact(batch.expected_checkpoint),
-                actual: Some(current),
+                expected: crate::ExpectedVersion::Exact(batch.expected.position),
+                actual: Some(current.position),
             });
         }
         inner.apply_view_changes(batch.changes);
-        inner.checkpoints.insert(batch.projection, batch.checkpoint);
+        inner.checkpoints.insert(
+            batch.projection,
+            ProjectionCheckpoint {
+                position: batch.checkpoint,
+                generation: current.generation,
+            },
+        );
         Ok(())
     }
 
-    async fn projection_checkpoint(&self, projection: &str) -> Result<u64> {
+    async fn projection_checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint> {
         Ok(self
             .read()
             .checkpoints
             .get(projection)
             .copied()
-            .unwrap_or(0))
+            .unwrap_or_default())
     }
 
     async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> Result<()> {
@@ -288,7 +297,18 @@ impl ViewStore for InMemoryEventStore {
         inner
             .views
             .retain(|(view_type, _), _| !view_types.contains(&view_type.as_str()));
-        inner.checkpoints.insert(projection.to_owned(), 0);
+        let generation = inner
+            .checkpoints
+            .get(projection)
+            .map_or(0, |c| c.generation)
+            + 1;
+        inner.checkpoints.insert(
+            projection.to_owned(),
+            ProjectionCheckpoint {
+                position: 0,
+                generation,
+            },
+        );
         Ok(())
     }
 }

@@ -231,7 +231,7 @@ impl<V: View> Projector<V> {
     /// The checkpoint and the log's head.
     pub async fn lag(&self) -> Result<ProjectionLag> {
         Ok(ProjectionLag {
-            checkpoint: self.views.projection_checkpoint(&self.name).await?,
+            checkpoint: self.views.projection_checkpoint(&self.name).await?.position,
             head: self.events.head_position().await?,
         })
     }
@@ -239,7 +239,10 @@ impl<V: View> Projector<V> {
     /// Applies one batch. Returns how many events it read (0 when caught up).
     pub async fn run_once(&self) -> Result<usize> {
         let checkpoint = self.views.projection_checkpoint(&self.name).await?;
-        let stored = self.events.read_all(checkpoint, self.batch_size).await?;
+        let stored = self
+            .events
+            .read_all(checkpoint.position, self.batch_size)
+            .await?;
         let Some(last) = stored.last() else {
             return Ok(0);
         };
@@ -254,7 +257,7 @@ impl<V: View> Projector<V> {
         self.views
             .apply_projection(ProjectionBatch {
                 projection: self.name.clone(),
-                expected_checkpoint: checkpoint,
+                expected: checkpoint,
                 checkpoint: last_position,
                 changes,
             })

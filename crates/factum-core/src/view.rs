@@ -149,6 +149,30 @@ pub enum ViewChange {
     },
 }
 
+/// Where a projection stands: the position of the last event applied, and how many times it
+/// has been reset for a rebuild.
+///
+/// The generation is what makes a rebuild safe while runners work: a runner that read its
+/// checkpoint before a reset carries the old generation, so its batch is refused even if the
+/// rebuild has meanwhile reached the very same position (with records the runner never saw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProjectionCheckpoint {
+    /// The position of the last event applied (0 for none).
+    pub position: u64,
+    /// How many times the projection has been reset.
+    pub generation: u64,
+}
+
+impl ProjectionCheckpoint {
+    /// A checkpoint at `position` in generation 0 (a projection never reset).
+    pub const fn at(position: u64) -> Self {
+        Self {
+            position,
+            generation: 0,
+        }
+    }
+}
+
 /// A batch of an asynchronous projection: record changes plus the checkpoint they reach,
 /// committed together.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,9 +180,9 @@ pub struct ProjectionBatch {
     /// The projection's name.
     pub projection: String,
     /// The checkpoint the projection was at when it read the events: the store refuses the
-    /// batch with a [`Error::Conflict`] if its stored checkpoint differs (another runner moved
-    /// it, or a rebuild reset it).
-    pub expected_checkpoint: u64,
+    /// batch with a [`Error::Conflict`] unless its stored checkpoint (position and generation)
+    /// is exactly this (another runner moved it, or a rebuild reset it).
+    pub expected: ProjectionCheckpoint,
     /// The position of the last event the batch covers.
     pub checkpoint: u64,
     /// The record changes, in order.
@@ -618,10 +642,10 @@ pub trait ViewStore: Send + Sync + 'static {
     /// Applies a projection batch and moves its checkpoint, atomically.
     async fn apply_projection(&self, batch: ProjectionBatch) -> Result<()>;
 
-    /// A projection's checkpoint (0 when it has none).
-    async fn projection_checkpoint(&self, projection: &str) -> Result<u64>;
+    /// A projection's checkpoint (position 0, generation 0 when it has none).
+    async fn projection_checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint>;
 
-    /// Deletes every record of these view types and resets the projection's checkpoint to 0,
-    /// atomically: the start of a rebuild.
+    /// Deletes every record of these view types, puts the projection's position back to 0 and
+    /// increments its generation, atomically: the start of a rebuild.
     async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> Result<()>;
 }

@@ -168,7 +168,8 @@ CREATE INDEX views_aggregate_idx ON {schema}.views (view_type, aggregate_id, vie
 
 CREATE TABLE {schema}.projection_checkpoints (
     projection      text COLLATE "C"    NOT NULL PRIMARY KEY,
-    position        bigint              NOT NULL CHECK (position >= 0)
+    position        bigint              NOT NULL CHECK (position >= 0),
+    generation      bigint              NOT NULL DEFAULT 0 CHECK (generation >= 0)
 );
 
 -- The append function gains inline view changes (written with an append's events, only if

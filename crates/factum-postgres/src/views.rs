@@ -43,8 +43,8 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use factum_core::{
-    ExpectedVersion, FilterOp, FilterValue, Page, ProjectionBatch, ViewChange, ViewField,
-    ViewQuery, ViewRecord, ViewStore,
+    ExpectedVersion, FilterOp, FilterValue, Page, ProjectionBatch, ProjectionCheckpoint,
+    ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -244,19 +244,20 @@ impl ViewStatements {
                     data = EXCLUDED.data"
             ),
             checkpoint: format!(
-                "SELECT position FROM {s}.projection_checkpoints WHERE projection = $1"
+                "SELECT position, generation FROM {s}.projection_checkpoints WHERE projection = $1"
             ),
             move_checkpoint: format!(
                 "UPDATE {s}.projection_checkpoints SET position = $3
-                WHERE projection = $1 AND position = $2"
+                WHERE projection = $1 AND position = $2 AND generation = $4"
             ),
             insert_checkpoint: format!(
                 "INSERT INTO {s}.projection_checkpoints (projection, position) VALUES ($1, $2)
                 ON CONFLICT (projection) DO NOTHING"
             ),
             reset_checkpoint: format!(
-                "INSERT INTO {s}.projection_checkpoints (projection, position) VALUES ($1, 0)
-                ON CONFLICT (projection) DO UPDATE SET position = 0"
+                "INSERT INTO {s}.projection_checkpoints AS c (projection, position, generation)
+                VALUES ($1, 0, 1)
+                ON CONFLICT (projection) DO UPDATE SET position = 0, generation = c.generation + 1"
             ),
             delete_view_types: format!("DELETE FROM {s}.views WHERE view_type = ANY ($1)"),
         }
@@ -604,10 +605,11 @@ impl ViewStore for PostgresEventStore {
     async fn apply_projection(&self, batch: ProjectionBatch) -> CoreResult<()> {
         let ProjectionBatch {
             projection,
-            expected_checkpoint,
+            expected,
             checkpoint,
             changes,
         } = batch;
+        let expected_checkpoint = expected.position;
         no_nul(&projection, "a projection name")?;
         let checkpoint = i64::try_from(checkpoint).map_err(|_| {
             invalid(format!(
@@ -619,17 +621,21 @@ impl ViewStore for PostgresEventStore {
         let sql = &inner.views_sql;
         let mut tx = inner.pool.begin().await.map_err(database_error)?;
         // Compare-and-set, holding the checkpoint row's lock until the commit.
-        let moved = match i64::try_from(expected_checkpoint) {
-            Ok(expected) => {
+        let moved = match (
+            i64::try_from(expected_checkpoint),
+            i64::try_from(expected.generation),
+        ) {
+            (Ok(expected_position), Ok(expected_generation)) => {
                 let updated = sqlx::query(&sql.move_checkpoint)
                     .bind(&projection)
-                    .bind(expected)
+                    .bind(expected_position)
                     .bind(checkpoint)
+                    .bind(expected_generation)
                     .execute(&mut *tx)
                     .await
                     .map_err(database_error)?
                     .rows_affected();
-                if updated == 0 && expected == 0 {
+                if updated == 0 && expected_position == 0 && expected_generation == 0 {
                     // No row yet is checkpoint 0; a runner inserting it meanwhile wins.
                     sqlx::query(&sql.insert_checkpoint)
                         .bind(&projection)
@@ -643,15 +649,15 @@ impl ViewStore for PostgresEventStore {
                 }
             }
             // No stored checkpoint can be that large.
-            Err(_) => 0,
+            _ => 0,
         };
         if moved == 0 {
-            let current: Option<i64> = sqlx::query_scalar(&sql.checkpoint)
+            let current: Option<(i64, i64)> = sqlx::query_as(&sql.checkpoint)
                 .bind(&projection)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(database_error)?;
-            let actual = checkpoint_of(current.unwrap_or(0))?;
+            let actual = checkpoint_of(current.map_or(0, |(position, _)| position))?;
             tracing::debug!(
                 %projection,
                 expected = expected_checkpoint,
@@ -673,14 +679,18 @@ impl ViewStore for PostgresEventStore {
         Ok(())
     }
 
-    async fn projection_checkpoint(&self, projection: &str) -> CoreResult<u64> {
+    async fn projection_checkpoint(&self, projection: &str) -> CoreResult<ProjectionCheckpoint> {
         let inner = self.inner();
-        let position: Option<i64> = sqlx::query_scalar(&inner.views_sql.checkpoint)
+        let stored: Option<(i64, i64)> = sqlx::query_as(&inner.views_sql.checkpoint)
             .bind(projection)
             .fetch_optional(&inner.pool)
             .await
             .map_err(database_error)?;
-        checkpoint_of(position.unwrap_or(0))
+        let (position, generation) = stored.unwrap_or((0, 0));
+        Ok(ProjectionCheckpoint {
+            position: checkpoint_of(position)?,
+            generation: checkpoint_of(generation)?,
+        })
     }
 
     async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> CoreResult<()> {

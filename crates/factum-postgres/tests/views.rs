@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::{event, open_on, open_store, request};
 use factum_core::{
     Error, EventStore, ExpectedVersion, FieldKind, Filter, FilterOp, FilterValue, ProjectionBatch,
-    SortKey, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
+    ProjectionCheckpoint, SortKey, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use factum_postgres::PostgresEventStore;
 use serde_json::json;
@@ -72,7 +72,7 @@ async fn seed(store: &PostgresEventStore, records: Vec<ViewRecord>) {
     store
         .apply_projection(ProjectionBatch {
             projection: "seed".to_owned(),
-            expected_checkpoint: 0,
+            expected: ProjectionCheckpoint::at(0),
             checkpoint: 1,
             changes: records.into_iter().map(ViewChange::Upsert).collect(),
         })
@@ -324,7 +324,7 @@ async fn bad_view_records_are_refused_and_change_nothing() {
     assert!(matches!(err, Error::Validation(_)), "{err}");
     let batch = ProjectionBatch {
         projection: "p".to_owned(),
-        expected_checkpoint: 0,
+        expected: ProjectionCheckpoint::at(0),
         checkpoint: 1,
         changes: vec![
             upsert("good", "a", json!({})),
@@ -335,7 +335,7 @@ async fn bad_view_records_are_refused_and_change_nothing() {
     assert!(matches!(err, Error::Validation(_)), "{err}");
 
     assert_eq!(store.head_position().await.unwrap(), 0);
-    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 0);
+    assert_eq!(store.projection_checkpoint("p").await.unwrap().position, 0);
     assert!(store.get_view(VIEW, "good").await.unwrap().is_none());
     assert!(store.get_view(VIEW, "a").await.unwrap().is_none());
 }
@@ -358,7 +358,7 @@ async fn racing_projection_batches_from_two_nodes_commit_once() {
                 tokio::spawn(async move {
                     let batch = ProjectionBatch {
                         projection: "p".to_owned(),
-                        expected_checkpoint: round * 10,
+                        expected: ProjectionCheckpoint::at(round * 10),
                         checkpoint: round * 10 + 10,
                         changes: vec![upsert(
                             &format!("r{round}-n{node}"),
@@ -390,7 +390,10 @@ async fn racing_projection_batches_from_two_nodes_commit_once() {
                 .is_none()
         );
     }
-    assert_eq!(nodes[1].projection_checkpoint("p").await.unwrap(), 200);
+    assert_eq!(
+        nodes[1].projection_checkpoint("p").await.unwrap().position,
+        200
+    );
     assert_eq!(nodes[0].list_views_of(VIEW, "agg").await.unwrap().len(), 20);
 }
 
@@ -404,7 +407,7 @@ async fn a_reset_racing_a_batch_leaves_no_stale_records() {
         store
             .apply_projection(ProjectionBatch {
                 projection: "p".to_owned(),
-                expected_checkpoint: 0,
+                expected: ProjectionCheckpoint::at(0),
                 checkpoint: 5,
                 changes: vec![upsert("base", "agg", json!({}))],
             })
@@ -418,7 +421,7 @@ async fn a_reset_racing_a_batch_leaves_no_stale_records() {
                 store
                     .apply_projection(ProjectionBatch {
                         projection: "p".to_owned(),
-                        expected_checkpoint: 5,
+                        expected: ProjectionCheckpoint::at(5),
                         checkpoint: 9,
                         changes: vec![upsert("stale", "agg", json!({"round": round}))],
                     })
@@ -445,7 +448,7 @@ async fn a_reset_racing_a_batch_leaves_no_stale_records() {
                 ),
             "{batch:?}"
         );
-        assert_eq!(store.projection_checkpoint("p").await.unwrap(), 0);
+        assert_eq!(store.projection_checkpoint("p").await.unwrap().position, 0);
         assert!(store.list_views_of(VIEW, "agg").await.unwrap().is_empty());
     }
 }

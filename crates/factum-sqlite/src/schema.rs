@@ -71,7 +71,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         CREATE INDEX views_by_aggregate ON views (view_type, aggregate_id, view_id);
         CREATE TABLE projection_checkpoints (
             projection  TEXT    NOT NULL PRIMARY KEY,
-            position    INTEGER NOT NULL CHECK (position >= 0)
+            position    INTEGER NOT NULL CHECK (position >= 0),
+            generation  INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0)
         ) WITHOUT ROWID;
     "#,
     },

@@ -20,8 +20,8 @@
 //!   within a rank, reverses both for a descending key, and breaks ties by view id.
 
 use factum_core::{
-    ExpectedVersion, FilterOp, FilterValue, Page, ProjectionBatch, ViewChange, ViewField,
-    ViewQuery, ViewRecord, ViewStore, async_trait,
+    ExpectedVersion, FilterOp, FilterValue, Page, ProjectionBatch, ProjectionCheckpoint,
+    ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore, async_trait,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
@@ -79,7 +79,7 @@ pub(crate) fn encode_changes(
 /// A projection batch ready to write.
 pub(crate) struct EncodedProjection {
     projection: String,
-    expected_checkpoint: u64,
+    expected: ProjectionCheckpoint,
     checkpoint: i64,
     changes: Vec<EncodedViewChange>,
 }
@@ -138,51 +138,75 @@ pub(crate) fn write_changes(
     Ok(())
 }
 
-fn checkpoint(conn: &Connection, projection: &str) -> factum_core::Result<u64> {
-    let position: Option<i64> = conn
-        .prepare_cached("SELECT position FROM projection_checkpoints WHERE projection = ?1")
-        .and_then(|mut stmt| stmt.query_row([projection], |row| row.get(0)).optional())
-        .map_err(sql_error)?;
-    let position = position.unwrap_or(0);
-    u64::try_from(position).map_err(|_| {
-        Error::corrupt(
-            "projection_checkpoints",
-            format!("negative position {position}"),
+fn checkpoint(conn: &Connection, projection: &str) -> factum_core::Result<ProjectionCheckpoint> {
+    let stored: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT position, generation FROM projection_checkpoints WHERE projection = ?1",
         )
-        .into()
+        .and_then(|mut stmt| {
+            stmt.query_row([projection], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(sql_error)?;
+    let (position, generation) = stored.unwrap_or((0, 0));
+    let non_negative = |value: i64, what: &str| {
+        u64::try_from(value).map_err(|_| {
+            factum_core::Error::from(Error::corrupt(
+                "projection_checkpoints",
+                format!("negative {what} {value}"),
+            ))
+        })
+    };
+    Ok(ProjectionCheckpoint {
+        position: non_negative(position, "position")?,
+        generation: non_negative(generation, "generation")?,
     })
 }
 
-fn set_checkpoint(conn: &Connection, projection: &str, position: i64) -> factum_core::Result<()> {
+fn set_checkpoint(
+    conn: &Connection,
+    projection: &str,
+    position: i64,
+    generation: u64,
+) -> factum_core::Result<()> {
+    let generation = to_sql_int(generation, "projection generation")?;
     conn.prepare_cached(
-        "INSERT INTO projection_checkpoints (projection, position) VALUES (?1, ?2)
-         ON CONFLICT (projection) DO UPDATE SET position = excluded.position",
+        "INSERT INTO projection_checkpoints (projection, position, generation) VALUES (?1, ?2, ?3)
+         ON CONFLICT (projection) DO UPDATE
+         SET position = excluded.position, generation = excluded.generation",
     )
-    .and_then(|mut stmt| stmt.execute(params![projection, position]))
+    .and_then(|mut stmt| stmt.execute(params![projection, position, generation]))
     .map_err(sql_error)?;
     Ok(())
 }
 
-/// Checks the stored checkpoint against the batch's, then writes its changes and moves the
-/// checkpoint, all in the caller's savepoint: a refused batch leaves nothing behind.
+/// Checks the stored checkpoint (position and generation) against the batch's, then writes its
+/// changes and moves the checkpoint, all in the caller's savepoint: a refused batch leaves
+/// nothing behind.
 pub(crate) fn apply_projection(
     conn: &Connection,
     batch: &EncodedProjection,
 ) -> factum_core::Result<()> {
     let current = checkpoint(conn, &batch.projection)?;
-    if current != batch.expected_checkpoint {
+    if current != batch.expected {
         return Err(factum_core::Error::Conflict {
             aggregate_type: "projection".to_owned(),
             aggregate_id: batch.projection.clone(),
-            expected: ExpectedVersion::Exact(batch.expected_checkpoint),
-            actual: Some(current),
+            expected: ExpectedVersion::Exact(batch.expected.position),
+            actual: Some(current.position),
         });
     }
     write_changes(conn, &batch.changes)?;
-    set_checkpoint(conn, &batch.projection, batch.checkpoint)
+    set_checkpoint(
+        conn,
+        &batch.projection,
+        batch.checkpoint,
+        current.generation,
+    )
 }
 
-/// Deletes every record of the reset's view types and puts its checkpoint back to 0.
+/// Deletes every record of the reset's view types, puts its position back to 0 and starts a
+/// new generation, so a runner still on the old checkpoint is refused.
 pub(crate) fn reset_projection(
     conn: &Connection,
     reset: &ProjectionReset,
@@ -193,7 +217,10 @@ pub(crate) fn reset_projection(
     for view_type in &reset.view_types {
         delete.execute([view_type]).map_err(sql_error)?;
     }
-    set_checkpoint(conn, &reset.projection, 0)
+    let generation = checkpoint(conn, &reset.projection)?
+        .generation
+        .saturating_add(1);
+    set_checkpoint(conn, &reset.projection, 0, generation)
 }
 
 fn view_from_row(row: &rusqlite::Row<'_>) -> factum_core::Result<ViewRecord> {
@@ -523,7 +550,7 @@ impl ViewStore for SqliteEventStore {
     async fn apply_projection(&self, batch: ProjectionBatch) -> factum_core::Result<()> {
         let encoded = EncodedProjection {
             checkpoint: to_sql_int(batch.checkpoint, "projection checkpoint")?,
-            expected_checkpoint: batch.expected_checkpoint,
+            expected: batch.expected,
             changes: encode_changes(batch.changes)?,
             projection: batch.projection,
         };
@@ -531,7 +558,10 @@ impl ViewStore for SqliteEventStore {
             .await
     }
 
-    async fn projection_checkpoint(&self, projection: &str) -> factum_core::Result<u64> {
+    async fn projection_checkpoint(
+        &self,
+        projection: &str,
+    ) -> factum_core::Result<ProjectionCheckpoint> {
         let projection = projection.to_owned();
         self.read(move |conn| checkpoint(conn, &projection)).await
     }

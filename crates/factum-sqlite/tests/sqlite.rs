@@ -15,8 +15,8 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use factum_core::{
-    AppendRequest, Error, EventStore, ExpectedVersion, NewEvent, ProjectionBatch, Snapshot,
-    StoredEvent, ViewChange, ViewQuery, ViewRecord, ViewStore,
+    AppendRequest, Error, EventStore, ExpectedVersion, NewEvent, ProjectionBatch,
+    ProjectionCheckpoint, Snapshot, StoredEvent, ViewChange, ViewQuery, ViewRecord, ViewStore,
 };
 use factum_sqlite::{SqliteEventStore, SqliteOptions};
 use factum_testing::conformance::event;
@@ -332,7 +332,7 @@ async fn reads_do_not_wait_for_a_blocked_writer() {
             store.load_snapshot(TYPE, "a").await.unwrap(),
             store.head_position().await.unwrap(),
             view_data(&store).await,
-            store.projection_checkpoint("p").await.unwrap(),
+            store.projection_checkpoint("p").await.unwrap().position,
         )
     };
     let (all, stream, version, snapshot, head, views, checkpoint) =
@@ -375,7 +375,7 @@ async fn when_the_batch_cannot_commit_every_append_in_it_fails_and_nothing_is_st
                 store
                     .apply_projection(ProjectionBatch {
                         projection: "p".to_owned(),
-                        expected_checkpoint: 0,
+                        expected: ProjectionCheckpoint::at(0),
                         checkpoint: 1,
                         changes: vec![upsert("projected", "{}")],
                     })
@@ -392,7 +392,7 @@ async fn when_the_batch_cannot_commit_every_append_in_it_fails_and_nothing_is_st
         view_data(&store).await.is_empty(),
         "no view change survived"
     );
-    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 0);
+    assert_eq!(store.projection_checkpoint("p").await.unwrap().position, 0);
     assert!(store.stats().failed_commits >= 1);
     assert_eq!(store.stats().commits, 0);
     assert!(store.read_all(0, 10).await.unwrap().is_empty());
@@ -779,7 +779,7 @@ async fn a_projection_batch_whose_checkpoint_moved_writes_nothing_and_its_neighb
     let (store, path, _dir) = fresh().await;
     let batch = |projection: &str, expected, checkpoint, changes| ProjectionBatch {
         projection: projection.to_owned(),
-        expected_checkpoint: expected,
+        expected: ProjectionCheckpoint::at(expected),
         checkpoint,
         changes,
     };
@@ -846,9 +846,9 @@ async fn a_projection_batch_whose_checkpoint_moved_writes_nothing_and_its_neighb
         view_data(&store).await,
         pairs(&[("p-1", r#"{"at":8}"#), ("p-2", "{}"), ("q-1", "{}")])
     );
-    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 8);
-    assert_eq!(store.projection_checkpoint("q").await.unwrap(), 3);
-    assert_eq!(store.projection_checkpoint("r").await.unwrap(), 0);
+    assert_eq!(store.projection_checkpoint("p").await.unwrap().position, 8);
+    assert_eq!(store.projection_checkpoint("q").await.unwrap().position, 3);
+    assert_eq!(store.projection_checkpoint("r").await.unwrap().position, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -864,7 +864,7 @@ async fn view_writes_persist_across_reopening() {
     store
         .apply_projection(ProjectionBatch {
             projection: "p".to_owned(),
-            expected_checkpoint: 0,
+            expected: ProjectionCheckpoint::at(0),
             checkpoint: 1,
             changes: vec![upsert("b", r#"{"n":2}"#)],
         })
@@ -876,20 +876,20 @@ async fn view_writes_persist_across_reopening() {
         view_data(&store).await,
         pairs(&[("a", r#"{"n":1}"#), ("b", r#"{"n":2}"#)])
     );
-    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 1);
+    assert_eq!(store.projection_checkpoint("p").await.unwrap().position, 1);
     let record = store.get_view(VIEW, "a").await.unwrap().unwrap();
     assert_eq!((record.aggregate_id.as_str(), record.version), ("agg", 1));
     let error = store
         .apply_projection(ProjectionBatch {
             projection: "p".to_owned(),
-            expected_checkpoint: 1,
+            expected: ProjectionCheckpoint::at(1),
             checkpoint: u64::MAX,
             changes: Vec::new(),
         })
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Validation(_)), "{error}");
-    assert_eq!(store.projection_checkpoint("p").await.unwrap(), 1);
+    assert_eq!(store.projection_checkpoint("p").await.unwrap().position, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use factum_core::{
     AppendRequest, Error, Event, EventStore, ExpectedVersion, FieldKind, MAX_PAGE_SIZE, Metadata,
-    NewEvent, Page, ProjectionBatch, Snapshot, SortKey, StoredEvent, Upcasters, ViewChange,
-    ViewField, ViewQuery, ViewRecord, ViewStore,
+    NewEvent, Page, ProjectionBatch, ProjectionCheckpoint, Snapshot, SortKey, StoredEvent,
+    Upcasters, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -694,10 +694,14 @@ fn items() -> Vec<ViewChange> {
 }
 
 async fn seed(store: &Arc<dyn EventStore>, projection: &str) {
+    seed_from(store, projection, ProjectionCheckpoint::at(0)).await;
+}
+
+async fn seed_from(store: &Arc<dyn EventStore>, projection: &str, expected: ProjectionCheckpoint) {
     views(store)
         .apply_projection(ProjectionBatch {
             projection: projection.to_owned(),
-            expected_checkpoint: 0,
+            expected,
             checkpoint: 7,
             changes: items(),
         })
@@ -748,7 +752,7 @@ pub async fn views_get_and_list(store: Arc<dyn EventStore>) {
     views(&store)
         .apply_projection(ProjectionBatch {
             projection: "p".to_owned(),
-            expected_checkpoint: 7,
+            expected: ProjectionCheckpoint::at(7),
             checkpoint: 9,
             changes: vec![
                 ViewChange::Delete {
@@ -788,7 +792,14 @@ pub async fn views_get_and_list(store: Arc<dyn EventStore>) {
             .len(),
         5
     );
-    assert_eq!(views(&store).projection_checkpoint("p").await.unwrap(), 9);
+    assert_eq!(
+        views(&store)
+            .projection_checkpoint("p")
+            .await
+            .unwrap()
+            .position,
+        9
+    );
 }
 
 /// Every operator, sort and page agrees with the reference semantics of
@@ -924,12 +935,19 @@ pub async fn views_query_rejections(store: Arc<dyn EventStore>) {
 /// A projection batch commits only on the checkpoint it started from; a reset clears the
 /// projection's views and checkpoint and nothing else.
 pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
-    assert_eq!(views(&store).projection_checkpoint("p").await.unwrap(), 0);
+    assert_eq!(
+        views(&store)
+            .projection_checkpoint("p")
+            .await
+            .unwrap()
+            .position,
+        0
+    );
     seed(&store, "p").await;
     let stale = views(&store)
         .apply_projection(ProjectionBatch {
             projection: "p".to_owned(),
-            expected_checkpoint: 0,
+            expected: ProjectionCheckpoint::at(0),
             checkpoint: 12,
             changes: vec![item("late", "agg-9", serde_json::json!({"name": "late"}))],
         })
@@ -943,12 +961,19 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
             .is_none(),
         "a refused batch writes nothing"
     );
-    assert_eq!(views(&store).projection_checkpoint("p").await.unwrap(), 7);
+    assert_eq!(
+        views(&store)
+            .projection_checkpoint("p")
+            .await
+            .unwrap()
+            .position,
+        7
+    );
     // Another projection, another view type.
     views(&store)
         .apply_projection(ProjectionBatch {
             projection: "q".to_owned(),
-            expected_checkpoint: 0,
+            expected: ProjectionCheckpoint::at(0),
             checkpoint: 3,
             changes: vec![ViewChange::Upsert(ViewRecord {
                 view_type: "other_view".to_owned(),
@@ -961,7 +986,14 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
         .await
         .unwrap();
     views(&store).reset_projection("p", &[VIEW]).await.unwrap();
-    assert_eq!(views(&store).projection_checkpoint("p").await.unwrap(), 0);
+    let reset = views(&store).projection_checkpoint("p").await.unwrap();
+    assert_eq!(
+        reset,
+        ProjectionCheckpoint {
+            position: 0,
+            generation: 1
+        }
+    );
     assert_eq!(
         views(&store)
             .query_views(VIEW, &ViewQuery::default(), ITEM_FIELDS)
@@ -970,7 +1002,14 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
             .total,
         0
     );
-    assert_eq!(views(&store).projection_checkpoint("q").await.unwrap(), 3);
+    assert_eq!(
+        views(&store)
+            .projection_checkpoint("q")
+            .await
+            .unwrap()
+            .position,
+        3
+    );
     assert!(
         views(&store)
             .get_view("other_view", "o-1")
@@ -978,7 +1017,28 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
             .unwrap()
             .is_some()
     );
-    seed(&store, "p").await;
+    // A runner that read the checkpoint before the reset is refused, even at a position the
+    // rebuild has reached too: its records were read from the old generation.
+    let stale_runner = views(&store)
+        .apply_projection(ProjectionBatch {
+            projection: "p".to_owned(),
+            expected: ProjectionCheckpoint::at(0),
+            checkpoint: 7,
+            changes: items(),
+        })
+        .await;
+    assert!(
+        matches!(stale_runner, Err(Error::Conflict { .. })),
+        "{stale_runner:?}"
+    );
+    seed_from(&store, "p", reset).await;
+    assert_eq!(
+        views(&store).projection_checkpoint("p").await.unwrap(),
+        ProjectionCheckpoint {
+            position: 7,
+            generation: 1
+        }
+    );
     assert_eq!(
         views(&store)
             .query_views(VIEW, &ViewQuery::default(), ITEM_FIELDS)
@@ -986,6 +1046,15 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
             .unwrap()
             .total,
         24
+    );
+    views(&store).reset_projection("p", &[VIEW]).await.unwrap();
+    assert_eq!(
+        views(&store)
+            .projection_checkpoint("p")
+            .await
+            .unwrap()
+            .generation,
+        2
     );
 }
 

@@ -10,7 +10,7 @@
 //! | `GET /views/lists?filter=open:gt:0&sort=-total` | list summaries: `name`, `total`, `resolved`, `open` |
 //! | `GET /views/todos?filter=assignee:eq:bob,resolved:eq:false&sort=title` | to-dos across lists: `list_id`, `title`, `assignee`, `resolved` |
 //! | `GET /lists/{id}/todos` | one list's to-dos (same query string) |
-//! | `GET /views/lists/{id}`, `GET /views/todos/{list}-{todo}` | one record |
+//! | `GET /views/lists/{id}`, `GET /views/todos/{list}:{todo}` | one record |
 //! | `GET /projections` | how far the to-do projection is behind |
 //!
 //! Domain errors are the structured JSON of every Factum error: `TODO_NOT_FOUND` 404,
@@ -289,7 +289,7 @@ impl TodoService {
         })?;
         let projections = projected_views(&store)?;
         let engine = CqrsCommandEngine::new(store, ())
-            .with_config(EngineConfig::default().with_max_attempts(20))
+            .with_config(EngineConfig::default())
             .with_inline_view::<ListSummary>()?
             .with_dispatcher(projections.waker::<TodoList>());
         Ok(Self {

@@ -104,7 +104,7 @@ impl View for TodoView {
             | TodoListEvent::TodoRemoved { todo_id, .. }
             | TodoListEvent::TodoAssigned { todo_id, .. }
             | TodoListEvent::TodoResolved { todo_id } => {
-                format!("{}-{todo_id}", envelope.aggregate_id)
+                format!("{}:{todo_id}", envelope.aggregate_id)
             }
             TodoListEvent::ListCreated { .. } => envelope.aggregate_id.clone(),
         }

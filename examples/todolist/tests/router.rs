@@ -381,10 +381,10 @@ async fn todos_are_projected_then_queried_by_assignee_and_state() {
             .body["total"],
         0
     );
-    get(&app, "/views/todos/home-old")
+    get(&app, "/views/todos/home:old")
         .await
         .error(404, "NOT_FOUND");
-    let one = get(&app, "/views/todos/home-bins").await;
+    let one = get(&app, "/views/todos/home:bins").await;
     assert_eq!(one.body["assignee"], "ann");
 
     // One list's to-dos.

@@ -53,7 +53,7 @@ impl Bank {
     pub fn open(store: Arc<dyn EventStore>) -> factum_core::Result<Self> {
         // Commands on one account are serialized in this process; retries cover other
         // processes sharing the store.
-        Self::with_config(store, EngineConfig::default().with_max_attempts(20))
+        Self::with_config(store, EngineConfig::default())
     }
 
     /// The bank over `store` with this engine configuration.
