@@ -404,10 +404,19 @@ async fn a_reset_racing_a_batch_leaves_no_stale_records() {
     let (store, _guard) = open_store().await;
     let store = Arc::new(store);
     for round in 0..20u64 {
+        // Each reset starts a new generation: read it, as a runner would.
+        let start = store.projection_checkpoint("p").await.unwrap();
+        assert_eq!(
+            start,
+            ProjectionCheckpoint {
+                position: 0,
+                generation: round
+            }
+        );
         store
             .apply_projection(ProjectionBatch {
                 projection: "p".to_owned(),
-                expected: ProjectionCheckpoint::at(0),
+                expected: start,
                 checkpoint: 5,
                 changes: vec![upsert("base", "agg", json!({}))],
             })
@@ -421,7 +430,10 @@ async fn a_reset_racing_a_batch_leaves_no_stale_records() {
                 store
                     .apply_projection(ProjectionBatch {
                         projection: "p".to_owned(),
-                        expected: ProjectionCheckpoint::at(5),
+                        expected: ProjectionCheckpoint {
+                            position: 5,
+                            generation: start.generation,
+                        },
                         checkpoint: 9,
                         changes: vec![upsert("stale", "agg", json!({"round": round}))],
                     })
