@@ -216,9 +216,9 @@ pub async fn start_bank(bin: &Path, store: &str) -> anyhow::Result<BankProcess> 
     }
 }
 
-/// The account's balance (in cents) and version, from `GET /accounts/{id}`.
-pub async fn account_state(addr: SocketAddr) -> anyhow::Result<(i64, u64)> {
-    let body: serde_json::Value = reqwest::get(format!("http://{addr}/accounts/{ACCOUNT}"))
+/// An account's balance (in cents) and version, from `GET /accounts/{id}`.
+pub async fn state(addr: SocketAddr, id: &str) -> anyhow::Result<(i64, u64)> {
+    let body: serde_json::Value = reqwest::get(format!("http://{addr}/accounts/{id}"))
         .await?
         .error_for_status()?
         .json()
@@ -228,10 +228,10 @@ pub async fn account_state(addr: SocketAddr) -> anyhow::Result<(i64, u64)> {
     Ok(((balance * 100.0).round() as i64, version))
 }
 
-/// Opens the account the runs use.
-pub async fn open_account(addr: SocketAddr) -> anyhow::Result<()> {
+/// Opens account `id` with the opening balance.
+pub async fn open(addr: SocketAddr, id: &str) -> anyhow::Result<()> {
     let response = reqwest::Client::new()
-        .post(format!("http://{addr}/accounts/{ACCOUNT}"))
+        .post(format!("http://{addr}/accounts/{id}"))
         .json(&serde_json::json!({"type": "OpenAccount", "owner": "Bench", "initial_balance": OPENING}))
         .send()
         .await?;
@@ -251,45 +251,106 @@ wrk.body = '{"type":"Deposit","amount":0.01}'
 wrk.headers["Content-Type"] = "application/json"
 "#;
 
-/// GET then POST deposit against one `bank` process on `store`; checks the final state.
+/// Accounts the spread POST figure deposits into, round-robin.
+pub const SPREAD_ACCOUNTS: usize = 64;
+
+/// The id of spread account `i`.
+pub fn spread_account(i: usize) -> String {
+    format!("{ACCOUNT}-{i}")
+}
+
+/// The Lua script that makes wrk POST deposits of 0.01 round-robin over the spread accounts
+/// (one counter per wrk thread).
+pub fn spread_deposit_lua() -> String {
+    format!(
+        r#"{DEPOSIT_LUA}local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, "/accounts/{ACCOUNT}-" .. (n % {SPREAD_ACCOUNTS}))
+end
+"#
+    )
+}
+
+/// POST deposits spread over [`SPREAD_ACCOUNTS`] accounts (so group commit can batch
+/// them); checks every account's final state against wrk's count.
+pub async fn bank_spread_post(
+    cfg: &HttpConfig,
+    label: &str,
+    bank: &BankProcess,
+    script: &Path,
+) -> anyhow::Result<WrkResult> {
+    for i in 0..SPREAD_ACCOUNTS {
+        open(bank.addr, &spread_account(i)).await?;
+    }
+    let url = format!("http://{}/accounts/{}", bank.addr, spread_account(0));
+    let mut post = wrk(
+        cfg,
+        &format!("bank {label} POST deposit, {SPREAD_ACCOUNTS} accounts"),
+        url,
+        Some(script.to_owned()),
+    )
+    .await?;
+    let mut deposits = 0;
+    let mut exact = true;
+    for i in 0..SPREAD_ACCOUNTS {
+        let (cents, version) = state(bank.addr, &spread_account(i)).await?;
+        let n = version.saturating_sub(1);
+        deposits += n;
+        exact &= cents == (OPENING * 100.0).round() as i64 + n as i64;
+    }
+    check_deposits(cfg, &mut post, deposits, exact);
+    Ok(post)
+}
+
+/// Compares the deposits the server holds with the 2xx wrk counted.
+fn check_deposits(cfg: &HttpConfig, post: &mut WrkResult, deposits: u64, exact: bool) {
+    let acknowledged = post.requests.saturating_sub(post.non_2xx);
+    // wrk stops with up to one request in flight per connection, which the server may
+    // still have committed: the server's count may exceed wrk's by at most that.
+    let in_range =
+        deposits >= acknowledged && deposits <= acknowledged + u64::from(cfg.connections);
+    post.correct = post.non_2xx == 0 && in_range && exact;
+    post.check = format!(
+        "{} non-2xx; server has {deposits} deposits, wrk counted {acknowledged} 2xx{}; balances {}",
+        post.non_2xx,
+        if in_range { "" } else { " (OUT OF RANGE)" },
+        if exact { "exact" } else { "WRONG" }
+    );
+}
+
+/// GET, then POST deposits to one account, against one `bank` process on `store` (then,
+/// with `spread_script`, POST deposits spread over many accounts); checks the final state.
 pub async fn bank_runs(
     cfg: &HttpConfig,
     label: &str,
     store: &str,
     script: &Path,
+    spread_script: Option<&Path>,
 ) -> anyhow::Result<Vec<WrkResult>> {
     let bank = start_bank(&cfg.bank_bin, store).await?;
-    open_account(bank.addr).await?;
+    open(bank.addr, ACCOUNT).await?;
     let url = format!("http://{}/accounts/{ACCOUNT}", bank.addr);
     let mut get = wrk(cfg, &format!("bank {label} GET"), url.clone(), None).await?;
     get.check = format!("{} non-2xx", get.non_2xx);
     get.correct = get.non_2xx == 0;
     let mut post = wrk(
         cfg,
-        &format!("bank {label} POST deposit"),
+        &format!("bank {label} POST deposit, 1 account"),
         url,
         Some(script.to_owned()),
     )
     .await?;
-    let (cents, version) = account_state(bank.addr).await?;
+    let (cents, version) = state(bank.addr, ACCOUNT).await?;
     let deposits = version.saturating_sub(1);
-    let acknowledged = post.requests.saturating_sub(post.non_2xx);
-    // wrk stops with up to one request in flight per connection, which the server may
-    // still have committed: the server's count may exceed wrk's by at most that.
-    let in_range =
-        deposits >= acknowledged && deposits <= acknowledged + u64::from(cfg.connections);
     let exact = cents == (OPENING * 100.0).round() as i64 + deposits as i64;
-    post.correct = post.non_2xx == 0 && in_range && exact;
-    let mut check = String::new();
-    let _ = write!(
-        check,
-        "{} non-2xx; server has {deposits} deposits (version {version}), wrk counted {acknowledged} 2xx; balance {cents} cents {}",
-        post.non_2xx,
-        if exact { "exact" } else { "WRONG" }
-    );
-    post.check = check;
+    check_deposits(cfg, &mut post, deposits, exact);
+    let mut results = vec![get, post];
+    if let Some(spread) = spread_script {
+        results.push(bank_spread_post(cfg, label, &bank, spread).await?);
+    }
     drop(bank);
-    Ok(vec![get, post])
+    Ok(results)
 }
 
 /// All HTTP figures: bare axum, then bank on SQLite and in memory.
@@ -302,6 +363,8 @@ pub async fn run(cfg: &HttpConfig) -> anyhow::Result<Vec<WrkResult>> {
         .tempdir_in(&cfg.dir)?;
     let script = dir.path().join("deposit.lua");
     std::fs::write(&script, DEPOSIT_LUA)?;
+    let spread = dir.path().join("deposit-spread.lua");
+    std::fs::write(&spread, spread_deposit_lua())?;
     let mut results = Vec::new();
     let (addr, server) = serve_bare().await?;
     let mut bare = wrk(
@@ -316,8 +379,8 @@ pub async fn run(cfg: &HttpConfig) -> anyhow::Result<Vec<WrkResult>> {
     bare.correct = bare.non_2xx == 0;
     results.push(bare);
     let sqlite = format!("sqlite://{}", dir.path().join("bank.db").display());
-    results.extend(bank_runs(cfg, "sqlite", &sqlite, &script).await?);
-    results.extend(bank_runs(cfg, "memory", "memory", &script).await?);
+    results.extend(bank_runs(cfg, "sqlite", &sqlite, &script, Some(&spread)).await?);
+    results.extend(bank_runs(cfg, "memory", "memory", &script, None).await?);
     Ok(results)
 }
 

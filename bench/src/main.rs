@@ -93,6 +93,10 @@ struct Cli {
     /// The `bank` binary (default: `bank` beside this binary, i.e. target/release/bank).
     #[arg(long)]
     bank_bin: Option<PathBuf>,
+    /// A short run for iterating, not for the record: durable figures at 64 accounts × 20
+    /// commands, contention at 16 × 20, fsync probe 500, wrk 5 s (overrides those flags).
+    #[arg(long)]
+    quick: bool,
     /// Also write the JSON line to this file.
     #[arg(long)]
     json_out: Option<PathBuf>,
@@ -103,6 +107,16 @@ struct Cli {
 }
 
 impl Cli {
+    fn apply_quick(&mut self) {
+        if self.quick {
+            self.durable_accounts = 64;
+            self.durable_commands = 20;
+            self.contention_deposits = 20;
+            self.fsync_count = 500;
+            self.http_seconds = 5;
+        }
+    }
+
     fn config(&self) -> Config {
         Config {
             reps: self.reps.max(1),
@@ -238,7 +252,8 @@ async fn probe(cfg: &Config, count: usize, when: &str) -> anyhow::Result<f64> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.apply_quick();
     let cfg = cli.config();
 
     if let Some(out) = &cli.peer_mem_out {
@@ -375,6 +390,16 @@ async fn main() -> anyhow::Result<()> {
         "what": format!("{:?}", cli.what).to_lowercase(),
         "nproc": nproc,
         "reps": cfg.reps,
+        "quick": cli.quick,
+        "workload": {
+            "mem": [cfg.mem.accounts, cfg.mem.commands_per_account],
+            "durable": [cfg.durable.accounts, cfg.durable.commands_per_account],
+            "tasks": cfg.tasks,
+            "contention": [cfg.contention_tasks, cfg.contention_per_task],
+            "replay_events": cfg.replay_events,
+            "fsync_count": cli.fsync_count,
+            "wrk": [cli.http_threads, cli.http_connections, cli.http_seconds],
+        },
         "loadavg": {"start": load_start, "end": load_end},
         "fsyncs_per_s": fsyncs,
         "figures": rows,

@@ -231,6 +231,7 @@ pub fn table(rows: &[Row]) -> String {
 /// The checks and notes behind the table, one line each.
 pub fn details(rows: &[Row]) -> String {
     let mut out = String::new();
+    let mut last_note = None;
     for row in rows {
         for (side, m) in [("Factum", &row.factum), ("peer", &row.peer)] {
             if let Some(m) = m {
@@ -242,7 +243,17 @@ pub fn details(rows: &[Row]) -> String {
                         serde_json::to_string(&m.extra).unwrap_or_else(|_| "{}".to_owned())
                     )
                 };
-                let reps: Vec<String> = m.reps.iter().map(|v| format!("{v:.1}")).collect();
+                let reps: Vec<String> = m
+                    .reps
+                    .iter()
+                    .map(|v| {
+                        if m.unit == "ms" {
+                            format!("{v:.3}")
+                        } else {
+                            format!("{v:.1}")
+                        }
+                    })
+                    .collect();
                 let _ = writeln!(
                     out,
                     "- {} / {side}: {} (reps: {}){extra}",
@@ -252,9 +263,11 @@ pub fn details(rows: &[Row]) -> String {
                 );
             }
         }
-        if let Some(note) = &row.note {
+        // A note shared by consecutive rows (e.g. every SQLite row) is printed once.
+        if let Some(note) = row.note.as_ref().filter(|n| last_note != Some(*n)) {
             let _ = writeln!(out, "- {} / note: {note}", row.figure);
         }
+        last_note = row.note.as_ref();
     }
     out
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use bank::domain::Account;
 use cqrs_es::mem_store::MemStore;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore};
 use factum_core::{CqrsCommandEngine, EventStore, InMemoryEventStore};
 use factum_postgres::PostgresEventStore;
 use factum_sqlite::SqliteEventStore;
@@ -378,10 +378,17 @@ pub async fn postgres(cfg: &Config) -> anyhow::Result<(Figures, Figures)> {
         let mut by_events = Vec::new();
         let mut by_snapshot = Vec::new();
         for _ in 0..reps {
-            by_events.push(replay::peer_rate(
-                events,
-                replay::peer_load(&plain, events).await?,
-            ));
+            let m = replay::peer_rate(events, replay::peer_load(&plain, events).await?);
+            // The repository's share: the rows as serialized events, no decoding.
+            let t = std::time::Instant::now();
+            let read = PostgresEventRepository::new(pool.clone())
+                .get_events::<PeerAccount>(replay::REPLAY_ID)
+                .await
+                .map_err(|e| anyhow::anyhow!("peer get_events: {e}"))?;
+            let read_ms = replay::round3(t.elapsed().as_secs_f64() * 1e3);
+            let mut m = m.with_extra("store_read_ms", read_ms);
+            m.correct &= read.len() == events;
+            by_events.push(m);
             let (elapsed, correct, check) = replay::peer_load(&snapshots, events).await?;
             by_snapshot.push(Measurement::millis(elapsed, correct, check));
         }

@@ -197,7 +197,75 @@ fn micros(d: Duration) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use async_trait::async_trait;
+    use bank::domain::Account;
+    use factum_core::{CqrsCommandEngine, InMemoryEventStore};
+
     use super::*;
+    use crate::driver::{Done, FactumDriver};
+
+    fn factum() -> Arc<dyn BankDriver> {
+        let engine = CqrsCommandEngine::<Account>::new(Arc::new(InMemoryEventStore::new()), ());
+        Arc::new(FactumDriver::new(engine))
+    }
+
+    /// Acknowledges every third deposit without doing it: the checks must catch it.
+    struct Lossy {
+        inner: Arc<dyn BankDriver>,
+        count: AtomicU64,
+    }
+
+    #[async_trait]
+    impl BankDriver for Lossy {
+        async fn open(&self, id: &str, cents: i64) -> Result<Done, CommandError> {
+            self.inner.open(id, cents).await
+        }
+        async fn deposit(&self, id: &str, cents: i64) -> Result<Done, CommandError> {
+            if self.count.fetch_add(1, Ordering::Relaxed) % 3 == 2 {
+                return Ok(Done { attempts: 1 });
+            }
+            self.inner.deposit(id, cents).await
+        }
+        async fn read(&self, id: &str) -> anyhow::Result<Option<(i64, u64)>> {
+            self.inner.read(id).await
+        }
+    }
+
+    const SMALL: Scale = Scale {
+        accounts: 5,
+        commands_per_account: 4,
+    };
+
+    #[tokio::test]
+    async fn distinct_accounts_checks_every_account() {
+        let m = distinct_accounts(factum(), 3, SMALL).await.unwrap();
+        assert!(m.correct, "{}", m.check);
+        assert!(m.value > 0.0);
+        assert!(m.p50_ms.is_some() && m.p99_ms.is_some());
+
+        let lossy = Arc::new(Lossy {
+            inner: factum(),
+            count: AtomicU64::new(0),
+        });
+        let m = distinct_accounts(lossy, 3, SMALL).await.unwrap();
+        assert!(!m.correct, "{}", m.check);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_account_counts_and_checks() {
+        let m = one_account(&[factum()], 4, 5).await.unwrap();
+        assert!(m.correct, "{}", m.check);
+        assert_eq!(m.extra["successes"], 20);
+
+        let lossy: Arc<dyn BankDriver> = Arc::new(Lossy {
+            inner: factum(),
+            count: AtomicU64::new(0),
+        });
+        let m = one_account(&[lossy], 4, 5).await.unwrap();
+        assert!(!m.correct, "{}", m.check);
+    }
 
     #[test]
     fn expected_balance_sums_the_round_robin_deposits() {

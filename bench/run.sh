@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the release binaries once and runs the benchmark: bench/run.sh [all|mem|sqlite|postgres|http|fsync] [flags]
+# The JSON line is also written to target/bench-last.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-all}"
+shift || true
+if [[ "$what" == all || "$what" == http ]] && ! command -v wrk >/dev/null; then
+    echo "wrk is missing: the HTTP figures will not run (Debian: apt-get install -y wrk)" >&2
+fi
+cargo build --release -p factum-bench -p bank
+exec target/release/factum-bench "$what" --json-out target/bench-last.json "$@"
