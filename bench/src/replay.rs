@@ -37,7 +37,7 @@ pub async fn factum(
     reps: usize,
 ) -> anyhow::Result<(Vec<Measurement>, Vec<Measurement>)> {
     let ctx = CqrsContext::new();
-    let metadata = ctx.to_metadata();
+    let metadata = serde_json::to_string(&ctx.to_metadata())?;
     let mut version = 0u64;
     let mut batch = Vec::new();
     for i in 0..events.saturating_sub(1) {
@@ -62,13 +62,12 @@ pub async fn factum(
         if batch.len() == 1000 || i + 2 == events {
             let n = batch.len() as u64;
             store
-                .append(AppendRequest {
-                    aggregate_type: "account".to_owned(),
-                    aggregate_id: REPLAY_ID.to_owned(),
-                    expected: ExpectedVersion::Exact(version),
-                    events: std::mem::take(&mut batch),
-                    snapshot: None,
-                })
+                .append(AppendRequest::new(
+                    "account",
+                    REPLAY_ID,
+                    ExpectedVersion::Exact(version),
+                    std::mem::take(&mut batch),
+                ))
                 .await?;
             version += n;
         }
