@@ -68,11 +68,47 @@ impl Serialize for Money {
 }
 
 impl<'de> Deserialize<'de> for Money {
+    /// Reads stored money (events, snapshots): a JSON number with at most two decimals. This
+    /// runs for every event of every load, so it avoids text: `v` is exactly a two-decimal
+    /// amount when `round(v * 100) / 100` gives `v` back (the division is correctly rounded,
+    /// so this holds exactly for the nearest double of such an amount, and for no other).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match Amount::deserialize(deserializer)?.to_money() {
-            Ok(money) => Ok(money),
-            Err(problem) => Err(de::Error::custom(problem)),
+        deserializer.deserialize_any(MoneyVisitor)
+    }
+}
+
+struct MoneyVisitor;
+
+impl Visitor<'_> for MoneyVisitor {
+    type Value = Money;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an amount of money with at most 2 decimal places")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
+        v.checked_mul(100)
+            .map(Money)
+            .ok_or_else(|| E::custom(AmountProblem::TooLarge))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
+        i64::try_from(v)
+            .map_err(|_| E::custom(AmountProblem::TooLarge))
+            .and_then(|v| self.visit_i64(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
+        // i64::MAX cents, as a bound that keeps the cast below in range.
+        const LIMIT: f64 = 9.2e16;
+        if !v.is_finite() || v.abs() > LIMIT {
+            return Err(E::custom(AmountProblem::TooLarge));
         }
+        let cents = (v * 100.0).round();
+        if cents / 100.0 != v {
+            return Err(E::custom(AmountProblem::TooPrecise));
+        }
+        Ok(Money(cents as i64))
     }
 }
 
@@ -310,6 +346,25 @@ mod tests {
         let back: Money = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Money::from_cents(30));
         assert!(serde_json::from_str::<Money>("0.001").is_err());
+        assert!(serde_json::from_str::<Money>("1e300").is_err());
+        assert!(serde_json::from_str::<Money>("\"1\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<Money>("12").unwrap(),
+            Money::from_cents(1200)
+        );
+        assert_eq!(
+            serde_json::from_str::<Money>("-0.07").unwrap(),
+            Money::from_cents(-7)
+        );
+        for cents in [1, 10, 99, 12_345, 100_000_000_000_001, -250] {
+            let money = Money::from_cents(cents);
+            let json = serde_json::to_string(&money).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Money>(&json).unwrap(),
+                money,
+                "{json}"
+            );
+        }
         assert_eq!(Money::from_cents(-1234).to_string(), "-12.34");
     }
 }
