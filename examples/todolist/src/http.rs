@@ -260,9 +260,9 @@ impl HttpView for TodoView {
 /// service.engine().update("home", &add, &ctx).await.unwrap();
 /// // The summary is written with the events; the to-do once projected.
 /// assert!(service.views().get_view("list_summaries", "home").await.unwrap().is_some());
-/// assert!(service.views().get_view("todos", "home-tap").await.unwrap().is_none());
+/// assert!(service.views().get_view("todos", "home:tap").await.unwrap().is_none());
 /// service.projections().catch_up().await.unwrap();
-/// assert!(service.views().get_view("todos", "home-tap").await.unwrap().is_some());
+/// assert!(service.views().get_view("todos", "home:tap").await.unwrap().is_some());
 /// # });
 /// ```
 #[derive(Clone)]
