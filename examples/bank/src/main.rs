@@ -59,6 +59,11 @@ struct ServeArgs {
     #[arg(long, env = "FACTUM_REQUEST_TIMEOUT", default_value_t = 30)]
     request_timeout: u64,
 
+    /// How many times a command on one account is decided before giving up on conflicts with
+    /// other processes sharing the store (each retry reads only the newer events).
+    #[arg(long, env = "FACTUM_MAX_ATTEMPTS", default_value_t = 100)]
+    max_attempts: u32,
+
     /// How often, in milliseconds, the movements projection looks for events appended by
     /// other processes (this process's commits wake it at once).
     #[arg(long, env = "FACTUM_PROJECTION_POLL_MS", default_value_t = 500)]
@@ -125,7 +130,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let bank = bank::http::Bank::open(store).context("cannot set up the bank's views")?;
+    let engine_config = factum::EngineConfig::default().with_max_attempts(args.max_attempts);
+    let bank = bank::http::Bank::with_config(store, engine_config)
+        .context("cannot set up the bank's views")?;
     if bank.inline_views_missing().await? {
         tracing::warn!(
             "the accounts view is empty but the store has events (written before views existed?): \

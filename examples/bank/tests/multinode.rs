@@ -121,7 +121,19 @@ impl Node {
     /// waiting makes them migrate the fresh database at the same moment.
     fn spawn(store: &str) -> Child {
         Command::new(env!("CARGO_BIN_EXE_bank"))
-            .args(["--listen", "127.0.0.1:0", "--store", store])
+            // One node can keep winning the race for the account while another retries
+            // (its catch-up read makes its window longer): a generous retry budget keeps
+            // every deposit acknowledged, which is what this test is about.
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+                store,
+                "--max-attempts",
+                "2000",
+                "--request-timeout",
+                "300",
+            ])
             .env("RUST_LOG", "warn,factum_postgres=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
