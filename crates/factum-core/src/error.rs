@@ -213,9 +213,15 @@ pub enum Error {
     /// The store failed (I/O, connection, SQL). Never shown to clients verbatim.
     #[error("event store failure: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The store is closed or shutting down.
+    /// The store cannot be reached (the server is down, no connection came in time) or is
+    /// closed. Nothing was stored by the failing call, unless the connection broke during a
+    /// commit; a client may retry (with an idempotency key to be safe).
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused a write for lack of space (a full disk, a database at its size
+    /// limit). Nothing was stored; reads still work.
+    #[error("event store full: {0}")]
+    StoreFull(String),
 }
 
 impl Error {
@@ -274,9 +280,14 @@ impl Error {
             Self::Serialization { .. } | Self::Upcast { .. } | Self::Store(_) => {
                 CqrsError::standard(S::Internal, "internal error")
             }
-            Self::Unavailable(_) => {
-                CqrsError::standard(S::ServiceUnavailable, "event store unavailable")
-            }
+            Self::Unavailable(_) => CqrsError::standard(
+                S::StoreUnavailable,
+                "the event store is not reachable; retry later",
+            ),
+            Self::StoreFull(_) => CqrsError::standard(
+                S::StoreFull,
+                "the event store has no space left; nothing was stored",
+            ),
         }
     }
 
@@ -435,6 +446,10 @@ pub mod standard {
             ServiceUnavailable = (14, 503, "SERVICE_UNAVAILABLE", "service unavailable"),
             /// The HTTP method is not allowed on this route.
             MethodNotAllowed = (15, 405, "METHOD_NOT_ALLOWED", "method not allowed"),
+            /// The event store cannot be reached (or is closed); retry after a while.
+            StoreUnavailable = (16, 503, "STORE_UNAVAILABLE", "event store unavailable"),
+            /// The event store has no space left for a write.
+            StoreFull = (17, 507, "STORE_FULL", "event store full"),
         }
     }
 }
@@ -489,6 +504,16 @@ mod tests {
         assert!(err.domain_error::<StandardError>().is_none());
         assert_eq!(err.status(), 400);
         assert_eq!(err.code(), "WIDE_ZERO");
+    }
+
+    #[test]
+    fn unreachable_and_full_stores_have_their_own_codes() {
+        let down = Error::Unavailable("connection refused by 10.0.0.7".into()).to_cqrs_error();
+        assert_eq!((down.status, down.code.as_str()), (503, "STORE_UNAVAILABLE"));
+        assert!(!down.message.contains("10.0.0.7"));
+        let full = Error::StoreFull("/var/lib/bank.db: disk full".into()).to_cqrs_error();
+        assert_eq!((full.status, full.code.as_str()), (507, "STORE_FULL"));
+        assert!(!full.message.contains("/var/lib"));
     }
 
     #[test]

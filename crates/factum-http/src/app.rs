@@ -5,7 +5,8 @@
 //! The layers, outermost first: the context middleware (request and correlation ids, user,
 //! structured errors with the request id, access log), panic catching (a panic is a 500 in
 //! the structured shape; the panic message goes to the log only), the request timeout (408),
-//! and the body limit (413).
+//! the body limit (413), and, on the service's own routes, the bound on requests in flight
+//! (503 above it). [`serve`] adds the connection-level bounds (see [`ServeConfig`]).
 
 use std::any::Any;
 use std::future::Future;
@@ -13,11 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use factum_core::standard::StandardError;
 use factum_core::{CqrsCommandEngine, EventStore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -26,17 +26,21 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::aggregate::{HttpAggregate, aggregate_routes};
 use crate::context::{ContextConfig, JwtAuth, context_middleware};
-use crate::error::{ApiError, Error, Result};
+use crate::error::{ApiError, Result};
+use crate::health::{self, InFlight, limit_in_flight};
 use crate::openapi::{
     aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, view_openapi,
 };
 use crate::projections::{Projections, projection_routes};
+use crate::server::{ServeConfig, serve_with_config};
 use crate::views::{HttpView, child_view_routes, view_routes};
 
 /// The default request body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// The default request timeout: 30 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default bound on requests in flight.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
 /// How a service behaves on the wire.
 #[derive(Debug, Clone)]
@@ -54,6 +58,9 @@ pub struct HttpConfig {
     pub title: String,
     /// The document's API version.
     pub version: String,
+    /// The most requests handled at once; above it a request is answered 503 with
+    /// `Retry-After` at once rather than queued. The health routes are not counted.
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpConfig {
@@ -64,6 +71,7 @@ impl Default for HttpConfig {
             auth: None,
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -90,6 +98,13 @@ impl HttpConfig {
         self
     }
 
+    /// Sets the bound on requests in flight (at least 1).
+    #[must_use]
+    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = requests.max(1);
+        self
+    }
+
     /// Sets the document's title and version.
     #[must_use]
     pub fn with_title(mut self, title: impl Into<String>, version: impl Into<String>) -> Self {
@@ -101,7 +116,9 @@ impl HttpConfig {
 
 /// A service under construction: routes plus their OpenAPI document.
 ///
-/// [`Api::into_router`] adds `GET /health` (if a store was given), `GET /openapi.json`, the
+/// [`Api::into_router`] adds `GET /health/live` (the process serves), `GET /health/ready`
+/// and `GET /health` (the store given to [`Api::with_health`] answers and has room for
+/// writes; 503 with the reason otherwise), `GET /openapi.json`, the
 /// docs page at `/docs` (Swagger UI, served from assets compiled into the binary), a
 /// structured 404 for unknown routes, and the layers of the module docs.
 pub struct Api {
@@ -135,7 +152,7 @@ impl Api {
         }
     }
 
-    /// Serves `GET /health`, which checks this store.
+    /// Makes `GET /health` and `GET /health/ready` check this store.
     #[must_use]
     pub fn with_health(mut self, store: Arc<dyn EventStore>) -> Self {
         self.store = Some(store);
@@ -226,10 +243,20 @@ impl Api {
     /// The finished router.
     pub fn into_router(self) -> Router {
         let doc = self.openapi();
-        let mut router = self.router;
-        if let Some(store) = self.store {
-            router = router.route("/health", get(health).with_state(store));
-        }
+        // Health routes stay outside the in-flight bound: an overloaded process is still live.
+        let router = self
+            .router
+            .layer(axum::middleware::from_fn_with_state(
+                InFlight::new(self.config.max_in_flight),
+                limit_in_flight,
+            ))
+            .route("/health/live", get(health::live))
+            .merge(
+                Router::new()
+                    .route("/health", get(health::ready))
+                    .route("/health/ready", get(health::ready))
+                    .with_state(self.store),
+            );
         let context = Arc::new(ContextConfig {
             auth: self.config.auth.clone(),
             body_limit: self.config.body_limit,
@@ -266,20 +293,6 @@ fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::internal().into_response()
 }
 
-async fn health(State(store): State<Arc<dyn EventStore>>) -> Response {
-    match store.health_check().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "health check failed");
-            ApiError::standard(
-                StandardError::ServiceUnavailable,
-                "the event store is not reachable",
-            )
-            .into_response()
-        }
-    }
-}
-
 /// Serves until SIGTERM or Ctrl-C, then stops taking connections, lets in-flight requests
 /// finish, and returns.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> Result<()> {
@@ -292,10 +305,7 @@ pub async fn serve_with_shutdown(
     router: Router,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(signal)
-        .await
-        .map_err(Error::Serve)
+    serve_with_config(listener, router, ServeConfig::default(), signal).await
 }
 
 /// Completes on Ctrl-C or (on Unix) SIGTERM.

@@ -208,6 +208,14 @@ impl IntoResponse for ApiError {
         for (name, value) in headers {
             response.headers_mut().insert(name, value);
         }
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE
+            && !response.headers().contains_key(header::RETRY_AFTER)
+        {
+            // Every 503 is temporary (a store outage, overload): tell clients when to retry.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }

@@ -120,8 +120,10 @@ mod app;
 mod context;
 mod error;
 mod extract;
+mod health;
 mod openapi;
 mod projections;
+mod server;
 mod views;
 
 pub use aggregate::{
@@ -130,9 +132,11 @@ pub use aggregate::{
     with_etag,
 };
 pub use app::{
-    Api, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, HttpConfig, serve, serve_with_shutdown,
-    shutdown_signal,
+    Api, DEFAULT_BODY_LIMIT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, HttpConfig, serve,
+    serve_with_shutdown, shutdown_signal,
 };
+pub use health::READY_CHECK_TIMEOUT;
+pub use server::{DEFAULT_HEADER_READ_TIMEOUT, ServeConfig, serve_with_config};
 pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, etag};

@@ -277,26 +277,37 @@ pub(crate) fn common_openapi(auth: bool, has_health: bool) -> OpenApi {
         );
     }
     let mut paths = PathsBuilder::new();
-    if has_health {
-        let health = OperationBuilder::new()
+    let ok = || {
+        json_response(
+            "Healthy",
+            ObjectBuilder::new()
+                .property("status", ObjectBuilder::new().schema_type(Type::String))
+                .required("status")
+                .build(),
+        )
+    };
+    let live = OperationBuilder::new()
+        .tag("operations")
+        .summary(Some("Whether the process is up and serving (never checks the store)"))
+        .operation_id(Some("healthLive"))
+        .response("200", ok())
+        .build();
+    paths = paths.path("/health/live", PathItem::new(HttpMethod::Get, live));
+    let checks = if has_health { "its event store answers and has room for writes" } else { "it serves (no store is checked)" };
+    for (path, id) in [("/health/ready", "healthReady"), ("/health", "health")] {
+        let ready = OperationBuilder::new()
             .tag("operations")
-            .summary(Some(
-                "Whether the service and its event store are reachable",
-            ))
-            .operation_id(Some("health"))
+            .summary(Some(format!("Whether the service is ready: {checks}")))
+            .operation_id(Some(id))
+            .response("200", ok())
             .response(
-                "200",
-                json_response(
-                    "Healthy",
-                    ObjectBuilder::new()
-                        .property("status", ObjectBuilder::new().schema_type(Type::String))
-                        .required("status")
-                        .build(),
+                "503",
+                error_response(
+                    "Not ready: `STORE_UNAVAILABLE` (the store is not reachable) or `STORE_FULL` (no space left for writes)",
                 ),
             )
-            .response("503", error_response("The event store is not reachable"))
             .build();
-        paths = paths.path("/health", PathItem::new(HttpMethod::Get, health));
+        paths = paths.path(path, PathItem::new(HttpMethod::Get, ready));
     }
     OpenApiBuilder::new()
         .paths(paths.build())

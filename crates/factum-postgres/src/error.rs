@@ -61,7 +61,7 @@ impl From<Error> for factum_core::Error {
 }
 
 /// Maps a driver error onto the core error by its kind, never by its message: an unreachable
-/// or closed pool is `Unavailable`, a value PostgreSQL refuses (SQLSTATE class 22, data
+/// or closed pool is `Unavailable`, a full disk (SQLSTATE 53100) is `StoreFull`, a value PostgreSQL refuses (SQLSTATE class 22, data
 /// exception: a NUL byte in a text, an out-of-range timestamp) is `Validation`, the rest is a
 /// `Store` failure. Conflicts are recognized where the append knows its context.
 pub(crate) fn database_error(error: sqlx::Error) -> factum_core::Error {
@@ -75,12 +75,18 @@ pub(crate) fn database_error(error: sqlx::Error) -> factum_core::Error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
             factum_core::Error::Unavailable("the PostgreSQL server cannot be reached".into())
         }
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(DISK_FULL) => {
+            factum_core::Error::StoreFull(format!("PostgreSQL: {}", db.message()))
+        }
         sqlx::Error::Database(db) if is_data_exception(db.as_ref()) => {
             factum_core::Error::Validation(format!("PostgreSQL refused a value: {}", db.message()))
         }
         _ => factum_core::Error::store(Error::Database(error)),
     }
 }
+
+/// SQLSTATE `disk_full`: the server could not extend a file (or its write-ahead log).
+const DISK_FULL: &str = "53100";
 
 /// SQLSTATE class 22 ("data exception").
 fn is_data_exception(db: &dyn sqlx::error::DatabaseError) -> bool {

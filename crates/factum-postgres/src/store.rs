@@ -91,6 +91,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
@@ -108,6 +110,12 @@ type CoreResult<T> = factum_core::Result<T>;
 
 /// Connections a store opened by URL keeps at most.
 const DEFAULT_MAX_CONNECTIONS: u32 = 16;
+
+/// How long a call waits for a connection before failing with `Unavailable`. Short, so that a
+/// PostgreSQL outage is a prompt 503 instead of a request hanging until its timeout; it
+/// also caps the pool's back-off between connection attempts (a fifth of this), so work
+/// resumes within a fraction of a second of the server accepting connections again.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Appends committed together in one transaction at most.
 const MAX_GROUP: usize = 64;
@@ -150,6 +158,10 @@ impl PostgresEventStore {
         let options = PgConnectOptions::from_str(url)?.options([("synchronous_commit", "on")]);
         let pool = PgPoolOptions::new()
             .max_connections(DEFAULT_MAX_CONNECTIONS)
+            .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
+            // A connection the server dropped (a restart) is found out before use and
+            // replaced, instead of failing the request that drew it.
+            .test_before_acquire(true)
             .connect_with(options)
             .await?;
         Self::from_pool(pool, schema).await
@@ -166,6 +178,7 @@ impl PostgresEventStore {
             views_sql: ViewStatements::new(&quoted(schema)),
             pool,
             schema: schema.to_owned(),
+            full: AtomicBool::new(false),
         });
         let (writer, jobs) = mpsc::channel(QUEUE_CAPACITY);
         runtime.spawn(write_loop(inner.clone(), jobs));
@@ -191,6 +204,9 @@ impl PostgresEventStore {
 pub(crate) struct Inner {
     pub(crate) pool: PgPool,
     schema: String,
+    /// Whether the last append failed for lack of disk space (until one succeeds): what
+    /// readiness reports, since a `SELECT` still works on a full disk.
+    full: AtomicBool,
     sql: Statements,
     pub(crate) views_sql: ViewStatements,
 }
@@ -225,20 +241,48 @@ enum Reply {
 
 /// The store's writer: takes the appends queued meanwhile and commits them together.
 /// It stops when every handle to the store is dropped.
+///
+/// When a group found no connection in time, the appends queued meanwhile fail at once
+/// with `Unavailable` rather than each waiting out another acquire timeout behind it: during
+/// an outage no append waits much longer than one timeout.
 async fn write_loop(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
-        inner.commit_group(std::mem::take(&mut group)).await;
+        if inner.commit_group(std::mem::take(&mut group)).await == Reached::No {
+            while let Ok(job) = jobs.try_recv() {
+                let _ = job.reply.send(Reply::Done(Err(factum_core::Error::Unavailable(
+                    "no PostgreSQL connection available in time".into(),
+                ))));
+            }
+        }
     }
+}
+
+/// Whether a group's transaction got a connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Reached {
+    Yes,
+    No,
 }
 
 impl Inner {
     /// Commits a group of appends in one transaction and tells each caller what became of
     /// its append. A caller that went away does not matter: its append stands either way.
-    async fn commit_group(&self, group: Vec<Job>) {
+    async fn commit_group(&self, group: Vec<Job>) -> Reached {
         let appends: Vec<&Append> = group.iter().map(|job| &job.append).collect();
         let outcome = self.append_events(&appends).await;
         drop(appends);
+        if let Err(error @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)) = &outcome {
+            // No transaction began: nothing of the group is stored, and redoing each append
+            // alone would only wait for a connection again.
+            for job in group {
+                let _ = job.reply.send(Reply::Done(Err(database_error(match error {
+                    sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+                    _ => sqlx::Error::PoolTimedOut,
+                }))));
+            }
+            return Reached::No;
+        }
         match outcome {
             Ok(stored) => {
                 for (job, rows) in group.into_iter().zip(stored) {
@@ -268,6 +312,7 @@ impl Inner {
                 }
             }
         }
+        Reached::Yes
     }
 
     /// Runs appends in one transaction: one call of `append_events`, in autocommit. Returns
@@ -626,11 +671,17 @@ impl factum_core::EventStore for PostgresEventStore {
             .send(Job { append, reply })
             .await
             .map_err(|_| stopped())?;
-        match answer.await.map_err(|_| stopped())? {
+        let result = match answer.await.map_err(|_| stopped())? {
             Reply::Done(result) => result,
             Reply::Refused(append) => self.inner.refused(&append.request).await,
             Reply::Alone(append) => self.inner.append_alone(&append).await,
+        };
+        match &result {
+            Ok(_) => self.inner.full.store(false, Ordering::Relaxed),
+            Err(factum_core::Error::StoreFull(_)) => self.inner.full.store(true, Ordering::Relaxed),
+            Err(_) => {}
         }
+        result
     }
 
     async fn read_stream(
@@ -717,6 +768,11 @@ impl factum_core::EventStore for PostgresEventStore {
             .execute(&self.inner.pool)
             .await
             .map_err(database_error)?;
+        if self.inner.full.load(Ordering::Relaxed) {
+            return Err(factum_core::Error::StoreFull(
+                "the last append failed for lack of disk space".into(),
+            ));
+        }
         Ok(())
     }
 

@@ -105,12 +105,22 @@ impl From<Error> for factum_core::Error {
     fn from(error: Error) -> Self {
         match error {
             Error::Closed => factum_core::Error::Unavailable(error.to_string()),
+            _ if is_disk_full(&error) => factum_core::Error::StoreFull(error.to_string()),
             Error::InvalidUrl { .. } | Error::InvalidPath { .. } => {
                 factum_core::Error::Validation(error.to_string())
             }
             other => factum_core::Error::store(other),
         }
     }
+}
+
+/// Whether SQLite refused a write for lack of space (`SQLITE_FULL`: the disk is full, or the
+/// database reached its size limit). Decided by the error code.
+fn is_disk_full(error: &Error) -> bool {
+    error
+        .sqlite_error()
+        .and_then(rusqlite::Error::sqlite_error_code)
+        == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 /// Whether SQLite refused a write because of a constraint (UNIQUE, PRIMARY KEY, ...). Decided
@@ -145,6 +155,19 @@ mod tests {
             factum_core::Error::from(corrupt),
             factum_core::Error::Store(_)
         ));
+    }
+
+    #[test]
+    fn a_full_database_is_store_full() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v BLOB); PRAGMA max_page_count = 2;")
+            .unwrap();
+        let error = conn
+            .execute("INSERT INTO t VALUES (zeroblob(100000))", [])
+            .unwrap_err();
+        let core = factum_core::Error::from(Error::Sqlite(error));
+        assert!(matches!(core, factum_core::Error::StoreFull(_)), "{core}");
+        assert_eq!(core.status(), 507);
     }
 
     #[test]

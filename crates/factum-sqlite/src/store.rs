@@ -43,6 +43,10 @@ pub struct SqliteOptions {
     /// The most appends one group commit takes (default 256, at least 1). Bounds how long an
     /// append waits behind others and how much memory a batch holds.
     pub max_batch: usize,
+    /// The largest the database may grow, in bytes (default `None`: as far as the disk
+    /// allows). A write that would pass it fails as on a full disk (`StoreFull`, a 507 over
+    /// HTTP) and stores nothing; reads go on. Rounded down to whole pages.
+    pub max_size: Option<u64>,
 }
 
 impl Default for SqliteOptions {
@@ -51,6 +55,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             readers: 4,
             max_batch: 256,
+            max_size: None,
         }
     }
 }
@@ -67,6 +72,13 @@ impl SqliteOptions {
     #[must_use]
     pub fn with_readers(mut self, readers: usize) -> Self {
         self.readers = readers.max(1);
+        self
+    }
+
+    /// Caps the database's size, in bytes.
+    #[must_use]
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
         self
     }
 
@@ -145,6 +157,7 @@ impl SqliteEventStore {
     pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = checked_path(path.as_ref())?;
         let busy_timeout = options.busy_timeout;
+        let max_size = options.max_size;
         let max_batch = options.max_batch.max(1);
         let opened_path = path.clone();
         let (conn, reader) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -154,7 +167,7 @@ impl SqliteEventStore {
                     source,
                 })?;
             }
-            let mut conn = open_writer(&opened_path, busy_timeout)?;
+            let mut conn = open_writer(&opened_path, busy_timeout, max_size)?;
             let applied = crate::schema::migrate(&mut conn)?;
             tracing::debug!(path = %opened_path.display(), applied, "opened SQLite event store");
             // Opening one reader now reports an unreadable file at open, not at first read.
@@ -325,7 +338,7 @@ pub(crate) fn path_from_url(url: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+fn open_writer(path: &Path, busy_timeout: Duration, max_size: Option<u64>) -> Result<Connection> {
     // No URI flag: the path is a file name, never parsed as `file:` options.
     let conn = Connection::open_with_flags(
         path,
@@ -349,6 +362,11 @@ fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    if let Some(max_size) = max_size {
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
+        let pages = max_size / u64::try_from(page_size.max(1)).unwrap_or(4096);
+        conn.pragma_update(None, "max_page_count", i64::try_from(pages.max(1)).unwrap_or(i64::MAX))?;
+    }
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
@@ -533,7 +551,17 @@ impl EventStore for SqliteEventStore {
             .map_err(sql_error)?;
             Ok(())
         })
-        .await
+        .await?;
+        if self
+            .counters
+            .full
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(factum_core::Error::StoreFull(
+                "the last write failed for lack of space".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn as_view_store(&self) -> Option<&dyn ViewStore> {

@@ -16,7 +16,7 @@
 //! positions are contiguous and in commit order, and a rolled-back savepoint leaves no gap.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use factum_core::{ExpectedVersion, NewEvent, Snapshot, StoredEvent};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -72,6 +72,9 @@ pub(crate) struct Counters {
     pub(crate) refused: AtomicU64,
     pub(crate) failed_commits: AtomicU64,
     pub(crate) largest_batch: AtomicU64,
+    /// Whether the last batch failed for lack of space (until one commits): what the health
+    /// check reports, since reads still work on a full disk.
+    pub(crate) full: AtomicBool,
 }
 
 /// The writer thread's loop: ends when every sender is gone and the queue is empty.
@@ -112,6 +115,15 @@ impl Pending {
             Self::Append(_, result) => result.is_ok(),
             Self::Done(_, result) => result.is_ok(),
         }
+    }
+
+    /// Whether the request failed for lack of space.
+    fn is_full(&self) -> bool {
+        matches!(
+            self,
+            Self::Append(_, Err(factum_core::Error::StoreFull(_)))
+                | Self::Done(_, Err(factum_core::Error::StoreFull(_)))
+        )
     }
 
     fn send(self) {
@@ -165,6 +177,8 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteRequest>, counters: &Coun
             counters
                 .largest_batch
                 .fetch_max(size as u64, Ordering::Relaxed);
+            let full = pending.iter().any(Pending::is_full);
+            counters.full.store(full, Ordering::Relaxed);
             tracing::trace!(size, refused, "batch committed");
             for done in pending {
                 done.send();
@@ -172,6 +186,8 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteRequest>, counters: &Coun
         }
         Err(error) => {
             counters.failed_commits.fetch_add(1, Ordering::Relaxed);
+            let full = error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+            counters.full.store(full, Ordering::Relaxed);
             tracing::error!(size, %error, "group commit failed; every append of the batch fails");
             let error = Arc::new(error);
             for done in pending {
@@ -223,17 +239,29 @@ fn run_batch(
             }
         };
         let succeeded = done.succeeded();
+        let full = done.is_full();
         pending.push(done);
         if succeeded {
             savepoint.commit()?;
         } else {
-            savepoint.rollback()?;
-            savepoint.commit()?;
             // A failure SQLite cannot confine to a savepoint (disk full, I/O error) may end
-            // the whole transaction; then nothing of the batch holds.
-            if tx.is_autocommit() {
+            // the whole transaction, savepoint included; then nothing of the batch holds.
+            let ended = savepoint.is_autocommit();
+            if !ended {
+                savepoint.rollback()?;
+                savepoint.commit()?;
+            } else {
+                drop(savepoint);
+            }
+            if ended || tx.is_autocommit() {
+                // The batch fails with the cause, so a full disk is told apart from a fault.
+                let code = if full {
+                    rusqlite::ffi::SQLITE_FULL
+                } else {
+                    rusqlite::ffi::SQLITE_ABORT
+                };
                 return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    rusqlite::ffi::Error::new(code),
                     Some("SQLite rolled back the batch's transaction".to_owned()),
                 ));
             }
