@@ -101,7 +101,7 @@ pub use id::{
     validate_aggregate_id,
 };
 pub use memory::InMemoryEventStore;
-pub use projection::{ProjectionLag, Projector, view_changes};
+pub use projection::{ProjectionLag, Projector, REBUILD_MARKER_PREFIX, view_changes};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{

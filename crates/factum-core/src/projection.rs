@@ -111,6 +111,10 @@ impl<V: View> InlineView<V::Aggregate> for InlineViewOf<V> {
     }
 }
 
+/// The prefix of the checkpoint that marks a projection's rebuild as under way (see
+/// [`Projector::rebuild`]); no projection of a view may be named with it.
+pub const REBUILD_MARKER_PREFIX: &str = "factum.rebuilding.";
+
 /// How far a projection is behind the event log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProjectionLag {
@@ -286,9 +290,49 @@ impl<V: View> Projector<V> {
     /// Deletes the view's records, resets the checkpoint to 0 and replays the whole log.
     /// Safe while the service runs: a runner still on the old checkpoint has its next batch
     /// refused and re-reads from 0.
+    ///
+    /// A durable marker is set before the reset and cleared after the last batch, so a
+    /// rebuild that was killed midway is known afterwards ([`rebuild_unfinished`]): that
+    /// matters for a view kept inline, which nothing else ever completes. Running the
+    /// rebuild again redoes it from the start and clears the marker.
+    ///
+    /// [`rebuild_unfinished`]: Self::rebuild_unfinished
     pub async fn rebuild(&self, progress: impl FnMut(ProjectionLag) + Send) -> Result<u64> {
+        self.set_rebuild_marker(true).await?;
         self.views.reset_projection(&self.name, &[V::TYPE]).await?;
-        self.catch_up(progress).await
+        let read = self.catch_up(progress).await?;
+        self.set_rebuild_marker(false).await?;
+        Ok(read)
+    }
+
+    /// Whether a [`rebuild`](Self::rebuild) of this projection started and did not finish
+    /// (the process was killed or the store failed midway): the view is incomplete until
+    /// it is rebuilt again.
+    pub async fn rebuild_unfinished(&self) -> Result<bool> {
+        let marker = self
+            .views
+            .projection_checkpoint(&self.rebuild_marker())
+            .await?;
+        Ok(marker.position != 0)
+    }
+
+    /// The marker is a checkpoint of its own (position 1 while a rebuild runs, 0 otherwise):
+    /// every view store keeps checkpoints durably and moves them by compare-and-set.
+    fn rebuild_marker(&self) -> String {
+        format!("{REBUILD_MARKER_PREFIX}{}", self.name)
+    }
+
+    async fn set_rebuild_marker(&self, running: bool) -> Result<()> {
+        let projection = self.rebuild_marker();
+        let expected = self.views.projection_checkpoint(&projection).await?;
+        self.views
+            .apply_projection(ProjectionBatch {
+                projection,
+                expected,
+                checkpoint: u64::from(running),
+                changes: Vec::new(),
+            })
+            .await
     }
 
     /// Follows the log until `shutdown` completes, polling every `poll_interval` when caught

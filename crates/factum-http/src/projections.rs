@@ -47,6 +47,9 @@ pub trait RunningProjection: Send + Sync + 'static {
         &self,
         progress: &mut (dyn FnMut(ProjectionLag) + Send),
     ) -> factum_core::Result<u64>;
+
+    /// Whether a rebuild started and did not finish (see [`Projector::rebuild`]).
+    async fn rebuild_unfinished(&self) -> factum_core::Result<bool>;
 }
 
 #[async_trait]
@@ -68,6 +71,10 @@ impl<V: View> RunningProjection for Projector<V> {
         progress: &mut (dyn FnMut(ProjectionLag) + Send),
     ) -> factum_core::Result<u64> {
         Projector::rebuild(self, &mut *progress).await
+    }
+
+    async fn rebuild_unfinished(&self) -> factum_core::Result<bool> {
+        Projector::rebuild_unfinished(self).await
     }
 }
 
@@ -244,6 +251,19 @@ impl Projections {
             done.push((name, read));
         }
         Ok(done)
+    }
+
+    /// The names of the projections whose last rebuild started and did not finish. For
+    /// views kept inline this means an incomplete view that nothing else will complete: a
+    /// service should refuse to start on it until the rebuild is run again.
+    pub async fn unfinished_rebuilds(&self) -> factum_core::Result<Vec<String>> {
+        let mut unfinished = Vec::new();
+        for entry in &self.entries {
+            if entry.projection.rebuild_unfinished().await? {
+                unfinished.push(entry.projection.name().to_owned());
+            }
+        }
+        Ok(unfinished)
     }
 
     /// How far behind each projection is.

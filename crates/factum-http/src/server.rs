@@ -89,17 +89,23 @@ pub async fn serve_with_config(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
+        let header_read_timeout = config.header_read_timeout;
         let service = TowerToHyperService::new(
             router
                 .clone()
                 .map_request(|req: Request<Incoming>| req.map(axum::body::Body::new)),
         );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            if !protocol_known_in_time(&stream, header_read_timeout).await {
+                tracing::debug!("closing a connection that sent no request in time");
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(error = %error, "connection closed with an error");
             }
         });
@@ -107,6 +113,31 @@ pub async fn serve_with_config(
     drop(listener);
     graceful.shutdown().await;
     Ok::<(), Error>(())
+}
+
+/// What an HTTP/2 client sends first (prior knowledge).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits until the connection's first bytes tell HTTP/1 from HTTP/2, for at most `timeout`.
+/// hyper's protocol detection reads them with no time limit, so without this a client that
+/// connects and sends nothing (or a few bytes) would hold the connection forever; after it,
+/// hyper's own header-read timeout takes over.
+async fn protocol_known_in_time(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buffer = [0u8; H2_PREFACE.len()];
+    loop {
+        let peeked = tokio::time::timeout_at(deadline, async {
+            stream.readable().await?;
+            stream.peek(&mut buffer).await
+        })
+        .await;
+        match peeked {
+            Err(_) | Ok(Err(_)) | Ok(Ok(0)) => return false,
+            Ok(Ok(n)) if n == H2_PREFACE.len() || buffer[..n] != H2_PREFACE[..n] => return true,
+            // A prefix of the HTTP/2 preface: the rest may follow.
+            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
 }
 
 /// Errors of one accepted connection, not of the listener.

@@ -636,7 +636,7 @@ async fn store_failures_are_500_or_503_without_internals() {
         }
     }
     let r = send(&app, Method::GET, "/health", None, &[]).await;
-    assert_error(&r, 503, "SERVICE_UNAVAILABLE");
+    assert_error(&r, 503, "STORE_UNAVAILABLE");
     assert!(!r.text.contains("10.0.0.7"), "{}", r.text);
     store.broken.store(false, Ordering::SeqCst);
     let r = send(&app, Method::GET, "/tickets/t-1", None, &[]).await;

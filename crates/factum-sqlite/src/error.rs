@@ -78,6 +78,26 @@ pub enum Error {
     /// A blocking read task panicked or was cancelled.
     #[error("read task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Another process serves this store file: it holds the owner lock.
+    #[error(
+        "the store is in use by another serving process{}: it holds {path:?}; stop it first (read-only commands work beside it)",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The process id the holder recorded, when readable.
+        holder: Option<u32>,
+    },
+    /// The lock file could not be created, read or locked.
+    #[error("cannot use the lock file {path:?}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The store is closed: its writer thread has stopped.
     #[error("the SQLite event store is closed")]
     Closed,

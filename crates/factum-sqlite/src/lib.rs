@@ -109,6 +109,7 @@
 //! ```
 
 mod error;
+mod owner;
 mod rows;
 mod schema;
 mod store;
@@ -116,4 +117,5 @@ mod views;
 mod writer;
 
 pub use error::{Error, Result};
+pub use owner::OwnerLock;
 pub use store::{SqliteEventStore, SqliteOptions, StoreStats};

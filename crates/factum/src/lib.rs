@@ -61,6 +61,43 @@ pub enum OpenStoreError {
     Postgres(#[from] factum_postgres::Error),
 }
 
+impl OpenStoreError {
+    /// Whether the store is in use by another serving process ([`claim_store`] failed).
+    pub fn is_in_use(&self) -> bool {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(factum_sqlite::Error::Locked { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A serving process's claim on its store, held until dropped: see [`claim_store`].
+#[derive(Debug)]
+pub struct StoreClaim {
+    #[cfg(feature = "sqlite")]
+    _sqlite: Option<factum_sqlite::OwnerLock>,
+}
+
+/// Claims the store a URL names for this process, before serving from it: for
+/// `sqlite://PATH`, an exclusive lock on `PATH.lock` ([`sqlite::OwnerLock`]), so that a
+/// second serving process is refused at start ([`OpenStoreError::is_in_use`]) instead of
+/// sharing the file. PostgreSQL is made to be shared by many nodes and memory by nobody:
+/// their claims hold nothing. Commands that only read do not claim.
+pub fn claim_store(url: &str) -> Result<StoreClaim, OpenStoreError> {
+    #[cfg(feature = "sqlite")]
+    if url.starts_with("sqlite:") {
+        return Ok(StoreClaim {
+            _sqlite: Some(factum_sqlite::OwnerLock::acquire_url(url)?),
+        });
+    }
+    let _ = url;
+    Ok(StoreClaim {
+        #[cfg(feature = "sqlite")]
+        _sqlite: None,
+    })
+}
+
 /// Opens an event store from a URL: `memory`, `sqlite://PATH` or `postgres://...`.
 pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, OpenStoreError> {
     if url == "memory" || url == "memory://" {

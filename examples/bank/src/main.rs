@@ -68,6 +68,16 @@ struct ServeArgs {
     /// other processes (this process's commits wake it at once).
     #[arg(long, env = "FACTUM_PROJECTION_POLL_MS", default_value_t = 500)]
     projection_poll_ms: u64,
+
+    /// The most requests handled at once; above it a request gets 503 with Retry-After at
+    /// once instead of queueing.
+    #[arg(long, env = "FACTUM_MAX_IN_FLIGHT", default_value_t = factum_http::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
+
+    /// How many seconds a client has to send a request's headers (and how long an idle
+    /// keep-alive connection stays open); the connection is closed after.
+    #[arg(long, env = "FACTUM_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,11 +89,27 @@ enum Command {
     /// by every command, so it is rebuilt only with --include-inline, and then no command may
     /// run meanwhile: stop the service first.
     RebuildViews {
-        /// Also rebuild the inline view (accounts). Stop the service first.
+        /// Also rebuild the inline view (accounts). Stop the service first (a running
+        /// service on a SQLite file makes this refuse with exit code 3).
         #[arg(long)]
         include_inline: bool,
     },
+    /// Print the log's head and each view's state (read-only; works beside the service).
+    Status,
 }
+
+/// Exit code: the SQLite file is served by another process.
+const EXIT_STORE_IN_USE: u8 = 3;
+/// Exit code: an inline-view rebuild was interrupted; run it again before serving.
+const EXIT_REBUILD_UNFINISHED: u8 = 4;
+
+/// Serving refused: an inline-view rebuild started and did not finish.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the rebuild of the inline view(s) {0} was interrupted, so they are incomplete: \
+     run `bank rebuild-views --include-inline` again (it redoes the rebuild) before serving"
+)]
+struct UnfinishedRebuild(String);
 
 /// The store URL as it may be printed: a PostgreSQL URL can hold a password.
 fn printable_store(url: &str) -> &str {
@@ -102,7 +128,16 @@ async fn main() -> std::process::ExitCode {
         Err(error) => {
             // One readable line with its causes, whatever RUST_BACKTRACE says.
             eprintln!("bank: {error:#}");
-            std::process::ExitCode::FAILURE
+            if error
+                .downcast_ref::<factum::OpenStoreError>()
+                .is_some_and(factum::OpenStoreError::is_in_use)
+            {
+                std::process::ExitCode::from(EXIT_STORE_IN_USE)
+            } else if error.is::<UnfinishedRebuild>() {
+                std::process::ExitCode::from(EXIT_REBUILD_UNFINISHED)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -117,6 +152,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
+    // Serving, and rebuilding the inline view (which no command may write meanwhile), claim
+    // the store for this process; the other commands run beside a service.
+    let _claim = match cli.command {
+        None
+        | Some(Command::RebuildViews {
+            include_inline: true,
+        }) => Some(factum::claim_store(&cli.store)?),
+        _ => None,
+    };
     let store = factum::open_store(&cli.store).await.with_context(|| {
         format!(
             "cannot open the event store {}",
@@ -126,6 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => serve(store, &cli.store, cli.serve).await,
         Some(Command::RebuildViews { include_inline }) => rebuild(store, include_inline).await,
+        Some(Command::Status) => status(store).await,
     }
 }
 
@@ -133,6 +178,15 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
     let engine_config = factum::EngineConfig::default().with_max_attempts(args.max_attempts);
     let bank = bank::http::Bank::with_config(store, engine_config)
         .context("cannot set up the bank's views")?;
+    let unfinished = bank::http::inline_views(bank.engine().store())?
+        .unfinished_rebuilds()
+        .await?;
+    if !unfinished.is_empty() {
+        // Refused rather than finished here: a rebuild needs the service down anyway, a
+        // start that silently replays the whole log could take any time, and the operator
+        // should learn that the rebuild was killed.
+        return Err(UnfinishedRebuild(unfinished.join(", ")).into());
+    }
     if bank.inline_views_missing().await? {
         tracing::warn!(
             "the accounts view is empty but the store has events (written before views existed?): \
@@ -141,7 +195,8 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
     }
     let mut config = HttpConfig::default()
         .with_body_limit(args.body_limit)
-        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)));
+        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)))
+        .with_max_in_flight(args.max_in_flight);
     if let Some(secret) = &args.jwt_secret {
         config = config.with_auth(JwtAuth::hs256(secret).context("--jwt-secret")?);
     }
@@ -169,7 +224,15 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
     std::io::stdout().flush().context("stdout")?;
     tracing::info!(%address, store = printable_store(url), "bank service started");
 
-    let served = factum_http::serve(listener, app).await;
+    let serve_config = factum_http::ServeConfig::default()
+        .with_header_read_timeout(Duration::from_secs(args.header_read_timeout.max(1)));
+    let served = factum_http::serve_with_config(
+        listener,
+        app,
+        serve_config,
+        factum_http::shutdown_signal(),
+    )
+    .await;
     projections.stop().await;
     served?;
     tracing::info!("bank service stopped");
@@ -191,6 +254,27 @@ async fn rebuild(store: Arc<dyn EventStore>, include_inline: bool) -> anyhow::Re
         println!(
             "accounts: kept inline, not rebuilt (use --include-inline with the service stopped)"
         );
+    }
+    Ok(())
+}
+
+/// Prints the log's head and each view's checkpoint, and any unfinished rebuild.
+async fn status(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
+    println!("head: {}", store.head_position().await?);
+    let inline = bank::http::inline_views(&store)?;
+    let unfinished = inline.unfinished_rebuilds().await?;
+    for (set, kind) in [(inline, "inline"), (bank::http::projected_views(&store)?, "projected")] {
+        for projection in set.iter() {
+            let name = projection.name();
+            if kind == "inline" && unfinished.iter().any(|n| n == name) {
+                println!("{name}: inline, REBUILD UNFINISHED (run rebuild-views --include-inline)");
+            } else if kind == "inline" {
+                println!("{name}: inline");
+            } else {
+                let lag = projection.lag().await?;
+                println!("{name}: projected, at {} of {}", lag.checkpoint, lag.head);
+            }
+        }
     }
     Ok(())
 }

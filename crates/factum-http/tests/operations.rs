@@ -1,0 +1,261 @@
+//! Operating under faults: `/health/live` and `/health/ready` as the store comes and goes
+//! (unreachable, full, not answering at all), the bound on requests in flight, and the
+//! connection bounds of the server (a client sending half its headers, an idle keep-alive
+//! connection) over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use factum_core::{
+    AppendRequest, EventStore, InMemoryEventStore, Snapshot, StoredEvent, async_trait,
+};
+use factum_http::{Api, HttpConfig, ServeConfig};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+const UP: u8 = 0;
+const DOWN: u8 = 1;
+const FULL: u8 = 2;
+const HANGING: u8 = 3;
+
+/// An in-memory store whose health check answers as told: the failures a real backend
+/// reports (its own tests produce them from a real server or file).
+#[derive(Default)]
+struct Store {
+    inner: InMemoryEventStore,
+    mode: AtomicU8,
+}
+
+#[async_trait]
+impl EventStore for Store {
+    async fn append(&self, request: AppendRequest) -> factum_core::Result<Vec<StoredEvent>> {
+        self.inner.append(request).await
+    }
+    async fn read_stream(
+        &self,
+        t: &str,
+        id: &str,
+        from: u64,
+        limit: Option<usize>,
+    ) -> factum_core::Result<Vec<StoredEvent>> {
+        self.inner.read_stream(t, id, from, limit).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> factum_core::Result<Vec<StoredEvent>> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn stream_version(&self, t: &str, id: &str) -> factum_core::Result<u64> {
+        self.inner.stream_version(t, id).await
+    }
+    async fn load_snapshot(&self, t: &str, id: &str) -> factum_core::Result<Option<Snapshot>> {
+        self.inner.load_snapshot(t, id).await
+    }
+    async fn save_snapshot(&self, snapshot: Snapshot) -> factum_core::Result<()> {
+        self.inner.save_snapshot(snapshot).await
+    }
+    async fn head_position(&self) -> factum_core::Result<u64> {
+        self.inner.head_position().await
+    }
+    async fn health_check(&self) -> factum_core::Result<()> {
+        match self.mode.load(Ordering::SeqCst) {
+            DOWN => Err(factum_core::Error::Unavailable(
+                "connection refused by 10.0.0.7:5432".into(),
+            )),
+            FULL => Err(factum_core::Error::StoreFull(
+                "/srv/bank.db: database or disk is full".into(),
+            )),
+            HANGING => std::future::pending().await,
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn get_json(app: &Router, uri: &str) -> (StatusCode, Option<String>, Value) {
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, retry_after, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn ready_follows_the_store_and_live_never_asks_it() {
+    let store = Arc::new(Store::default());
+    let app = Api::new(HttpConfig::default())
+        .with_health(store.clone())
+        .into_router();
+
+    for uri in ["/health/live", "/health/ready", "/health"] {
+        let (status, _, body) = get_json(&app, uri).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    }
+
+    for (mode, code) in [(DOWN, "STORE_UNAVAILABLE"), (FULL, "STORE_FULL")] {
+        store.mode.store(mode, Ordering::SeqCst);
+        for uri in ["/health/ready", "/health"] {
+            let (status, retry_after, body) = get_json(&app, uri).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {body}");
+            assert_eq!(body["code"], code, "{body}");
+            assert_eq!(body["status"], 503);
+            assert_eq!(retry_after.as_deref(), Some("1"));
+            let text = body.to_string();
+            assert!(!text.contains("10.0.0.7") && !text.contains("/srv"), "{text}");
+        }
+        let (status, _, _) = get_json(&app, "/health/live").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    // A store that does not answer is not ready, within the check's own bound.
+    store.mode.store(HANGING, Ordering::SeqCst);
+    let started = Instant::now();
+    let (status, _, body) = get_json(&app, "/health/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "STORE_UNAVAILABLE");
+    assert!(started.elapsed() < factum_http::READY_CHECK_TIMEOUT + Duration::from_secs(1));
+    let (status, _, _) = get_json(&app, "/health/live").await;
+    assert_eq!(status, StatusCode::OK);
+
+    store.mode.store(UP, Ordering::SeqCst);
+    let (status, _, _) = get_json(&app, "/health/ready").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn requests_above_the_in_flight_bound_are_503_at_once_and_health_is_not_counted() {
+    // Each /wait request holds until the test adds a permit.
+    let gate = Arc::new(Semaphore::new(0));
+    let waiting = {
+        let gate = gate.clone();
+        Router::new().route(
+            "/wait",
+            get(move || {
+                let gate = gate.clone();
+                async move {
+                    gate.acquire().await.unwrap().forget();
+                    "done"
+                }
+            }),
+        )
+    };
+    let app = Api::new(HttpConfig::default().with_max_in_flight(2))
+        .with_health(Arc::new(Store::default()))
+        .with_routes(waiting, utoipa::openapi::OpenApiBuilder::new().build())
+        .into_router();
+
+    let call = |uri: &'static str| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let response = app
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let retry = response.headers().get("retry-after").cloned();
+            let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            (status, retry, body)
+        })
+    };
+    let first = call("/wait");
+    let second = call("/wait");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = Instant::now();
+    let (status, retry, body) = call("/wait").await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500), "shed at once");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry.unwrap(), "1");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "SERVICE_UNAVAILABLE", "{body}");
+    for uri in ["/health/live", "/health/ready"] {
+        let (status, _, _) = call(uri).await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{uri} is not counted");
+    }
+
+    gate.add_permits(2);
+    assert_eq!(first.await.unwrap().0, StatusCode::OK);
+    assert_eq!(second.await.unwrap().0, StatusCode::OK);
+    gate.add_permits(1);
+    assert_eq!(call("/wait").await.unwrap().0, StatusCode::OK, "room again");
+}
+
+/// Serves a health-only app with this header-read timeout; returns its address.
+async fn serve(header_read_timeout: Duration) -> std::net::SocketAddr {
+    let app = Api::new(HttpConfig::default())
+        .with_health(Arc::new(Store::default()))
+        .into_router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = ServeConfig::default().with_header_read_timeout(header_read_timeout);
+    tokio::spawn(factum_http::serve_with_config(
+        listener,
+        app,
+        config,
+        std::future::pending(),
+    ));
+    address
+}
+
+/// Reads until the server closes the connection; returns what it sent and when it closed.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, Duration) {
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at((started + within).into(), stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("the server kept the connection open for {within:?}"),
+        }
+    }
+    (String::from_utf8_lossy(&received).into_owned(), started.elapsed())
+}
+
+#[tokio::test]
+async fn a_client_that_sends_half_its_headers_is_cut_off() {
+    let address = serve(Duration::from_millis(500)).await;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let (_, closed_after) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(closed_after >= Duration::from_millis(400), "{closed_after:?}");
+
+    // A client that connects and says nothing is cut off the same way.
+    let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    read_until_closed(&mut silent, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_and_a_prompt_one_is_served() {
+    let address = serve(Duration::from_millis(500)).await;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    for _ in 0..3 {
+        // Requests in good time keep the connection.
+        stream
+            .write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 4096];
+        let n = stream.read(&mut buffer).await.unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (rest, closed_after) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(rest.is_empty(), "{rest}");
+    assert!(closed_after < Duration::from_secs(2), "{closed_after:?}");
+}
