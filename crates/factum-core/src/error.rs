@@ -509,7 +509,10 @@ mod tests {
     #[test]
     fn unreachable_and_full_stores_have_their_own_codes() {
         let down = Error::Unavailable("connection refused by 10.0.0.7".into()).to_cqrs_error();
-        assert_eq!((down.status, down.code.as_str()), (503, "STORE_UNAVAILABLE"));
+        assert_eq!(
+            (down.status, down.code.as_str()),
+            (503, "STORE_UNAVAILABLE")
+        );
         assert!(!down.message.contains("10.0.0.7"));
         let full = Error::StoreFull("/var/lib/bank.db: disk full".into()).to_cqrs_error();
         assert_eq!((full.status, full.code.as_str()), (507, "STORE_FULL"));

@@ -96,7 +96,10 @@ pub(crate) async fn limit_in_flight(
     next: Next,
 ) -> Response {
     let Ok(_permit) = in_flight.permits.clone().try_acquire_owned() else {
-        tracing::warn!(limit = in_flight.limit, "shedding a request: too many in flight");
+        tracing::warn!(
+            limit = in_flight.limit,
+            "shedding a request: too many in flight"
+        );
         return ApiError::standard(
             StandardError::ServiceUnavailable,
             format!(

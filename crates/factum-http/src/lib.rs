@@ -135,11 +135,10 @@ pub use app::{
     Api, DEFAULT_BODY_LIMIT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, HttpConfig, serve,
     serve_with_shutdown, shutdown_signal,
 };
-pub use health::READY_CHECK_TIMEOUT;
-pub use server::{DEFAULT_HEADER_READ_TIMEOUT, ServeConfig, serve_with_config};
 pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, etag};
+pub use health::READY_CHECK_TIMEOUT;
 pub use openapi::{
     BEARER_SCHEME, aggregate_openapi, child_view_openapi, error_response, json_response,
     projections_openapi, view_openapi,
@@ -147,4 +146,5 @@ pub use openapi::{
 pub use projections::{
     ProjectionStatus, ProjectionTasks, Projections, RunningProjection, projection_routes,
 };
+pub use server::{DEFAULT_HEADER_READ_TIMEOUT, ServeConfig, serve_with_config};
 pub use views::{HttpView, ViewListQuery, child_view_routes, view_routes, view_store_of};

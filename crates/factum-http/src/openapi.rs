@@ -288,12 +288,18 @@ pub(crate) fn common_openapi(auth: bool, has_health: bool) -> OpenApi {
     };
     let live = OperationBuilder::new()
         .tag("operations")
-        .summary(Some("Whether the process is up and serving (never checks the store)"))
+        .summary(Some(
+            "Whether the process is up and serving (never checks the store)",
+        ))
         .operation_id(Some("healthLive"))
         .response("200", ok())
         .build();
     paths = paths.path("/health/live", PathItem::new(HttpMethod::Get, live));
-    let checks = if has_health { "its event store answers and has room for writes" } else { "it serves (no store is checked)" };
+    let checks = if has_health {
+        "its event store answers and has room for writes"
+    } else {
+        "it serves (no store is checked)"
+    };
     for (path, id) in [("/health/ready", "healthReady"), ("/health", "health")] {
         let ready = OperationBuilder::new()
             .tag("operations")

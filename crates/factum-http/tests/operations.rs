@@ -101,7 +101,10 @@ async fn ready_follows_the_store_and_live_never_asks_it() {
 
     for uri in ["/health/live", "/health/ready", "/health"] {
         let (status, _, body) = get_json(&app, uri).await;
-        assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("ok"))
+        );
     }
 
     for (mode, code) in [(DOWN, "STORE_UNAVAILABLE"), (FULL, "STORE_FULL")] {
@@ -113,7 +116,10 @@ async fn ready_follows_the_store_and_live_never_asks_it() {
             assert_eq!(body["status"], 503);
             assert_eq!(retry_after.as_deref(), Some("1"));
             let text = body.to_string();
-            assert!(!text.contains("10.0.0.7") && !text.contains("/srv"), "{text}");
+            assert!(
+                !text.contains("10.0.0.7") && !text.contains("/srv"),
+                "{text}"
+            );
         }
         let (status, _, _) = get_json(&app, "/health/live").await;
         assert_eq!(status, StatusCode::OK);
@@ -175,7 +181,10 @@ async fn requests_above_the_in_flight_bound_are_503_at_once_and_health_is_not_co
 
     let started = Instant::now();
     let (status, retry, body) = call("/wait").await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(500), "shed at once");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "shed at once"
+    );
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(retry.unwrap(), "1");
     let body: Value = serde_json::from_slice(&body).unwrap();
@@ -210,7 +219,10 @@ async fn serve(header_read_timeout: Duration) -> std::net::SocketAddr {
 }
 
 /// Reads until the server closes the connection; returns what it sent and when it closed.
-async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration) -> (String, Duration) {
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    within: Duration,
+) -> (String, Duration) {
     let started = Instant::now();
     let mut received = Vec::new();
     let mut buffer = [0u8; 4096];
@@ -221,7 +233,10 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: Duration)
             Err(_) => panic!("the server kept the connection open for {within:?}"),
         }
     }
-    (String::from_utf8_lossy(&received).into_owned(), started.elapsed())
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
 }
 
 #[tokio::test]
@@ -233,7 +248,10 @@ async fn a_client_that_sends_half_its_headers_is_cut_off() {
         .await
         .unwrap();
     let (_, closed_after) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
-    assert!(closed_after >= Duration::from_millis(400), "{closed_after:?}");
+    assert!(
+        closed_after >= Duration::from_millis(400),
+        "{closed_after:?}"
+    );
 
     // A client that connects and says nothing is cut off the same way.
     let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();

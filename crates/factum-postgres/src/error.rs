@@ -61,7 +61,7 @@ impl From<Error> for factum_core::Error {
 }
 
 /// Maps a driver error onto the core error by its kind, never by its message: an unreachable
-/// or closed pool is `Unavailable`, a full disk (SQLSTATE 53100) is `StoreFull`, a value PostgreSQL refuses (SQLSTATE class 22, data
+/// or closed pool (or a server shutting down or starting up) is `Unavailable`, a full disk (SQLSTATE 53100) is `StoreFull`, a value PostgreSQL refuses (SQLSTATE class 22, data
 /// exception: a NUL byte in a text, an out-of-range timestamp) is `Validation`, the rest is a
 /// `Store` failure. Conflicts are recognized where the append knows its context.
 pub(crate) fn database_error(error: sqlx::Error) -> factum_core::Error {
@@ -75,6 +75,9 @@ pub(crate) fn database_error(error: sqlx::Error) -> factum_core::Error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
             factum_core::Error::Unavailable("the PostgreSQL server cannot be reached".into())
         }
+        sqlx::Error::Database(db) if is_server_going_away(db.as_ref()) => {
+            factum_core::Error::Unavailable(format!("PostgreSQL: {}", db.message()))
+        }
         sqlx::Error::Database(db) if db.code().as_deref() == Some(DISK_FULL) => {
             factum_core::Error::StoreFull(format!("PostgreSQL: {}", db.message()))
         }
@@ -87,6 +90,15 @@ pub(crate) fn database_error(error: sqlx::Error) -> factum_core::Error {
 
 /// SQLSTATE `disk_full`: the server could not extend a file (or its write-ahead log).
 const DISK_FULL: &str = "53100";
+
+/// The server is shutting down, restarting or starting up, or dropped the connection:
+/// SQLSTATE class 08 (connection exception) and 57P01-57P03 (admin shutdown, crash
+/// shutdown, cannot connect now). A retry after a while may succeed.
+fn is_server_going_away(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.code().is_some_and(|code| {
+        code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+    })
+}
 
 /// SQLSTATE class 22 ("data exception").
 fn is_data_exception(db: &dyn sqlx::error::DatabaseError) -> bool {

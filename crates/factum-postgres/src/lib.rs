@@ -69,6 +69,7 @@
 //! # });
 //! ```
 
+mod breaker;
 mod error;
 mod migrations;
 pub mod store;

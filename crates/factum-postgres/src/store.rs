@@ -102,6 +102,7 @@ use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::breaker::Breaker;
 use crate::error::{Error, Result, database_error, unique_violation};
 use crate::migrations::{self, DEFAULT_SCHEMA, quoted, validate_schema_name};
 use crate::views::{ChangeArrays, ViewStatements, prepare_changes, write_changes};
@@ -179,6 +180,7 @@ impl PostgresEventStore {
             pool,
             schema: schema.to_owned(),
             full: AtomicBool::new(false),
+            breaker: Breaker::default(),
         });
         let (writer, jobs) = mpsc::channel(QUEUE_CAPACITY);
         runtime.spawn(write_loop(inner.clone(), jobs));
@@ -207,6 +209,8 @@ pub(crate) struct Inner {
     /// Whether the last append failed for lack of disk space (until one succeeds): what
     /// readiness reports, since a `SELECT` still works on a full disk.
     full: AtomicBool,
+    /// Fails calls at once while the server is known unreachable (see [`crate::breaker`]).
+    pub(crate) breaker: Breaker,
     sql: Statements,
     pub(crate) views_sql: ViewStatements,
 }
@@ -250,9 +254,11 @@ async fn write_loop(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
         if inner.commit_group(std::mem::take(&mut group)).await == Reached::No {
             while let Ok(job) = jobs.try_recv() {
-                let _ = job.reply.send(Reply::Done(Err(factum_core::Error::Unavailable(
-                    "no PostgreSQL connection available in time".into(),
-                ))));
+                let _ = job
+                    .reply
+                    .send(Reply::Done(Err(factum_core::Error::Unavailable(
+                        "no PostgreSQL connection available in time".into(),
+                    ))));
             }
         }
     }
@@ -660,28 +666,36 @@ impl Append {
 #[async_trait]
 impl factum_core::EventStore for PostgresEventStore {
     async fn append(&self, request: AppendRequest) -> CoreResult<Vec<StoredEvent>> {
-        if request.events.is_empty() {
-            validate(&request)?;
-            return self.inner.append_no_events(request).await;
-        }
-        let append = Append::new(request)?;
-        let (reply, answer) = oneshot::channel();
-        let stopped = || factum_core::Error::Unavailable("the store's writer has stopped".into());
-        self.writer
-            .send(Job { append, reply })
+        self.inner()
+            .breaker
+            .call(async move {
+                if request.events.is_empty() {
+                    validate(&request)?;
+                    return self.inner.append_no_events(request).await;
+                }
+                let append = Append::new(request)?;
+                let (reply, answer) = oneshot::channel();
+                let stopped =
+                    || factum_core::Error::Unavailable("the store's writer has stopped".into());
+                self.writer
+                    .send(Job { append, reply })
+                    .await
+                    .map_err(|_| stopped())?;
+                let result = match answer.await.map_err(|_| stopped())? {
+                    Reply::Done(result) => result,
+                    Reply::Refused(append) => self.inner.refused(&append.request).await,
+                    Reply::Alone(append) => self.inner.append_alone(&append).await,
+                };
+                match &result {
+                    Ok(_) => self.inner.full.store(false, Ordering::Relaxed),
+                    Err(factum_core::Error::StoreFull(_)) => {
+                        self.inner.full.store(true, Ordering::Relaxed)
+                    }
+                    Err(_) => {}
+                }
+                result
+            })
             .await
-            .map_err(|_| stopped())?;
-        let result = match answer.await.map_err(|_| stopped())? {
-            Reply::Done(result) => result,
-            Reply::Refused(append) => self.inner.refused(&append.request).await,
-            Reply::Alone(append) => self.inner.append_alone(&append).await,
-        };
-        match &result {
-            Ok(_) => self.inner.full.store(false, Ordering::Relaxed),
-            Err(factum_core::Error::StoreFull(_)) => self.inner.full.store(true, Ordering::Relaxed),
-            Err(_) => {}
-        }
-        result
     }
 
     async fn read_stream(
@@ -691,35 +705,50 @@ impl factum_core::EventStore for PostgresEventStore {
         from_version: u64,
         limit: Option<usize>,
     ) -> CoreResult<Vec<StoredEvent>> {
-        let Ok(from_version) = i64::try_from(from_version) else {
-            return Ok(Vec::new());
-        };
-        self.inner
-            .read_stream_from(aggregate_type, aggregate_id, from_version, limit)
+        self.inner()
+            .breaker
+            .call(async move {
+                let Ok(from_version) = i64::try_from(from_version) else {
+                    return Ok(Vec::new());
+                };
+                self.inner
+                    .read_stream_from(aggregate_type, aggregate_id, from_version, limit)
+                    .await
+            })
             .await
     }
 
     async fn read_all(&self, after_position: u64, limit: usize) -> CoreResult<Vec<StoredEvent>> {
-        let Ok(after_position) = i64::try_from(after_position) else {
-            return Ok(Vec::new());
-        };
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(&self.inner.sql.read_all)
-            .bind(after_position)
-            .bind(clamp_usize(limit))
-            .fetch_all(&self.inner.pool)
+        self.inner()
+            .breaker
+            .call(async move {
+                let Ok(after_position) = i64::try_from(after_position) else {
+                    return Ok(Vec::new());
+                };
+                if limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query(&self.inner.sql.read_all)
+                    .bind(after_position)
+                    .bind(clamp_usize(limit))
+                    .fetch_all(&self.inner.pool)
+                    .await
+                    .map_err(database_error)?;
+                rows.iter()
+                    .map(|row| stored_event(row).map_err(Into::into))
+                    .collect()
+            })
             .await
-            .map_err(database_error)?;
-        rows.iter()
-            .map(|row| stored_event(row).map_err(Into::into))
-            .collect()
     }
 
     async fn stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> CoreResult<u64> {
-        self.inner
-            .current_version(aggregate_type, aggregate_id)
+        self.inner()
+            .breaker
+            .call(async move {
+                self.inner
+                    .current_version(aggregate_type, aggregate_id)
+                    .await
+            })
             .await
     }
 
@@ -728,52 +757,70 @@ impl factum_core::EventStore for PostgresEventStore {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> CoreResult<Option<Snapshot>> {
-        let row = sqlx::query(&self.inner.sql.load_snapshot)
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(database_error)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let snapshot = (|| -> Result<Snapshot> {
-            Ok(Snapshot {
-                aggregate_type: aggregate_type.to_owned(),
-                aggregate_id: aggregate_id.to_owned(),
-                version: to_u64(row.try_get("version")?, "snapshot version")?,
-                state: row.try_get("state")?,
-                taken_at: join_nanos(row.try_get("taken_at")?, row.try_get("taken_at_ns")?),
+        self.inner()
+            .breaker
+            .call(async move {
+                let row = sqlx::query(&self.inner.sql.load_snapshot)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .fetch_optional(&self.inner.pool)
+                    .await
+                    .map_err(database_error)?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let snapshot = (|| -> Result<Snapshot> {
+                    Ok(Snapshot {
+                        aggregate_type: aggregate_type.to_owned(),
+                        aggregate_id: aggregate_id.to_owned(),
+                        version: to_u64(row.try_get("version")?, "snapshot version")?,
+                        state: row.try_get("state")?,
+                        taken_at: join_nanos(row.try_get("taken_at")?, row.try_get("taken_at_ns")?),
+                    })
+                })();
+                snapshot.map(Some).map_err(Into::into)
             })
-        })();
-        snapshot.map(Some).map_err(Into::into)
+            .await
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> CoreResult<()> {
-        self.inner.save_snapshot(snapshot).await
+        self.inner()
+            .breaker
+            .call(async move { self.inner.save_snapshot(snapshot).await })
+            .await
     }
 
     async fn head_position(&self) -> CoreResult<u64> {
-        // Positions are gapless, so the last assigned one is the head; reading the counter
-        // takes no lock (an append in flight holds it, and is not visible yet).
-        let head: i64 = sqlx::query_scalar(&self.inner.sql.head_position)
-            .fetch_one(&self.inner.pool)
+        self.inner()
+            .breaker
+            .call(async move {
+                // Positions are gapless, so the last assigned one is the head; reading the counter
+                // takes no lock (an append in flight holds it, and is not visible yet).
+                let head: i64 = sqlx::query_scalar(&self.inner.sql.head_position)
+                    .fetch_one(&self.inner.pool)
+                    .await
+                    .map_err(database_error)?;
+                to_u64(head, "head position").map_err(Into::into)
+            })
             .await
-            .map_err(database_error)?;
-        to_u64(head, "head position").map_err(Into::into)
     }
 
     async fn health_check(&self) -> CoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.pool)
+        self.inner()
+            .breaker
+            .call(async move {
+                sqlx::query("SELECT 1")
+                    .execute(&self.inner.pool)
+                    .await
+                    .map_err(database_error)?;
+                if self.inner.full.load(Ordering::Relaxed) {
+                    return Err(factum_core::Error::StoreFull(
+                        "the last append failed for lack of disk space".into(),
+                    ));
+                }
+                Ok(())
+            })
             .await
-            .map_err(database_error)?;
-        if self.inner.full.load(Ordering::Relaxed) {
-            return Err(factum_core::Error::StoreFull(
-                "the last append failed for lack of disk space".into(),
-            ));
-        }
-        Ok(())
     }
 
     fn as_view_store(&self) -> Option<&dyn ViewStore> {

@@ -513,14 +513,19 @@ fn translate(view_type: &str, query: &ViewQuery, fields: &[ViewField]) -> CoreRe
 #[async_trait]
 impl ViewStore for PostgresEventStore {
     async fn get_view(&self, view_type: &str, view_id: &str) -> CoreResult<Option<ViewRecord>> {
-        let inner = self.inner();
-        let row = sqlx::query(&inner.views_sql.get)
-            .bind(view_type)
-            .bind(view_id)
-            .fetch_optional(&inner.pool)
+        self.inner()
+            .breaker
+            .call(async move {
+                let inner = self.inner();
+                let row = sqlx::query(&inner.views_sql.get)
+                    .bind(view_type)
+                    .bind(view_id)
+                    .fetch_optional(&inner.pool)
+                    .await
+                    .map_err(database_error)?;
+                row.as_ref().map(view_record).transpose()
+            })
             .await
-            .map_err(database_error)?;
-        row.as_ref().map(view_record).transpose()
     }
 
     async fn list_views_of(
@@ -528,14 +533,19 @@ impl ViewStore for PostgresEventStore {
         view_type: &str,
         aggregate_id: &str,
     ) -> CoreResult<Vec<ViewRecord>> {
-        let inner = self.inner();
-        let rows = sqlx::query(&inner.views_sql.list_of)
-            .bind(view_type)
-            .bind(aggregate_id)
-            .fetch_all(&inner.pool)
+        self.inner()
+            .breaker
+            .call(async move {
+                let inner = self.inner();
+                let rows = sqlx::query(&inner.views_sql.list_of)
+                    .bind(view_type)
+                    .bind(aggregate_id)
+                    .fetch_all(&inner.pool)
+                    .await
+                    .map_err(database_error)?;
+                rows.iter().map(view_record).collect()
+            })
             .await
-            .map_err(database_error)?;
-        rows.iter().map(view_record).collect()
     }
 
     async fn query_views(
@@ -544,177 +554,194 @@ impl ViewStore for PostgresEventStore {
         query: &ViewQuery,
         fields: &[ViewField],
     ) -> CoreResult<Page<ViewRecord>> {
-        // Field names reach the translation only once checked against the declared fields.
-        query.validate(fields)?;
-        let translation = translate(view_type, query, fields)?;
-        let inner = self.inner();
-        let s = &inner.views_sql.schema;
-        let count_sql = format!(
-            "SELECT count(*) FROM {s}.views WHERE {}",
-            translation.where_sql
-        );
-        let limit = translation.filter_args.len() + translation.order_args.len() + 1;
-        let page_sql = format!(
-            "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE {} ORDER BY {} LIMIT ${limit}::bigint \
-             OFFSET ${}::bigint",
-            translation.where_sql,
-            translation.order_sql,
-            limit + 1
-        );
-        let offset = query.offset();
-        let paging = [
-            Arg::Int(i64::from(query.page_size)),
-            Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)),
-        ];
+        self.inner().breaker.call(async move {
+            // Field names reach the translation only once checked against the declared fields.
+            query.validate(fields)?;
+            let translation = translate(view_type, query, fields)?;
+            let inner = self.inner();
+            let s = &inner.views_sql.schema;
+            let count_sql = format!(
+                "SELECT count(*) FROM {s}.views WHERE {}",
+                translation.where_sql
+            );
+            let limit = translation.filter_args.len() + translation.order_args.len() + 1;
+            let page_sql = format!(
+                "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE {} ORDER BY {} LIMIT ${limit}::bigint \
+                 OFFSET ${}::bigint",
+                translation.where_sql,
+                translation.order_sql,
+                limit + 1
+            );
+            let offset = query.offset();
+            let paging = [
+                Arg::Int(i64::from(query.page_size)),
+                Arg::Int(i64::try_from(offset).unwrap_or(i64::MAX)),
+            ];
 
-        let mut tx = inner.pool.begin().await.map_err(database_error)?;
-        // The total and the page see one snapshot.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(database_error)?;
-        let total: i64 = bind_all(sqlx::query(&count_sql), &translation.filter_args)
-            .fetch_one(&mut *tx)
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(database_error)?;
-        let total = u64::try_from(total).unwrap_or(0);
-        let items = if offset >= total {
-            Vec::new()
-        } else {
-            let all = translation
-                .filter_args
-                .iter()
-                .chain(&translation.order_args)
-                .chain(&paging);
-            let rows = bind_all(sqlx::query(&page_sql), all)
-                .fetch_all(&mut *tx)
+            let mut tx = inner.pool.begin().await.map_err(database_error)?;
+            // The total and the page see one snapshot.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
                 .await
                 .map_err(database_error)?;
-            rows.iter().map(view_record).collect::<CoreResult<_>>()?
-        };
-        tx.commit().await.map_err(database_error)?;
-        Ok(Page {
-            items,
-            total,
-            page: query.page,
-            page_size: query.page_size,
-        })
+            let total: i64 = bind_all(sqlx::query(&count_sql), &translation.filter_args)
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(database_error)?;
+            let total = u64::try_from(total).unwrap_or(0);
+            let items = if offset >= total {
+                Vec::new()
+            } else {
+                let all = translation
+                    .filter_args
+                    .iter()
+                    .chain(&translation.order_args)
+                    .chain(&paging);
+                let rows = bind_all(sqlx::query(&page_sql), all)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(database_error)?;
+                rows.iter().map(view_record).collect::<CoreResult<_>>()?
+            };
+            tx.commit().await.map_err(database_error)?;
+            Ok(Page {
+                items,
+                total,
+                page: query.page,
+                page_size: query.page_size,
+            })
+        }).await
     }
 
     async fn apply_projection(&self, batch: ProjectionBatch) -> CoreResult<()> {
-        let ProjectionBatch {
-            projection,
-            expected,
-            checkpoint,
-            changes,
-        } = batch;
-        let expected_checkpoint = expected.position;
-        no_nul(&projection, "a projection name")?;
-        let checkpoint = i64::try_from(checkpoint).map_err(|_| {
-            invalid(format!(
-                "projection {projection}: checkpoint {checkpoint} is too large"
-            ))
-        })?;
-        let changes = prepare_changes(changes)?;
-        let inner = self.inner();
-        let sql = &inner.views_sql;
-        let mut tx = inner.pool.begin().await.map_err(database_error)?;
-        // Compare-and-set, holding the checkpoint row's lock until the commit.
-        let moved = match (
-            i64::try_from(expected_checkpoint),
-            i64::try_from(expected.generation),
-        ) {
-            (Ok(expected_position), Ok(expected_generation)) => {
-                let updated = sqlx::query(&sql.move_checkpoint)
-                    .bind(&projection)
-                    .bind(expected_position)
-                    .bind(checkpoint)
-                    .bind(expected_generation)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(database_error)?
-                    .rows_affected();
-                if updated == 0 && expected_position == 0 && expected_generation == 0 {
-                    // No row yet is checkpoint 0; a runner inserting it meanwhile wins.
-                    sqlx::query(&sql.insert_checkpoint)
+        self.inner()
+            .breaker
+            .call(async move {
+                let ProjectionBatch {
+                    projection,
+                    expected,
+                    checkpoint,
+                    changes,
+                } = batch;
+                let expected_checkpoint = expected.position;
+                no_nul(&projection, "a projection name")?;
+                let checkpoint = i64::try_from(checkpoint).map_err(|_| {
+                    invalid(format!(
+                        "projection {projection}: checkpoint {checkpoint} is too large"
+                    ))
+                })?;
+                let changes = prepare_changes(changes)?;
+                let inner = self.inner();
+                let sql = &inner.views_sql;
+                let mut tx = inner.pool.begin().await.map_err(database_error)?;
+                // Compare-and-set, holding the checkpoint row's lock until the commit.
+                let moved = match (
+                    i64::try_from(expected_checkpoint),
+                    i64::try_from(expected.generation),
+                ) {
+                    (Ok(expected_position), Ok(expected_generation)) => {
+                        let updated = sqlx::query(&sql.move_checkpoint)
+                            .bind(&projection)
+                            .bind(expected_position)
+                            .bind(checkpoint)
+                            .bind(expected_generation)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(database_error)?
+                            .rows_affected();
+                        if updated == 0 && expected_position == 0 && expected_generation == 0 {
+                            // No row yet is checkpoint 0; a runner inserting it meanwhile wins.
+                            sqlx::query(&sql.insert_checkpoint)
+                                .bind(&projection)
+                                .bind(checkpoint)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(database_error)?
+                                .rows_affected()
+                        } else {
+                            updated
+                        }
+                    }
+                    // No stored checkpoint can be that large.
+                    _ => 0,
+                };
+                if moved == 0 {
+                    let current: Option<(i64, i64)> = sqlx::query_as(&sql.checkpoint)
                         .bind(&projection)
-                        .bind(checkpoint)
-                        .execute(&mut *tx)
+                        .fetch_optional(&mut *tx)
                         .await
-                        .map_err(database_error)?
-                        .rows_affected()
-                } else {
-                    updated
+                        .map_err(database_error)?;
+                    let actual = checkpoint_of(current.map_or(0, |(position, _)| position))?;
+                    tracing::debug!(
+                        %projection,
+                        expected = expected_checkpoint,
+                        actual,
+                        "projection batch refused: the checkpoint moved"
+                    );
+                    // Rolled back when `tx` drops: nothing of the batch is written.
+                    return Err(factum_core::Error::Conflict {
+                        aggregate_type: "projection".to_owned(),
+                        aggregate_id: projection,
+                        expected: ExpectedVersion::Exact(expected_checkpoint),
+                        actual: Some(actual),
+                    });
                 }
-            }
-            // No stored checkpoint can be that large.
-            _ => 0,
-        };
-        if moved == 0 {
-            let current: Option<(i64, i64)> = sqlx::query_as(&sql.checkpoint)
-                .bind(&projection)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(database_error)?;
-            let actual = checkpoint_of(current.map_or(0, |(position, _)| position))?;
-            tracing::debug!(
-                %projection,
-                expected = expected_checkpoint,
-                actual,
-                "projection batch refused: the checkpoint moved"
-            );
-            // Rolled back when `tx` drops: nothing of the batch is written.
-            return Err(factum_core::Error::Conflict {
-                aggregate_type: "projection".to_owned(),
-                aggregate_id: projection,
-                expected: ExpectedVersion::Exact(expected_checkpoint),
-                actual: Some(actual),
-            });
-        }
-        write_changes(&mut tx, sql, &changes)
+                write_changes(&mut tx, sql, &changes)
+                    .await
+                    .map_err(database_error)?;
+                tx.commit().await.map_err(database_error)?;
+                Ok(())
+            })
             .await
-            .map_err(database_error)?;
-        tx.commit().await.map_err(database_error)?;
-        Ok(())
     }
 
     async fn projection_checkpoint(&self, projection: &str) -> CoreResult<ProjectionCheckpoint> {
-        let inner = self.inner();
-        let stored: Option<(i64, i64)> = sqlx::query_as(&inner.views_sql.checkpoint)
-            .bind(projection)
-            .fetch_optional(&inner.pool)
+        self.inner()
+            .breaker
+            .call(async move {
+                let inner = self.inner();
+                let stored: Option<(i64, i64)> = sqlx::query_as(&inner.views_sql.checkpoint)
+                    .bind(projection)
+                    .fetch_optional(&inner.pool)
+                    .await
+                    .map_err(database_error)?;
+                let (position, generation) = stored.unwrap_or((0, 0));
+                Ok(ProjectionCheckpoint {
+                    position: checkpoint_of(position)?,
+                    generation: checkpoint_of(generation)?,
+                })
+            })
             .await
-            .map_err(database_error)?;
-        let (position, generation) = stored.unwrap_or((0, 0));
-        Ok(ProjectionCheckpoint {
-            position: checkpoint_of(position)?,
-            generation: checkpoint_of(generation)?,
-        })
     }
 
     async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> CoreResult<()> {
-        no_nul(projection, "a projection name")?;
-        for view_type in view_types {
-            no_nul(view_type, "a view type")?;
-        }
-        let inner = self.inner();
-        let sql = &inner.views_sql;
-        let mut tx = inner.pool.begin().await.map_err(database_error)?;
-        // The checkpoint row's lock first: a batch in flight commits before the reset (and
-        // its records are deleted with the rest) or is refused after it.
-        sqlx::query(&sql.reset_checkpoint)
-            .bind(projection)
-            .execute(&mut *tx)
+        self.inner()
+            .breaker
+            .call(async move {
+                no_nul(projection, "a projection name")?;
+                for view_type in view_types {
+                    no_nul(view_type, "a view type")?;
+                }
+                let inner = self.inner();
+                let sql = &inner.views_sql;
+                let mut tx = inner.pool.begin().await.map_err(database_error)?;
+                // The checkpoint row's lock first: a batch in flight commits before the reset (and
+                // its records are deleted with the rest) or is refused after it.
+                sqlx::query(&sql.reset_checkpoint)
+                    .bind(projection)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(database_error)?;
+                sqlx::query(&sql.delete_view_types)
+                    .bind(view_types)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(database_error)?;
+                tx.commit().await.map_err(database_error)?;
+                Ok(())
+            })
             .await
-            .map_err(database_error)?;
-        sqlx::query(&sql.delete_view_types)
-            .bind(view_types)
-            .execute(&mut *tx)
-            .await
-            .map_err(database_error)?;
-        tx.commit().await.map_err(database_error)?;
-        Ok(())
     }
 }
 

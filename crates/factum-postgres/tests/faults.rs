@@ -45,18 +45,19 @@ async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_su
         .await
         .unwrap_err();
     assert!(matches!(error, Error::StoreFull(_)), "{error}");
-    assert_eq!((error.status(), error.code()), (507, "STORE_FULL".to_owned()));
+    assert_eq!(
+        (error.status(), error.code()),
+        (507, "STORE_FULL".to_owned())
+    );
     assert!(!error.to_cqrs_error().message.contains("No space"));
     assert_eq!(store.stream_version("account", "a").await.unwrap(), 1);
     let health = store.health_check().await.unwrap_err();
     assert!(matches!(health, Error::StoreFull(_)), "{health}");
 
-    sqlx::raw_sql(&format!(
-        "DROP TRIGGER no_space ON \"{schema}\".events"
-    ))
-    .execute(store.pool())
-    .await
-    .unwrap();
+    sqlx::raw_sql(&format!("DROP TRIGGER no_space ON \"{schema}\".events"))
+        .execute(store.pool())
+        .await
+        .unwrap();
     store
         .append(request(
             "a",
@@ -84,4 +85,10 @@ async fn the_error_mapping_reads_the_sqlstate_not_the_message() {
     assert!(matches!(raised("53100").await, Error::StoreFull(_)));
     // Out of memory (53200) is not a full disk, whatever the message says.
     assert!(matches!(raised("53200").await, Error::Store(_)));
+    // A server shutting down or starting up is unreachable for now, not broken.
+    for code in ["57P01", "57P03", "08006"] {
+        let error = raised(code).await;
+        assert!(matches!(error, Error::Unavailable(_)), "{code}: {error}");
+        assert_eq!(error.code(), "STORE_UNAVAILABLE");
+    }
 }

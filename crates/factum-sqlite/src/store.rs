@@ -365,7 +365,11 @@ fn open_writer(path: &Path, busy_timeout: Duration, max_size: Option<u64>) -> Re
     if let Some(max_size) = max_size {
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
         let pages = max_size / u64::try_from(page_size.max(1)).unwrap_or(4096);
-        conn.pragma_update(None, "max_page_count", i64::try_from(pages.max(1)).unwrap_or(i64::MAX))?;
+        conn.pragma_update(
+            None,
+            "max_page_count",
+            i64::try_from(pages.max(1)).unwrap_or(i64::MAX),
+        )?;
     }
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)

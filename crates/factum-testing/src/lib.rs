@@ -57,6 +57,7 @@
 
 pub mod conformance;
 mod fixture;
+pub mod process;
 pub mod views;
 
 pub use fixture::{

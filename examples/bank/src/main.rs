@@ -226,13 +226,9 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
 
     let serve_config = factum_http::ServeConfig::default()
         .with_header_read_timeout(Duration::from_secs(args.header_read_timeout.max(1)));
-    let served = factum_http::serve_with_config(
-        listener,
-        app,
-        serve_config,
-        factum_http::shutdown_signal(),
-    )
-    .await;
+    let served =
+        factum_http::serve_with_config(listener, app, serve_config, factum_http::shutdown_signal())
+            .await;
     projections.stop().await;
     served?;
     tracing::info!("bank service stopped");
@@ -263,7 +259,10 @@ async fn status(store: Arc<dyn EventStore>) -> anyhow::Result<()> {
     println!("head: {}", store.head_position().await?);
     let inline = bank::http::inline_views(&store)?;
     let unfinished = inline.unfinished_rebuilds().await?;
-    for (set, kind) in [(inline, "inline"), (bank::http::projected_views(&store)?, "projected")] {
+    for (set, kind) in [
+        (inline, "inline"),
+        (bank::http::projected_views(&store)?, "projected"),
+    ] {
         for projection in set.iter() {
             let name = projection.name();
             if kind == "inline" && unfinished.iter().any(|n| n == name) {
