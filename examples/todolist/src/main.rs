@@ -66,7 +66,30 @@ struct ServeArgs {
     /// other processes (this process's commits wake it at once).
     #[arg(long, env = "FACTUM_PROJECTION_POLL_MS", default_value_t = 500)]
     projection_poll_ms: u64,
+
+    /// The most requests handled at once; above it a request gets 503 with Retry-After at
+    /// once instead of queueing.
+    #[arg(long, env = "FACTUM_MAX_IN_FLIGHT", default_value_t = factum_http::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
+
+    /// How many seconds a client has to send a request's headers (and how long an idle
+    /// keep-alive connection stays open); the connection is closed after.
+    #[arg(long, env = "FACTUM_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
 }
+
+/// Exit code: the SQLite file is served by another process.
+const EXIT_STORE_IN_USE: u8 = 3;
+/// Exit code: an inline-view rebuild was interrupted; run it again before serving.
+const EXIT_REBUILD_UNFINISHED: u8 = 4;
+
+/// Serving refused: an inline-view rebuild started and did not finish.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the rebuild of the inline view(s) {0} was interrupted, so they are incomplete: \
+     run `todolist rebuild-views --include-inline` again (it redoes the rebuild) before serving"
+)]
+struct UnfinishedRebuild(String);
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -100,7 +123,16 @@ async fn main() -> std::process::ExitCode {
         Err(error) => {
             // One readable line with its causes, whatever RUST_BACKTRACE says.
             eprintln!("todolist: {error:#}");
-            std::process::ExitCode::FAILURE
+            if error
+                .downcast_ref::<factum::OpenStoreError>()
+                .is_some_and(factum::OpenStoreError::is_in_use)
+            {
+                std::process::ExitCode::from(EXIT_STORE_IN_USE)
+            } else if error.is::<UnfinishedRebuild>() {
+                std::process::ExitCode::from(EXIT_REBUILD_UNFINISHED)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -115,6 +147,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
+    // Serving, and rebuilding the inline view (which no command may write meanwhile), claim
+    // the store for this process.
+    let _claim = match cli.command {
+        None
+        | Some(Command::RebuildViews {
+            include_inline: true,
+        }) => Some(factum::claim_store(&cli.store)?),
+        _ => None,
+    };
     let store = factum::open_store(&cli.store).await.with_context(|| {
         format!(
             "cannot open the event store {}",
@@ -128,10 +169,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let unfinished = todolist::http::inline_views(&store)?
+        .unfinished_rebuilds()
+        .await?;
+    if !unfinished.is_empty() {
+        // Refused rather than finished here, as the bank does: see its `serve`.
+        return Err(UnfinishedRebuild(unfinished.join(", ")).into());
+    }
     let service = TodoService::open(store).context("cannot set up the to-do views")?;
     let mut config = HttpConfig::default()
         .with_body_limit(args.body_limit)
-        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)));
+        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)))
+        .with_max_in_flight(args.max_in_flight);
     if let Some(secret) = &args.jwt_secret {
         config = config.with_auth(JwtAuth::hs256(secret).context("--jwt-secret")?);
     }
@@ -159,7 +208,11 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
     std::io::stdout().flush().context("stdout")?;
     tracing::info!(%address, store = printable_store(url), "to-do list service started");
 
-    let served = factum_http::serve(listener, app).await;
+    let serve_config = factum_http::ServeConfig::default()
+        .with_header_read_timeout(Duration::from_secs(args.header_read_timeout.max(1)));
+    let served =
+        factum_http::serve_with_config(listener, app, serve_config, factum_http::shutdown_signal())
+            .await;
     projections.stop().await;
     served?;
     tracing::info!("to-do list service stopped");
