@@ -477,10 +477,12 @@ async fn operations_and_the_document() {
         ("/projections", "get"),
         ("/projections/{name}", "get"),
         ("/health", "get"),
+        ("/health/ready", "get"),
+        ("/health/live", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
-    assert_eq!(paths.len(), 16, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 18, "{:?}", paths.keys().collect::<Vec<_>>());
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
         "ListState",
