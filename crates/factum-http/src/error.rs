@@ -237,7 +237,13 @@ impl From<CqrsError> for ApiError {
 impl From<factum_core::Error> for ApiError {
     fn from(error: factum_core::Error) -> Self {
         let shown = error.to_cqrs_error();
-        if shown.status >= 500 {
+        if matches!(
+            error,
+            factum_core::Error::Unavailable(_) | factum_core::Error::StoreFull(_)
+        ) {
+            // A state of the store, logged once per request but not as a fault of this one.
+            tracing::warn!(error = %error, "request refused");
+        } else if shown.status >= 500 {
             // The client gets a generic message; the operator gets the cause.
             tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
         }
@@ -303,6 +309,17 @@ mod tests {
         let api = ApiError::from(err);
         assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!api.error().message.contains("secret"));
+    }
+
+    #[test]
+    fn an_unreachable_store_is_503_with_retry_after_and_a_full_one_507() {
+        let down = ApiError::from(factum_core::Error::Unavailable("10.0.0.7 refused".into()))
+            .into_response();
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(down.headers()[header::RETRY_AFTER], "1");
+        let full = ApiError::from(factum_core::Error::StoreFull("disk".into())).into_response();
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert!(!full.headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]
