@@ -1,12 +1,12 @@
-//! The connection loop: accepts TCP connections and serves each with hyper, with a timer so
-//! that a connection that does not send a complete request head in time is closed.
+//! The connection loop: accepts TCP connections and serves each with hyper's HTTP/1 (as
+//! axum's own `serve` did here), with a timer so that a connection that does not send a
+//! complete request head in time is closed.
 //!
-//! axum's own `serve` gives hyper no timer, and hyper's header-read timeout needs one: there a
+//! axum's `serve` gives hyper no timer, and hyper's header-read timeout needs one: there a
 //! client that sends half its headers (or opens a connection and says nothing) holds the
 //! connection forever. hyper starts the clock whenever it waits for a request head, at the
 //! start of a connection and again after each response, so the same bound also closes idle
-//! keep-alive connections. HTTP/2 connections are pinged and closed when the peer stops
-//! answering.
+//! keep-alive connections.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,8 +14,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceExt;
@@ -60,16 +60,10 @@ pub async fn serve_with_config(
     config: ServeConfig,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(config.header_read_timeout)
-        .keep_alive_timeout(config.header_read_timeout);
     let graceful = GracefulShutdown::new();
     let mut signal = std::pin::pin!(signal);
     loop {
@@ -89,23 +83,14 @@ pub async fn serve_with_config(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let header_read_timeout = config.header_read_timeout;
         let service = TowerToHyperService::new(
             router
                 .clone()
                 .map_request(|req: Request<Incoming>| req.map(axum::body::Body::new)),
         );
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if !protocol_known_in_time(&stream, header_read_timeout).await {
-                tracing::debug!("closing a connection that sent no request in time");
-                return;
-            }
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(error) = watcher.watch(connection).await {
+            if let Err(error) = connection.await {
                 tracing::debug!(error = %error, "connection closed with an error");
             }
         });
@@ -113,31 +98,6 @@ pub async fn serve_with_config(
     drop(listener);
     graceful.shutdown().await;
     Ok::<(), Error>(())
-}
-
-/// What an HTTP/2 client sends first (prior knowledge).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Waits until the connection's first bytes tell HTTP/1 from HTTP/2, for at most `timeout`.
-/// hyper's protocol detection reads them with no time limit, so without this a client that
-/// connects and sends nothing (or a few bytes) would hold the connection forever; after it,
-/// hyper's own header-read timeout takes over.
-async fn protocol_known_in_time(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut buffer = [0u8; H2_PREFACE.len()];
-    loop {
-        let peeked = tokio::time::timeout_at(deadline, async {
-            stream.readable().await?;
-            stream.peek(&mut buffer).await
-        })
-        .await;
-        match peeked {
-            Err(_) | Ok(Err(_)) | Ok(Ok(0)) => return false,
-            Ok(Ok(n)) if n == H2_PREFACE.len() || buffer[..n] != H2_PREFACE[..n] => return true,
-            // A prefix of the HTTP/2 preface: the rest may follow.
-            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
 }
 
 /// Errors of one accepted connection, not of the listener.
