@@ -72,14 +72,12 @@ impl Breaker {
                 *self.failed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
                 self.unreachable.store(true, Ordering::Release);
             }
-            // The server answered (a conflict, a full disk, a refused value are answers).
-            Ok(_)
-            | Err(
-                Error::Conflict { .. }
-                | Error::StoreFull(_)
-                | Error::Validation(_)
-                | Error::AggregateNotFound { .. },
-            ) => self.unreachable.store(false, Ordering::Release),
+            // The server answered (a conflict or a full disk are answers).
+            Ok(_) | Err(Error::Conflict { .. } | Error::StoreFull(_)) => {
+                self.unreachable.store(false, Ordering::Release);
+            }
+            // Other errors may be raised before the server is asked (a request refused as
+            // invalid): they say nothing about it.
             Err(_) => {}
         }
         result
