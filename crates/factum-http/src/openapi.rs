@@ -165,7 +165,17 @@ pub fn aggregate_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi 
                 "415",
                 error_response("Content-Type is not application/json"),
             )
-            .response("500", error_response("Internal error"));
+            .response("500", error_response("Internal error"))
+            .response(
+                "503",
+                error_response(
+                    "STORE_UNAVAILABLE (the store cannot be reached) or SERVICE_UNAVAILABLE (too many requests in flight); retry after Retry-After seconds",
+                ),
+            )
+            .response(
+                "507",
+                error_response("STORE_FULL: the store has no space left; nothing was stored"),
+            );
         if with_id {
             op = op
                 .parameter(path_param(
