@@ -79,6 +79,7 @@ mod engine;
 mod envelope;
 mod error;
 mod id;
+pub mod json;
 mod keyed_lock;
 mod memory;
 mod projection;
