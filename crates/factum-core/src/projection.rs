@@ -65,14 +65,20 @@ pub async fn view_changes<V: View>(
             continue;
         }
         changes.push(match record {
-            Some(record) => ViewChange::Upsert(ViewRecord {
-                view_type: V::TYPE.to_owned(),
-                view_id,
-                aggregate_id,
-                version,
-                data: serde_json::to_string(&record)
-                    .map_err(|e| Error::serialization(format!("{} view record", V::TYPE), e))?,
-            }),
+            Some(record) => {
+                let data = serde_json::to_string(&record)
+                    .map_err(|e| Error::serialization(format!("{} view record", V::TYPE), e))?;
+                crate::engine::reads_back::<V>(&data, || {
+                    format!("{} view record {view_id:?}", V::TYPE)
+                })?;
+                ViewChange::Upsert(ViewRecord {
+                    view_type: V::TYPE.to_owned(),
+                    view_id,
+                    aggregate_id,
+                    version,
+                    data,
+                })
+            }
             None => ViewChange::Delete {
                 view_type: V::TYPE.to_owned(),
                 view_id,

@@ -126,7 +126,7 @@ pub struct ViewRecord {
 impl ViewRecord {
     /// Deserializes the record.
     pub fn decode<V: View>(&self) -> Result<V> {
-        serde_json::from_str(&self.data).map_err(|e| {
+        crate::json::from_str(&self.data).map_err(|e| {
             Error::serialization(
                 format!("{} view record {}", self.view_type, self.view_id),
                 e,
