@@ -82,6 +82,7 @@ mod id;
 pub mod json;
 mod keyed_lock;
 mod memory;
+mod parked;
 mod projection;
 mod store;
 mod upcast;
@@ -102,6 +103,7 @@ pub use id::{
     validate_aggregate_id,
 };
 pub use memory::InMemoryEventStore;
+pub use parked::{ParkedEvent, is_event_fault};
 pub use projection::{ProjectionLag, Projector, view_changes};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::Aggregate;
 use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
+use crate::parked::ParkedEvent;
 
 /// How a view's records relate to aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -645,7 +646,17 @@ pub trait ViewStore: Send + Sync + 'static {
     /// A projection's checkpoint (position 0, generation 0 when it has none).
     async fn projection_checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint>;
 
-    /// Deletes every record of these view types, puts the projection's position back to 0 and
-    /// increments its generation, atomically: the start of a rebuild.
+    /// Deletes every record of these view types and the projection's parked events, puts its
+    /// position back to 0 and increments its generation, atomically: the start of a rebuild.
     async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> Result<()>;
+
+    /// Records `parked` and moves its projection's checkpoint to `parked.position`,
+    /// atomically; refused with [`Error::Conflict`] unless the stored checkpoint is
+    /// `expected` (as [`ViewStore::apply_projection`]). Parking a position again replaces
+    /// the entry.
+    async fn park_event(&self, expected: ProjectionCheckpoint, parked: ParkedEvent)
+    -> Result<()>;
+
+    /// The events a projection has parked, by position.
+    async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>>;
 }

@@ -43,7 +43,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use factum_core::{
-    ExpectedVersion, FilterOp, FilterValue, Page, ProjectionBatch, ProjectionCheckpoint,
+    ExpectedVersion, FilterOp, FilterValue, Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint,
     ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use sqlx::postgres::{PgArguments, PgRow};
@@ -510,6 +510,147 @@ fn translate(view_type: &str, query: &ViewQuery, fields: &[ViewField]) -> CoreRe
     })
 }
 
+impl PostgresEventStore {
+    /// Applies a projection batch, with the event it parks if any, in one transaction.
+    async fn apply_batch(
+        &self,
+        batch: ProjectionBatch,
+        parked: Option<ParkedEvent>,
+    ) -> CoreResult<()> {
+        let ProjectionBatch {
+            projection,
+            expected,
+            checkpoint,
+            changes,
+        } = batch;
+        let expected_checkpoint = expected.position;
+        no_nul(&projection, "a projection name")?;
+        let checkpoint = i64::try_from(checkpoint).map_err(|_| {
+            invalid(format!(
+                "projection {projection}: checkpoint {checkpoint} is too large"
+            ))
+        })?;
+        let changes = prepare_changes(changes)?;
+        let inner = self.inner();
+        let sql = &inner.views_sql;
+        let mut tx = inner.pool.begin().await.map_err(database_error)?;
+        // Compare-and-set, holding the checkpoint row's lock until the commit.
+        let moved = match (
+            i64::try_from(expected_checkpoint),
+            i64::try_from(expected.generation),
+        ) {
+            (Ok(expected_position), Ok(expected_generation)) => {
+                let updated = sqlx::query(&sql.move_checkpoint)
+                    .bind(&projection)
+                    .bind(expected_position)
+                    .bind(checkpoint)
+                    .bind(expected_generation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(database_error)?
+                    .rows_affected();
+                if updated == 0 && expected_position == 0 && expected_generation == 0 {
+                    // No row yet is checkpoint 0; a runner inserting it meanwhile wins.
+                    sqlx::query(&sql.insert_checkpoint)
+                        .bind(&projection)
+                        .bind(checkpoint)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(database_error)?
+                        .rows_affected()
+                } else {
+                    updated
+                }
+            }
+            // No stored checkpoint can be that large.
+            _ => 0,
+        };
+        if moved == 0 {
+            let current: Option<(i64, i64)> = sqlx::query_as(&sql.checkpoint)
+                .bind(&projection)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(database_error)?;
+            let actual = checkpoint_of(current.map_or(0, |(position, _)| position))?;
+            tracing::debug!(
+                %projection,
+                expected = expected_checkpoint,
+                actual,
+                "projection batch refused: the checkpoint moved"
+            );
+            // Rolled back when `tx` drops: nothing of the batch is written.
+            return Err(factum_core::Error::Conflict {
+                aggregate_type: "projection".to_owned(),
+                aggregate_id: projection,
+                expected: ExpectedVersion::Exact(expected_checkpoint),
+                actual: Some(actual),
+            });
+        }
+        write_changes(&mut tx, sql, &changes)
+            .await
+            .map_err(database_error)?;
+        if let Some(parked) = parked {
+            insert_parked(&mut tx, &sql.schema, &parked).await?;
+        }
+        tx.commit().await.map_err(database_error)?;
+        Ok(())
+    }
+
+}
+
+async fn insert_parked(
+    tx: &mut PgConnection,
+    schema: &str,
+    parked: &ParkedEvent,
+) -> CoreResult<()> {
+    let too_large = |what: &str| invalid(format!("parked event: {what} is too large"));
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.parked_events (projection, position, event_id, aggregate_type,
+             aggregate_id, version, event_type, error, attempts, parked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (projection, position) DO UPDATE SET
+             event_id = excluded.event_id, aggregate_type = excluded.aggregate_type,
+             aggregate_id = excluded.aggregate_id, version = excluded.version,
+             event_type = excluded.event_type, error = excluded.error,
+             attempts = excluded.attempts, parked_at = excluded.parked_at"
+    ))
+    .bind(&parked.projection)
+    .bind(i64::try_from(parked.position).map_err(|_| too_large("position"))?)
+    .bind(parked.event_id)
+    .bind(&parked.aggregate_type)
+    .bind(&parked.aggregate_id)
+    .bind(i64::try_from(parked.version).map_err(|_| too_large("version"))?)
+    .bind(&parked.event_type)
+    .bind(&parked.error)
+    .bind(i32::try_from(parked.attempts).unwrap_or(i32::MAX))
+    .bind(parked.parked_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(database_error)?;
+    Ok(())
+}
+
+fn parked_event(projection: &str, row: &PgRow) -> CoreResult<ParkedEvent> {
+    let number = |name: &str| -> CoreResult<u64> {
+        let value: i64 = row.try_get(name).map_err(database_error)?;
+        u64::try_from(value)
+            .map_err(|_| Error::CorruptRow(format!("parked event {name} {value}")).into())
+    };
+    let attempts: i32 = row.try_get("attempts").map_err(database_error)?;
+    Ok(ParkedEvent {
+        projection: projection.to_owned(),
+        position: number("position")?,
+        event_id: row.try_get("event_id").map_err(database_error)?,
+        aggregate_type: row.try_get("aggregate_type").map_err(database_error)?,
+        aggregate_id: row.try_get("aggregate_id").map_err(database_error)?,
+        version: number("version")?,
+        event_type: row.try_get("event_type").map_err(database_error)?,
+        error: row.try_get("error").map_err(database_error)?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        parked_at: row.try_get("parked_at").map_err(database_error)?,
+    })
+}
+
 #[async_trait]
 impl ViewStore for PostgresEventStore {
     async fn get_view(&self, view_type: &str, view_id: &str) -> CoreResult<Option<ViewRecord>> {
@@ -603,80 +744,45 @@ impl ViewStore for PostgresEventStore {
     }
 
     async fn apply_projection(&self, batch: ProjectionBatch) -> CoreResult<()> {
-        let ProjectionBatch {
-            projection,
+        self.apply_batch(batch, None).await
+    }
+
+    async fn park_event(
+        &self,
+        expected: ProjectionCheckpoint,
+        parked: ParkedEvent,
+    ) -> CoreResult<()> {
+        no_nul(&parked.aggregate_type, "an aggregate type")?;
+        no_nul(&parked.aggregate_id, "an aggregate id")?;
+        no_nul(&parked.event_type, "an event type")?;
+        let batch = ProjectionBatch {
+            projection: parked.projection.clone(),
             expected,
-            checkpoint,
-            changes,
-        } = batch;
-        let expected_checkpoint = expected.position;
-        no_nul(&projection, "a projection name")?;
-        let checkpoint = i64::try_from(checkpoint).map_err(|_| {
-            invalid(format!(
-                "projection {projection}: checkpoint {checkpoint} is too large"
-            ))
-        })?;
-        let changes = prepare_changes(changes)?;
-        let inner = self.inner();
-        let sql = &inner.views_sql;
-        let mut tx = inner.pool.begin().await.map_err(database_error)?;
-        // Compare-and-set, holding the checkpoint row's lock until the commit.
-        let moved = match (
-            i64::try_from(expected_checkpoint),
-            i64::try_from(expected.generation),
-        ) {
-            (Ok(expected_position), Ok(expected_generation)) => {
-                let updated = sqlx::query(&sql.move_checkpoint)
-                    .bind(&projection)
-                    .bind(expected_position)
-                    .bind(checkpoint)
-                    .bind(expected_generation)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(database_error)?
-                    .rows_affected();
-                if updated == 0 && expected_position == 0 && expected_generation == 0 {
-                    // No row yet is checkpoint 0; a runner inserting it meanwhile wins.
-                    sqlx::query(&sql.insert_checkpoint)
-                        .bind(&projection)
-                        .bind(checkpoint)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(database_error)?
-                        .rows_affected()
-                } else {
-                    updated
-                }
-            }
-            // No stored checkpoint can be that large.
-            _ => 0,
+            checkpoint: parked.position,
+            changes: Vec::new(),
         };
-        if moved == 0 {
-            let current: Option<(i64, i64)> = sqlx::query_as(&sql.checkpoint)
-                .bind(&projection)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(database_error)?;
-            let actual = checkpoint_of(current.map_or(0, |(position, _)| position))?;
-            tracing::debug!(
-                %projection,
-                expected = expected_checkpoint,
-                actual,
-                "projection batch refused: the checkpoint moved"
-            );
-            // Rolled back when `tx` drops: nothing of the batch is written.
-            return Err(factum_core::Error::Conflict {
-                aggregate_type: "projection".to_owned(),
-                aggregate_id: projection,
-                expected: ExpectedVersion::Exact(expected_checkpoint),
-                actual: Some(actual),
-            });
-        }
-        write_changes(&mut tx, sql, &changes)
-            .await
-            .map_err(database_error)?;
-        tx.commit().await.map_err(database_error)?;
-        Ok(())
+        let parked = ParkedEvent {
+            error: parked.error.replace('\0', ""),
+            ..parked
+        };
+        self.apply_batch(batch, Some(parked)).await
+    }
+
+    async fn parked_events(&self, projection: &str) -> CoreResult<Vec<ParkedEvent>> {
+        let inner = self.inner();
+        let rows = sqlx::query(&format!(
+            "SELECT position, event_id, aggregate_type, aggregate_id, version, event_type, error,
+                    attempts, parked_at
+             FROM {}.parked_events WHERE projection = $1 ORDER BY position",
+            inner.views_sql.schema
+        ))
+        .bind(projection)
+        .fetch_all(&inner.pool)
+        .await
+        .map_err(database_error)?;
+        rows.iter()
+            .map(|row| parked_event(projection, row))
+            .collect()
     }
 
     async fn projection_checkpoint(&self, projection: &str) -> CoreResult<ProjectionCheckpoint> {
@@ -713,6 +819,14 @@ impl ViewStore for PostgresEventStore {
             .execute(&mut *tx)
             .await
             .map_err(database_error)?;
+        sqlx::query(&format!(
+            "DELETE FROM {}.parked_events WHERE projection = $1",
+            sql.schema
+        ))
+        .bind(projection)
+        .execute(&mut *tx)
+        .await
+        .map_err(database_error)?;
         tx.commit().await.map_err(database_error)?;
         Ok(())
     }
