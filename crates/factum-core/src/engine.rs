@@ -539,7 +539,9 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             state.apply(event);
             let payload = serde_json::to_string(event)
                 .map_err(|e| Error::serialization(event.event_type(), e))?;
-            reads_back::<A::Event>(&payload, || format!("{} event", event.event_type()))?;
+            json::check_value_reads_back(event, &payload).map_err(|mismatch| {
+                unrepresentable(format!("{} event", event.event_type()), mismatch)
+            })?;
             new_events.push(NewEvent {
                 event_id: ctx.new_id(),
                 event_type: event.event_type().to_owned(),
@@ -866,11 +868,15 @@ pub(crate) fn reads_back<T: serde::Serialize + serde::de::DeserializeOwned>(
     text: &str,
     what: impl FnOnce() -> String,
 ) -> Result<()> {
-    json::check_reads_back::<T>(text).map_err(|mismatch| Error::Unrepresentable {
-        what: what(),
+    json::check_reads_back::<T>(text).map_err(|mismatch| unrepresentable(what(), mismatch))
+}
+
+pub(crate) fn unrepresentable(what: String, mismatch: json::Mismatch) -> Error {
+    Error::Unrepresentable {
+        what,
         path: mismatch.path,
         problem: mismatch.problem,
-    })
+    }
 }
 
 fn envelope<E: Event>(

@@ -74,8 +74,11 @@ pub async fn view_changes<V: View>(
             Some(record) => {
                 let data = serde_json::to_string(&record)
                     .map_err(|e| Error::serialization(format!("{} view record", V::TYPE), e))?;
-                crate::engine::reads_back::<V>(&data, || {
-                    format!("{} view record {view_id:?}", V::TYPE)
+                crate::json::check_value_reads_back(&record, &data).map_err(|mismatch| {
+                    crate::engine::unrepresentable(
+                        format!("{} view record {view_id:?}", V::TYPE),
+                        mismatch,
+                    )
                 })?;
                 ViewChange::Upsert(ViewRecord {
                     view_type: V::TYPE.to_owned(),

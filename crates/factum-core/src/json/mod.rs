@@ -85,7 +85,35 @@ pub fn check_reads_back<T: serde::Serialize + DeserializeOwned>(
         path: "$".to_owned(),
         problem: format!("it cannot be decoded: {error}"),
     })?;
-    let again = serde_json::to_string(&decoded).map_err(|error| Mismatch {
+    compare_again(text, &decoded)
+}
+
+/// [`check_reads_back`] for a type with equality: the decoded value must also equal
+/// `value`, which catches a type that writes less than it holds (an amount written through
+/// an `f64`) even when its JSON reads back the same.
+pub fn check_value_reads_back<T: serde::Serialize + DeserializeOwned + PartialEq>(
+    value: &T,
+    text: &str,
+) -> Result<(), Mismatch> {
+    let decoded: T = from_str(text).map_err(|error| Mismatch {
+        path: "$".to_owned(),
+        problem: format!("it cannot be decoded: {error}"),
+    })?;
+    if decoded == *value {
+        return Ok(());
+    }
+    compare_again(text, &decoded)?;
+    Err(Mismatch {
+        path: "$".to_owned(),
+        problem: format!(
+            "{} decodes to a different value (its type writes less than it holds)",
+            show(&Value::String(text.to_owned())).trim_matches('"')
+        ),
+    })
+}
+
+fn compare_again<T: serde::Serialize>(text: &str, decoded: &T) -> Result<(), Mismatch> {
+    let again = serde_json::to_string(decoded).map_err(|error| Mismatch {
         path: "$".to_owned(),
         problem: format!("it cannot be encoded again: {error}"),
     })?;
