@@ -324,7 +324,8 @@ pub async fn all_records(
         let result = views.query_views(view_type, &query, fields).await.unwrap();
         let done = result.items.len() < query.page_size as usize;
         for record in result.items {
-            records.insert(record.view_id, serde_json::from_str(&record.data).unwrap());
+            // Exactly: a number no f64 holds compares by its text.
+            records.insert(record.view_id, factum_core::json::from_str(&record.data).unwrap());
         }
         if done {
             return records;
@@ -361,7 +362,10 @@ pub async fn replay<V: View>(store: &dyn EventStore) -> BTreeMap<String, serde_j
     }
     records
         .into_iter()
-        .map(|(id, v)| (id, serde_json::to_value(v).unwrap()))
+        .map(|(id, v)| {
+            let text = serde_json::to_string(&v).unwrap();
+            (id, factum_core::json::from_str(&text).unwrap())
+        })
         .collect()
 }
 

@@ -106,8 +106,9 @@ pub fn check_value_reads_back<T: serde::Serialize + DeserializeOwned + PartialEq
     Err(Mismatch {
         path: "$".to_owned(),
         problem: format!(
-            "{} decodes to a different value (its type writes less than it holds)",
-            show(&Value::String(text.to_owned())).trim_matches('"')
+            "it decodes to a different value than was written (its type writes less than it \
+             holds): {}",
+            clip(text)
         ),
     })
 }
@@ -204,18 +205,21 @@ fn first_difference(written: &Value, read: &Value, path: &mut String) -> Option<
 }
 
 fn show(value: &Value) -> String {
-    let text = match value {
+    match value {
         Value::Object(map) if map.len() == 1 => match map.get(NUMBER_MARKER) {
-            Some(Value::String(text)) => text.clone(),
-            _ => value.to_string(),
+            Some(Value::String(text)) => clip(text),
+            _ => clip(&value.to_string()),
         },
-        _ => value.to_string(),
-    };
-    if text.len() > 80 {
-        let cut = (0..=80).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        _ => clip(&value.to_string()),
+    }
+}
+
+fn clip(text: &str) -> String {
+    if text.len() > 120 {
+        let cut = (0..=120).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         format!("{}...", &text[..cut])
     } else {
-        text
+        text.to_owned()
     }
 }
 
