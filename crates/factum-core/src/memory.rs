@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::envelope::{Snapshot, StoredEvent};
-use crate::parked::ParkedEvent;
 use crate::error::{Error, Result};
+use crate::parked::ParkedEvent;
 use crate::store::{AppendRequest, EventStore};
 use crate::view::{
     Page, ProjectionBatch, ProjectionCheckpoint, ViewChange, ViewField, ViewQuery, ViewRecord,

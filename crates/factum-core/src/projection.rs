@@ -17,13 +17,11 @@ use async_trait::async_trait;
 
 use crate::aggregate::Aggregate;
 use crate::envelope::{EventEnvelope, StoredEvent};
-use crate::parked::{ParkedEvent, is_event_fault};
 use crate::error::{Error, Result};
+use crate::parked::{ParkedEvent, is_event_fault};
 use crate::store::EventStore;
 use crate::upcast::Upcasters;
-use crate::view::{
-    ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewRecord, ViewStore,
-};
+use crate::view::{ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewRecord, ViewStore};
 
 /// How many times a projection tries an event before parking it, unless configured.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
@@ -336,7 +334,11 @@ impl<V: View> Projector<V> {
                     let attempts = self.note_failure(event.position);
                     if attempts < self.max_attempts {
                         tracing::warn!(projection = %self.name, position = event.position, attempts, error = %fault, "projection cannot apply an event; will retry");
-                        return if applied == 0 { Err(fault) } else { Ok(applied) };
+                        return if applied == 0 {
+                            Err(fault)
+                        } else {
+                            Ok(applied)
+                        };
                     }
                     let parked = ParkedEvent {
                         projection: self.name.clone(),

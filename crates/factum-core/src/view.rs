@@ -654,8 +654,7 @@ pub trait ViewStore: Send + Sync + 'static {
     /// atomically; refused with [`Error::Conflict`] unless the stored checkpoint is
     /// `expected` (as [`ViewStore::apply_projection`]). Parking a position again replaces
     /// the entry.
-    async fn park_event(&self, expected: ProjectionCheckpoint, parked: ParkedEvent)
-    -> Result<()>;
+    async fn park_event(&self, expected: ProjectionCheckpoint, parked: ParkedEvent) -> Result<()>;
 
     /// The events a projection has parked, by position.
     async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>>;

@@ -75,7 +75,10 @@ impl Aggregate for Ledger {
     type Event = LedgerEvent;
     type Error = CqrsError;
     fn with_aggregate_id(id: String) -> Self {
-        Self { id, shadow: Tens(0) }
+        Self {
+            id,
+            shadow: Tens(0),
+        }
     }
     fn aggregate_id(&self) -> &str {
         &self.id
@@ -91,7 +94,12 @@ impl CommandHandler for Ledger {
     type CreateCommand = ();
     type UpdateCommand = LedgerCommand;
     type Services = ();
-    fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<LedgerEvent>, CqrsError> {
+    fn handle_create(
+        &self,
+        _: &(),
+        _: &(),
+        _: &CqrsContext,
+    ) -> Result<Vec<LedgerEvent>, CqrsError> {
         Ok(vec![LedgerEvent::Opened])
     }
     fn handle_update(
@@ -101,8 +109,12 @@ impl CommandHandler for Ledger {
         _: &CqrsContext,
     ) -> Result<Vec<LedgerEvent>, CqrsError> {
         Ok(vec![match command {
-            LedgerCommand::Post(cents) => LedgerEvent::Posted { amount: FloatCents(*cents) },
-            LedgerCommand::Note(count) => LedgerEvent::Noted { count: Tens(*count) },
+            LedgerCommand::Post(cents) => LedgerEvent::Posted {
+                amount: FloatCents(*cents),
+            },
+            LedgerCommand::Note(count) => LedgerEvent::Noted {
+                count: Tens(*count),
+            },
         }])
     }
 }
@@ -119,7 +131,9 @@ impl View for LastPost {
     type Aggregate = Ledger;
     fn update(&self, envelope: &EventEnvelope<LedgerEvent>) -> Option<Self> {
         match envelope.payload {
-            LedgerEvent::Posted { amount } => Some(Self { tens: Tens(amount.0.unsigned_abs()) }),
+            LedgerEvent::Posted { amount } => Some(Self {
+                tens: Tens(amount.0.unsigned_abs()),
+            }),
             _ => None,
         }
     }
@@ -139,7 +153,10 @@ async fn refused(
     assert_eq!(error.code(), "UNREPRESENTABLE_VALUE", "{error}");
     assert_eq!(error.status(), 400);
     assert_eq!(store.head_position().await.unwrap(), head, "nothing stored");
-    assert_eq!(store.load_snapshot("ledger", "l-1").await.unwrap(), snapshot);
+    assert_eq!(
+        store.load_snapshot("ledger", "l-1").await.unwrap(),
+        snapshot
+    );
     let Error::Unrepresentable { what, path, .. } = &error else {
         panic!("{error:?}");
     };
@@ -153,7 +170,10 @@ async fn commands_whose_values_would_not_read_back_are_refused_and_store_nothing
     let store = Arc::new(InMemoryEventStore::new());
     let engine = CqrsCommandEngine::<Ledger>::new(store.clone(), ())
         .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand));
-    engine.create_with_id("l-1", &(), &CqrsContext::new()).await.unwrap();
+    engine
+        .create_with_id("l-1", &(), &CqrsContext::new())
+        .await
+        .unwrap();
 
     // 93213944218088.35 through an f64: the event decodes to other cents.
     let (what, path) = refused(&engine, &store, LedgerCommand::Post(9_321_394_421_808_835)).await;
@@ -168,7 +188,10 @@ async fn commands_whose_values_would_not_read_back_are_refused_and_store_nothing
     assert_eq!((what.as_str(), path.as_str()), ("Noted event", "$.count"));
     // The event reads back, the snapshot (shadow 21) does not.
     let (what, path) = refused(&engine, &store, LedgerCommand::Note(20)).await;
-    assert_eq!((what.as_str(), path.as_str()), ("ledger snapshot", "$.shadow"));
+    assert_eq!(
+        (what.as_str(), path.as_str()),
+        ("ledger snapshot", "$.shadow")
+    );
     let loaded = engine.load("l-1").await.unwrap().unwrap();
     assert_eq!(loaded.version, 2);
 }
@@ -179,13 +202,22 @@ async fn inline_view_records_that_would_not_read_back_refuse_the_command() {
     let engine = CqrsCommandEngine::<Ledger>::new(store.clone(), ())
         .with_inline_view::<LastPost>()
         .unwrap();
-    engine.create_with_id("l-1", &(), &CqrsContext::new()).await.unwrap();
+    engine
+        .create_with_id("l-1", &(), &CqrsContext::new())
+        .await
+        .unwrap();
     engine
         .update("l-1", &LedgerCommand::Post(1_230), &CqrsContext::new())
         .await
         .unwrap();
     let (what, path) = refused(&engine, &store, LedgerCommand::Post(1_234)).await;
-    assert_eq!((what.as_str(), path.as_str()), ("last_post view record \"l-1\"", "$.tens"));
+    assert_eq!(
+        (what.as_str(), path.as_str()),
+        ("last_post view record \"l-1\"", "$.tens")
+    );
     let record = store.get_view("last_post", "l-1").await.unwrap().unwrap();
-    assert_eq!(record.decode::<LastPost>().unwrap(), LastPost { tens: Tens(1_230) });
+    assert_eq!(
+        record.decode::<LastPost>().unwrap(),
+        LastPost { tens: Tens(1_230) }
+    );
 }

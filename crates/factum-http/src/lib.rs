@@ -141,6 +141,7 @@ pub use openapi::{
     projections_openapi, view_openapi,
 };
 pub use projections::{
-    ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection, projection_routes,
+    ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
+    projection_routes,
 };
 pub use views::{HttpView, ViewListQuery, child_view_routes, view_routes, view_store_of};

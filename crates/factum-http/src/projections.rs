@@ -19,8 +19,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::{
-    Aggregate, Dispatcher, EventEnvelope, ParkedEvent, ProjectionLag, Projector, View,
-    async_trait,
+    Aggregate, Dispatcher, EventEnvelope, ParkedEvent, ProjectionLag, Projector, View, async_trait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};

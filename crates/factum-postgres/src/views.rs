@@ -43,8 +43,8 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use factum_core::{
-    ExpectedVersion, FilterOp, FilterValue, Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint,
-    ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
+    ExpectedVersion, FilterOp, FilterValue, Page, ParkedEvent, ProjectionBatch,
+    ProjectionCheckpoint, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -595,7 +595,6 @@ impl PostgresEventStore {
         tx.commit().await.map_err(database_error)?;
         Ok(())
     }
-
 }
 
 async fn insert_parked(

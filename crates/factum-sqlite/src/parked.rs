@@ -111,11 +111,21 @@ pub(crate) fn list(conn: &Connection, projection: &str) -> factum_core::Result<V
     let corrupt = |what: String| factum_core::Error::from(Error::corrupt("parked_events", what));
     let mut parked = Vec::new();
     for row in rows {
-        let (position, event_id, aggregate_type, aggregate_id, version, event_type, error, attempts, at) =
-            row.map_err(sql_error)?;
+        let (
+            position,
+            event_id,
+            aggregate_type,
+            aggregate_id,
+            version,
+            event_type,
+            error,
+            attempts,
+            at,
+        ) = row.map_err(sql_error)?;
         parked.push(ParkedEvent {
             projection: projection.to_owned(),
-            position: u64::try_from(position).map_err(|_| corrupt(format!("position {position}")))?,
+            position: u64::try_from(position)
+                .map_err(|_| corrupt(format!("position {position}")))?,
             event_id: event_id
                 .parse()
                 .map_err(|_| corrupt(format!("event id {event_id:?}")))?,

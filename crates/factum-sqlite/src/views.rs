@@ -20,8 +20,8 @@
 //!   within a rank, reverses both for a descending key, and breaks ties by view id.
 
 use factum_core::{
-    ExpectedVersion, FilterOp, FilterValue, Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint,
-    ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore, async_trait,
+    ExpectedVersion, FilterOp, FilterValue, Page, ParkedEvent, ProjectionBatch,
+    ProjectionCheckpoint, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore, async_trait,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};

@@ -325,7 +325,10 @@ pub async fn all_records(
         let done = result.items.len() < query.page_size as usize;
         for record in result.items {
             // Exactly: a number no f64 holds compares by its text.
-            records.insert(record.view_id, factum_core::json::from_str(&record.data).unwrap());
+            records.insert(
+                record.view_id,
+                factum_core::json::from_str(&record.data).unwrap(),
+            );
         }
         if done {
             return records;
@@ -474,7 +477,10 @@ pub async fn projection_resumes_and_rebuilds(store: Arc<dyn EventStore>) {
 pub async fn projection_parks_a_poison_event(store: Arc<dyn EventStore>) {
     let engine = engine(&store);
     let ctx = CqrsContext::new();
-    engine.create_with_id("tab-a", &"Ann".to_owned(), &ctx).await.unwrap();
+    engine
+        .create_with_id("tab-a", &"Ann".to_owned(), &ctx)
+        .await
+        .unwrap();
     let poison = factum_core::NewEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: "Opened".to_owned(),
@@ -494,7 +500,10 @@ pub async fn projection_parks_a_poison_event(store: Arc<dyn EventStore>) {
         .await
         .unwrap();
     let poison_position = stored[0].position;
-    engine.create_with_id("tab-b", &"Bob".to_owned(), &ctx).await.unwrap();
+    engine
+        .create_with_id("tab-b", &"Bob".to_owned(), &ctx)
+        .await
+        .unwrap();
     let views: Arc<dyn ViewStore> = store.clone().into_view_store().expect("keeps views");
     let projector = Projector::<TabSummary>::new(store.clone(), views.clone())
         .with_batch_size(10)
@@ -502,9 +511,15 @@ pub async fn projection_parks_a_poison_event(store: Arc<dyn EventStore>) {
 
     // The batch fails; the good event before the poison one is applied on its own.
     assert_eq!(projector.run_once().await.unwrap(), 1);
-    assert_eq!(projector.lag().await.unwrap().checkpoint, poison_position - 1);
+    assert_eq!(
+        projector.lag().await.unwrap().checkpoint,
+        poison_position - 1
+    );
     let failed = projector.run_once().await;
-    assert!(matches!(failed, Err(factum_core::Error::Serialization { .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(factum_core::Error::Serialization { .. })),
+        "{failed:?}"
+    );
     assert!(projector.parked().await.unwrap().is_empty());
     // Third attempt: parked, and the events after it are applied.
     assert_eq!(projector.run_once().await.unwrap(), 2);
@@ -516,23 +531,51 @@ pub async fn projection_parks_a_poison_event(store: Arc<dyn EventStore>) {
         (poison_position, poison_id, 3)
     );
     assert_eq!(
-        (entry.projection.as_str(), entry.aggregate_id.as_str(), entry.version),
+        (
+            entry.projection.as_str(),
+            entry.aggregate_id.as_str(),
+            entry.version
+        ),
         (TabSummary::TYPE, "tab-poison", 1)
     );
     assert!(entry.error.contains("Opened"), "{}", entry.error);
     assert_eq!(projector.lag().await.unwrap().behind(), 0);
     for tab in ["tab-a", "tab-b"] {
-        assert!(views.get_view(TabSummary::TYPE, tab).await.unwrap().is_some(), "{tab}");
+        assert!(
+            views
+                .get_view(TabSummary::TYPE, tab)
+                .await
+                .unwrap()
+                .is_some(),
+            "{tab}"
+        );
     }
-    assert!(views.get_view(TabSummary::TYPE, "tab-poison").await.unwrap().is_none());
+    assert!(
+        views
+            .get_view(TabSummary::TYPE, "tab-poison")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Later events still project; nothing new is parked.
     engine
-        .update("tab-b", &TabCommand::Add { name: "tea".into(), price: 250 }, &ctx)
+        .update(
+            "tab-b",
+            &TabCommand::Add {
+                name: "tea".into(),
+                price: 250,
+            },
+            &ctx,
+        )
         .await
         .unwrap();
     projector.catch_up(|_| {}).await.unwrap();
-    let record = views.get_view(TabSummary::TYPE, "tab-b").await.unwrap().unwrap();
+    let record = views
+        .get_view(TabSummary::TYPE, "tab-b")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.version, 2);
     assert_eq!(projector.parked().await.unwrap().len(), 1);
 
@@ -544,7 +587,9 @@ pub async fn projection_parks_a_poison_event(store: Arc<dyn EventStore>) {
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].position, again[0].attempts), (poison_position, 2));
     assert_eq!(
-        all_records(&*views, TabSummary::TYPE, TabSummary::fields()).await.len(),
+        all_records(&*views, TabSummary::TYPE, TabSummary::fields())
+            .await
+            .len(),
         2
     );
 }

@@ -337,7 +337,10 @@ mod tests {
             assert_eq!(read(&stored), Money::from_cents(cents), "{stored}");
         }
         assert_eq!(parse("1000000000000000.01"), Err(AmountProblem::TooLarge));
-        assert_eq!(parse("1.0000000000000000000001"), Err(AmountProblem::TooPrecise));
+        assert_eq!(
+            parse("1.0000000000000000000001"),
+            Err(AmountProblem::TooPrecise)
+        );
         assert_eq!(parse("999999999999999.999"), Err(AmountProblem::TooPrecise));
         assert_eq!(parse("1e-400"), Err(AmountProblem::TooPrecise));
         assert_eq!(parse("1e400"), Err(AmountProblem::TooLarge));

@@ -102,7 +102,11 @@ async fn check(bank: &Bank, app: &Router, store: &Arc<dyn EventStore>, expected:
     let id = &expected.id;
     let (status, state) = send(app, Method::GET, &format!("/accounts/{id}"), None).await;
     assert_eq!(status, StatusCode::OK, "{state}");
-    assert_eq!(exact(&state["balance"]), expected.balance, "{id} state: {state}");
+    assert_eq!(
+        exact(&state["balance"]),
+        expected.balance,
+        "{id} state: {state}"
+    );
 
     let (_, events) = send(app, Method::GET, &format!("/accounts/{id}/events"), None).await;
     let events = events.as_array().unwrap();
@@ -116,7 +120,11 @@ async fn check(bank: &Bank, app: &Router, store: &Arc<dyn EventStore>, expected:
     }
 
     let (_, record) = send(app, Method::GET, &format!("/views/accounts/{id}"), None).await;
-    assert_eq!(exact(&record["balance"]), expected.balance, "{id} view: {record}");
+    assert_eq!(
+        exact(&record["balance"]),
+        expected.balance,
+        "{id} view: {record}"
+    );
 
     bank.projections().catch_up().await.unwrap();
     let (_, page) = send(app, Method::GET, &format!("/accounts/{id}/movements"), None).await;
@@ -141,7 +149,11 @@ async fn check(bank: &Bank, app: &Router, store: &Arc<dyn EventStore>, expected:
     let replay = CqrsCommandEngine::<Account>::new(store.clone(), ())
         .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never));
     let loaded = replay.load(id).await.unwrap().unwrap();
-    assert_eq!(dec(&loaded.state.balance.json_text()), expected.balance, "{id} replay");
+    assert_eq!(
+        dec(&loaded.state.balance.json_text()),
+        expected.balance,
+        "{id} replay"
+    );
 }
 
 fn sum(amounts: &[String]) -> Decimal {
@@ -160,10 +172,15 @@ async fn findings_and_boundaries(open: Open) {
     for (n, amount) in ACCEPTED.iter().enumerate() {
         let id = format!("acc-{n}");
         let body = format!(r#"{{"type":"OpenAccount","owner":"A","initial_balance":{amount}}}"#);
-        let (status, reply) = send(&app, Method::POST, &format!("/accounts/{id}"), Some(&body)).await;
+        let (status, reply) =
+            send(&app, Method::POST, &format!("/accounts/{id}"), Some(&body)).await;
         assert_eq!(status, StatusCode::CREATED, "{amount}: {reply}");
         assert_eq!(exact(&reply["balance"]), dec(amount), "{amount}: {reply}");
-        accounts.push(Expected { id, amounts: vec![(*amount).to_owned()], balance: dec(amount) });
+        accounts.push(Expected {
+            id,
+            amounts: vec![(*amount).to_owned()],
+            balance: dec(amount),
+        });
     }
     // Finding 1's deposit.
     let deposit = r#"{"type":"Deposit","amount":995401231716425.9}"#;
@@ -187,8 +204,17 @@ async fn findings_and_boundaries(open: Open) {
     let twice = r#"{"type":"Deposit","type":"Withdraw","amount":1}"#;
     let (status, reply) = send(&app, Method::POST, "/accounts/acc-6", Some(twice)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
-    assert!(reply["message"].as_str().unwrap().contains("\"type\""), "{reply}");
-    let (status, _) = send(&app, Method::POST, "/api/accounts/acc-6/commands/Deposit", Some(r#"{"amount":1,"amount":2}"#)).await;
+    assert!(
+        reply["message"].as_str().unwrap().contains("\"type\""),
+        "{reply}"
+    );
+    let (status, _) = send(
+        &app,
+        Method::POST,
+        "/api/accounts/acc-6/commands/Deposit",
+        Some(r#"{"amount":1,"amount":2}"#),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(store.head_position().await.unwrap(), head, "nothing stored");
 
@@ -207,7 +233,9 @@ async fn findings_and_boundaries(open: Open) {
 /// A random amount with 1 to 17 digits of cents: 0.01 ..= 1e15, every magnitude alike.
 fn random_amount(rng: &mut fastrand::Rng) -> String {
     let digits = rng.u32(1..=17);
-    let cents = rng.i64(10i64.pow(digits - 1)..10i64.pow(digits)).min(100_000_000_000_000_000);
+    let cents = rng
+        .i64(10i64.pow(digits - 1)..10i64.pow(digits))
+        .min(100_000_000_000_000_000);
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
@@ -222,16 +250,26 @@ async fn random_amounts(open: Open, seed: u64, cases: usize) {
         let id = format!("rnd-{n}");
         let (first, second) = (random_amount(&mut rng), random_amount(&mut rng));
         let body = format!(r#"{{"type":"OpenAccount","owner":"R","initial_balance":{first}}}"#);
-        let (status, reply) = send(&app, Method::POST, &format!("/accounts/{id}"), Some(&body)).await;
+        let (status, reply) =
+            send(&app, Method::POST, &format!("/accounts/{id}"), Some(&body)).await;
         assert_eq!(status, StatusCode::CREATED, "{first}: {reply}");
         let body = format!(r#"{{"type":"Deposit","amount":{second}}}"#);
-        let (status, reply) = send(&app, Method::POST, &format!("/accounts/{id}"), Some(&body)).await;
+        let (status, reply) =
+            send(&app, Method::POST, &format!("/accounts/{id}"), Some(&body)).await;
         assert_eq!(status, StatusCode::OK, "{second}: {reply}");
         let amounts = vec![first, second];
         assert_eq!(exact(&reply["balance"]), sum(&amounts));
-        accounts.push(Expected { id, balance: sum(&amounts), amounts });
+        accounts.push(Expected {
+            id,
+            balance: sum(&amounts),
+            amounts,
+        });
 
-        let over = format!("{}.{:02}", 1_000_000_000_000_000 + rng.i64(0..1_000_000), rng.u8(1..100));
+        let over = format!(
+            "{}.{:02}",
+            1_000_000_000_000_000 + rng.i64(0..1_000_000),
+            rng.u8(1..100)
+        );
         let third = format!("{}{}", random_amount(&mut rng), rng.u8(1..10));
         for bad in [over, third] {
             let body = format!(r#"{{"type":"Deposit","amount":{bad}}}"#);
@@ -273,7 +311,10 @@ impl Drop for Schema {
     fn drop(&mut self) {
         let schema = self.0.clone();
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&database_url()).await.unwrap();
                 sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

@@ -216,7 +216,10 @@ fn show(value: &Value) -> String {
 
 fn clip(text: &str) -> String {
     if text.len() > 120 {
-        let cut = (0..=120).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=120)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
         format!("{}...", &text[..cut])
     } else {
         text.to_owned()
@@ -282,7 +285,12 @@ fn lossless(text: &str, refuse_duplicates: bool) -> serde_json::Result<Value> {
     build(raw.get(), 0, refuse_duplicates, &mut path)
 }
 
-fn build(raw: &str, depth: usize, refuse_duplicates: bool, path: &mut String) -> serde_json::Result<Value> {
+fn build(
+    raw: &str,
+    depth: usize,
+    refuse_duplicates: bool,
+    path: &mut String,
+) -> serde_json::Result<Value> {
     if depth > MAX_DEPTH {
         return Err(de::Error::custom(format_args!(
             "nesting deeper than {MAX_DEPTH} levels at {path}"

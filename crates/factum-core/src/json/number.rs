@@ -136,7 +136,10 @@ pub fn f64_text(v: f64) -> Option<String> {
 /// Whether the `f64` serde_json reads for `text` stands for exactly the decimal `text` says,
 /// in the sense that matters: its shortest decimal text is that decimal.
 pub(crate) fn f64_keeps(text: &str, v: f64) -> bool {
-    match (Decimal::parse(text), f64_text(v).as_deref().and_then(Decimal::parse)) {
+    match (
+        Decimal::parse(text),
+        f64_text(v).as_deref().and_then(Decimal::parse),
+    ) {
         (Some(written), Some(read)) => written == read,
         _ => false,
     }
@@ -159,7 +162,9 @@ pub fn number_in_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<String
     }
     let text = map.next_value::<String>()?;
     if map.next_key::<de::IgnoredAny>()?.is_some() {
-        return Err(de::Error::custom("an exact number marker with more than one entry"));
+        return Err(de::Error::custom(
+            "an exact number marker with more than one entry",
+        ));
     }
     match Decimal::parse(&text) {
         Some(_) => Ok(Some(text)),
@@ -293,14 +298,19 @@ mod tests {
         assert_eq!(d("12.5E-1"), d("1.25"));
         assert!(d("-7").negative);
         assert_eq!(d("1e99999999999999999999999").exponent, EXPONENT_BOUND);
-        for bad in ["", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1x", "0x10", " 1", "NaN"] {
+        for bad in [
+            "", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1x", "0x10", " 1", "NaN",
+        ] {
             assert_eq!(Decimal::parse(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn scaled_integers_are_exact_or_absent() {
-        assert_eq!(d("999999999999999.99").scaled_integer(2), Some(99_999_999_999_999_999));
+        assert_eq!(
+            d("999999999999999.99").scaled_integer(2),
+            Some(99_999_999_999_999_999)
+        );
         assert_eq!(d("1e15").scaled_integer(2), Some(100_000_000_000_000_000));
         assert_eq!(d("0.001").scaled_integer(2), None);
         assert_eq!(d("-0.07").scaled_integer(2), Some(-7));

@@ -29,7 +29,11 @@ fn random_number(rng: &mut fastrand::Rng) -> String {
     if digits.len() > 1 {
         digits.replace_range(..1, &rng.u8(1..10).to_string());
     }
-    let mut text = if rng.bool() { "-".to_owned() } else { String::new() };
+    let mut text = if rng.bool() {
+        "-".to_owned()
+    } else {
+        String::new()
+    };
     let point = rng.usize(0..=digits.len());
     if point == 0 {
         text.push_str("0.");
@@ -61,7 +65,14 @@ fn exact_text_survives_decoding_and_encoding() {
         })
         .unwrap();
         let back: Tagged = from_str(&again).unwrap();
-        assert_eq!(back, Tagged::Paid { amount, note: "n".into() }, "{text}");
+        assert_eq!(
+            back,
+            Tagged::Paid {
+                amount,
+                note: "n".into()
+            },
+            "{text}"
+        );
         let flat: Flat = from_str(&format!(r#"{{"id":7,"amount":{text}}}"#)).unwrap();
         assert_eq!(flat.inner.amount.decimal(), Decimal::parse(&text).unwrap());
     }
@@ -85,7 +96,11 @@ fn the_fast_path_is_exact_where_it_is_taken() {
             Value::Number(n) => n.to_string(),
             other => panic!("{other}"),
         };
-        assert_eq!(Decimal::parse(&read), Decimal::parse(&text), "{text} read as {read}");
+        assert_eq!(
+            Decimal::parse(&read),
+            Decimal::parse(&text),
+            "{text} read as {read}"
+        );
     }
     assert!(taken > 20_000, "only {taken} cases took the fast path");
 }
@@ -94,8 +109,13 @@ fn the_fast_path_is_exact_where_it_is_taken() {
 fn both_paths_give_the_same_value_where_numbers_fit() {
     let mut rng = fastrand::Rng::with_seed(3);
     for _ in 0..20_000 {
-        let items: Vec<String> = (0..rng.usize(1..6)).map(|_| random_number(&mut rng)).collect();
-        let doc = format!(r#"{{"a":[{}],"s":"1.00000000000000000001"}}"#, items.join(","));
+        let items: Vec<String> = (0..rng.usize(1..6))
+            .map(|_| random_number(&mut rng))
+            .collect();
+        let doc = format!(
+            r#"{{"a":[{}],"s":"1.00000000000000000001"}}"#,
+            items.join(",")
+        );
         let slow = lossless(&doc, true).unwrap();
         if let Ok(fast) = serde_json::from_str::<Value>(&doc) {
             let exact = items.iter().all(|t| {
@@ -121,7 +141,10 @@ fn numbers_no_f64_holds_become_markers_and_others_stay_numbers() {
     assert_eq!(value["d"], json!(i64::MIN));
     assert_eq!(value["e"], json!({NUMBER_MARKER: "1e400"}));
     assert_eq!(value["f"], json!({NUMBER_MARKER: "18446744073709551616"}));
-    assert_eq!(value["g"][0], json!({NUMBER_MARKER: "1.0000000000000000000001"}));
+    assert_eq!(
+        value["g"][0],
+        json!({NUMBER_MARKER: "1.0000000000000000000001"})
+    );
     assert_eq!(value["h"], json!("1e400"));
     let n: ExactNumber = serde_json::from_value(value["a"].clone()).unwrap();
     assert_eq!(n.as_str(), "999999999999999.99");
@@ -131,7 +154,11 @@ fn numbers_no_f64_holds_become_markers_and_others_stay_numbers() {
 fn duplicate_keys_are_refused_at_any_depth_naming_the_key() {
     let err = parse_body(br#"{"type":"Deposit","type":"Withdraw","amount":1}"#).unwrap_err();
     assert!(err.is_data());
-    assert!(err.to_string().contains(r#"duplicate key "type" at $.type"#), "{err}");
+    assert!(
+        err.to_string()
+            .contains(r#"duplicate key "type" at $.type"#),
+        "{err}"
+    );
     let err = parse_body(br#"{"a":[{"x":1},{"y":{"z":1,"z":2}}]}"#).unwrap_err();
     assert!(err.to_string().contains("$.a[1].y.z"), "{err}");
     // Escapes spell the same key.
@@ -173,12 +200,17 @@ fn the_read_back_check_names_the_field_that_would_change() {
     impl<'de> Deserialize<'de> for Rounded {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             let n = ExactNumber::deserialize(d)?;
-            Ok(Rounded(n.decimal().scaled_integer(0).unwrap_or(0) as u64 / 10 * 10))
+            Ok(Rounded(
+                n.decimal().scaled_integer(0).unwrap_or(0) as u64 / 10 * 10,
+            ))
         }
     }
     let mismatch = check_reads_back::<Rounds>(r#"{"amount":15}"#).unwrap_err();
     assert_eq!(mismatch.path, "$.amount");
-    assert!(mismatch.problem.contains("15 would read back as 10"), "{mismatch}");
+    assert!(
+        mismatch.problem.contains("15 would read back as 10"),
+        "{mismatch}"
+    );
     assert!(check_reads_back::<Rounds>(r#"{ "amount" : 20 }"#).is_ok());
     assert!(check_reads_back::<Tagged>(r#"{"note":"x","type":"Paid","amount":1.50}"#).is_ok());
 }
