@@ -559,6 +559,9 @@ impl ViewQuery {
     pub fn apply_to(&self, records: Vec<ViewRecord>) -> Result<Page<ViewRecord>> {
         let mut parsed = Vec::with_capacity(records.len());
         for record in records {
+            // Plain serde_json on purpose: filters and sorts compare numbers as `f64`, as the
+            // SQL translations do (`CAST(.. AS REAL)`, `double precision`); the records
+            // themselves are returned as stored, digit for digit.
             let json: serde_json::Value = serde_json::from_str(&record.data).map_err(|e| {
                 Error::serialization(
                     format!("{} view record {}", record.view_type, record.view_id),
