@@ -19,8 +19,8 @@
 //!   `10^-15` of their size, more than four times the spacing of `f64`s there (`2^-52` of
 //!   the size), so no `f64` is nearest to two of them; the shortest text of `x` has at most
 //!   `D`'s digits (`D` itself reads back as `x`) and so is `D`.
-//! - **Lossless path**, for any other document: it is walked with `&RawValue` (objects as
-//!   `(key, raw value)` entries, arrays as raw items) into a [`serde_json::Value`] in which
+//! - **Lossless path**, for any other document: once serde_json has validated it, one pass
+//!   over the text builds a [`serde_json::Value`] (numbers taken as written) in which
 //!   every number that serde_json would not read back exactly is replaced by the marker
 //!   object `{"$factum::number": "<text>"}` ([`NUMBER_MARKER`]); integers that fit `i64`/`u64`
 //!   and floats whose shortest text is their decimal stay numbers. Then `T` is deserialized
@@ -37,9 +37,7 @@ mod number;
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
-use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::{self, DeserializeOwned};
 use serde_json::{Map, Value};
 
 pub use number::{
@@ -278,60 +276,192 @@ fn token_reads_exactly(token: &[u8]) -> bool {
 }
 
 /// The lossless path: a value with markers for numbers no `f64` holds.
+///
+/// serde_json first validates the whole document (syntax, nesting, nothing after it), so
+/// errors carry its line and column; then one pass over the text builds the value, taking
+/// each number's text as written.
 fn lossless(text: &str, refuse_duplicates: bool) -> serde_json::Result<Value> {
-    // Validates the whole document (and that nothing follows it) before the walk.
-    let raw: &RawValue = serde_json::from_str(text)?;
-    let mut path = "$".to_owned();
-    build(raw.get(), 0, refuse_duplicates, &mut path)
+    serde_json::from_str::<de::IgnoredAny>(text)?;
+    let mut walker = Walker {
+        text,
+        pos: 0,
+        refuse_duplicates,
+        path: "$".to_owned(),
+    };
+    walker.value(0)
 }
 
-fn build(
-    raw: &str,
-    depth: usize,
+/// A single pass over a validated document.
+struct Walker<'a> {
+    text: &'a str,
+    pos: usize,
     refuse_duplicates: bool,
-    path: &mut String,
-) -> serde_json::Result<Value> {
-    if depth > MAX_DEPTH {
-        return Err(de::Error::custom(format_args!(
-            "nesting deeper than {MAX_DEPTH} levels at {path}"
-        )));
+    path: String,
+}
+
+impl Walker<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
     }
-    match raw.as_bytes().first() {
-        Some(b'{') => {
-            let Entries(entries) = serde_json::from_str(raw)?;
-            let mut object = Map::new();
-            for (key, value) in entries {
-                let len = path.len();
-                let _ = write!(path, ".{key}");
-                if key == NUMBER_MARKER {
-                    return Err(de::Error::custom(format_args!(
-                        "the key {NUMBER_MARKER:?} is reserved (at {path})"
-                    )));
-                }
-                if refuse_duplicates && object.contains_key(&key) {
-                    return Err(de::Error::custom(format_args!(
-                        "duplicate key {key:?} at {path}"
-                    )));
-                }
-                let value = build(value.get(), depth + 1, refuse_duplicates, path)?;
-                path.truncate(len);
-                object.insert(key, value);
-            }
-            Ok(Value::Object(object))
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
         }
-        Some(b'[') => {
-            let Items(items) = serde_json::from_str(raw)?;
-            let mut array = Vec::with_capacity(items.len());
-            for (index, item) in items.into_iter().enumerate() {
-                let len = path.len();
-                let _ = write!(path, "[{index}]");
-                array.push(build(item.get(), depth + 1, refuse_duplicates, path)?);
-                path.truncate(len);
-            }
-            Ok(Value::Array(array))
+    }
+
+    fn expect(&mut self, byte: u8) -> serde_json::Result<()> {
+        self.skip_whitespace();
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected())
         }
-        Some(b'-' | b'0'..=b'9') => Ok(number(raw)),
-        _ => serde_json::from_str(raw),
+    }
+
+    fn unexpected(&self) -> serde_json::Error {
+        de::Error::custom(format_args!(
+            "unexpected input at byte {} ({})",
+            self.pos, self.path
+        ))
+    }
+
+    fn value(&mut self, depth: usize) -> serde_json::Result<Value> {
+        if depth > MAX_DEPTH {
+            return Err(de::Error::custom(format_args!(
+                "nesting deeper than {MAX_DEPTH} levels at {}",
+                self.path
+            )));
+        }
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => self.string().map(Value::String),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.pos;
+                while matches!(
+                    self.peek(),
+                    Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                ) {
+                    self.pos += 1;
+                }
+                let token = self
+                    .text
+                    .get(start..self.pos)
+                    .ok_or_else(|| self.unexpected())?;
+                Ok(number(token))
+            }
+            _ => {
+                for (word, value) in [
+                    ("true", Value::Bool(true)),
+                    ("false", Value::Bool(false)),
+                    ("null", Value::Null),
+                ] {
+                    let rest = self.text.as_bytes().get(self.pos..).unwrap_or_default();
+                    if rest.starts_with(word.as_bytes()) {
+                        self.pos += word.len();
+                        return Ok(value);
+                    }
+                }
+                Err(self.unexpected())
+            }
+        }
+    }
+
+    fn string(&mut self) -> serde_json::Result<String> {
+        let start = self.pos;
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            match self.peek() {
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    self.pos += 2;
+                }
+                Some(_) => self.pos += 1,
+                None => return Err(self.unexpected()),
+            }
+        }
+        self.pos += 1;
+        let token = self
+            .text
+            .get(start..self.pos)
+            .ok_or_else(|| self.unexpected())?;
+        if escaped {
+            serde_json::from_str(token)
+        } else {
+            let inner = token.get(1..token.len() - 1);
+            inner.map(str::to_owned).ok_or_else(|| self.unexpected())
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> serde_json::Result<Value> {
+        self.pos += 1;
+        let mut object = Map::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Value::Object(object));
+        }
+        loop {
+            self.skip_whitespace();
+            let key = self.string()?;
+            let len = self.path.len();
+            let _ = write!(self.path, ".{key}");
+            if key == NUMBER_MARKER {
+                return Err(de::Error::custom(format_args!(
+                    "the key {NUMBER_MARKER:?} is reserved (at {})",
+                    self.path
+                )));
+            }
+            if self.refuse_duplicates && object.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {key:?} at {}",
+                    self.path
+                )));
+            }
+            self.expect(b':')?;
+            let value = self.value(depth + 1)?;
+            self.path.truncate(len);
+            object.insert(key, value);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Value::Object(object));
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> serde_json::Result<Value> {
+        self.pos += 1;
+        let mut array = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Value::Array(array));
+        }
+        loop {
+            let len = self.path.len();
+            let _ = write!(self.path, "[{}]", array.len());
+            array.push(self.value(depth + 1)?);
+            self.path.truncate(len);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Value::Array(array));
+                }
+                _ => return Err(self.unexpected()),
+            }
+        }
     }
 }
 
@@ -350,52 +480,6 @@ fn marker(text: &str) -> Value {
     let mut object = Map::new();
     object.insert(NUMBER_MARKER.to_owned(), Value::String(text.to_owned()));
     Value::Object(object)
-}
-
-/// An object's entries in order, values left as raw text.
-struct Entries<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Entries<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
-        }
-        deserializer.deserialize_map(EntriesVisitor)
-    }
-}
-
-/// An array's items, left as raw text.
-struct Items<'a>(Vec<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ItemsVisitor;
-        impl<'de> Visitor<'de> for ItemsVisitor {
-            type Value = Items<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items<'de>, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<&'de RawValue>()? {
-                    items.push(item);
-                }
-                Ok(Items(items))
-            }
-        }
-        deserializer.deserialize_seq(ItemsVisitor)
-    }
 }
 
 #[cfg(test)]

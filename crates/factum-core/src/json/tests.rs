@@ -214,3 +214,43 @@ fn the_read_back_check_names_the_field_that_would_change() {
     assert!(check_reads_back::<Rounds>(r#"{ "amount" : 20 }"#).is_ok());
     assert!(check_reads_back::<Tagged>(r#"{"note":"x","type":"Paid","amount":1.50}"#).is_ok());
 }
+
+#[test]
+fn the_lossless_walk_reads_every_json_shape_as_serde_json_does() {
+    for doc in [
+        r#"{}"#,
+        r#"[]"#,
+        " \t\r\n{ \"a\" : [ 1 , 2.5 , -0 , true , false , null , \"x\" ] , \"b\" : { } } \n",
+        r#"{"esc\"aped\\key\u00e9":"line\nbreak \"quoted\" \\ \/ \b\f\r\t \u0041 \ud83d\ude00"}"#,
+        r#"{"utf8":"héllo wörld ✓ 😀","empty":"","nested":[[[]],[{}],{"k":[{}]}]}"#,
+        r#""just a string""#,
+        "12",
+        "-1.5e-3",
+        "true",
+        "null",
+        r#"[{"a":{"b":{"c":[1,{"d":"e"}]}}}]"#,
+    ] {
+        let expected: Value = serde_json::from_str(doc).unwrap();
+        assert_eq!(lossless(doc, true).unwrap(), expected, "{doc}");
+    }
+}
+
+#[test]
+fn a_deep_document_is_walked_once() {
+    // 120 levels around a 60 KB string: a walk that re-read each level would scan it 120 times.
+    let doc = format!(
+        "{}\"{}\"{}",
+        "[".repeat(120),
+        "x".repeat(60_000),
+        "]".repeat(120)
+    );
+    let start = std::time::Instant::now();
+    for _ in 0..20 {
+        parse_body(doc.as_bytes()).unwrap();
+    }
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
