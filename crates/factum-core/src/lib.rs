@@ -109,7 +109,7 @@ pub use id::{
 };
 pub use memory::InMemoryEventStore;
 pub use parked::{ParkedEvent, is_event_fault};
-pub use projection::{ProjectionLag, Projector, view_changes};
+pub use projection::{DEFAULT_PROJECTION_ATTEMPTS, ProjectionLag, Projector, view_changes};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{

@@ -24,7 +24,7 @@ use crate::upcast::Upcasters;
 use crate::view::{ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewRecord, ViewStore};
 
 /// How many times a projection tries an event before parking it, unless configured.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+pub const DEFAULT_PROJECTION_ATTEMPTS: u32 = 5;
 
 type EventOf<V> = <<V as View>::Aggregate as Aggregate>::Event;
 
@@ -210,7 +210,7 @@ impl<V: View> Projector<V> {
             name: V::TYPE.to_owned(),
             upcasters: Upcasters::new(),
             batch_size: 500,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            max_attempts: DEFAULT_PROJECTION_ATTEMPTS,
             failing: Mutex::new(None),
             _view: PhantomData,
         }
@@ -286,7 +286,8 @@ impl<V: View> Projector<V> {
         let changes = match self.changes_for(&stored).await {
             Ok(changes) => changes,
             Err(error) if is_event_fault(&error) => {
-                return self.one_at_a_time(checkpoint, &stored, error).await;
+                tracing::debug!(projection = %self.name, %error, "batch failed; applying its events one at a time");
+                return self.one_at_a_time(checkpoint, &stored).await;
             }
             Err(error) => return Err(error),
         };
@@ -315,9 +316,7 @@ impl<V: View> Projector<V> {
         &self,
         mut expected: ProjectionCheckpoint,
         stored: &[StoredEvent],
-        batch_error: Error,
     ) -> Result<usize> {
-        let mut error = batch_error;
         for (applied, event) in stored.iter().enumerate() {
             match self.changes_for(std::slice::from_ref(event)).await {
                 Ok(changes) => {
@@ -354,13 +353,11 @@ impl<V: View> Projector<V> {
                     };
                     self.views.park_event(expected, parked).await?;
                     tracing::error!(projection = %self.name, position = event.position, event_id = %event.event_id, attempts, error = %fault, "projection parked an event it cannot apply");
-                    error = fault;
                 }
                 Err(other) => return Err(other),
             }
             expected.position = event.position;
         }
-        tracing::debug!(projection = %self.name, last_error = %error, "batch applied one event at a time");
         Ok(stored.len())
     }
 
