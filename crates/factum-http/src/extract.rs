@@ -63,9 +63,13 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         factum_core::json::parse_body(&bytes)
             .map(Self)
-            .map_err(|e| match e.is_data() {
-                true => ApiError::validation(format!("the request body is refused: {e}")),
-                false => ApiError::validation(format!("the request body is not valid JSON: {e}")),
+            .map_err(|e| {
+                // Data errors: valid JSON refused (a repeated key, a reserved key, too deep).
+                if e.is_data() {
+                    ApiError::validation(format!("the request body is refused: {e}"))
+                } else {
+                    ApiError::validation(format!("the request body is not valid JSON: {e}"))
+                }
             })
     }
 }
