@@ -210,6 +210,18 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A value the command would store does not read back as written (a number with more
+    /// digits than its type keeps, a field that does not decode): refused before anything is
+    /// stored.
+    #[error("the {what} would not read back as written: {path}: {problem}")]
+    Unrepresentable {
+        /// What was checked (`MoneyDeposited event`, `account snapshot`).
+        what: String,
+        /// Where, as a JSON path (`$.amount`).
+        path: String,
+        /// What would change.
+        problem: String,
+    },
     /// The store failed (I/O, connection, SQL). Never shown to clients verbatim.
     #[error("event store failure: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -276,6 +288,10 @@ impl Error {
             }
             Self::Conflict { .. } | Self::TooManyConflicts { .. } => {
                 CqrsError::standard(S::ConcurrencyConflict, self.to_string())
+            }
+            Self::Unrepresentable { what, path, .. } => {
+                CqrsError::standard(S::Unrepresentable, self.to_string())
+                    .with_details(serde_json::json!({ "what": what, "path": path }))
             }
             Self::Serialization { .. } | Self::Upcast { .. } | Self::Store(_) => {
                 CqrsError::standard(S::Internal, "internal error")
@@ -450,6 +466,8 @@ pub mod standard {
             StoreUnavailable = (16, 503, "STORE_UNAVAILABLE", "event store unavailable"),
             /// The event store has no space left for a write.
             StoreFull = (17, 507, "STORE_FULL", "event store full"),
+            /// A value would not read back exactly as written, so it is not stored.
+            Unrepresentable = (20, 400, "UNREPRESENTABLE_VALUE", "value cannot be stored exactly"),
         }
     }
 }

@@ -82,8 +82,10 @@ mod engine;
 mod envelope;
 mod error;
 mod id;
+pub mod json;
 mod keyed_lock;
 mod memory;
+mod parked;
 mod projection;
 mod store;
 mod upcast;
@@ -106,7 +108,10 @@ pub use id::{
     validate_aggregate_id,
 };
 pub use memory::InMemoryEventStore;
-pub use projection::{ProjectionLag, Projector, REBUILD_MARKER_PREFIX, view_changes};
+pub use parked::{ParkedEvent, is_event_fault};
+pub use projection::{
+    DEFAULT_PROJECTION_ATTEMPTS, ProjectionLag, Projector, REBUILD_MARKER_PREFIX, view_changes,
+};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{

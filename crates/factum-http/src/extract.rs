@@ -14,7 +14,9 @@ use factum_core::standard::StandardError;
 use crate::context::RequestInfo;
 use crate::error::{ApiError, clip};
 
-/// A JSON request body.
+/// A JSON request body, read exactly ([`factum_core::json::parse_body`]): a number no
+/// `f64` holds is kept as its text (for exact types such as money to read), and a key
+/// repeated in an object is a 400 naming it.
 ///
 /// A `Content-Type` other than `application/json` (or `application/*+json`) is a 415; a
 /// missing one is read as JSON. An empty body or one that is not JSON is a 400; a body over
@@ -59,9 +61,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "the request body is empty; expected a JSON object",
             ));
         }
-        serde_json::from_slice(&bytes)
+        factum_core::json::parse_body(&bytes)
             .map(Self)
-            .map_err(|e| ApiError::validation(format!("the request body is not valid JSON: {e}")))
+            .map_err(|e| {
+                // Data errors: valid JSON refused (a repeated key, a reserved key, too deep).
+                if e.is_data() {
+                    ApiError::validation(format!("the request body is refused: {e}"))
+                } else {
+                    ApiError::validation(format!("the request body is not valid JSON: {e}"))
+                }
+            })
     }
 }
 

@@ -144,7 +144,8 @@ pub use openapi::{
     projections_openapi, view_openapi,
 };
 pub use projections::{
-    ProjectionStatus, ProjectionTasks, Projections, RunningProjection, projection_routes,
+    ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
+    projection_routes,
 };
 pub use server::{DEFAULT_HEADER_READ_TIMEOUT, ServeConfig, serve_with_config};
 pub use views::{HttpView, ViewListQuery, child_view_routes, view_routes, view_store_of};

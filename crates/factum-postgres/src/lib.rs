@@ -72,6 +72,7 @@
 mod breaker;
 mod error;
 mod migrations;
+mod parked;
 pub mod store;
 pub mod views;
 

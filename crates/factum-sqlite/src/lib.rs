@@ -110,6 +110,7 @@
 
 mod error;
 mod owner;
+mod parked;
 mod rows;
 mod schema;
 mod store;

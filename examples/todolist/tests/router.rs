@@ -336,7 +336,7 @@ async fn todos_are_projected_then_queried_by_assignee_and_state() {
     let lag = get(&app, "/projections/todos").await.body;
     assert_eq!(
         lag,
-        json!({"name": "todos", "checkpoint": 0, "head": 15, "behind": 15})
+        json!({"name": "todos", "checkpoint": 0, "head": 15, "behind": 15, "parked": 0, "parked_events": []})
     );
     service.projections().catch_up().await.unwrap();
     assert_eq!(get(&app, "/projections/todos").await.body["behind"], 0);
