@@ -74,6 +74,7 @@
 //! ```
 
 mod aggregate;
+mod authz;
 mod context;
 mod engine;
 mod envelope;
@@ -87,6 +88,7 @@ mod upcast;
 mod view;
 
 pub use aggregate::{Aggregate, CommandHandler, Event};
+pub use authz::{Access, AccessPolicy, Authorizer, Denied};
 pub use context::{
     Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
 };

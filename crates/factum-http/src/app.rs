@@ -6,6 +6,13 @@
 //! structured errors with the request id, access log), panic catching (a panic is a 500 in
 //! the structured shape; the panic message goes to the log only), the request timeout (408),
 //! and the body limit (413).
+//!
+//! With auth configured, authentication is one more layer, over the routes rather than the
+//! router: every route mounted on the [`Api`] (aggregates, views, projections, and routes of
+//! your own through [`Api::with_routes`]) needs a valid bearer token, checked before its
+//! handler runs, so a handler cannot forget it. Only `/health` is public, and the docs
+//! (`/docs`, `/openapi.json`) when [`HttpConfig::with_public_docs`] says so. Fail closed: a
+//! route is public only by being one of those.
 
 use std::any::Any;
 use std::future::Future;
@@ -25,7 +32,8 @@ use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::aggregate::{HttpAggregate, aggregate_routes};
-use crate::context::{ContextConfig, JwtAuth, context_middleware};
+use crate::auth::JwtAuth;
+use crate::context::{ContextConfig, context_middleware, require_caller};
 use crate::error::{ApiError, Error, Result};
 use crate::openapi::{
     aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, view_openapi,
@@ -50,6 +58,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Bearer-token auth; `None` serves everyone as anonymous.
     pub auth: Option<Arc<JwtAuth>>,
+    /// With auth on, whether `/docs` and `/openapi.json` are served without a token.
+    pub public_docs: bool,
     /// The document's title.
     pub title: String,
     /// The document's API version.
@@ -62,6 +72,7 @@ impl Default for HttpConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_TIMEOUT,
             auth: None,
+            public_docs: false,
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
@@ -83,10 +94,19 @@ impl HttpConfig {
         self
     }
 
-    /// Requires a valid bearer token on aggregate routes.
+    /// Requires a valid bearer token on every route but `/health` (and the docs if
+    /// [`with_public_docs`](Self::with_public_docs)); see the module docs.
     #[must_use]
     pub fn with_auth(mut self, auth: JwtAuth) -> Self {
         self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// With auth on, serves `/docs` and `/openapi.json` without a token (they are
+    /// protected like every other route unless this says otherwise).
+    #[must_use]
+    pub fn with_public_docs(mut self, public: bool) -> Self {
+        self.public_docs = public;
         self
     }
 
@@ -195,9 +215,10 @@ impl Api {
         self
     }
 
-    /// Adds routes of your own and their document. Extract
+    /// Adds routes of your own and their document. With auth on they are protected like
+    /// every mounted route (no token, no handler call). Extract
     /// [`RequestContext`](crate::RequestContext) in their handlers to get the caller's
-    /// context (and the 401 when auth is on), and return [`ApiError`]s.
+    /// context (user and roles), and return [`ApiError`]s.
     #[must_use]
     pub fn with_routes(mut self, router: Router, openapi: OpenApi) -> Self {
         self.router = self.router.merge(router);
@@ -226,7 +247,16 @@ impl Api {
     /// The finished router.
     pub fn into_router(self) -> Router {
         let doc = self.openapi();
+        let auth = self.config.auth.is_some();
         let mut router = self.router;
+        // Every route mounted so far is protected; the public ones are added after this.
+        if auth && router.has_routes() {
+            router = router.route_layer(axum::middleware::from_fn(require_caller));
+        }
+        let mut docs = Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", doc));
+        if auth && !self.config.public_docs {
+            docs = docs.route_layer(axum::middleware::from_fn(require_caller));
+        }
         if let Some(store) = self.store {
             router = router.route("/health", get(health).with_state(store));
         }
@@ -236,7 +266,7 @@ impl Api {
             timeout_secs: self.config.request_timeout.as_secs_f64(),
         });
         router
-            .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+            .merge(docs)
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(self.config.body_limit))
             .layer(TimeoutLayer::with_status_code(

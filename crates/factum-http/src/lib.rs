@@ -117,6 +117,7 @@
 
 mod aggregate;
 mod app;
+mod auth;
 mod context;
 mod error;
 mod extract;
@@ -133,7 +134,11 @@ pub use app::{
     Api, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, HttpConfig, serve, serve_with_shutdown,
     shutdown_signal,
 };
-pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
+pub use auth::{
+    AuthRejection, DEFAULT_JWKS_MIN_REFETCH, DEFAULT_JWKS_REFRESH, DEFAULT_ROLES_CLAIM, JwtAuth,
+    JwtAuthBuilder, Principal,
+};
+pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, etag};
 pub use openapi::{
