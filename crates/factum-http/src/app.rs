@@ -14,7 +14,8 @@
 //! (`/docs`, `/openapi.json`) when [`HttpConfig::with_public_docs`] says so. Fail closed: a
 //! route is public only by being one of those.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,15 +32,19 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::aggregate::{HttpAggregate, aggregate_routes};
+use crate::aggregate::{AggregateService, HttpAggregate, aggregate_routes};
 use crate::auth::JwtAuth;
 use crate::context::{ContextConfig, context_middleware, require_caller};
 use crate::error::{ApiError, Error, Result};
 use crate::openapi::{
-    aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, view_openapi,
+    aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, secure_document,
+    view_openapi,
 };
 use crate::projections::{Projections, projection_routes};
-use crate::views::{HttpView, child_view_routes, view_routes};
+use crate::views::{HttpView, child_view_routes, view_routes, view_store_of};
+
+/// The routes served without a token when auth is on (besides the docs, if configured so).
+const PUBLIC_PATHS: &[&str] = &["/health"];
 
 /// The default request body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -129,6 +134,9 @@ pub struct Api {
     router: Router,
     openapi: OpenApi,
     store: Option<Arc<dyn EventStore>>,
+    // The service of each mounted aggregate, by its type: a child view's routes check the
+    // aggregate's access policy through it.
+    services: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -152,6 +160,7 @@ impl Api {
             router: Router::new(),
             openapi: OpenApiBuilder::new().build(),
             store: None,
+            services: HashMap::new(),
         }
     }
 
@@ -170,6 +179,10 @@ impl Api {
         prefix: &str,
         engine: CqrsCommandEngine<A>,
     ) -> Self {
+        self.services.insert(
+            TypeId::of::<A>(),
+            Box::new(AggregateService::new(engine.clone())),
+        );
         self.router = self.router.merge(aggregate_routes(prefix, engine));
         self.openapi
             .merge(aggregate_openapi::<A>(prefix, self.config.auth.is_some()));
@@ -193,13 +206,30 @@ impl Api {
 
     /// Mounts `GET {prefix}/{A::PATH}/{id}/{V::PATH}`: the records of view `V` belonging to
     /// one aggregate (see [`child_view_routes`]), with its document. `prefix` is where the
-    /// aggregate's own routes are (`""` for `/accounts/{id}/movements`).
+    /// aggregate's own routes are (`""` for `/accounts/{id}/movements`). Mount the aggregate
+    /// first ([`Api::with_aggregate`]): the route checks its access policy, and is an
+    /// [`Error::Config`] without it.
     pub fn with_child_view<V>(mut self, prefix: &str, store: &Arc<dyn EventStore>) -> Result<Self>
     where
         V: HttpView,
         V::Aggregate: HttpAggregate,
     {
-        self.router = self.router.merge(child_view_routes::<V>(prefix, store)?);
+        view_store_of(store, V::TYPE)?;
+        let service = self
+            .services
+            .get(&TypeId::of::<V::Aggregate>())
+            .and_then(|service| service.downcast_ref::<AggregateService<V::Aggregate>>())
+            .cloned()
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "mount the aggregate {} (Api::with_aggregate) before its child view {}",
+                    <V::Aggregate as factum_core::Aggregate>::TYPE,
+                    V::TYPE
+                ))
+            })?;
+        self.router = self
+            .router
+            .merge(child_view_routes::<V>(prefix, store, service)?);
         self.openapi
             .merge(child_view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)
@@ -241,6 +271,9 @@ impl Api {
                  Every response carries X-Request-Id.",
             ))
             .build();
+        if self.config.auth.is_some() {
+            secure_document(&mut doc, PUBLIC_PATHS);
+        }
         doc
     }
 

@@ -115,6 +115,7 @@
 //! # });
 //! ```
 
+mod access;
 mod aggregate;
 mod app;
 mod auth;
