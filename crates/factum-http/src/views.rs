@@ -18,11 +18,12 @@
 //! structured error shape, whose details list the view's fields. A query never reaches a
 //! store before it is validated, and stores bind every value as a parameter.
 //!
-//! Authorization: a view may need roles ([`HttpView::read_roles`], else 403) and may show
-//! each caller only some records ([`HttpView::visible_to`]): those filters join the query
-//! itself, so the store counts and pages over the visible records only, and a record asked
-//! for by id that the caller may not see is a 403. A child view's route also checks the
-//! aggregate's access policy ([`Access::ReadView`]) for that aggregate.
+//! Authorization: a view's own routes may need roles ([`HttpView::read_roles`], else 403),
+//! and every route of a view shows each caller only some records
+//! ([`HttpView::visible_to`]): those filters join the query itself, so the store counts and
+//! pages over the visible records only, and a record asked for by id that the caller may not
+//! see is a 403. A child view's route under its aggregate is governed by the aggregate's
+//! access policy ([`Access::ReadView`], roles and rule) for that aggregate.
 
 use std::sync::Arc;
 
@@ -60,8 +61,10 @@ pub trait HttpView: View {
         ""
     }
 
-    /// The roles any one of which a caller needs to read this view (empty: every
-    /// authenticated caller). Checked for authenticated callers only.
+    /// The roles any one of which a caller needs to read this view's own routes (empty:
+    /// every authenticated caller). Checked for authenticated callers only. A child view's
+    /// route under its aggregate is governed by the aggregate's access policy instead
+    /// ([`AccessPolicy::read_view`](factum_core::AccessPolicy::read_view)).
     fn read_roles() -> &'static [&'static str] {
         &[]
     }
@@ -72,6 +75,14 @@ pub trait HttpView: View {
     fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
         let _ = ctx;
         Vec::new()
+    }
+}
+
+/// The filters limiting what the caller sees of `V`.
+fn visible<V: HttpView>(ctx: &CqrsContext) -> Vec<Filter> {
+    match ctx.user_id() {
+        Some(_) => V::visible_to(ctx),
+        None => Vec::new(),
     }
 }
 
@@ -337,7 +348,7 @@ where
         .service
         .authorize(&ctx, Some(&id), Access::ReadView(V::TYPE))
         .await?;
-    query.filters.extend(visibility::<V>(&ctx)?);
+    query.filters.extend(visible::<V>(&ctx));
     let records = state.views.list_views_of(V::TYPE, &id).await?;
     let aggregate_type = <V::Aggregate as Aggregate>::TYPE;
     if records.is_empty() && state.events.stream_version(aggregate_type, &id).await? == 0 {

@@ -1,0 +1,164 @@
+//! The bank with authentication on: an account is for the user who opened it and for the
+//! `admin` role, on every route that reaches it (reference, generic, child view, view
+//! record); the accounts view lists each caller's own accounts, filtered in the store's
+//! query; refused commands store nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Method, Request, StatusCode};
+use bank::http::Bank;
+use factum_core::InMemoryEventStore;
+use factum_http::{HttpConfig, JwtAuth};
+use factum_testing::jwt::{self, claims};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const SECRET: &str = "bank-s3cret";
+
+fn token(sub: &str, roles: &[&str]) -> String {
+    let mut claims = claims(sub, 600);
+    claims["roles"] = json!(roles);
+    jwt::hs256(SECRET, &claims)
+}
+
+fn bank() -> (Bank, Router) {
+    let bank = Bank::open(Arc::new(InMemoryEventStore::new())).unwrap();
+    let config = HttpConfig::default().with_auth(JwtAuth::hs256(SECRET).unwrap());
+    let router = bank::http::router(&bank, config).unwrap();
+    (bank, router)
+}
+
+async fn call(app: &Router, method: Method, uri: &str, body: Option<&str>, token: &str) -> (StatusCode, Value) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"));
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn open(app: &Router, id: &str, token: &str) {
+    let body = r#"{"type": "OpenAccount", "owner": "Someone", "initial_balance": 100}"#;
+    let (status, reply) = call(app, Method::POST, &format!("/accounts/{id}"), Some(body), token).await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+}
+
+#[tokio::test]
+async fn an_account_is_for_its_opener_and_admins_and_refusals_store_nothing() {
+    let (bank, app) = bank();
+    let alice = token("alice", &[]);
+    let bob = token("bob", &["teller"]);
+    let admin = token("root", &["admin"]);
+    open(&app, "acc-a", &alice).await;
+    // Opened through the generic route: the same rule holds.
+    let (status, reply) = call(
+        &app,
+        Method::POST,
+        "/api/accounts/acc-b/commands/OpenAccount",
+        Some(r#"{"owner": "Bob", "initial_balance": 5}"#),
+        &bob,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    assert_eq!(reply["state"]["opened_by"], "bob");
+    bank.projections().catch_up().await.unwrap();
+
+    let deposit = r#"{"type": "Deposit", "amount": 1}"#;
+    let refused: [(Method, &str, Option<&str>); 9] = [
+        (Method::GET, "/accounts/acc-a", None),
+        (Method::GET, "/accounts/acc-a?version=1", None),
+        (Method::GET, "/accounts/acc-a/events", None),
+        (Method::POST, "/accounts/acc-a", Some(deposit)),
+        (Method::GET, "/api/accounts/acc-a", None),
+        (Method::GET, "/api/accounts/acc-a/events", None),
+        (Method::POST, "/api/accounts/acc-a/commands/Withdraw", Some(r#"{"amount": 1}"#)),
+        (Method::GET, "/accounts/acc-a/movements", None),
+        (Method::GET, "/views/accounts/acc-a", None),
+    ];
+    for (method, uri, body) in refused.iter().cloned() {
+        let (status, reply) = call(&app, method.clone(), uri, body, &bob).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "bob {method} {uri}: {reply}");
+        assert_eq!(reply["code"], "FORBIDDEN");
+    }
+    // Opening someone else's account again is still just a conflict.
+    let body = r#"{"type": "OpenAccount", "owner": "Bob", "initial_balance": 1}"#;
+    let (status, _) = call(&app, Method::POST, "/accounts/acc-a", Some(body), &bob).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // The opener and an admin may do all of it.
+    for (who, token) in [("alice", &alice), ("admin", &admin)] {
+        for (method, uri, body) in refused.iter().cloned() {
+            let (status, reply) = call(&app, method.clone(), uri, body, token).await;
+            assert!(status.is_success(), "{who} {method} {uri}: {status} {reply}");
+        }
+    }
+    // Nothing of bob's was stored: the opening, alice's and the admin's two movements each.
+    let (_, events) = call(&app, Method::GET, "/accounts/acc-a/events?metadata=true", None, &alice).await;
+    let users: Vec<_> = events.as_array().unwrap().iter().map(|e| e["user_id"].clone()).collect();
+    assert_eq!(
+        users,
+        [json!("alice"), json!("alice"), json!("alice"), json!("root"), json!("root")]
+    );
+    let (_, account) = call(&app, Method::GET, "/accounts/acc-a", None, &alice).await;
+    assert_eq!(
+        account,
+        json!({"id": "acc-a", "owner": "Someone", "balance": 100.0, "version": 5, "opened_by": "alice"})
+    );
+
+    // Every account's movements at once: admins only.
+    let (status, _) = call(&app, Method::GET, "/views/movements", None, &bob).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    bank.projections().catch_up().await.unwrap();
+    let (status, page) = call(&app, Method::GET, "/views/movements", None, &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["total"], 6);
+}
+
+#[tokio::test]
+async fn the_accounts_view_shows_each_caller_their_own_and_pages_over_them_only() {
+    let (_bank, app) = bank();
+    let alice = token("alice", &[]);
+    let bob = token("bob", &[]);
+    let admin = token("root", &["admin"]);
+    for i in 0..5 {
+        open(&app, &format!("a-{i}"), &alice).await;
+    }
+    open(&app, "b-0", &bob).await;
+    open(&app, "b-1", &bob).await;
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The filter is part of the query: totals and pages count bob's accounts only.
+    let (status, page) = call(&app, Method::GET, "/views/accounts?page_size=1", None, &bob).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!((page["total"].clone(), ids(&page)), (json!(2), vec!["b-0".to_owned()]));
+    let (_, page) = call(&app, Method::GET, "/views/accounts?page_size=1&page=2", None, &bob).await;
+    assert_eq!(ids(&page), ["b-1"]);
+    // A filter of the caller's own cannot widen what they see.
+    let (_, page) = call(&app, Method::GET, "/views/accounts?filter=opened_by:eq:alice", None, &bob).await;
+    assert_eq!(page["total"], 0);
+    let (_, page) = call(&app, Method::GET, "/views/accounts?sort=-version", None, &alice).await;
+    assert_eq!(page["total"], 5);
+    assert!(ids(&page).iter().all(|id| id.starts_with("a-")));
+    let (_, page) = call(&app, Method::GET, "/views/accounts?page_size=100", None, &admin).await;
+    assert_eq!(page["total"], 7);
+    let (_, page) = call(&app, Method::GET, "/views/accounts?filter=opened_by:eq:bob", None, &admin).await;
+    assert_eq!(ids(&page), ["b-0", "b-1"]);
+}
