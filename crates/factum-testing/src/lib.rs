@@ -7,6 +7,7 @@
 //! - [`conformance`]: the one suite every event store runs, wired into a test crate with
 //!   [`event_store_conformance_tests!`].
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
+//! - [`server`]: a service binary started on a free port for end-to-end tests.
 //!
 //! ```
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
@@ -58,6 +59,7 @@
 
 pub mod conformance;
 pub mod jwt;
+pub mod server;
 mod fixture;
 pub mod views;
 
