@@ -503,3 +503,61 @@ async fn operations_and_the_document() {
         "#/components/schemas/TodoPage"
     );
 }
+
+/// Every operation of the document, without a token: 401, except `/health`. A route added
+/// to the service later is covered by this test without changing it.
+#[tokio::test]
+async fn with_auth_every_documented_route_needs_a_token() {
+    let secret = "todo-s3cret";
+    let service = TodoService::open(Arc::new(InMemoryEventStore::new())).unwrap();
+    let config = HttpConfig::default().with_auth(factum_http::JwtAuth::hs256(secret).unwrap());
+    let app = service.router(config).unwrap();
+    let token = factum_testing::jwt::hs256(secret, &factum_testing::jwt::claims("ann", 600));
+    let request = |method: Method, uri: &str, token: Option<&str>| {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let response = app
+        .clone()
+        .oneshot(request(Method::GET, "/openapi.json", Some(&token)))
+        .await
+        .unwrap();
+    let doc: Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let uri = path.replace("{id}", "home").replace("{name}", "todos");
+        for method in item.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let status = app
+                .clone()
+                .oneshot(request(method.clone(), &uri, None))
+                .await
+                .unwrap()
+                .status();
+            let expected = if path == "/health" {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            assert_eq!(status, expected, "{method} {uri}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} operations documented");
+    // With the token, the same request goes through.
+    let response = app
+        .clone()
+        .oneshot(request(Method::POST, "/lists/home/commands/CreateList", Some(&token)).map(|_| {
+            Body::from(r#"{"name": "Home"}"#)
+        }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
