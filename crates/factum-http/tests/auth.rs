@@ -31,8 +31,13 @@ use utoipa::openapi::{OpenApiBuilder, PathsBuilder, ResponseBuilder};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 enum NoteEvent {
-    Written { text: String, author: Option<String> },
-    Edited { text: String },
+    Written {
+        text: String,
+        author: Option<String>,
+    },
+    Edited {
+        text: String,
+    },
 }
 
 impl Event for NoteEvent {
@@ -170,15 +175,17 @@ const SECRET: &str = "k3y";
 fn plain_routes() -> (Router, utoipa::openapi::OpenApi) {
     let router = Router::new().route("/plain", get(|| async { "plain" }));
     let doc = OpenApiBuilder::new()
-        .paths(PathsBuilder::new().path(
-            "/plain",
-            PathItem::new(
-                HttpMethod::Get,
-                OperationBuilder::new()
-                    .response("200", ResponseBuilder::new().description("plain").build())
-                    .build(),
+        .paths(
+            PathsBuilder::new().path(
+                "/plain",
+                PathItem::new(
+                    HttpMethod::Get,
+                    OperationBuilder::new()
+                        .response("200", ResponseBuilder::new().description("plain").build())
+                        .build(),
+                ),
             ),
-        ))
+        )
         .build();
     (router, doc)
 }
@@ -231,7 +238,12 @@ async fn get_as(app: &Router, uri: &str, token: &str) -> Reply {
 
 impl Reply {
     fn unauthorized(&self, what: &str) {
-        assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{what}: {}", self.text);
+        assert_eq!(
+            self.status,
+            StatusCode::UNAUTHORIZED,
+            "{what}: {}",
+            self.text
+        );
         assert_eq!(self.body["code"], "UNAUTHORIZED", "{what}");
         assert_eq!(self.headers["www-authenticate"], "Bearer", "{what}");
         assert_eq!(
@@ -252,7 +264,13 @@ async fn every_mounted_route_needs_a_token_even_one_added_later_by_the_service()
     let good = jwt::hs256(SECRET, &claims("alice", 600));
     let expired = jwt::hs256(SECRET, &claims("alice", -600));
     for token in ["", "not.a.jwt", expired.as_str()] {
-        for uri in ["/plain", "/notes/n1", "/notes/n1/events", "/openapi.json", "/docs/"] {
+        for uri in [
+            "/plain",
+            "/notes/n1",
+            "/notes/n1/events",
+            "/openapi.json",
+            "/docs/",
+        ] {
             get_as(&app, uri, token).await.unauthorized(uri);
         }
         send(
@@ -274,7 +292,10 @@ async fn every_mounted_route_needs_a_token_even_one_added_later_by_the_service()
         StatusCode::OK
     );
     // An unknown route stays a 404, token or not.
-    assert_eq!(get_as(&app, "/nowhere", "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get_as(&app, "/nowhere", "").await.status,
+        StatusCode::NOT_FOUND
+    );
 
     // The document says so for the route the service added, not only the generic ones.
     let doc = get_as(&app, "/openapi.json", &good).await.body;
@@ -286,8 +307,13 @@ async fn every_mounted_route_needs_a_token_even_one_added_later_by_the_service()
 
     // Docs can be made public; nothing else moves.
     let public = app_public_docs();
-    assert_eq!(get_as(&public, "/openapi.json", "").await.status, StatusCode::OK);
-    get_as(&public, "/plain", "").await.unauthorized("/plain with public docs");
+    assert_eq!(
+        get_as(&public, "/openapi.json", "").await.status,
+        StatusCode::OK
+    );
+    get_as(&public, "/plain", "")
+        .await
+        .unauthorized("/plain with public docs");
 }
 
 fn app_public_docs() -> Router {
@@ -337,7 +363,11 @@ fn unsigned(claims: &Value) -> String {
         }
         out
     };
-    format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(claims))
+    format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(claims)
+    )
 }
 
 #[tokio::test]
@@ -373,7 +403,9 @@ async fn a_jwks_file_verifies_rs256_and_es256_with_issuer_and_audience() {
     let mut many = full_claims("alice");
     many["aud"] = json!(["other", AUDIENCE]);
     assert_eq!(
-        get_as(&app, "/plain", &TestKey::Rsa1.sign(&many)).await.status,
+        get_as(&app, "/plain", &TestKey::Rsa1.sign(&many))
+            .await
+            .status,
         StatusCode::OK
     );
 
@@ -388,11 +420,20 @@ async fn a_jwks_file_verifies_rs256_and_es256_with_issuer_and_audience() {
         claims
     };
     let refused = [
-        ("wrong issuer", TestKey::Rsa1.sign(&with("iss", json!("https://evil.test/")))),
+        (
+            "wrong issuer",
+            TestKey::Rsa1.sign(&with("iss", json!("https://evil.test/"))),
+        ),
         ("no issuer", TestKey::Rsa1.sign(&without("iss"))),
-        ("wrong audience", TestKey::Ec1.sign(&with("aud", json!("someone-else")))),
+        (
+            "wrong audience",
+            TestKey::Ec1.sign(&with("aud", json!("someone-else"))),
+        ),
         ("no audience", TestKey::Ec1.sign(&without("aud"))),
-        ("expired", TestKey::Rsa1.sign(&with("exp", json!(jwt::now() - 600)))),
+        (
+            "expired",
+            TestKey::Rsa1.sign(&with("exp", json!(jwt::now() - 600))),
+        ),
         ("no sub", TestKey::Rsa1.sign(&without("sub"))),
         // Signed by a key not in the set, under its own kid and under a known one.
         ("unknown key", TestKey::Rsa2.sign(&full_claims("alice"))),
@@ -408,7 +449,10 @@ async fn a_jwks_file_verifies_rs256_and_es256_with_issuer_and_audience() {
         // Algorithm confusion: HS256 with the public key as the secret, on a JWKS-only server.
         (
             "HS256 to a JWKS-only server",
-            jwt::hs256(&TestKey::Rsa1.public_jwk().to_string(), &full_claims("alice")),
+            jwt::hs256(
+                &TestKey::Rsa1.public_jwk().to_string(),
+                &full_claims("alice"),
+            ),
         ),
         ("alg none", unsigned(&full_claims("alice"))),
     ];
@@ -510,7 +554,9 @@ async fn a_jwks_url_is_cached_picks_up_a_new_key_and_is_not_hammered() {
     for i in 0..50 {
         let token = TestKey::Rsa1.sign_with_kid(Some(&format!("made-up-{i}")), &claims("x", 600));
         let app = app.clone();
-        flood.push(tokio::spawn(async move { get_as(&app, "/plain", &token).await.status }));
+        flood.push(tokio::spawn(async move {
+            get_as(&app, "/plain", &token).await.status
+        }));
     }
     for request in flood {
         assert_eq!(request.await.unwrap(), StatusCode::UNAUTHORIZED);
@@ -524,7 +570,9 @@ async fn a_jwks_url_is_cached_picks_up_a_new_key_and_is_not_hammered() {
     tokio::time::sleep(floor + Duration::from_millis(100)).await;
     let before = host.hits();
     let unknown = TestKey::Rsa1.sign_with_kid(Some("made-up-again"), &claims("x", 600));
-    get_as(&app, "/plain", &unknown).await.unauthorized("unknown kid");
+    get_as(&app, "/plain", &unknown)
+        .await
+        .unauthorized("unknown kid");
     assert_eq!(host.hits(), before + 1);
 }
 
@@ -540,7 +588,10 @@ async fn a_jwks_url_is_refreshed_periodically_so_a_removed_key_stops_working() {
     let app = app(HttpConfig::default().with_auth(auth));
     // Fetched on first use.
     let revoked = TestKey::Rsa1.sign(&claims("alice", 600));
-    assert_eq!(get_as(&app, "/plain", &revoked).await.status, StatusCode::OK);
+    assert_eq!(
+        get_as(&app, "/plain", &revoked).await.status,
+        StatusCode::OK
+    );
     assert_eq!(host.hits(), 1);
     host.serve(&[TestKey::Ec1]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -570,7 +621,10 @@ async fn an_unreachable_jwks_url_fails_at_load_and_answers_503_not_401() {
         .jwks_fetch_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    assert!(matches!(auth.load_keys().await, Err(factum_http::Error::Jwks(_))));
+    assert!(matches!(
+        auth.load_keys().await,
+        Err(factum_http::Error::Jwks(_))
+    ));
     let app = app(HttpConfig::default().with_auth(auth));
     let r = get_as(&app, "/plain", &TestKey::Rsa1.sign(&claims("alice", 600))).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
@@ -611,7 +665,9 @@ async fn roles_and_the_rule_decide_and_a_refused_command_stores_nothing() {
 
     // The rule: bob is not the author.
     get_as(&app, "/notes/n1", &bob).await.forbidden("bob reads");
-    get_as(&app, "/notes/n1/events", &bob).await.forbidden("bob's audit");
+    get_as(&app, "/notes/n1/events", &bob)
+        .await
+        .forbidden("bob's audit");
     let r = send(
         &app,
         Method::POST,
@@ -621,13 +677,27 @@ async fn roles_and_the_rule_decide_and_a_refused_command_stores_nothing() {
     )
     .await;
     r.forbidden("bob edits");
-    assert!(r.body["message"].as_str().unwrap().contains("bob may not run Edit on note 'n1'"));
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("bob may not run Edit on note 'n1'")
+    );
 
     // The roles: alice is the author but purging needs `moderator`, her events `auditor`.
-    let r = send(&app, Method::POST, "/notes/n1/commands/Purge", Some("{}"), &alice).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/notes/n1/commands/Purge",
+        Some("{}"),
+        &alice,
+    )
+    .await;
     r.forbidden("alice purges");
     assert_eq!(r.body["details"]["required_roles"], json!(["moderator"]));
-    get_as(&app, "/notes/n1/events", &alice).await.forbidden("alice's audit");
+    get_as(&app, "/notes/n1/events", &alice)
+        .await
+        .forbidden("alice's audit");
 
     // Nothing the refusals touched was stored.
     let r = get_as(&app, "/notes/n1/events", &admin).await;
@@ -637,7 +707,14 @@ async fn roles_and_the_rule_decide_and_a_refused_command_stores_nothing() {
     // Allowed: the author reads, the moderator author purges, the admin edits.
     let r = get_as(&app, "/notes/n1", &alice).await;
     assert_eq!(r.body["state"]["text"], "mine");
-    let r = send(&app, Method::POST, "/notes/n1/commands/Purge", Some("{}"), &alice_mod).await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/notes/n1/commands/Purge",
+        Some("{}"),
+        &alice_mod,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = send(
         &app,
@@ -658,7 +735,10 @@ async fn roles_and_the_rule_decide_and_a_refused_command_stores_nothing() {
     assert_eq!(users, [json!("alice"), json!("alice"), json!("root")]);
 
     // A missing note is a 404 for anyone; anyone may write a new one.
-    assert_eq!(get_as(&app, "/notes/none", &bob).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get_as(&app, "/notes/none", &bob).await.status,
+        StatusCode::NOT_FOUND
+    );
     let r = send(
         &app,
         Method::POST,

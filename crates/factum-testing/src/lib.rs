@@ -58,9 +58,9 @@
 //! ```
 
 pub mod conformance;
+mod fixture;
 pub mod jwt;
 pub mod server;
-mod fixture;
 pub mod views;
 
 pub use fixture::{

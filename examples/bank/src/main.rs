@@ -19,6 +19,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// GET /accounts/acc-001, GET /accounts/acc-001/events (?metadata=true), ?version=N.
 /// Views: GET /views/accounts?filter=owner:eq:Alice&sort=-balance, GET /accounts/acc-001/movements.
 /// API docs: /docs (OpenAPI at /openapi.json). Health: /health. Projection lag: /projections.
+/// Auth: --jwt-secret or --jwks-file/--jwks-url (see below); then an account is for the user
+/// who opened it and for the `admin` role.
 #[derive(Debug, Parser)]
 #[command(name = "bank", version, verbatim_doc_comment)]
 struct Cli {

@@ -71,38 +71,73 @@ async fn with_a_jwks_an_account_is_its_openers_and_the_admins() {
 
     let (status, _, _) = call(&client, get.clone(), &bank.url("/health"), None, None).await;
     assert_eq!(status, 200);
-    let (status, body, headers) = call(&client, get.clone(), &bank.url("/openapi.json"), None, None).await;
+    let (status, body, headers) =
+        call(&client, get.clone(), &bank.url("/openapi.json"), None, None).await;
     assert_eq!((status, body["code"].as_str()), (401, Some("UNAUTHORIZED")));
     assert_eq!(headers["www-authenticate"], "Bearer");
     let (status, _, _) = call(&client, post.clone(), &account, Some(open), None).await;
     assert_eq!(status, 401);
     // Wrong audience, and an HS256 token to a server without a secret.
     let mut wrong = json!({"sub": "alice", "exp": jwt::now() + 600, "iss": ISSUER, "aud": "other"});
-    let (status, _, _) =
-        call(&client, post.clone(), &account, Some(open), Some(&TestKey::Rsa1.sign(&wrong))).await;
+    let (status, _, _) = call(
+        &client,
+        post.clone(),
+        &account,
+        Some(open),
+        Some(&TestKey::Rsa1.sign(&wrong)),
+    )
+    .await;
     assert_eq!(status, 401);
     wrong["aud"] = json!(AUDIENCE);
-    let (status, _, _) =
-        call(&client, post.clone(), &account, Some(open), Some(&jwt::hs256("guess", &wrong))).await;
+    let (status, _, _) = call(
+        &client,
+        post.clone(),
+        &account,
+        Some(open),
+        Some(&jwt::hs256("guess", &wrong)),
+    )
+    .await;
     assert_eq!(status, 401);
 
     let (status, body, _) = call(&client, post.clone(), &account, Some(open), Some(&alice)).await;
-    assert_eq!((status, &body["opened_by"]), (201, &json!("alice")), "{body}");
+    assert_eq!(
+        (status, &body["opened_by"]),
+        (201, &json!("alice")),
+        "{body}"
+    );
     for (method, url, body) in [
         (get.clone(), account.clone(), None),
         (post.clone(), account.clone(), Some(deposit)),
         (get.clone(), bank.url("/accounts/acc-1/movements"), None),
     ] {
         let (status, reply, _) = call(&client, method.clone(), &url, body, Some(&bob)).await;
-        assert_eq!((status, reply["code"].as_str()), (403, Some("FORBIDDEN")), "bob {method} {url}");
+        assert_eq!(
+            (status, reply["code"].as_str()),
+            (403, Some("FORBIDDEN")),
+            "bob {method} {url}"
+        );
         let (status, reply, _) = call(&client, method.clone(), &url, body, Some(&admin)).await;
         assert_eq!(status / 100, 2, "admin {method} {url}: {reply}");
     }
     let (_, body, _) = call(&client, get.clone(), &account, None, Some(&alice)).await;
     assert_eq!(body["balance"], 15.0, "the admin's deposit only");
-    let (_, page, _) = call(&client, get.clone(), &bank.url("/views/accounts"), None, Some(&bob)).await;
+    let (_, page, _) = call(
+        &client,
+        get.clone(),
+        &bank.url("/views/accounts"),
+        None,
+        Some(&bob),
+    )
+    .await;
     assert_eq!(page["total"], 0);
-    let (_, page, _) = call(&client, get.clone(), &bank.url("/views/accounts"), None, Some(&alice)).await;
+    let (_, page, _) = call(
+        &client,
+        get.clone(),
+        &bank.url("/views/accounts"),
+        None,
+        Some(&alice),
+    )
+    .await;
     assert_eq!(page["total"], 1);
 }
 
@@ -110,7 +145,14 @@ async fn with_a_jwks_an_account_is_its_openers_and_the_admins() {
 fn settings_that_would_leave_the_bank_open_or_blind_are_refused_at_start() {
     let (code, stderr) = run_to_end(
         BANK,
-        &["--listen", "127.0.0.1:0", "--store", "memory", "--jwt-issuer", ISSUER],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--jwt-issuer",
+            ISSUER,
+        ],
         &[],
     );
     assert_eq!(code, Some(1), "{stderr}");
@@ -121,7 +163,14 @@ fn settings_that_would_leave_the_bank_open_or_blind_are_refused_at_start() {
     drop(listener);
     let (code, stderr) = run_to_end(
         BANK,
-        &["--listen", "127.0.0.1:0", "--store", "memory", "--jwks-url", &url],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--jwks-url",
+            &url,
+        ],
         &[],
     );
     assert_eq!(code, Some(1), "{stderr}");
@@ -129,7 +178,14 @@ fn settings_that_would_leave_the_bank_open_or_blind_are_refused_at_start() {
 
     let (code, stderr) = run_to_end(
         BANK,
-        &["--listen", "127.0.0.1:0", "--store", "memory", "--jwks-file", "/nonexistent/jwks.json"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--jwks-file",
+            "/nonexistent/jwks.json",
+        ],
         &[],
     );
     assert_eq!(code, Some(1), "{stderr}");

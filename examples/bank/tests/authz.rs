@@ -31,7 +31,13 @@ fn bank() -> (Bank, Router) {
     (bank, router)
 }
 
-async fn call(app: &Router, method: Method, uri: &str, body: Option<&str>, token: &str) -> (StatusCode, Value) {
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+    token: &str,
+) -> (StatusCode, Value) {
     let mut request = Request::builder()
         .method(method)
         .uri(uri)
@@ -45,12 +51,22 @@ async fn call(app: &Router, method: Method, uri: &str, body: Option<&str>, token
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn open(app: &Router, id: &str, token: &str) {
     let body = r#"{"type": "OpenAccount", "owner": "Someone", "initial_balance": 100}"#;
-    let (status, reply) = call(app, Method::POST, &format!("/accounts/{id}"), Some(body), token).await;
+    let (status, reply) = call(
+        app,
+        Method::POST,
+        &format!("/accounts/{id}"),
+        Some(body),
+        token,
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
 }
 
@@ -82,7 +98,11 @@ async fn an_account_is_for_its_opener_and_admins_and_refusals_store_nothing() {
         (Method::POST, "/accounts/acc-a", Some(deposit)),
         (Method::GET, "/api/accounts/acc-a", None),
         (Method::GET, "/api/accounts/acc-a/events", None),
-        (Method::POST, "/api/accounts/acc-a/commands/Withdraw", Some(r#"{"amount": 1}"#)),
+        (
+            Method::POST,
+            "/api/accounts/acc-a/commands/Withdraw",
+            Some(r#"{"amount": 1}"#),
+        ),
         (Method::GET, "/accounts/acc-a/movements", None),
         (Method::GET, "/views/accounts/acc-a", None),
     ];
@@ -100,15 +120,36 @@ async fn an_account_is_for_its_opener_and_admins_and_refusals_store_nothing() {
     for (who, token) in [("alice", &alice), ("admin", &admin)] {
         for (method, uri, body) in refused.iter().cloned() {
             let (status, reply) = call(&app, method.clone(), uri, body, token).await;
-            assert!(status.is_success(), "{who} {method} {uri}: {status} {reply}");
+            assert!(
+                status.is_success(),
+                "{who} {method} {uri}: {status} {reply}"
+            );
         }
     }
     // Nothing of bob's was stored: the opening, alice's and the admin's two movements each.
-    let (_, events) = call(&app, Method::GET, "/accounts/acc-a/events?metadata=true", None, &alice).await;
-    let users: Vec<_> = events.as_array().unwrap().iter().map(|e| e["user_id"].clone()).collect();
+    let (_, events) = call(
+        &app,
+        Method::GET,
+        "/accounts/acc-a/events?metadata=true",
+        None,
+        &alice,
+    )
+    .await;
+    let users: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user_id"].clone())
+        .collect();
     assert_eq!(
         users,
-        [json!("alice"), json!("alice"), json!("alice"), json!("root"), json!("root")]
+        [
+            json!("alice"),
+            json!("alice"),
+            json!("alice"),
+            json!("root"),
+            json!("root")
+        ]
     );
     let (_, account) = call(&app, Method::GET, "/accounts/acc-a", None, &alice).await;
     assert_eq!(
@@ -148,18 +189,56 @@ async fn the_accounts_view_shows_each_caller_their_own_and_pages_over_them_only(
     // The filter is part of the query: totals and pages count bob's accounts only.
     let (status, page) = call(&app, Method::GET, "/views/accounts?page_size=1", None, &bob).await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert_eq!((page["total"].clone(), ids(&page)), (json!(2), vec!["b-0".to_owned()]));
-    let (_, page) = call(&app, Method::GET, "/views/accounts?page_size=1&page=2", None, &bob).await;
+    assert_eq!(
+        (page["total"].clone(), ids(&page)),
+        (json!(2), vec!["b-0".to_owned()])
+    );
+    let (_, page) = call(
+        &app,
+        Method::GET,
+        "/views/accounts?page_size=1&page=2",
+        None,
+        &bob,
+    )
+    .await;
     assert_eq!(ids(&page), ["b-1"]);
     // A filter of the caller's own cannot widen what they see.
-    let (_, page) = call(&app, Method::GET, "/views/accounts?filter=opened_by:eq:alice", None, &bob).await;
+    let (_, page) = call(
+        &app,
+        Method::GET,
+        "/views/accounts?filter=opened_by:eq:alice",
+        None,
+        &bob,
+    )
+    .await;
     assert_eq!(page["total"], 0);
-    let (_, page) = call(&app, Method::GET, "/views/accounts?sort=-version", None, &alice).await;
+    let (_, page) = call(
+        &app,
+        Method::GET,
+        "/views/accounts?sort=-version",
+        None,
+        &alice,
+    )
+    .await;
     assert_eq!(page["total"], 5);
     assert!(ids(&page).iter().all(|id| id.starts_with("a-")));
-    let (_, page) = call(&app, Method::GET, "/views/accounts?page_size=100", None, &admin).await;
+    let (_, page) = call(
+        &app,
+        Method::GET,
+        "/views/accounts?page_size=100",
+        None,
+        &admin,
+    )
+    .await;
     assert_eq!(page["total"], 7);
-    let (_, page) = call(&app, Method::GET, "/views/accounts?filter=opened_by:eq:bob", None, &admin).await;
+    let (_, page) = call(
+        &app,
+        Method::GET,
+        "/views/accounts?filter=opened_by:eq:bob",
+        None,
+        &admin,
+    )
+    .await;
     assert_eq!(ids(&page), ["b-0", "b-1"]);
 }
 
@@ -185,10 +264,17 @@ async fn every_documented_route_needs_a_token() {
             if path == "/health" {
                 assert_eq!(response.status(), StatusCode::OK);
             } else {
-                assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{method} {uri}");
+                assert_eq!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {uri}"
+                );
                 assert_eq!(response.headers()["www-authenticate"], "Bearer");
                 let documented = &item[method.as_str().to_lowercase()]["responses"];
-                assert!(documented["401"].is_object() && documented["403"].is_object(), "{path}");
+                assert!(
+                    documented["401"].is_object() && documented["403"].is_object(),
+                    "{path}"
+                );
             }
             checked += 1;
         }

@@ -554,9 +554,14 @@ async fn with_auth_every_documented_route_needs_a_token() {
     // With the token, the same request goes through.
     let response = app
         .clone()
-        .oneshot(request(Method::POST, "/lists/home/commands/CreateList", Some(&token)).map(|_| {
-            Body::from(r#"{"name": "Home"}"#)
-        }))
+        .oneshot(
+            request(
+                Method::POST,
+                "/lists/home/commands/CreateList",
+                Some(&token),
+            )
+            .map(|_| Body::from(r#"{"name": "Home"}"#)),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);

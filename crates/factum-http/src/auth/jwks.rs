@@ -138,9 +138,10 @@ impl Jwks {
     }
 
     fn current(&self) -> Arc<Vec<Key>> {
-        self.keys
-            .read()
-            .map_or_else(|poisoned| poisoned.into_inner().clone(), |keys| keys.clone())
+        self.keys.read().map_or_else(
+            |poisoned| poisoned.into_inner().clone(),
+            |keys| keys.clone(),
+        )
     }
 
     fn install(&self, keys: Vec<Key>) {

@@ -184,7 +184,9 @@ impl JwtAuthBuilder {
             }
         }
         if self.roles_claim.trim().is_empty() {
-            return Err(Error::Config("the roles claim must not be empty".to_owned()));
+            return Err(Error::Config(
+                "the roles claim must not be empty".to_owned(),
+            ));
         }
         if self.timing.min_refetch > self.timing.refresh {
             return Err(Error::Config(
@@ -247,8 +249,8 @@ impl JwtAuth {
     /// The caller a token names, or why it is not accepted.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthRejection> {
         use AuthRejection::Invalid;
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| Invalid("the token is not a valid JWT"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Invalid("the token is not a valid JWT"))?;
         let key = match header.alg {
             Algorithm::HS256 => self.secret.clone().ok_or(Invalid(
                 "the token is signed with HS256, which this server does not accept",
@@ -262,7 +264,9 @@ impl JwtAuth {
                 jwks.key_for(header.kid.as_deref(), header.alg)
                     .await
                     .map_err(|problem| match problem {
-                        KeyProblem::Unknown => Invalid("the token's signing key (kid) is not known"),
+                        KeyProblem::Unknown => {
+                            Invalid("the token's signing key (kid) is not known")
+                        }
                         KeyProblem::Unavailable => AuthRejection::KeysUnavailable,
                     })?
             }
@@ -283,22 +287,25 @@ impl JwtAuth {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        let data =
-            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &validation)
-                .map_err(|error| {
-                    Invalid(match error.kind() {
-                        ErrorKind::ExpiredSignature => "the token has expired",
-                        ErrorKind::ImmatureSignature => "the token is not valid yet",
-                        ErrorKind::InvalidSignature => "the token's signature is not valid",
-                        ErrorKind::InvalidAlgorithm => "the token's algorithm does not fit its key",
-                        ErrorKind::InvalidIssuer => "the token's issuer (iss) is not accepted",
-                        ErrorKind::InvalidAudience => "the token's audience (aud) is not accepted",
-                        ErrorKind::MissingRequiredClaim(_) => {
-                            "the token lacks a required claim (exp, sub, and iss/aud when configured)"
-                        }
-                        _ => "the token is not a valid JWT",
-                    })
-                })?;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key,
+            &validation,
+        )
+        .map_err(|error| {
+            Invalid(match error.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet",
+                ErrorKind::InvalidSignature => "the token's signature is not valid",
+                ErrorKind::InvalidAlgorithm => "the token's algorithm does not fit its key",
+                ErrorKind::InvalidIssuer => "the token's issuer (iss) is not accepted",
+                ErrorKind::InvalidAudience => "the token's audience (aud) is not accepted",
+                ErrorKind::MissingRequiredClaim(_) => {
+                    "the token lacks a required claim (exp, sub, and iss/aud when configured)"
+                }
+                _ => "the token is not a valid JWT",
+            })
+        })?;
         let user = match data.claims.get("sub") {
             Some(serde_json::Value::String(sub)) if !sub.trim().is_empty() => sub.clone(),
             _ => return Err(Invalid("the token's sub is empty")),
@@ -357,7 +364,9 @@ mod tests {
             Err(Error::Config(_))
         ));
         assert!(matches!(
-            JwtAuth::builder().jwks_file("/nonexistent/jwks.json").build(),
+            JwtAuth::builder()
+                .jwks_file("/nonexistent/jwks.json")
+                .build(),
             Err(Error::Jwks(_))
         ));
     }
@@ -371,7 +380,12 @@ mod tests {
             "a.b": "dotted"
         });
         let claims = claims.as_object().cloned().unwrap_or_default();
-        let set = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<BTreeSet<_>>();
+        let set = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
         assert_eq!(roles_of(&claims, "roles"), set(&["admin", "teller"]));
         assert_eq!(
             roles_of(&claims, "scope"),
