@@ -18,12 +18,12 @@
 //! structured error shape, whose details list the view's fields. A query never reaches a
 //! store before it is validated, and stores bind every value as a parameter.
 //!
-//! Authorization: a view's own routes may need roles ([`HttpView::read_roles`], else 403),
-//! and every route of a view shows each caller only some records
-//! ([`HttpView::visible_to`]): those filters join the query itself, so the store counts and
-//! pages over the visible records only, and a record asked for by id that the caller may not
-//! see is a 403. A child view's route under its aggregate is governed by the aggregate's
-//! access policy ([`Access::ReadView`], roles and rule) for that aggregate.
+//! Authorization: a view's own routes may need roles ([`HttpView::read_roles`], else 403)
+//! and show each caller only some records ([`HttpView::visible_to`]): those filters join
+//! the query itself, so the store counts and pages over the visible records only, and a
+//! record asked for by id that the caller may not see is a 403. A child view's route under
+//! its aggregate is governed by the aggregate's access policy instead ([`Access::ReadView`],
+//! roles and rule): a caller who may read the aggregate sees all its records there.
 
 use std::sync::Arc;
 
@@ -69,20 +69,13 @@ pub trait HttpView: View {
         &[]
     }
 
-    /// What of this view `ctx`'s caller may see, as filters added to every query of it
-    /// (over fields of [`View::fields`]): `owner eq <the caller>` unless an admin, say.
-    /// Called for authenticated callers only; the default shows everything.
+    /// What of this view `ctx`'s caller may see on the view's own routes, as filters added
+    /// to every query of it (over fields of [`View::fields`]): `owner eq <the caller>`
+    /// unless an admin, say. Called for authenticated callers only; the default shows
+    /// everything.
     fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
         let _ = ctx;
         Vec::new()
-    }
-}
-
-/// The filters limiting what the caller sees of `V`.
-fn visible<V: HttpView>(ctx: &CqrsContext) -> Vec<Filter> {
-    match ctx.user_id() {
-        Some(_) => V::visible_to(ctx),
-        None => Vec::new(),
     }
 }
 
@@ -343,12 +336,11 @@ where
     let Path(id) = path?;
     factum_core::validate_aggregate_id(&id)?;
     let Query(query) = query?;
-    let mut query = query.to_query::<V>()?;
+    let query = query.to_query::<V>()?;
     state
         .service
         .authorize(&ctx, Some(&id), Access::ReadView(V::TYPE))
         .await?;
-    query.filters.extend(visible::<V>(&ctx));
     let records = state.views.list_views_of(V::TYPE, &id).await?;
     let aggregate_type = <V::Aggregate as Aggregate>::TYPE;
     if records.is_empty() && state.events.stream_version(aggregate_type, &id).await? == 0 {
