@@ -435,6 +435,10 @@ async fn a_jwks_file_verifies_rs256_and_es256_with_issuer_and_audience() {
             TestKey::Rsa1.sign(&with("exp", json!(jwt::now() - 600))),
         ),
         ("no sub", TestKey::Rsa1.sign(&without("sub"))),
+        (
+            "not valid yet",
+            TestKey::Ec1.sign(&with("nbf", json!(jwt::now() + 600))),
+        ),
         // Signed by a key not in the set, under its own kid and under a known one.
         ("unknown key", TestKey::Rsa2.sign(&full_claims("alice"))),
         (

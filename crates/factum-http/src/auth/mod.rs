@@ -3,7 +3,7 @@
 //! [`JwtAuth`] verifies tokens signed with a shared secret (HS256) and/or with keys from a
 //! JSON Web Key Set (RS256, ES256; see [`JwtAuthBuilder::jwks_file`] and
 //! [`JwtAuthBuilder::jwks_url`]). A token must carry `exp` and a non-empty `sub` (the user
-//! recorded in every event's metadata); with an issuer or an audience configured, `iss` or
+//! recorded in every event's metadata), and is refused before its `nbf`; with an issuer or an audience configured, `iss` or
 //! `aud` must be present and match. The token's algorithm must be one the configuration
 //! has keys for: an HS256 token is refused by a JWKS-only server and an RS256 token by a
 //! secret-only one, so a public key can never be used as an HMAC secret.
@@ -273,6 +273,7 @@ impl JwtAuth {
             _ => return Err(Invalid("the token's algorithm is not accepted")),
         };
         let mut validation = Validation::new(header.alg);
+        validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
