@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode};
 use bank::http::Bank;
-use factum_core::InMemoryEventStore;
+use factum_core::{EventStore, InMemoryEventStore};
 use factum_http::{HttpConfig, JwtAuth};
 use factum_testing::jwt::{self, claims};
 use serde_json::{Value, json};
@@ -25,7 +25,11 @@ fn token(sub: &str, roles: &[&str]) -> String {
 }
 
 fn bank() -> (Bank, Router) {
-    let bank = Bank::open(Arc::new(InMemoryEventStore::new())).unwrap();
+    bank_on(Arc::new(InMemoryEventStore::new()))
+}
+
+fn bank_on(store: Arc<dyn EventStore>) -> (Bank, Router) {
+    let bank = Bank::open(store).unwrap();
     let config = HttpConfig::default().with_auth(JwtAuth::hs256(SECRET).unwrap());
     let router = bank::http::router(&bank, config).unwrap();
     (bank, router)
@@ -167,8 +171,51 @@ async fn an_account_is_for_its_opener_and_admins_and_refusals_store_nothing() {
 }
 
 #[tokio::test]
-async fn the_accounts_view_shows_each_caller_their_own_and_pages_over_them_only() {
-    let (_bank, app) = bank();
+async fn the_accounts_view_shows_each_caller_their_own_in_memory() {
+    accounts_view_shows_each_caller_their_own(Arc::new(InMemoryEventStore::new())).await;
+}
+
+#[tokio::test]
+async fn the_accounts_view_shows_each_caller_their_own_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bank.db").display());
+    accounts_view_shows_each_caller_their_own(factum::open_store(&url).await.unwrap()).await;
+}
+
+/// On PostgreSQL, in a schema of its own (dropped at the end); the server is required
+/// (`FACTUM_TEST_DATABASE_URL`, default the local one): without it the test fails.
+#[tokio::test]
+async fn the_accounts_view_shows_each_caller_their_own_on_postgres() {
+    use factum::postgres::PostgresEventStore;
+    use factum::postgres::sqlx::{self, Connection};
+    let url = std::env::var("FACTUM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("factum_authz_{}_{nanos}", std::process::id());
+    let store = PostgresEventStore::connect_with_schema(&url, &schema)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required at {url}: {e}"));
+    let store: Arc<dyn EventStore> = Arc::new(store);
+    let run = tokio::spawn(accounts_view_shows_each_caller_their_own(store));
+    let outcome = run.await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+/// The filter that limits what a caller sees is part of the store's query: totals and
+/// pages count the caller's records only.
+async fn accounts_view_shows_each_caller_their_own(store: Arc<dyn EventStore>) {
+    let (_bank, app) = bank_on(store);
     let alice = token("alice", &[]);
     let bob = token("bob", &[]);
     let admin = token("root", &["admin"]);
