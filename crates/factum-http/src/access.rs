@@ -4,8 +4,9 @@
 //! Roles are checked first (nothing is loaded for a caller without the role). The rule, if
 //! the policy has one, is judged on the aggregate's current state, loaded before the
 //! command runs; a command that the rule refuses is a 403 and stores nothing. The rule and
-//! the command see the state at two moments, so a rule should rest on facts a command cannot
-//! change underneath it (who opened an account), not on ones a concurrent command can.
+//! the command see the state at two moments (and the rule may see this process's cached
+//! state, behind another process's latest commands), so a rule should rest on facts a
+//! command cannot change (who opened an account), not on ones a concurrent command can.
 
 use factum_core::{Access, CqrsContext, Denied};
 
@@ -28,7 +29,8 @@ impl<A: HttpAggregate> AggregateService<A> {
             return Ok(());
         }
         let loaded = match id {
-            Some(id) => self.engine().load(id).await?,
+            // The cached state is enough for a rule on facts commands do not change.
+            Some(id) => self.engine().load_cached(id).await?,
             None => None,
         };
         self.authorize_state(ctx, id, access, loaded.as_ref().map(|l| &l.state))
