@@ -746,6 +746,15 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         self.load(aggregate_id).await
     }
 
+    /// The state this process last committed for the aggregate (its state cache), else the
+    /// current state from the store. Cheaper than [`load`](Self::load) but possibly behind
+    /// commands of other processes: for checks on facts that commands do not change (who
+    /// created the aggregate), such as an authorization rule.
+    pub async fn load_cached(&self, aggregate_id: &str) -> Result<Option<LoadedAggregate<A>>> {
+        validate_aggregate_id(aggregate_id)?;
+        self.cached_or_load(aggregate_id).await
+    }
+
     /// Loads the current state from the store: the snapshot (if any) plus newer events.
     /// `None` if the aggregate has no events.
     pub async fn load(&self, aggregate_id: &str) -> Result<Option<LoadedAggregate<A>>> {

@@ -77,6 +77,7 @@
 extern crate self as factum_core;
 
 mod aggregate;
+mod authz;
 mod context;
 mod engine;
 mod envelope;
@@ -92,6 +93,7 @@ mod upcast;
 mod view;
 
 pub use aggregate::{Aggregate, CommandHandler, Event};
+pub use authz::{Access, AccessPolicy, Authorizer, Denied};
 pub use context::{
     Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
 };

@@ -7,8 +7,17 @@
 //! the structured shape; the panic message goes to the log only), the request timeout (408),
 //! the body limit (413), and, on the service's own routes, the bound on requests in flight
 //! (503 above it). [`serve`] adds the connection-level bounds (see [`ServeConfig`]).
+//!
+//! With auth configured, authentication is one more layer, over the routes rather than the
+//! router: every route mounted on the [`Api`] (aggregates, views, projections, and routes of
+//! your own through [`Api::with_routes`]) needs a valid bearer token, checked before its
+//! handler runs, so a handler cannot forget it. Only the health routes (`/health`,
+//! `/health/live`, `/health/ready`) are public, and the docs (`/docs`, `/openapi.json`) when
+//! [`HttpConfig::with_public_docs`] says so. Fail closed: a route is public only by being one
+//! of those.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,16 +33,21 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::aggregate::{HttpAggregate, aggregate_routes};
-use crate::context::{ContextConfig, JwtAuth, context_middleware};
-use crate::error::{ApiError, Result};
+use crate::aggregate::{AggregateService, HttpAggregate, aggregate_routes};
+use crate::auth::JwtAuth;
+use crate::context::{ContextConfig, context_middleware, require_caller};
+use crate::error::{ApiError, Error, Result};
 use crate::health::{self, InFlight, limit_in_flight};
 use crate::openapi::{
-    aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, view_openapi,
+    aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, secure_document,
+    view_openapi,
 };
 use crate::projections::{Projections, projection_routes};
 use crate::server::{ServeConfig, serve_with_config};
-use crate::views::{HttpView, child_view_routes, view_routes};
+use crate::views::{HttpView, child_view_routes, view_routes, view_store_of};
+
+/// The routes served without a token when auth is on (besides the docs, if configured so).
+const PUBLIC_PATHS: &[&str] = &["/health", "/health/live", "/health/ready"];
 
 /// The default request body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -54,6 +68,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Bearer-token auth; `None` serves everyone as anonymous.
     pub auth: Option<Arc<JwtAuth>>,
+    /// With auth on, whether `/docs` and `/openapi.json` are served without a token.
+    pub public_docs: bool,
     /// The document's title.
     pub title: String,
     /// The document's API version.
@@ -69,6 +85,7 @@ impl Default for HttpConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_TIMEOUT,
             auth: None,
+            public_docs: false,
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -91,7 +108,8 @@ impl HttpConfig {
         self
     }
 
-    /// Requires a valid bearer token on aggregate routes.
+    /// Requires a valid bearer token on every route but `/health` (and the docs if
+    /// [`with_public_docs`](Self::with_public_docs)); see the module docs.
     #[must_use]
     pub fn with_auth(mut self, auth: JwtAuth) -> Self {
         self.auth = Some(Arc::new(auth));
@@ -102,6 +120,14 @@ impl HttpConfig {
     #[must_use]
     pub fn with_max_in_flight(mut self, requests: usize) -> Self {
         self.max_in_flight = requests.max(1);
+        self
+    }
+
+    /// With auth on, serves `/docs` and `/openapi.json` without a token (they are
+    /// protected like every other route unless this says otherwise).
+    #[must_use]
+    pub fn with_public_docs(mut self, public: bool) -> Self {
+        self.public_docs = public;
         self
     }
 
@@ -126,6 +152,9 @@ pub struct Api {
     router: Router,
     openapi: OpenApi,
     store: Option<Arc<dyn EventStore>>,
+    // The service of each mounted aggregate, by its type: a child view's routes check the
+    // aggregate's access policy through it.
+    services: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -149,6 +178,7 @@ impl Api {
             router: Router::new(),
             openapi: OpenApiBuilder::new().build(),
             store: None,
+            services: HashMap::new(),
         }
     }
 
@@ -167,6 +197,10 @@ impl Api {
         prefix: &str,
         engine: CqrsCommandEngine<A>,
     ) -> Self {
+        self.services.insert(
+            TypeId::of::<A>(),
+            Box::new(AggregateService::new(engine.clone())),
+        );
         self.router = self.router.merge(aggregate_routes(prefix, engine));
         self.openapi
             .merge(aggregate_openapi::<A>(prefix, self.config.auth.is_some()));
@@ -190,13 +224,30 @@ impl Api {
 
     /// Mounts `GET {prefix}/{A::PATH}/{id}/{V::PATH}`: the records of view `V` belonging to
     /// one aggregate (see [`child_view_routes`]), with its document. `prefix` is where the
-    /// aggregate's own routes are (`""` for `/accounts/{id}/movements`).
+    /// aggregate's own routes are (`""` for `/accounts/{id}/movements`). Mount the aggregate
+    /// first ([`Api::with_aggregate`]): the route checks its access policy, and is an
+    /// [`Error::Config`] without it.
     pub fn with_child_view<V>(mut self, prefix: &str, store: &Arc<dyn EventStore>) -> Result<Self>
     where
         V: HttpView,
         V::Aggregate: HttpAggregate,
     {
-        self.router = self.router.merge(child_view_routes::<V>(prefix, store)?);
+        view_store_of(store, V::TYPE)?;
+        let service = self
+            .services
+            .get(&TypeId::of::<V::Aggregate>())
+            .and_then(|service| service.downcast_ref::<AggregateService<V::Aggregate>>())
+            .cloned()
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "mount the aggregate {} (Api::with_aggregate) before its child view {}",
+                    <V::Aggregate as factum_core::Aggregate>::TYPE,
+                    V::TYPE
+                ))
+            })?;
+        self.router = self
+            .router
+            .merge(child_view_routes::<V>(prefix, store, service)?);
         self.openapi
             .merge(child_view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)
@@ -212,9 +263,10 @@ impl Api {
         self
     }
 
-    /// Adds routes of your own and their document. Extract
+    /// Adds routes of your own and their document. With auth on they are protected like
+    /// every mounted route (no token, no handler call). Extract
     /// [`RequestContext`](crate::RequestContext) in their handlers to get the caller's
-    /// context (and the 401 when auth is on), and return [`ApiError`]s.
+    /// context (user and roles), and return [`ApiError`]s.
     #[must_use]
     pub fn with_routes(mut self, router: Router, openapi: OpenApi) -> Self {
         self.router = self.router.merge(router);
@@ -237,15 +289,28 @@ impl Api {
                  Every response carries X-Request-Id.",
             ))
             .build();
+        if self.config.auth.is_some() {
+            secure_document(&mut doc, PUBLIC_PATHS);
+        }
         doc
     }
 
     /// The finished router.
     pub fn into_router(self) -> Router {
         let doc = self.openapi();
-        // Health routes stay outside the in-flight bound: an overloaded process is still live.
-        let router = self
-            .router
+        let auth = self.config.auth.is_some();
+        let mut router = self.router;
+        // Every route mounted so far is protected; the public ones are added after this.
+        if auth && router.has_routes() {
+            router = router.route_layer(axum::middleware::from_fn(require_caller));
+        }
+        let mut docs = Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", doc));
+        if auth && !self.config.public_docs {
+            docs = docs.route_layer(axum::middleware::from_fn(require_caller));
+        }
+        // Health routes stay outside the in-flight bound (an overloaded process is still
+        // live) and outside auth.
+        let router = router
             .layer(axum::middleware::from_fn_with_state(
                 InFlight::new(self.config.max_in_flight),
                 limit_in_flight,
@@ -263,7 +328,7 @@ impl Api {
             timeout_secs: self.config.request_timeout.as_secs_f64(),
         });
         router
-            .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+            .merge(docs)
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(self.config.body_limit))
             .layer(TimeoutLayer::with_status_code(

@@ -1,78 +1,11 @@
-//! Processes for end-to-end tests: a service binary started on a free port
-//! ([`ServiceProcess`]), and a throwaway PostgreSQL cluster a test may stop and start at will
-//! ([`ThrowawayPostgres`]) without touching any shared server.
-//!
-//! Both are killed when dropped, so a failing test leaves nothing running.
+//! A throwaway PostgreSQL cluster a test may stop and start at will ([`ThrowawayPostgres`])
+//! without touching any shared server; it is removed when dropped, so a failing test leaves
+//! nothing running. (Service binaries under test: [`crate::server::Server`].)
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A service binary that prints `... listening on http://ADDRESS ...` as its first line
-/// of standard output once it serves.
-#[derive(Debug)]
-pub struct ServiceProcess {
-    child: Child,
-    base: String,
-}
-
-impl ServiceProcess {
-    /// Starts `binary` with `args` (which should include `--listen 127.0.0.1:0`) and waits
-    /// for its address line. Fails with the exit status if it ends before serving.
-    pub fn start(binary: &str, args: &[&str]) -> Result<Self, String> {
-        let mut child = Command::new(binary)
-            .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|error| format!("cannot start {binary}: {error}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let base = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .map(str::to_owned);
-        match (read, base) {
-            (Ok(_), Some(base)) => Ok(Self { child, base }),
-            _ => {
-                let status = child.wait().map_err(|e| e.to_string())?;
-                Err(format!(
-                    "{binary} did not start: {status} (printed {line:?})"
-                ))
-            }
-        }
-    }
-
-    /// `http://ADDRESS` followed by `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// The process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Kills the process (SIGKILL on Unix: no shutdown code runs) and waits for it.
-    pub fn kill(mut self) -> std::io::Result<ExitStatus> {
-        self.child.kill()?;
-        self.child.wait()
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the caller to use).
 pub fn free_port() -> std::io::Result<u16> {

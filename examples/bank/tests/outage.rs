@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use factum_testing::process::{ServiceProcess, ThrowawayPostgres};
+use factum_testing::process::ThrowawayPostgres;
+use factum_testing::server::Server;
 use serde_json::Value;
 
 const CLIENTS: usize = 6;
@@ -95,11 +96,11 @@ async fn postgres_stopped_for_twenty_seconds_under_load_fails_fast_loses_nothing
         return;
     };
     let cluster = ThrowawayPostgres::start_new(bin).unwrap();
-    let bank = ServiceProcess::start(
+    let bank = Server::start(
         env!("CARGO_BIN_EXE_bank"),
         &["--listen", "127.0.0.1:0", "--store", &cluster.url()],
-    )
-    .unwrap();
+        &[],
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use factum_core::CqrsContext;
-use factum_testing::process::ServiceProcess;
+use factum_testing::server::Server;
 use serde_json::{Value, json};
 
 const BANK: &str = env!("CARGO_BIN_EXE_bank");
@@ -33,8 +33,7 @@ fn text(bytes: &[u8]) -> String {
 async fn a_second_server_on_one_sqlite_file_is_refused_and_read_only_commands_work_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("bank.db").display());
-    let first =
-        ServiceProcess::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store]).unwrap();
+    let first = Server::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store], &[]);
     let client = reqwest::Client::new();
     let open = |client: &reqwest::Client, url: String| {
         client
@@ -83,8 +82,7 @@ async fn a_second_server_on_one_sqlite_file_is_refused_and_read_only_commands_wo
         201
     );
     first.kill().unwrap();
-    let next =
-        ServiceProcess::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store]).unwrap();
+    let next = Server::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store], &[]);
     let state: Value = client
         .get(next.url("/accounts/a-2"))
         .send()
@@ -204,8 +202,7 @@ async fn an_inline_rebuild_killed_midway_stops_the_service_from_starting_until_i
     let redone = bank(&store, &["rebuild-views", "--include-inline"]);
     assert!(redone.status.success(), "{redone:?}");
     assert!(text(&redone.stdout).contains(&format!("accounts: rebuilt from {head} events")));
-    let service =
-        ServiceProcess::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store]).unwrap();
+    let service = Server::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store], &[]);
     let page: Value = reqwest::get(service.url("/views/accounts?page_size=1"))
         .await
         .unwrap()

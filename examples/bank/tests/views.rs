@@ -206,7 +206,7 @@ async fn rejected_queries_and_missing_records_are_structured_errors() {
     let (_, body) = get(&s.app, "/views/accounts?filter=iban:eq:DE00").await;
     assert_eq!(
         body["message"],
-        "invalid accounts query: unknown field 'iban'; queryable fields: owner, balance, version"
+        "invalid accounts query: unknown field 'iban'; queryable fields: owner, balance, version, opened_by"
     );
     assert_eq!(body["details"]["fields"][1]["name"], "balance");
     assert_eq!(

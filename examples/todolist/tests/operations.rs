@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use factum_testing::process::ServiceProcess;
+use factum_testing::server::Server;
 
 const TODOLIST: &str = env!("CARGO_BIN_EXE_todolist");
 
@@ -23,7 +23,7 @@ async fn a_second_server_is_refused_and_health_and_header_timeouts_hold() {
         "--header-read-timeout",
         "1",
     ];
-    let first = ServiceProcess::start(TODOLIST, &args).unwrap();
+    let first = Server::start(TODOLIST, &args, &[]);
 
     let second = Command::new(TODOLIST)
         .args(args)
