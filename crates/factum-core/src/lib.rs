@@ -79,6 +79,7 @@ mod engine;
 mod envelope;
 mod error;
 mod id;
+pub mod idempotency;
 mod keyed_lock;
 mod memory;
 mod projection;
@@ -91,8 +92,8 @@ pub use context::{
     Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
 };
 pub use engine::{
-    CommandOutcome, CqrsCommandEngine, DispatchFailure, Dispatcher, EngineConfig, LoadedAggregate,
-    SnapshotPolicy,
+    CommandCall, CommandOutcome, CqrsCommandEngine, DispatchFailure, Dispatcher, EngineConfig,
+    LoadedAggregate, Remember, ResponseRenderer, SnapshotPolicy,
 };
 pub use envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
 pub use error::{CqrsError, DomainError, Error, Result, standard};
@@ -100,6 +101,8 @@ pub use id::{
     AggregateIdGenerator, FnIdGenerator, MAX_AGGREGATE_ID_LEN, UuidIdGenerator,
     validate_aggregate_id,
 };
+pub use idempotency::{IdempotencyRecord, MAX_IDEMPOTENCY_KEY_LEN, validate_idempotency_key};
+pub use keyed_lock::{KeyedGuard, KeyedLock};
 pub use memory::InMemoryEventStore;
 pub use projection::{ProjectionLag, Projector, view_changes};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
