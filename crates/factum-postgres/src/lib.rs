@@ -70,6 +70,7 @@
 //! ```
 
 mod error;
+mod idempotency;
 mod migrations;
 pub mod store;
 pub mod views;

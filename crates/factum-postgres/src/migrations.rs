@@ -304,6 +304,11 @@ END;
 $function$;
 "#,
     },
+    Migration {
+        version: 3,
+        name: "idempotency records, written with an append's events",
+        sql: crate::idempotency::MIGRATION_SQL,
+    },
 ];
 
 /// The schema tables go into when none is named.
@@ -492,7 +497,7 @@ mod tests {
             ))
             .fetch_all(&pool)
             .await?;
-            assert_eq!(applied, [1, 2]);
+            assert_eq!(applied, [1, 2, 3]);
             assert_eq!(store.head_position().await?, 1);
             let mut append = AppendRequest::new(
                 "account",

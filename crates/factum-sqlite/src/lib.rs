@@ -109,6 +109,7 @@
 //! ```
 
 mod error;
+mod idempotency;
 mod rows;
 mod schema;
 mod store;

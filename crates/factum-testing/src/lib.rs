@@ -57,6 +57,7 @@
 
 pub mod conformance;
 mod fixture;
+pub mod idempotency;
 pub mod views;
 
 pub use fixture::{
