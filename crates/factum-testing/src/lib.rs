@@ -6,6 +6,8 @@
 //!   or the error it returns. Pure: no store, no engine.
 //! - [`conformance`]: the one suite every event store runs, wired into a test crate with
 //!   [`event_store_conformance_tests!`].
+//! - [`process`]: a service binary started on a free port and killed when done; with the
+//!   `postgres` feature, `database::TestDatabase`, a PostgreSQL database per test.
 //!
 //! ```
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
@@ -56,8 +58,11 @@
 //! ```
 
 pub mod conformance;
+#[cfg(feature = "postgres")]
+pub mod database;
 mod fixture;
 pub mod idempotency;
+pub mod process;
 pub mod views;
 
 pub use fixture::{
