@@ -88,9 +88,7 @@ pub fn validate_idempotency_key(key: &str) -> Result<()> {
         None
     };
     match problem {
-        Some(problem) => Err(Error::Validation(format!(
-            "the idempotency key {problem}"
-        ))),
+        Some(problem) => Err(Error::Validation(format!("the idempotency key {problem}"))),
         None => Ok(()),
     }
 }

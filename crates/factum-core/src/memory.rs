@@ -51,7 +51,12 @@ impl Inner {
     }
 
     /// The live record of `(scope, key)` at `now`.
-    fn live_record(&self, scope: &str, key: &str, now: DateTime<Utc>) -> Option<&IdempotencyRecord> {
+    fn live_record(
+        &self,
+        scope: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Option<&IdempotencyRecord> {
         self.idempotency
             .get(&(scope.to_owned(), key.to_owned()))
             .filter(|record| record.is_live_at(now))

@@ -467,12 +467,13 @@ impl<A: HttpAggregate> AggregateService<A> {
                                 source,
                             }
                         })?;
-                        let encoded = crate::idempotency::encode_reply(&reply).map_err(
-                            |source| factum_core::Error::Serialization {
-                                what: format!("the reply to a {} command", A::TYPE),
-                                source,
-                            },
-                        )?;
+                        let encoded =
+                            crate::idempotency::encode_reply(&reply).map_err(|source| {
+                                factum_core::Error::Serialization {
+                                    what: format!("the reply to a {} command", A::TYPE),
+                                    source,
+                                }
+                            })?;
                         Ok((reply.status.as_u16(), encoded))
                     }),
                 };

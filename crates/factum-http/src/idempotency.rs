@@ -238,7 +238,6 @@ impl CommandReply {
         }
         self
     }
-
 }
 
 /// A reply as kept in [`IdempotencyRecord::response`].
@@ -357,7 +356,9 @@ impl IdempotentRequest {
             status: 0,
             response: String::new(),
             created_at: now,
-            expires_at: now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            expires_at: now
+                .checked_add_signed(ttl)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
         };
         let (mine, answer) = match execute(template.clone()).await {
             Ran::Recorded(reply) => return Ok(reply.into_response()),
@@ -466,7 +467,10 @@ pub(crate) fn document(doc: &mut OpenApi) {
             }
         }
         responses.entry("422".to_owned()).or_insert_with(|| {
-            error_response("IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was first used with another request").into()
+            error_response(
+                "IDEMPOTENCY_KEY_REUSED: the Idempotency-Key was first used with another request",
+            )
+            .into()
         });
         match responses.get_mut("409") {
             Some(RefOr::T(conflict)) => {

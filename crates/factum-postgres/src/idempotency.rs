@@ -219,14 +219,8 @@ pub(crate) async fn remember(
         .execute(&mut *tx)
         .await
         .map_err(database_error)?;
-    if let Some(existing) = find(
-        sql,
-        &mut *tx,
-        &record.scope,
-        &record.key,
-        record.created_at,
-    )
-    .await?
+    if let Some(existing) =
+        find(sql, &mut *tx, &record.scope, &record.key, record.created_at).await?
     {
         return Ok(existing);
     }

@@ -407,7 +407,7 @@ fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
         view_changes: crate::views::encode_changes(request.view_changes)?,
         idempotency: request
             .idempotency
-            .map(crate::idempotency::EncodedRecord::encode)
+            .map(|record| crate::idempotency::EncodedRecord::encode(record).map(Box::new))
             .transpose()?,
     })
 }

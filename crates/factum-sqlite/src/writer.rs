@@ -54,7 +54,7 @@ pub(crate) struct EncodedAppend {
     pub(crate) view_changes: Vec<EncodedViewChange>,
     /// An idempotency record, checked before and written after the events, in the same
     /// savepoint.
-    pub(crate) idempotency: Option<EncodedRecord>,
+    pub(crate) idempotency: Option<Box<EncodedRecord>>,
 }
 
 type Reply<T> = oneshot::Sender<factum_core::Result<T>>;

@@ -179,7 +179,12 @@ pub async fn idempotency_remember_without_events(store: Arc<dyn EventStore>) {
 pub async fn idempotency_expiry(store: Arc<dyn EventStore>) {
     let old = record("k-1", "h-1", 0);
     store
-        .append(with_record("a-1", ExpectedVersion::NoStream, 1, old.clone()))
+        .append(with_record(
+            "a-1",
+            ExpectedVersion::NoStream,
+            1,
+            old.clone(),
+        ))
         .await
         .unwrap();
     assert!(
@@ -190,7 +195,10 @@ pub async fn idempotency_expiry(store: Arc<dyn EventStore>) {
             .is_some()
     );
     assert_eq!(
-        store.find_idempotency("alice", "k-1", at(100)).await.unwrap(),
+        store
+            .find_idempotency("alice", "k-1", at(100))
+            .await
+            .unwrap(),
         None,
         "expired at expires_at"
     );

@@ -125,7 +125,10 @@ async fn the_same_key_with_another_request_is_a_422() {
         assert_eq!(reply.status.as_u16(), 422, "{uri} {body}: {}", reply.text);
         let error = reply.json();
         assert_eq!(error["code"], "IDEMPOTENCY_KEY_REUSED");
-        assert_eq!(error["requestId"], reply.headers["x-request-id"].to_str().unwrap());
+        assert_eq!(
+            error["requestId"],
+            reply.headers["x-request-id"].to_str().unwrap()
+        );
     }
     assert_eq!(events(&store, "a-1").await, 2);
     assert_eq!(events(&store, "a-2").await, 0);
@@ -141,16 +144,27 @@ async fn the_generic_routes_replay_status_location_and_body() {
     let again = with_key(&app, "/api/accounts/commands/OpenAccount", open, "gen-1").await;
     assert!(again.replayed());
     assert_eq!(again.status, StatusCode::CREATED);
-    assert_eq!(again.headers["location"], location.as_str(), "the same generated id");
+    assert_eq!(
+        again.headers["location"],
+        location.as_str(),
+        "the same generated id"
+    );
     assert_eq!(again.text, first.text);
     let id = first.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(events(&store, &id).await, 1);
-    assert_eq!(store.head_position().await.unwrap(), 1, "one account, not two");
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        1,
+        "one account, not two"
+    );
 
     let uri = format!("/api/accounts/{id}/commands/Deposit");
     let deposit = with_key(&app, &uri, r#"{"amount": 1}"#, "gen-2").await;
     let again = with_key(&app, &uri, r#"{"amount": 1}"#, "gen-2").await;
-    assert_eq!((deposit.status, again.status), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(
+        (deposit.status, again.status),
+        (StatusCode::OK, StatusCode::OK)
+    );
     assert!(again.replayed());
     assert_eq!(again.text, deposit.text);
     assert_eq!(events(&store, &id).await, 2);
@@ -165,7 +179,13 @@ async fn a_command_refused_by_a_rule_is_remembered_and_not_run_again() {
     assert_eq!(refused.status.as_u16(), 400, "{}", refused.text);
     assert_eq!(refused.json()["code"], "ACCOUNT_INSUFFICIENT_FUNDS");
     // Now the withdrawal would pass; its repeat still gets the first answer.
-    send(&app, "/accounts/a-1", r#"{"type": "Deposit", "amount": 100}"#, &[]).await;
+    send(
+        &app,
+        "/accounts/a-1",
+        r#"{"type": "Deposit", "amount": 100}"#,
+        &[],
+    )
+    .await;
     let again = with_key(&app, "/accounts/a-1", withdraw, "w-1").await;
     assert!(again.replayed());
     assert_eq!(again.status.as_u16(), 400);
@@ -177,19 +197,33 @@ async fn a_command_refused_by_a_rule_is_remembered_and_not_run_again() {
         again.headers["x-request-id"].to_str().unwrap(),
         "a replayed error names the request that got it"
     );
-    assert_eq!(events(&store, "a-1").await, 2, "opened and the plain deposit");
+    assert_eq!(
+        events(&store, "a-1").await,
+        2,
+        "opened and the plain deposit"
+    );
 
     // A create that finds the account there: the 409 is remembered too.
     let exists = with_key(&app, "/accounts/a-1", OPEN, "open-again").await;
     assert_eq!(exists.status, StatusCode::CONFLICT);
-    assert!(with_key(&app, "/accounts/a-1", OPEN, "open-again").await.replayed());
+    assert!(
+        with_key(&app, "/accounts/a-1", OPEN, "open-again")
+            .await
+            .replayed()
+    );
 }
 
 #[tokio::test]
 async fn a_request_refused_before_it_ran_is_not_remembered() {
     let (app, store) = bank_app(HttpConfig::default());
     with_key(&app, "/accounts/a-1", OPEN, "open").await;
-    let bad = with_key(&app, "/accounts/a-1", r#"{"type": "Deposit", "amount": }"#, "k").await;
+    let bad = with_key(
+        &app,
+        "/accounts/a-1",
+        r#"{"type": "Deposit", "amount": }"#,
+        "k",
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let unknown = with_key(&app, "/accounts/a-1", r#"{"type": "Steal"}"#, "k").await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
@@ -206,12 +240,20 @@ async fn invalid_keys_are_400s_and_store_nothing() {
     let long = "k".repeat(256);
     for key in ["", " padded", long.as_str()] {
         let reply = with_key(&app, "/accounts/a-1", OPEN, key).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{key:?}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{key:?}: {}",
+            reply.text
+        );
         assert_eq!(reply.json()["code"], "VALIDATION_ERROR");
     }
     let non_ascii = Request::post("/accounts/a-1")
         .header("content-type", "application/json")
-        .header("idempotency-key", axum::http::HeaderValue::from_bytes(b"cl\xe9").unwrap())
+        .header(
+            "idempotency-key",
+            axum::http::HeaderValue::from_bytes(b"cl\xe9").unwrap(),
+        )
         .body(Body::from(OPEN))
         .unwrap();
     assert_eq!(
@@ -254,7 +296,11 @@ async fn keys_expire() {
     let (app, store) = bank_app(config);
     with_key(&app, "/accounts/a-1", OPEN, "open").await;
     with_key(&app, "/accounts/a-1", DEPOSIT, "k").await;
-    assert!(with_key(&app, "/accounts/a-1", DEPOSIT, "k").await.replayed());
+    assert!(
+        with_key(&app, "/accounts/a-1", DEPOSIT, "k")
+            .await
+            .replayed()
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let later = with_key(&app, "/accounts/a-1", DEPOSIT, "k").await;
     assert_eq!(later.status, StatusCode::OK);
@@ -308,8 +354,7 @@ async fn the_document_shows_the_key_on_every_command() {
     let request = Request::get("/openapi.json").body(Body::empty()).unwrap();
     let response = app.oneshot(request).await.unwrap();
     let doc: Value =
-        serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap())
-            .unwrap();
+        serde_json::from_slice(&to_bytes(response.into_body(), usize::MAX).await.unwrap()).unwrap();
     let mut commands = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         let Some(post) = item.get("post") else {

@@ -120,7 +120,7 @@ async fn a_repeat_after_sigkill_and_restart_is_replayed_and_counted_once() {
     assert_eq!(other.status, 422, "{}", other.text);
     let state = account(&client, &bank, "acc-1").await;
     assert_eq!(state["version"], 2);
-    assert_eq!(cents(&state["balance"]), 110_00, "the deposit counted once");
+    assert_eq!(cents(&state["balance"]), 11_000, "the deposit counted once");
 
     // Clients that lose their replies: each round sends deposits with keys over raw TCP,
     // SIGKILLs the process while they run, restarts it, and repeats every one with its key.
@@ -171,7 +171,7 @@ async fn a_repeat_after_sigkill_and_restart_is_replayed_and_counted_once() {
     );
     assert_eq!(
         cents(&state["balance"]),
-        110_00 + ROUNDS as i64 * per_round * 100
+        11_000 + ROUNDS as i64 * per_round * 100
     );
     eprintln!(
         "lost replies: {stored_before_kill} stored before the SIGKILL (replayed), \

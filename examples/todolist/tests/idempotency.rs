@@ -31,7 +31,13 @@ async fn list_commands_are_safe_to_repeat() {
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
     let service = TodoService::open(store.clone()).unwrap();
     let app = service.router(HttpConfig::default()).unwrap();
-    let create = post(&app, "/lists/home/commands/CreateList", r#"{"name": "Home"}"#, "c").await;
+    let create = post(
+        &app,
+        "/lists/home/commands/CreateList",
+        r#"{"name": "Home"}"#,
+        "c",
+    )
+    .await;
     assert_eq!(create.0, StatusCode::CREATED, "{}", create.2);
     let add = r#"{"todo_id": "tap", "title": "Fix the tap"}"#;
     let first = post(&app, "/lists/home/commands/AddTodo", add, "add-tap").await;

@@ -24,7 +24,7 @@ use axum::routing::{get, post};
 use factum_core::validate_aggregate_id;
 use factum_http::{
     AggregateService, Api, ApiError, CommandReply, CommandSpec, EnvelopeBody, ErrorBody,
-    HttpAggregate, HttpConfig, IfMatch, Idempotency, JsonBody, RequestContext, StateQuery,
+    HttpAggregate, HttpConfig, Idempotency, IfMatch, JsonBody, RequestContext, StateQuery,
     with_etag,
 };
 use serde::{Deserialize, Serialize};
