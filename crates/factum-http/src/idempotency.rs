@@ -550,6 +550,42 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_repeat_waits_for_the_first_then_gets_a_409() {
+        let store: Arc<dyn EventStore> = Arc::new(factum_core::InMemoryEventStore::new());
+        let request = IdempotentRequest {
+            key: "k".to_owned(),
+            request_hash: "h".to_owned(),
+            shared: Shared::new(DEFAULT_IDEMPOTENCY_TTL, Duration::from_millis(20)),
+        };
+        // The first request with the key (anonymous scope) is still running.
+        let first = request.shared.locks.lock("\nk").await;
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let ctx = CqrsContext::new();
+        let refused = request
+            .run(&store, &ctx, |_| async {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ran::Failed(ApiError::internal())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::CONFLICT);
+        assert_eq!(refused.error().code, "IDEMPOTENCY_KEY_IN_USE");
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        drop(first);
+        let reply = CommandReply::json(StatusCode::OK, &serde_json::json!({"n": 1})).unwrap();
+        let answered = request
+            .run(&store, &ctx, |_| async { Ran::Unrecorded(reply) })
+            .await
+            .unwrap();
+        assert_eq!(answered.status(), StatusCode::OK);
+        let replayed = request
+            .run(&store, &ctx, |_| async { Ran::Failed(ApiError::internal()) })
+            .await
+            .unwrap();
+        assert_eq!(replayed.headers()[&IDEMPOTENT_REPLAYED], "true");
+    }
+
     #[test]
     fn only_answers_are_remembered() {
         assert!(remembered(&ApiError::validation("no")));
