@@ -456,6 +456,8 @@ impl<A: HttpAggregate> AggregateService<A> {
             return Ok(reply_of(&executed)?.into_response());
         };
         let store = self.engine.store().clone();
+        // The reply rendered into the record: the first answer is those very bytes.
+        let recorded: std::sync::Mutex<Option<CommandReply>> = std::sync::Mutex::new(None);
         idempotency
             .run(&store, ctx, |record| async {
                 let remember = Remember {
@@ -474,7 +476,9 @@ impl<A: HttpAggregate> AggregateService<A> {
                                     source,
                                 }
                             })?;
-                        Ok((reply.status.as_u16(), encoded))
+                        let status = reply.status.as_u16();
+                        *recorded.lock().unwrap_or_else(|p| p.into_inner()) = Some(reply);
+                        Ok((status, encoded))
                     }),
                 };
                 let executed = match self
@@ -484,6 +488,12 @@ impl<A: HttpAggregate> AggregateService<A> {
                     Ok(executed) => executed,
                     Err(error) => return Ran::Failed(error),
                 };
+                if !executed.outcome.events.is_empty() {
+                    let reply = recorded.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    if let Some(reply) = reply {
+                        return Ran::Recorded(reply);
+                    }
+                }
                 match reply_of(&executed) {
                     Ok(reply) if executed.outcome.events.is_empty() => Ran::Unrecorded(reply),
                     Ok(reply) => Ran::Recorded(reply),

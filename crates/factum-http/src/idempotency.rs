@@ -580,7 +580,9 @@ mod tests {
             .unwrap();
         assert_eq!(answered.status(), StatusCode::OK);
         let replayed = request
-            .run(&store, &ctx, |_| async { Ran::Failed(ApiError::internal()) })
+            .run(&store, &ctx, |_| async {
+                Ran::Failed(ApiError::internal())
+            })
             .await
             .unwrap();
         assert_eq!(replayed.headers()[&IDEMPOTENT_REPLAYED], "true");
