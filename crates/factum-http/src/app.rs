@@ -98,10 +98,12 @@ impl HttpConfig {
         self
     }
 
-    /// Sets how long idempotency keys are remembered (at least 1 s).
+    /// Sets how long idempotency keys are remembered (at least 1 s, at most 10 years: the
+    /// expiry must stay a date every store can keep).
     #[must_use]
     pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
-        self.idempotency_ttl = ttl.max(Duration::from_secs(1));
+        const TEN_YEARS: Duration = Duration::from_secs(10 * 366 * 24 * 60 * 60);
+        self.idempotency_ttl = ttl.clamp(Duration::from_secs(1), TEN_YEARS);
         self
     }
 

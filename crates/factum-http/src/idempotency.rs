@@ -381,6 +381,11 @@ impl IdempotentRequest {
                     .find_idempotency(&template.scope, &self.key, now)
                     .await?
                 {
+                    tracing::debug!(
+                        key = %self.key,
+                        error = %error.error(),
+                        "another request holds the idempotency key; answering with its response"
+                    );
                     return self.replay(record);
                 }
                 if !remembered(&error) {
