@@ -102,8 +102,7 @@ impl HttpConfig {
     /// expiry must stay a date every store can keep).
     #[must_use]
     pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
-        const TEN_YEARS: Duration = Duration::from_secs(10 * 366 * 24 * 60 * 60);
-        self.idempotency_ttl = ttl.clamp(Duration::from_secs(1), TEN_YEARS);
+        self.idempotency_ttl = crate::idempotency::bounded_ttl(ttl);
         self
     }
 

@@ -65,6 +65,14 @@ pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long a repeat waits by default for the first request of its key in this process.
 pub const DEFAULT_IDEMPOTENCY_WAIT: Duration = Duration::from_secs(5);
+/// The longest a key is remembered: its expiry must stay a date every store can keep.
+const MAX_IDEMPOTENCY_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 60 * 60);
+
+/// A TTL between 1 s and 10 years.
+pub(crate) fn bounded_ttl(ttl: Duration) -> Duration {
+    ttl.clamp(Duration::from_secs(1), MAX_IDEMPOTENCY_TTL)
+}
+
 /// The longest time between two purges of expired records.
 const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 
@@ -81,7 +89,7 @@ impl Shared {
     pub(crate) fn new(ttl: Duration, wait: Duration) -> Arc<Self> {
         Arc::new(Self {
             locks: KeyedLock::default(),
-            ttl,
+            ttl: bounded_ttl(ttl),
             wait,
             last_purge: Mutex::new(None),
         })
