@@ -310,13 +310,22 @@ async fn keys_expire() {
     // moment when it was still live, it is gone from the store.
     let long_ago = chrono::Utc::now() - chrono::Duration::seconds(60);
     let mut waited = 0;
-    while store.find_idempotency("", "open", long_ago).await.unwrap().is_some() {
+    while store
+        .find_idempotency("", "open", long_ago)
+        .await
+        .unwrap()
+        .is_some()
+    {
         assert!(waited < 200, "the expired record was never purged");
         tokio::time::sleep(Duration::from_millis(10)).await;
         waited += 1;
     }
     assert!(
-        store.find_idempotency("", "k", long_ago).await.unwrap().is_some(),
+        store
+            .find_idempotency("", "k", long_ago)
+            .await
+            .unwrap()
+            .is_some(),
         "the renewed key stays"
     );
 }
