@@ -140,7 +140,7 @@ async fn a_repeat_after_sigkill_and_restart_is_replayed_and_counted_once() {
                 ))
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=4) + round)).await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(2..=12) + 2 * round)).await;
         bank.sigkill();
         for sender in senders {
             sender.abort();
