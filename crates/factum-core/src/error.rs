@@ -234,6 +234,15 @@ pub enum Error {
     /// limit). Nothing was stored; reads still work.
     #[error("event store full: {0}")]
     StoreFull(String),
+    /// An append carried an idempotency record whose scope and key another request holds
+    /// already; nothing was stored. Read that request's record and answer with it.
+    #[error("idempotency key {key:?} is taken by another request")]
+    IdempotencyKeyTaken {
+        /// The key's scope.
+        scope: String,
+        /// The key.
+        key: String,
+    },
 }
 
 impl Error {
@@ -304,6 +313,9 @@ impl Error {
                 S::StoreFull,
                 "the event store has no space left; nothing was stored",
             ),
+            Self::IdempotencyKeyTaken { .. } => {
+                CqrsError::standard(S::IdempotencyKeyInUse, self.to_string())
+            }
         }
     }
 
@@ -468,6 +480,10 @@ pub mod standard {
             StoreFull = (17, 507, "STORE_FULL", "event store full"),
             /// A value would not read back exactly as written, so it is not stored.
             Unrepresentable = (20, 400, "UNREPRESENTABLE_VALUE", "value cannot be stored exactly"),
+            /// An idempotency key was used before with another request.
+            IdempotencyKeyReused = (40, 422, "IDEMPOTENCY_KEY_REUSED", "idempotency key reused with another request"),
+            /// The first request with this idempotency key is still running.
+            IdempotencyKeyInUse = (41, 409, "IDEMPOTENCY_KEY_IN_USE", "idempotency key in use"),
         }
     }
 }

@@ -77,6 +77,12 @@ pub struct HttpConfig {
     /// The most requests handled at once; above it a request is answered 503 with
     /// `Retry-After` at once rather than queued. The health routes are not counted.
     pub max_in_flight: usize,
+    /// How long a command's response is remembered for repeats with its `Idempotency-Key`
+    /// (24 h by default).
+    pub idempotency_ttl: Duration,
+    /// How long a repeat of an `Idempotency-Key` waits for the first request still running
+    /// in this process before a 409 (5 s by default).
+    pub idempotency_wait: Duration,
 }
 
 impl Default for HttpConfig {
@@ -89,6 +95,8 @@ impl Default for HttpConfig {
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            idempotency_ttl: crate::idempotency::DEFAULT_IDEMPOTENCY_TTL,
+            idempotency_wait: crate::idempotency::DEFAULT_IDEMPOTENCY_WAIT,
         }
     }
 }
@@ -128,6 +136,21 @@ impl HttpConfig {
     #[must_use]
     pub fn with_public_docs(mut self, public: bool) -> Self {
         self.public_docs = public;
+        self
+    }
+
+    /// Sets how long idempotency keys are remembered (at least 1 s, at most 10 years: the
+    /// expiry must stay a date every store can keep).
+    #[must_use]
+    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
+        self.idempotency_ttl = crate::idempotency::bounded_ttl(ttl);
+        self
+    }
+
+    /// Sets how long a repeat of an idempotency key waits for the first request.
+    #[must_use]
+    pub fn with_idempotency_wait(mut self, wait: Duration) -> Self {
+        self.idempotency_wait = wait;
         self
     }
 
@@ -277,6 +300,7 @@ impl Api {
     /// The complete OpenAPI document.
     pub fn openapi(&self) -> OpenApi {
         let mut doc = self.openapi.clone();
+        crate::idempotency::document(&mut doc);
         doc.merge(common_openapi(
             self.config.auth.is_some(),
             self.store.is_some(),
@@ -330,6 +354,13 @@ impl Api {
         router
             .merge(docs)
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                crate::idempotency::Shared::new(
+                    self.config.idempotency_ttl,
+                    self.config.idempotency_wait,
+                ),
+                crate::idempotency::idempotency_layer,
+            ))
             .layer(DefaultBodyLimit::max(self.config.body_limit))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,

@@ -127,6 +127,7 @@ mod context;
 mod error;
 mod extract;
 mod health;
+pub mod idempotency;
 mod openapi;
 mod projections;
 mod server;
@@ -149,6 +150,10 @@ pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, etag};
 pub use health::READY_CHECK_TIMEOUT;
+pub use idempotency::{
+    CommandReply, DEFAULT_IDEMPOTENCY_TTL, DEFAULT_IDEMPOTENCY_WAIT, IDEMPOTENCY_KEY,
+    IDEMPOTENT_REPLAYED, Idempotency, IdempotentRequest,
+};
 pub use openapi::{
     BEARER_SCHEME, aggregate_openapi, child_view_openapi, error_response, json_response,
     projections_openapi, view_openapi,

@@ -71,6 +71,7 @@
 
 mod breaker;
 mod error;
+mod idempotency;
 mod migrations;
 mod parked;
 pub mod store;

@@ -109,6 +109,7 @@
 //! ```
 
 mod error;
+mod idempotency;
 mod owner;
 mod parked;
 mod rows;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use factum_testing::process::ThrowawayPostgres;
+use factum_testing::cluster::ThrowawayPostgres;
 use factum_testing::server::Server;
 use serde_json::Value;
 
