@@ -573,7 +573,7 @@ async fn a_schema_migrated_by_a_newer_release_is_refused() {
             err,
             factum_postgres::Error::SchemaTooNew {
                 found: 999,
-                known: 3,
+                known: 4,
                 ..
             }
         ),

@@ -361,11 +361,13 @@ async fn keys_belong_to_their_caller() {
     };
     let opened = as_user(&alice, "/accounts/a-1", OPEN).await;
     assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
-    let deposit = as_user(&bob, "/accounts/a-1", DEPOSIT).await;
-    assert_eq!(deposit.status, StatusCode::OK, "bob's key k is not alice's");
-    assert!(!deposit.replayed());
-    assert!(as_user(&bob, "/accounts/a-1", DEPOSIT).await.replayed());
-    assert_eq!(events(&store, "a-1").await, 2);
+    // Were keys shared, bob's other request under alice's key would be a 422.
+    let bobs = as_user(&bob, "/accounts/b-1", OPEN).await;
+    assert_eq!(bobs.status, StatusCode::CREATED, "bob's key k is not alice's");
+    assert!(!bobs.replayed());
+    assert!(as_user(&bob, "/accounts/b-1", OPEN).await.replayed());
+    assert_eq!(events(&store, "a-1").await, 1);
+    assert_eq!(events(&store, "b-1").await, 1);
 }
 
 #[tokio::test]
