@@ -363,7 +363,11 @@ async fn keys_belong_to_their_caller() {
     assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
     // Were keys shared, bob's other request under alice's key would be a 422.
     let bobs = as_user(&bob, "/accounts/b-1", OPEN).await;
-    assert_eq!(bobs.status, StatusCode::CREATED, "bob's key k is not alice's");
+    assert_eq!(
+        bobs.status,
+        StatusCode::CREATED,
+        "bob's key k is not alice's"
+    );
     assert!(!bobs.replayed());
     assert!(as_user(&bob, "/accounts/b-1", OPEN).await.replayed());
     assert_eq!(events(&store, "a-1").await, 1);
