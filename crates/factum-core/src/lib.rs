@@ -105,8 +105,8 @@ pub use projection::{ProjectionLag, Projector, view_changes};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{
-    FieldKind, Filter, FilterOp, FilterValue, MAX_PAGE_SIZE, Page, ProjectionBatch,
-    ProjectionCheckpoint, SortKey, View, ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord,
+    DEFAULT_MAX_CLAUSES, DEFAULT_MAX_IN_VALUES, FieldKind, Filter, FilterOp, FilterValue,
+    MAX_PAGE_SIZE, Page, ProjectionBatch, ProjectionCheckpoint, QueryLimits, SortKey, View, ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord,
     ViewStore,
 };
 

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::standard::StandardError;
-use factum_core::{CqrsCommandEngine, EventStore};
+use factum_core::{CqrsCommandEngine, EventStore, QueryLimits};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
@@ -31,7 +31,7 @@ use crate::openapi::{
     aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, view_openapi,
 };
 use crate::projections::{Projections, projection_routes};
-use crate::views::{HttpView, child_view_routes, view_routes};
+use crate::views::{HttpView, child_view_routes_limited, view_routes_limited};
 
 /// The default request body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -54,6 +54,8 @@ pub struct HttpConfig {
     pub title: String,
     /// The document's API version.
     pub version: String,
+    /// How many filter clauses and sort keys a view query may have (400 above).
+    pub query_limits: QueryLimits,
 }
 
 impl Default for HttpConfig {
@@ -64,6 +66,7 @@ impl Default for HttpConfig {
             auth: None,
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            query_limits: QueryLimits::default(),
         }
     }
 }
@@ -87,6 +90,13 @@ impl HttpConfig {
     #[must_use]
     pub fn with_auth(mut self, auth: JwtAuth) -> Self {
         self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Sets the limits on the clauses of view queries.
+    #[must_use]
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.query_limits = limits;
         self
     }
 
@@ -165,7 +175,10 @@ impl Api {
         prefix: &str,
         store: &Arc<dyn EventStore>,
     ) -> Result<Self> {
-        self.router = self.router.merge(view_routes::<V>(prefix, store)?);
+        let limits = self.config.query_limits;
+        self.router = self
+            .router
+            .merge(view_routes_limited::<V>(prefix, store, limits)?);
         self.openapi
             .merge(view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)
@@ -179,7 +192,10 @@ impl Api {
         V: HttpView,
         V::Aggregate: HttpAggregate,
     {
-        self.router = self.router.merge(child_view_routes::<V>(prefix, store)?);
+        let limits = self.config.query_limits;
+        self.router = self
+            .router
+            .merge(child_view_routes_limited::<V>(prefix, store, limits)?);
         self.openapi
             .merge(child_view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)

@@ -137,10 +137,13 @@ pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQU
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, etag};
 pub use openapi::{
-    BEARER_SCHEME, aggregate_openapi, child_view_openapi, error_response, json_response,
+    AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, aggregate_openapi, child_view_openapi, error_response, json_response,
     projections_openapi, view_openapi,
 };
 pub use projections::{
     ProjectionStatus, ProjectionTasks, Projections, RunningProjection, projection_routes,
 };
-pub use views::{HttpView, ViewListQuery, child_view_routes, view_routes, view_store_of};
+pub use views::{
+    HttpView, ViewListQuery, child_view_routes, child_view_routes_limited, view_routes,
+    view_routes_limited, view_store_of,
+};

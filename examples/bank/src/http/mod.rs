@@ -215,8 +215,8 @@ pub struct HistoryQuery {
     tag = "accounts",
     summary = "Run a command on an account: OpenAccount (201), Deposit or Withdraw (200)",
     params(
-        ("id" = String, Path, description = "The account id: 1 to 128 of [A-Za-z0-9._:-]"),
-        ("If-Match" = Option<String>, Header, description = "Run only at this version (the ETag, \"3\"); else 412"),
+        ("id" = String, Path, description = "The account id: 1 to 128 of [A-Za-z0-9._:-]", pattern = r"^[A-Za-z0-9._:-]{1,128}$"),
+        ("If-Match" = Option<String>, Header, description = "Run only at this version (the ETag, \"3\"); else 412", pattern = r#"^(\*|(W/)?("[0-9]{1,19}"|[0-9]{1,19}))$"#),
     ),
     request_body(content = AccountCommandBody, content_type = "application/json"),
     responses(
@@ -260,7 +260,7 @@ async fn post_account(
     path = "/accounts/{id}",
     tag = "accounts",
     summary = "The state of an account; ?version=N gives the state after its first N events",
-    params(("id" = String, Path, description = "The account id"), StateQuery),
+    params(("id" = String, Path, description = "The account id", pattern = r"^[A-Za-z0-9._:-]{1,128}$"), StateQuery),
     responses(
         (status = 200, description = "The account", body = AccountView, headers(("ETag" = String, description = "The version, quoted"))),
         (status = 400, description = "Invalid id or version (VALIDATION_ERROR)", body = ErrorBody),
@@ -289,7 +289,7 @@ async fn get_account(
     path = "/accounts/{id}/events",
     tag = "accounts",
     summary = "The events of an account, oldest first; ?metadata=true gives envelopes",
-    params(("id" = String, Path, description = "The account id"), HistoryQuery),
+    params(("id" = String, Path, description = "The account id", pattern = r"^[A-Za-z0-9._:-]{1,128}$"), HistoryQuery),
     responses(
         (status = 200, description = "The events (or envelopes)", body = AccountHistory),
         (status = 400, description = "Invalid id or query (VALIDATION_ERROR)", body = ErrorBody),
