@@ -7,8 +7,11 @@
 # document (status, content type, headers, body schema), and any schema-violating request
 # the server accepts.
 #
-# .ci/schemathesis.toml turns off positive_data_acceptance and lets a failing If-Match be a
-# 412 for invalid data, and says why.
+# One check is left out: positive_data_acceptance expects every schema-valid request to
+# succeed, but business rules refuse some of them by design (a withdrawal above the
+# balance, an If-Match of another version, a filter naming a field the view does not have);
+# those answers are documented 4xx, which status_code_conformance checks. .ci/schemathesis.toml
+# lets a failing If-Match be a 412 for invalid data, and says why.
 #
 # Environment: ST_MAX_TIME (seconds per service, default 75), ST_WORKERS (default 1: with more,
 # CPython 3.11.7 sometimes fails inside hypothesis with "AST constructor recursion depth
@@ -68,6 +71,7 @@ for service in bank todolist; do
     echo "== schemathesis: $service at $url (at most ${max_time}s)"
     if ! schemathesis --config-file .ci/schemathesis.toml run "$url/openapi.json" \
         --checks all \
+        --exclude-checks positive_data_acceptance \
         --workers "$workers" \
         --max-time "$max_time" \
         --request-timeout 10 \

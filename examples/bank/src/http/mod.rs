@@ -27,7 +27,7 @@ use factum_http::{
     HttpConfig, IfMatch, JsonBody, RequestContext, StateQuery, with_etag,
 };
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, OneOfBuilder};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
@@ -216,7 +216,7 @@ pub struct HistoryQuery {
     summary = "Run a command on an account: OpenAccount (201), Deposit or Withdraw (200)",
     params(
         ("id" = String, Path, description = "The account id: 1 to 128 of [A-Za-z0-9._:-]", pattern = r"^[A-Za-z0-9._:-]{1,128}$"),
-        ("If-Match" = Option<String>, Header, description = "Run only at this version (the ETag, \"3\"); else 412", pattern = r#"^(\*|(W/)?("[0-9]{1,19}"|[0-9]{1,19}))$"#),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Run only at this version (the ETag, \"3\"); else 412", pattern = r#"^(\*|(W/)?("[0-9]{1,19}"|[0-9]{1,19}))$"#),
     ),
     request_body(content = AccountCommandBody, content_type = "application/json"),
     responses(
@@ -328,6 +328,24 @@ async fn empty_id(RequestContext(_ctx): RequestContext) -> ApiError {
 )]
 struct ReferenceDoc;
 
+/// Marks each variant of [`AccountCommandBody`] closed (`additionalProperties: false`), as
+/// serde's `deny_unknown_fields` on the enum makes it: utoipa does not carry the attribute
+/// over to the variants of a tagged enum.
+fn close_command_variants(doc: &mut utoipa::openapi::OpenApi) {
+    let schema = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut(AccountCommandBody::name().as_ref()));
+    if let Some(RefOr::T(Schema::OneOf(one_of))) = schema {
+        for variant in &mut one_of.items {
+            if let RefOr::T(Schema::Object(object)) = variant {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+}
+
 /// The bank's service: reference routes, the account's generic routes under `/api`, the
 /// view routes, `/projections`, `/health`, `/openapi.json` and `/docs`, not yet turned into a
 /// router (see [`router`]).
@@ -342,6 +360,7 @@ pub fn api(bank: &Bank, config: HttpConfig) -> Result<Api, factum_http::Error> {
         .route("/accounts/", post(empty_id).get(empty_id))
         .with_state(service);
     let mut doc = ReferenceDoc::openapi();
+    close_command_variants(&mut doc);
     if auth {
         for item in doc.paths.paths.values_mut() {
             for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
