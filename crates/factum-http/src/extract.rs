@@ -66,15 +66,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 None => ApiError::from(rejection),
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::validation(
-                "the request body is empty; expected a JSON object",
-            ));
-        }
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|e| ApiError::validation(format!("the request body is not valid JSON: {e}")))
+        decode_json_body(&bytes).map(Self)
     }
+}
+
+/// Reads a request body as JSON, as [`JsonBody`] does once the headers are checked: an empty
+/// body or one that is not JSON is a 400.
+pub fn decode_json_body(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::validation(
+            "the request body is empty; expected a JSON object",
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::validation(format!("the request body is not valid JSON: {e}")))
 }
 
 /// `application/json` or `application/*+json` (a lower-case media type without parameters).

@@ -135,7 +135,7 @@ pub use app::{
 };
 pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
-pub use extract::{IfMatch, JsonBody, Precondition, etag};
+pub use extract::{IfMatch, JsonBody, Precondition, decode_json_body, etag};
 pub use openapi::{
     AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, aggregate_openapi, child_view_openapi, error_response, json_response,
     projections_openapi, view_openapi,
