@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use bank::domain::{Account, AccountCommand, OpenAccountCommand};
 use bank::money::{Amount, AmountProblem, Money};
 use factum_core::{CqrsCommandEngine, InMemoryEventStore};
-use factum_http::{AggregateService, CommandSpec, HttpAggregate, ParsedCommand, decode_json_body};
+use factum_http::{decode_json_body, AggregateService, CommandSpec, HttpAggregate, ParsedCommand};
 use libfuzzer_sys::fuzz_target;
 
 fn service() -> &'static AggregateService<Account> {
@@ -61,7 +61,9 @@ fn parse(name: &str, body: &[u8]) -> Option<ParsedCommand<Account>> {
     };
     match service().parse(name, value.clone()) {
         Ok(command) => {
-            let allowed = spec(name).closed_fields().expect("the bank's bodies are closed");
+            let allowed = spec(name)
+                .closed_fields()
+                .expect("the bank's bodies are closed");
             for key in value.as_object().expect("a command is an object").keys() {
                 assert!(
                     key == "type" || allowed.contains(key),
@@ -109,12 +111,21 @@ fuzz_target!(|data: &[u8]| {
         ParsedCommand::Update(command) => serde_json::to_vec(command),
     }
     .unwrap();
-    let again = parse(&name, &encoded)
-        .unwrap_or_else(|| panic!("{} does not decode again", String::from_utf8_lossy(&encoded)));
+    let again = parse(&name, &encoded).unwrap_or_else(|| {
+        panic!(
+            "{} does not decode again",
+            String::from_utf8_lossy(&encoded)
+        )
+    });
     let (_, owner_again, amount_again) = meaning(&again);
     assert_eq!(owner_again, owner);
     match amount {
-        Ok(money) => assert_eq!(amount_again, Ok(money), "{}", String::from_utf8_lossy(&encoded)),
+        Ok(money) => assert_eq!(
+            amount_again,
+            Ok(money),
+            "{}",
+            String::from_utf8_lossy(&encoded)
+        ),
         Err(()) => assert!(amount_again.is_err()),
     }
 });

@@ -4,7 +4,7 @@
 //! writes back (as text and as JSON) to the same value.
 #![no_main]
 
-use bank::money::{Amount, MAX_AMOUNT, Money};
+use bank::money::{Amount, Money, MAX_AMOUNT};
 use libfuzzer_sys::fuzz_target;
 
 /// What the contract says of a decimal number.

@@ -94,15 +94,9 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(query.validate(FIELDS).is_ok(), "{query:?}");
         let (filter, sort) = print(&query);
-        let again = ViewQuery::parse_limited(
-            Some(&filter),
-            Some(&sort),
-            page,
-            page_size,
-            FIELDS,
-            limits,
-        )
-        .unwrap_or_else(|e| panic!("{query:?} printed as {filter:?} / {sort:?}: {e}"));
+        let again =
+            ViewQuery::parse_limited(Some(&filter), Some(&sort), page, page_size, FIELDS, limits)
+                .unwrap_or_else(|e| panic!("{query:?} printed as {filter:?} / {sort:?}: {e}"));
         assert_eq!(again, query, "printed as {filter:?} / {sort:?}");
         if let Ok(page) = query.apply_to(records()) {
             assert!(page.items.len() <= query.page_size as usize);

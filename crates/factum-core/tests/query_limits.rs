@@ -27,8 +27,14 @@ fn the_default_limits_allow_sixteen_clauses_and_refuse_more() {
     assert_eq!(QueryLimits::default().max_clauses, DEFAULT_MAX_CLAUSES);
     assert_eq!(DEFAULT_MAX_CLAUSES, 16);
     let at = repeated("owner:eq:A", 16);
-    let query = ViewQuery::parse(Some(&at), Some(&repeated("-balance", 16)), None, None, FIELDS)
-        .unwrap();
+    let query = ViewQuery::parse(
+        Some(&at),
+        Some(&repeated("-balance", 16)),
+        None,
+        None,
+        FIELDS,
+    )
+    .unwrap();
     assert_eq!((query.filters.len(), query.sort.len()), (16, 16));
     // Empty clauses (",,") are not counted.
     let sparse = format!(",,{at},,");
@@ -41,7 +47,10 @@ fn the_default_limits_allow_sixteen_clauses_and_refuse_more() {
         None,
         FIELDS,
     ));
-    assert!(over.contains("17 filter clauses") && over.contains("at most 16"), "{over}");
+    assert!(
+        over.contains("17 filter clauses") && over.contains("at most 16"),
+        "{over}"
+    );
     let over = message(ViewQuery::parse(
         None,
         Some(&repeated("owner", 17)),
@@ -64,7 +73,13 @@ fn the_default_limits_allow_sixteen_clauses_and_refuse_more() {
 #[test]
 fn in_lists_are_bounded() {
     let values = |n: usize| format!("owner:in:{}", vec!["a"; n].join("|"));
-    let at = ViewQuery::parse(Some(&values(DEFAULT_MAX_IN_VALUES)), None, None, None, FIELDS);
+    let at = ViewQuery::parse(
+        Some(&values(DEFAULT_MAX_IN_VALUES)),
+        None,
+        None,
+        None,
+        FIELDS,
+    );
     assert!(at.is_ok(), "{at:?}");
     let over = message(ViewQuery::parse(
         Some(&values(DEFAULT_MAX_IN_VALUES + 1)),

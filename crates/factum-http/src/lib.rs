@@ -137,8 +137,8 @@ pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQU
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, decode_json_body, etag};
 pub use openapi::{
-    AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, aggregate_openapi, child_view_openapi, error_response, json_response,
-    projections_openapi, view_openapi,
+    AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, aggregate_openapi,
+    child_view_openapi, error_response, json_response, projections_openapi, view_openapi,
 };
 pub use projections::{
     ProjectionStatus, ProjectionTasks, Projections, RunningProjection, projection_routes,

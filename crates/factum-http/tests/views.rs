@@ -12,8 +12,7 @@ use axum::http::{Request, StatusCode};
 use factum_core::{
     Aggregate, AppendRequest, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventEnvelope,
     EventStore, FieldKind, InMemoryEventStore, Projector, QueryLimits, Snapshot, StoredEvent, View,
-    ViewField,
-    ViewKind, async_trait, define_domain_errors,
+    ViewField, ViewKind, async_trait, define_domain_errors,
 };
 use factum_http::{
     Api, CommandSpec, HttpAggregate, HttpConfig, HttpView, JwtAuth, Projections, view_routes,
@@ -467,7 +466,11 @@ async fn too_many_clauses_are_a_400_and_the_limit_is_configurable() {
     let filters = |n: usize| vec!["team:ne:x"; n].join(",");
     let sorts = |n: usize| vec!["-points"; n].join(",");
     for base in ["/views/cards", "/players/p01/goals"] {
-        let field = if base == "/views/cards" { "team" } else { "points" };
+        let field = if base == "/views/cards" {
+            "team"
+        } else {
+            "points"
+        };
         let filter = |n: usize| match field {
             "team" => filters(n),
             _ => vec!["points:gte:0"; n].join(","),

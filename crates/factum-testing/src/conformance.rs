@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use factum_core::{
-    AppendRequest, Error, Event, EventStore, ExpectedVersion, FieldKind, MAX_PAGE_SIZE, Metadata,
-    Filter, FilterOp, FilterValue, NewEvent, Page, ProjectionBatch, ProjectionCheckpoint,
-    Snapshot, SortKey, StoredEvent,
-    Upcasters, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
+    AppendRequest, Error, Event, EventStore, ExpectedVersion, FieldKind, Filter, FilterOp,
+    FilterValue, MAX_PAGE_SIZE, Metadata, NewEvent, Page, ProjectionBatch, ProjectionCheckpoint,
+    Snapshot, SortKey, StoredEvent, Upcasters, ViewChange, ViewField, ViewQuery, ViewRecord,
+    ViewStore,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

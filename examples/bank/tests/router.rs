@@ -556,7 +556,11 @@ async fn commands_need_a_json_content_type_else_415_and_nothing_stored() {
             );
         }
     }
-    assert_eq!(get(&app, "/accounts/acc-1").await.status, 404, "nothing stored");
+    assert_eq!(
+        get(&app, "/accounts/acc-1").await.status,
+        404,
+        "nothing stored"
+    );
     assert_eq!(
         get(&app, "/views/accounts").await.json()["total"],
         0,
@@ -564,7 +568,11 @@ async fn commands_need_a_json_content_type_else_415_and_nothing_stored() {
     );
     // JSON media types with parameters or a +json suffix are fine.
     for (content_type, body, status) in [
-        ("application/json; charset=utf-8", open_body, StatusCode::CREATED),
+        (
+            "application/json; charset=utf-8",
+            open_body,
+            StatusCode::CREATED,
+        ),
         (
             "Application/JSON",
             r#"{"type": "Deposit", "amount": 1}"#,
@@ -605,16 +613,28 @@ async fn unknown_fields_in_command_bodies_are_400_and_store_nothing() {
     )
     .await;
     let message = r.error(400, "VALIDATION_ERROR");
-    assert!(message.contains("x-schemathesis-unknown-property"), "{message}");
+    assert!(
+        message.contains("x-schemathesis-unknown-property"),
+        "{message}"
+    );
     open(&app, "acc-1", "A", "10").await;
     for (uri, body) in [
-        ("/accounts/acc-1", r#"{"type": "Deposit", "amount": 1, "memo": "x"}"#),
-        ("/accounts/acc-1", r#"{"type": "Withdraw", "amount": 1, "to": "acc-2"}"#),
+        (
+            "/accounts/acc-1",
+            r#"{"type": "Deposit", "amount": 1, "memo": "x"}"#,
+        ),
+        (
+            "/accounts/acc-1",
+            r#"{"type": "Withdraw", "amount": 1, "to": "acc-2"}"#,
+        ),
         (
             "/api/accounts/acc-1/commands/Deposit",
             r#"{"amount": 1, "Amount": 2}"#,
         ),
-        ("/api/accounts/acc-1/commands/Withdraw", r#"{"amount": 1, "": 0}"#),
+        (
+            "/api/accounts/acc-1/commands/Withdraw",
+            r#"{"amount": 1, "": 0}"#,
+        ),
     ] {
         let message = post(&app, uri, body).await.error(400, "VALIDATION_ERROR");
         assert!(message.contains("unknown field"), "{uri} {body}: {message}");
@@ -645,8 +665,17 @@ async fn the_document_states_what_the_server_enforces() {
     };
     // version=0 is a 400, so the document starts versions at 1.
     for path in ["/accounts/{id}", "/api/accounts/{id}"] {
-        assert_eq!(param(path, "get", "version")["schema"]["minimum"], 1, "{path}");
-        assert_eq!(get(&app, &format!("{}?version=0", path.replace("{id}", "a"))).await.status, 400);
+        assert_eq!(
+            param(path, "get", "version")["schema"]["minimum"],
+            1,
+            "{path}"
+        );
+        assert_eq!(
+            get(&app, &format!("{}?version=0", path.replace("{id}", "a")))
+                .await
+                .status,
+            400
+        );
     }
     let events = "/api/accounts/{id}/events";
     assert_eq!(param(events, "get", "from_version")["schema"]["minimum"], 1);
@@ -677,8 +706,7 @@ async fn the_document_states_what_the_server_enforces() {
     // unknown_fields_in_command_bodies_are_400_and_store_nothing).
     for name in ["OpenAccountBody", "DepositBody", "WithdrawBody"] {
         assert_eq!(
-            doc["components"]["schemas"][name]["additionalProperties"],
-            false,
+            doc["components"]["schemas"][name]["additionalProperties"], false,
             "{name}"
         );
     }

@@ -510,7 +510,11 @@ async fn commands_need_json_and_only_their_documented_fields() {
     ok(&app, "home", "CreateList", json!({"name": "Home"})).await;
     let before = get(&app, "/lists/home").await.body;
     // No Content-Type (a browser's cross-site form post) or another one: 415.
-    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
         let mut request = Request::post("/lists/home/commands/AddTodo");
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -530,18 +534,39 @@ async fn commands_need_json_and_only_their_documented_fields() {
     }
     // Fields the document does not list: 400 naming the field.
     for (name, body) in [
-        ("AddTodo", json!({"todo_id": "a", "title": "t", "due": "today"})),
-        ("AssignTodo", json!({"todo_id": "a", "assignee": "b", "by": "c"})),
+        (
+            "AddTodo",
+            json!({"todo_id": "a", "title": "t", "due": "today"}),
+        ),
+        (
+            "AssignTodo",
+            json!({"todo_id": "a", "assignee": "b", "by": "c"}),
+        ),
         ("ResolveTodo", json!({"todo_id": "a", "note": "done"})),
         ("RemoveTodo", json!({"todo_id": "a", "force": true})),
     ] {
         let reply = command(&app, "home", name, body).await;
         reply.error(400, "VALIDATION_ERROR");
-        assert!(reply.text.contains("unknown field"), "{name}: {}", reply.text);
+        assert!(
+            reply.text.contains("unknown field"),
+            "{name}: {}",
+            reply.text
+        );
     }
-    command(&app, "other", "CreateList", json!({"name": "x", "owner": "y"}))
+    command(
+        &app,
+        "other",
+        "CreateList",
+        json!({"name": "x", "owner": "y"}),
+    )
+    .await
+    .error(400, "VALIDATION_ERROR");
+    assert_eq!(
+        get(&app, "/lists/home").await.body,
+        before,
+        "nothing changed"
+    );
+    get(&app, "/lists/other")
         .await
-        .error(400, "VALIDATION_ERROR");
-    assert_eq!(get(&app, "/lists/home").await.body, before, "nothing changed");
-    get(&app, "/lists/other").await.error(404, "TODO_LIST_NOT_FOUND");
+        .error(404, "TODO_LIST_NOT_FOUND");
 }
