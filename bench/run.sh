@@ -8,5 +8,8 @@ shift || true
 if [[ "$what" == all || "$what" == http ]] && ! command -v wrk >/dev/null; then
     echo "wrk is missing: the HTTP figures will not run (Debian: apt-get install -y wrk)" >&2
 fi
-cargo build --release -p factum-bench -p bank
+# bench/ is its own workspace; both builds share the product's target/ so that
+# target/release/factum-bench finds target/release/bank beside it.
+cargo build --release -p bank
+CARGO_TARGET_DIR="$PWD/target" cargo build --release --manifest-path bench/Cargo.toml
 exec target/release/factum-bench "$what" --json-out target/bench-last.json "$@"

@@ -87,3 +87,29 @@ pub trait CommandHandler: Aggregate {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::Event;
+
+    // Derived inside the crate that defines the trait: the generated path must resolve here too.
+    #[derive(crate::Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type")]
+    enum LampEvent {
+        SwitchedOn,
+        #[event(version = 2)]
+        Dimmed {
+            percent: u8,
+        },
+    }
+
+    #[test]
+    fn derived_events_work_inside_factum_core() {
+        assert_eq!(LampEvent::SwitchedOn.event_type(), "SwitchedOn");
+        assert_eq!(LampEvent::Dimmed { percent: 5 }.event_type(), "Dimmed");
+        assert_eq!(LampEvent::Dimmed { percent: 5 }.schema_version(), 2);
+        assert_eq!(LampEvent::SwitchedOn.schema_version(), 1);
+    }
+}

@@ -73,6 +73,9 @@
 //! # });
 //! ```
 
+// The derive macros name this crate `::factum_core`, also from inside it.
+extern crate self as factum_core;
+
 mod aggregate;
 mod context;
 mod engine;
@@ -96,6 +99,8 @@ pub use engine::{
 };
 pub use envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
 pub use error::{CqrsError, DomainError, Error, Result, standard};
+/// `#[derive(Event)]`: event names from serde tags, schema versions from `#[event(version = N)]`.
+pub use factum_macros::Event;
 pub use id::{
     AggregateIdGenerator, FnIdGenerator, MAX_AGGREGATE_ID_LEN, UuidIdGenerator,
     validate_aggregate_id,
