@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-25}"
 targets=(money view_query command_body)
 
+(cd fuzz && cargo fmt -- --check)
 cargo fuzz build -s none -a
 for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target"
