@@ -23,6 +23,7 @@ fn opened() -> Account {
     account.apply(&AccountEvent::AccountOpened {
         owner: "Alice".to_owned(),
         initial_balance: Money::from_cents(100_000),
+        opened_by: None,
     });
     account
 }

@@ -45,6 +45,7 @@ pub async fn factum(
             AccountEvent::AccountOpened {
                 owner: "bench".to_owned(),
                 initial_balance: Money::from_cents(OPENING_CENTS),
+                opened_by: None,
             }
         } else {
             AccountEvent::MoneyDeposited {

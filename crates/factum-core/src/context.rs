@@ -1,7 +1,7 @@
 //! The context of a command: who asked, as part of which request, and the clock and id source
 //! the engine uses. Every stored event's [`Metadata`] is taken from it: this is the audit trail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -124,6 +124,8 @@ pub struct Metadata {
 #[derive(Clone)]
 pub struct CqrsContext {
     user_id: Option<String>,
+    // What the caller's credentials grant; checked by authorization, never recorded.
+    roles: BTreeSet<String>,
     request_id: String,
     correlation_id: Option<String>,
     causation_id: Option<String>,
@@ -136,6 +138,7 @@ impl fmt::Debug for CqrsContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CqrsContext")
             .field("user_id", &self.user_id)
+            .field("roles", &self.roles)
             .field("request_id", &self.request_id)
             .field("correlation_id", &self.correlation_id)
             .field("causation_id", &self.causation_id)
@@ -155,6 +158,7 @@ impl CqrsContext {
     pub fn new() -> Self {
         Self {
             user_id: None,
+            roles: BTreeSet::new(),
             request_id: Uuid::new_v4().to_string(),
             correlation_id: None,
             causation_id: None,
@@ -168,6 +172,18 @@ impl CqrsContext {
     #[must_use]
     pub fn with_user(mut self, user_id: impl Into<String>) -> Self {
         self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Sets the roles (or scopes) the caller's credentials grant, for authorization. They are
+    /// not recorded in the events' metadata.
+    #[must_use]
+    pub fn with_roles<I, R>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.roles = roles.into_iter().map(Into::into).collect();
         self
     }
 
@@ -220,6 +236,16 @@ impl CqrsContext {
     /// The user, if any.
     pub fn user_id(&self) -> Option<&str> {
         self.user_id.as_deref()
+    }
+
+    /// The roles (or scopes) the caller holds.
+    pub fn roles(&self) -> &BTreeSet<String> {
+        &self.roles
+    }
+
+    /// Whether the caller holds this role (or scope).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.contains(role)
     }
 
     /// The request id.

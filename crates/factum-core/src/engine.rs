@@ -21,6 +21,7 @@ use crate::context::CqrsContext;
 use crate::envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
 use crate::error::{Error, Result};
 use crate::id::{AggregateIdGenerator, UuidIdGenerator, validate_aggregate_id};
+use crate::json;
 use crate::keyed_lock::KeyedLock;
 use crate::projection::{InlineView, InlineViewOf};
 use crate::store::{AppendRequest, EventStore, ExpectedVersion};
@@ -536,24 +537,30 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
             state.apply(event);
+            let payload = serde_json::to_string(event)
+                .map_err(|e| Error::serialization(event.event_type(), e))?;
+            json::check_value_reads_back(event, &payload).map_err(|mismatch| {
+                unrepresentable(format!("{} event", event.event_type()), mismatch)
+            })?;
             new_events.push(NewEvent {
                 event_id: ctx.new_id(),
                 event_type: event.event_type().to_owned(),
                 schema_version: event.schema_version(),
-                payload: serde_json::to_string(event)
-                    .map_err(|e| Error::serialization(event.event_type(), e))?,
+                payload,
                 metadata: metadata_json.clone(),
                 recorded_at,
             });
         }
         let new_version = old_version + events.len() as u64;
         let snapshot = if self.should_snapshot(old_version, new_version) {
+            let text = serde_json::to_string(&state)
+                .map_err(|e| Error::serialization(format!("{} snapshot", A::TYPE), e))?;
+            reads_back::<A>(&text, || format!("{} snapshot", A::TYPE))?;
             Some(Snapshot {
                 aggregate_type: A::TYPE.to_owned(),
                 aggregate_id: aggregate_id.to_owned(),
                 version: new_version,
-                state: serde_json::to_string(&state)
-                    .map_err(|e| Error::serialization(format!("{} snapshot", A::TYPE), e))?,
+                state: text,
                 taken_at: recorded_at,
             })
         } else {
@@ -739,6 +746,15 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         self.load(aggregate_id).await
     }
 
+    /// The state this process last committed for the aggregate (its state cache), else the
+    /// current state from the store. Cheaper than [`load`](Self::load) but possibly behind
+    /// commands of other processes: for checks on facts that commands do not change (who
+    /// created the aggregate), such as an authorization rule.
+    pub async fn load_cached(&self, aggregate_id: &str) -> Result<Option<LoadedAggregate<A>>> {
+        validate_aggregate_id(aggregate_id)?;
+        self.cached_or_load(aggregate_id).await
+    }
+
     /// Loads the current state from the store: the snapshot (if any) plus newer events.
     /// `None` if the aggregate has no events.
     pub async fn load(&self, aggregate_id: &str) -> Result<Option<LoadedAggregate<A>>> {
@@ -825,7 +841,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         if at_most.is_some_and(|limit| snapshot.version > limit) {
             return Ok(None);
         }
-        match serde_json::from_str::<A>(&snapshot.state) {
+        match json::from_str::<A>(&snapshot.state) {
             Ok(state) => Ok(Some(LoadedAggregate {
                 state,
                 version: snapshot.version,
@@ -852,6 +868,23 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             .iter()
             .map(|stored| self.inner.upcasters.decode(stored))
             .collect()
+    }
+}
+
+/// Refuses to store `text` unless it decodes as `T` into a value that serializes back to
+/// the same JSON: what is stored always reads back (see [`json::check_reads_back`]).
+pub(crate) fn reads_back<T: serde::Serialize + serde::de::DeserializeOwned>(
+    text: &str,
+    what: impl FnOnce() -> String,
+) -> Result<()> {
+    json::check_reads_back::<T>(text).map_err(|mismatch| unrepresentable(what(), mismatch))
+}
+
+pub(crate) fn unrepresentable(what: String, mismatch: json::Mismatch) -> Error {
+    Error::Unrepresentable {
+        what,
+        path: mismatch.path,
+        problem: mismatch.problem,
     }
 }
 

@@ -54,7 +54,7 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Parses the metadata.
     pub fn parse_metadata(&self) -> crate::Result<Metadata> {
-        serde_json::from_str(&self.metadata).map_err(|e| {
+        crate::json::from_str(&self.metadata).map_err(|e| {
             crate::Error::serialization(format!("metadata of event {}", self.event_id), e)
         })
     }

@@ -210,6 +210,18 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A value the command would store does not read back as written (a number with more
+    /// digits than its type keeps, a field that does not decode): refused before anything is
+    /// stored.
+    #[error("the {what} would not read back as written: {path}: {problem}")]
+    Unrepresentable {
+        /// What was checked (`MoneyDeposited event`, `account snapshot`).
+        what: String,
+        /// Where, as a JSON path (`$.amount`).
+        path: String,
+        /// What would change.
+        problem: String,
+    },
     /// The store failed (I/O, connection, SQL). Never shown to clients verbatim.
     #[error("event store failure: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -270,6 +282,10 @@ impl Error {
             }
             Self::Conflict { .. } | Self::TooManyConflicts { .. } => {
                 CqrsError::standard(S::ConcurrencyConflict, self.to_string())
+            }
+            Self::Unrepresentable { what, path, .. } => {
+                CqrsError::standard(S::Unrepresentable, self.to_string())
+                    .with_details(serde_json::json!({ "what": what, "path": path }))
             }
             Self::Serialization { .. } | Self::Upcast { .. } | Self::Store(_) => {
                 CqrsError::standard(S::Internal, "internal error")
@@ -435,6 +451,8 @@ pub mod standard {
             ServiceUnavailable = (14, 503, "SERVICE_UNAVAILABLE", "service unavailable"),
             /// The HTTP method is not allowed on this route.
             MethodNotAllowed = (15, 405, "METHOD_NOT_ALLOWED", "method not allowed"),
+            /// A value would not read back exactly as written, so it is not stored.
+            Unrepresentable = (20, 400, "UNREPRESENTABLE_VALUE", "value cannot be stored exactly"),
         }
     }
 }

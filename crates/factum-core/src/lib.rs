@@ -77,19 +77,23 @@
 extern crate self as factum_core;
 
 mod aggregate;
+mod authz;
 mod context;
 mod engine;
 mod envelope;
 mod error;
 mod id;
+pub mod json;
 mod keyed_lock;
 mod memory;
+mod parked;
 mod projection;
 mod store;
 mod upcast;
 mod view;
 
 pub use aggregate::{Aggregate, CommandHandler, Event};
+pub use authz::{Access, AccessPolicy, Authorizer, Denied};
 pub use context::{
     Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
 };
@@ -106,7 +110,8 @@ pub use id::{
     validate_aggregate_id,
 };
 pub use memory::InMemoryEventStore;
-pub use projection::{ProjectionLag, Projector, view_changes};
+pub use parked::{ParkedEvent, is_event_fault};
+pub use projection::{DEFAULT_PROJECTION_ATTEMPTS, ProjectionLag, Projector, view_changes};
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{

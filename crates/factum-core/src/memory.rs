@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::envelope::{Snapshot, StoredEvent};
 use crate::error::{Error, Result};
+use crate::parked::ParkedEvent;
 use crate::store::{AppendRequest, EventStore};
 use crate::view::{
     Page, ProjectionBatch, ProjectionCheckpoint, ViewChange, ViewField, ViewQuery, ViewRecord,
@@ -29,6 +30,8 @@ struct Inner {
     /// View records by (view type, view id).
     views: HashMap<StreamKey, ViewRecord>,
     checkpoints: HashMap<String, ProjectionCheckpoint>,
+    /// Parked events by (projection, position).
+    parked: std::collections::BTreeMap<(String, u64), ParkedEvent>,
 }
 
 impl Inner {
@@ -297,6 +300,7 @@ impl ViewStore for InMemoryEventStore {
         inner
             .views
             .retain(|(view_type, _), _| !view_types.contains(&view_type.as_str()));
+        inner.parked.retain(|(name, _), _| name != projection);
         let generation = inner
             .checkpoints
             .get(projection)
@@ -310,6 +314,44 @@ impl ViewStore for InMemoryEventStore {
             },
         );
         Ok(())
+    }
+
+    async fn park_event(&self, expected: ProjectionCheckpoint, parked: ParkedEvent) -> Result<()> {
+        let mut inner = self.write();
+        let current = inner
+            .checkpoints
+            .get(&parked.projection)
+            .copied()
+            .unwrap_or_default();
+        if current != expected {
+            return Err(Error::Conflict {
+                aggregate_type: "projection".to_owned(),
+                aggregate_id: parked.projection,
+                expected: crate::ExpectedVersion::Exact(expected.position),
+                actual: Some(current.position),
+            });
+        }
+        inner.checkpoints.insert(
+            parked.projection.clone(),
+            ProjectionCheckpoint {
+                position: parked.position,
+                generation: current.generation,
+            },
+        );
+        inner
+            .parked
+            .insert((parked.projection.clone(), parked.position), parked);
+        Ok(())
+    }
+
+    async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>> {
+        Ok(self
+            .read()
+            .parked
+            .values()
+            .filter(|p| p.projection == projection)
+            .cloned()
+            .collect())
     }
 }
 

@@ -10,17 +10,21 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::aggregate::Aggregate;
-use crate::envelope::EventEnvelope;
+use crate::envelope::{EventEnvelope, StoredEvent};
 use crate::error::{Error, Result};
+use crate::parked::{ParkedEvent, is_event_fault};
 use crate::store::EventStore;
 use crate::upcast::Upcasters;
-use crate::view::{ProjectionBatch, View, ViewChange, ViewRecord, ViewStore};
+use crate::view::{ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewRecord, ViewStore};
+
+/// How many times a projection tries an event before parking it, unless configured.
+pub const DEFAULT_PROJECTION_ATTEMPTS: u32 = 5;
 
 type EventOf<V> = <<V as View>::Aggregate as Aggregate>::Event;
 
@@ -65,14 +69,23 @@ pub async fn view_changes<V: View>(
             continue;
         }
         changes.push(match record {
-            Some(record) => ViewChange::Upsert(ViewRecord {
-                view_type: V::TYPE.to_owned(),
-                view_id,
-                aggregate_id,
-                version,
-                data: serde_json::to_string(&record)
-                    .map_err(|e| Error::serialization(format!("{} view record", V::TYPE), e))?,
-            }),
+            Some(record) => {
+                let data = serde_json::to_string(&record)
+                    .map_err(|e| Error::serialization(format!("{} view record", V::TYPE), e))?;
+                crate::json::check_value_reads_back(&record, &data).map_err(|mismatch| {
+                    crate::engine::unrepresentable(
+                        format!("{} view record {view_id:?}", V::TYPE),
+                        mismatch,
+                    )
+                })?;
+                ViewChange::Upsert(ViewRecord {
+                    view_type: V::TYPE.to_owned(),
+                    view_id,
+                    aggregate_id,
+                    version,
+                    data,
+                })
+            }
             None => ViewChange::Delete {
                 view_type: V::TYPE.to_owned(),
                 view_id,
@@ -182,6 +195,9 @@ pub struct Projector<V: View> {
     name: String,
     upcasters: Upcasters,
     batch_size: usize,
+    max_attempts: u32,
+    /// The position of the event that failed last and how many times in a row.
+    failing: Mutex<Option<(u64, u32)>>,
     _view: PhantomData<fn() -> V>,
 }
 
@@ -194,6 +210,8 @@ impl<V: View> Projector<V> {
             name: V::TYPE.to_owned(),
             upcasters: Upcasters::new(),
             batch_size: 500,
+            max_attempts: DEFAULT_PROJECTION_ATTEMPTS,
+            failing: Mutex::new(None),
             _view: PhantomData,
         }
     }
@@ -214,6 +232,19 @@ impl<V: View> Projector<V> {
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self
+    }
+
+    /// Sets how many times an event that cannot be applied is tried before it is parked (at
+    /// least 1; 5 by default).
+    #[must_use]
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// The events this projection has parked.
+    pub async fn parked(&self) -> Result<Vec<ParkedEvent>> {
+        self.views.parked_events(&self.name).await
     }
 
     /// Sets the upcasters applied to events before the view sees them.
@@ -237,6 +268,11 @@ impl<V: View> Projector<V> {
     }
 
     /// Applies one batch. Returns how many events it read (0 when caught up).
+    ///
+    /// When the batch fails because of its events (see [`is_event_fault`]), its events are
+    /// applied one at a time up to the one at fault; that one is tried again on each call,
+    /// and parked after [`Projector::with_max_attempts`] failures in a row so the projection
+    /// goes on.
     pub async fn run_once(&self) -> Result<usize> {
         let checkpoint = self.views.projection_checkpoint(&self.name).await?;
         let stored = self
@@ -247,13 +283,14 @@ impl<V: View> Projector<V> {
             return Ok(0);
         };
         let last_position = last.position;
-        let mut envelopes = Vec::new();
-        for event in &stored {
-            if event.aggregate_type == <V::Aggregate as Aggregate>::TYPE {
-                envelopes.push(self.upcasters.decode::<EventOf<V>>(event)?);
+        let changes = match self.changes_for(&stored).await {
+            Ok(changes) => changes,
+            Err(error) if is_event_fault(&error) => {
+                tracing::debug!(projection = %self.name, %error, "batch failed; applying its events one at a time");
+                return self.one_at_a_time(checkpoint, &stored).await;
             }
-        }
-        let changes = view_changes::<V>(&*self.views, &envelopes).await?;
+            Err(error) => return Err(error),
+        };
         self.views
             .apply_projection(ProjectionBatch {
                 projection: self.name.clone(),
@@ -263,6 +300,76 @@ impl<V: View> Projector<V> {
             })
             .await?;
         Ok(stored.len())
+    }
+
+    async fn changes_for(&self, stored: &[StoredEvent]) -> Result<Vec<ViewChange>> {
+        let mut envelopes = Vec::new();
+        for event in stored {
+            if event.aggregate_type == <V::Aggregate as Aggregate>::TYPE {
+                envelopes.push(self.upcasters.decode::<EventOf<V>>(event)?);
+            }
+        }
+        view_changes::<V>(&*self.views, &envelopes).await
+    }
+
+    async fn one_at_a_time(
+        &self,
+        mut expected: ProjectionCheckpoint,
+        stored: &[StoredEvent],
+    ) -> Result<usize> {
+        for (applied, event) in stored.iter().enumerate() {
+            match self.changes_for(std::slice::from_ref(event)).await {
+                Ok(changes) => {
+                    self.views
+                        .apply_projection(ProjectionBatch {
+                            projection: self.name.clone(),
+                            expected,
+                            checkpoint: event.position,
+                            changes,
+                        })
+                        .await?;
+                }
+                Err(fault) if is_event_fault(&fault) => {
+                    let attempts = self.note_failure(event.position);
+                    if attempts < self.max_attempts {
+                        tracing::warn!(projection = %self.name, position = event.position, attempts, error = %fault, "projection cannot apply an event; will retry");
+                        return if applied == 0 {
+                            Err(fault)
+                        } else {
+                            Ok(applied)
+                        };
+                    }
+                    let parked = ParkedEvent {
+                        projection: self.name.clone(),
+                        position: event.position,
+                        event_id: event.event_id,
+                        aggregate_type: event.aggregate_type.clone(),
+                        aggregate_id: event.aggregate_id.clone(),
+                        version: event.version,
+                        event_type: event.event_type.clone(),
+                        error: fault.to_string(),
+                        attempts,
+                        parked_at: chrono::Utc::now(),
+                    };
+                    self.views.park_event(expected, parked).await?;
+                    tracing::error!(projection = %self.name, position = event.position, event_id = %event.event_id, attempts, error = %fault, "projection parked an event it cannot apply");
+                }
+                Err(other) => return Err(other),
+            }
+            expected.position = event.position;
+        }
+        Ok(stored.len())
+    }
+
+    /// Counts a failure of the event at `position`; returns how many in a row.
+    fn note_failure(&self, position: u64) -> u32 {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let attempts = match *failing {
+            Some((at, attempts)) if at == position => attempts.saturating_add(1),
+            _ => 1,
+        };
+        *failing = Some((position, attempts));
+        attempts
     }
 
     /// Applies batches until the log's head at the time of each read is reached; `progress`
@@ -278,6 +385,8 @@ impl<V: View> Projector<V> {
                 }
                 // Another runner moved the checkpoint: read again from the stored one.
                 Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                // An event at fault: tried again until it is parked.
+                Err(error) if is_event_fault(&error) => tokio::task::yield_now().await,
                 Err(error) => return Err(error),
             }
         }

@@ -3,6 +3,9 @@
 //! An upcaster turns the JSON payload of `(event_type, version n)` into version `n + 1`.
 //! When an event is read, the chain runs from its stored version as long as an upcaster for
 //! the next step exists, then the payload is deserialized. Backends never see any of this.
+//!
+//! Payloads are read exactly ([`crate::json`]): an upcaster sees a number no `f64` holds as
+//! the marker object `{"$factum::number": "<text>"}`, and should pass it on untouched.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -100,12 +103,12 @@ impl Upcasters {
     pub fn decode_payload<E: Event>(&self, stored: &StoredEvent) -> Result<E> {
         let what = || format!("{} event {}", stored.event_type, stored.event_id);
         if self.applies_to(&stored.event_type, stored.schema_version) {
-            let raw = serde_json::from_str(&stored.payload)
+            let raw = crate::json::from_str(&stored.payload)
                 .map_err(|e| Error::serialization(what(), e))?;
             let (upcast, _) = self.upcast(&stored.event_type, stored.schema_version, raw)?;
             serde_json::from_value(upcast).map_err(|e| Error::serialization(what(), e))
         } else {
-            serde_json::from_str(&stored.payload).map_err(|e| Error::serialization(what(), e))
+            crate::json::from_str(&stored.payload).map_err(|e| Error::serialization(what(), e))
         }
     }
 

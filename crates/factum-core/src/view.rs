@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::Aggregate;
 use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
+use crate::parked::ParkedEvent;
 
 /// How a view's records relate to aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +127,7 @@ pub struct ViewRecord {
 impl ViewRecord {
     /// Deserializes the record.
     pub fn decode<V: View>(&self) -> Result<V> {
-        serde_json::from_str(&self.data).map_err(|e| {
+        crate::json::from_str(&self.data).map_err(|e| {
             Error::serialization(
                 format!("{} view record {}", self.view_type, self.view_id),
                 e,
@@ -652,6 +653,9 @@ impl ViewQuery {
     pub fn apply_to(&self, records: Vec<ViewRecord>) -> Result<Page<ViewRecord>> {
         let mut parsed = Vec::with_capacity(records.len());
         for record in records {
+            // Plain serde_json on purpose: filters and sorts compare numbers as `f64`, as the
+            // SQL translations do (`CAST(.. AS REAL)`, `double precision`); the records
+            // themselves are returned as stored, digit for digit.
             let json: serde_json::Value = serde_json::from_str(&record.data).map_err(|e| {
                 Error::serialization(
                     format!("{} view record {}", record.view_type, record.view_id),
@@ -739,7 +743,16 @@ pub trait ViewStore: Send + Sync + 'static {
     /// A projection's checkpoint (position 0, generation 0 when it has none).
     async fn projection_checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint>;
 
-    /// Deletes every record of these view types, puts the projection's position back to 0 and
-    /// increments its generation, atomically: the start of a rebuild.
+    /// Deletes every record of these view types and the projection's parked events, puts its
+    /// position back to 0 and increments its generation, atomically: the start of a rebuild.
     async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> Result<()>;
+
+    /// Records `parked` and moves its projection's checkpoint to `parked.position`,
+    /// atomically; refused with [`Error::Conflict`] unless the stored checkpoint is
+    /// `expected` (as [`ViewStore::apply_projection`]). Parking a position again replaces
+    /// the entry.
+    async fn park_event(&self, expected: ProjectionCheckpoint, parked: ParkedEvent) -> Result<()>;
+
+    /// The events a projection has parked, by position.
+    async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>>;
 }

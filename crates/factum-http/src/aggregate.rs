@@ -29,7 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use factum_core::standard::StandardError;
 use factum_core::{
-    CommandHandler, CommandOutcome, CqrsCommandEngine, CqrsContext, EventEnvelope, LoadedAggregate,
+    Access, AccessPolicy, CommandHandler, CommandOutcome, CqrsCommandEngine, CqrsContext,
+    EventEnvelope, LoadedAggregate,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,14 @@ pub trait HttpAggregate:
 
     /// The update commands: name (the serde tag) and body schema of each.
     fn update_commands() -> Vec<CommandSpec>;
+
+    /// Which roles each command and read needs, and the rule over the caller and the state
+    /// (see [`AccessPolicy`]). Every route of the aggregate, generic or built on
+    /// [`AggregateService`], checks it: a refusal is a 403 and stores nothing. Checked for
+    /// authenticated callers only. The default lets every authenticated caller do anything.
+    fn access_policy() -> AccessPolicy<Self> {
+        AccessPolicy::new()
+    }
 }
 
 /// One command of an [`HttpAggregate`]: its name, a summary, and the schema of its body.
@@ -163,9 +172,28 @@ pub enum CommandKind {
 #[derive(Debug, Clone)]
 pub enum ParsedCommand<A: CommandHandler> {
     /// A create command.
-    Create(A::CreateCommand),
+    Create {
+        /// Its name.
+        name: &'static str,
+        /// The command.
+        command: A::CreateCommand,
+    },
     /// An update command.
-    Update(A::UpdateCommand),
+    Update {
+        /// Its name.
+        name: &'static str,
+        /// The command.
+        command: A::UpdateCommand,
+    },
+}
+
+impl<A: CommandHandler> ParsedCommand<A> {
+    /// The command's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Create { name, .. } | Self::Update { name, .. } => name,
+        }
+    }
 }
 
 /// A command that ran.
@@ -200,9 +228,13 @@ struct Commands {
 
 /// The operations behind the generic routes, over one engine. Use it to build routes of your
 /// own with the same behaviour (the bank's reference routes do).
+///
+/// Every operation checks the aggregate's [`HttpAggregate::access_policy`] for the caller in
+/// its context.
 pub struct AggregateService<A: HttpAggregate> {
     engine: CqrsCommandEngine<A>,
     commands: Arc<Commands>,
+    pub(crate) policy: Arc<AccessPolicy<A>>,
 }
 
 impl<A: HttpAggregate> Clone for AggregateService<A> {
@@ -210,6 +242,7 @@ impl<A: HttpAggregate> Clone for AggregateService<A> {
         Self {
             engine: self.engine.clone(),
             commands: self.commands.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -219,6 +252,7 @@ impl<A: HttpAggregate> std::fmt::Debug for AggregateService<A> {
         f.debug_struct("AggregateService")
             .field("aggregate_type", &A::TYPE)
             .field("commands", &self.commands)
+            .field("policy", &self.policy)
             .finish()
     }
 }
@@ -240,7 +274,20 @@ impl<A: HttpAggregate> AggregateService<A> {
                 update: names(&updates),
                 closed,
             }),
+            policy: Arc::new(A::access_policy()),
         }
+    }
+
+    /// The same service with another access policy than the aggregate's own.
+    #[must_use]
+    pub fn with_policy(mut self, policy: AccessPolicy<A>) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// The access policy checked by every operation.
+    pub fn policy(&self) -> &AccessPolicy<A> {
+        &self.policy
     }
 
     /// The engine.
@@ -250,13 +297,14 @@ impl<A: HttpAggregate> AggregateService<A> {
 
     /// Whether `name` is a create or an update command; `None` if it is neither.
     pub fn command_kind(&self, name: &str) -> Option<CommandKind> {
-        if self.commands.create.contains(&name) {
-            Some(CommandKind::Create)
-        } else if self.commands.update.contains(&name) {
-            Some(CommandKind::Update)
-        } else {
-            None
-        }
+        self.declared(name).map(|(_, kind)| kind)
+    }
+
+    fn declared(&self, name: &str) -> Option<(&'static str, CommandKind)> {
+        let find = |names: &[&'static str]| names.iter().copied().find(|n| *n == name);
+        find(&self.commands.create)
+            .map(|n| (n, CommandKind::Create))
+            .or_else(|| find(&self.commands.update).map(|n| (n, CommandKind::Update)))
     }
 
     /// Every command name, create commands first.
@@ -317,7 +365,7 @@ impl<A: HttpAggregate> AggregateService<A> {
     /// body whose tag names another command is refused), then the body is deserialized as
     /// the create or update command. Problems are 400s naming the command and the field.
     pub fn parse(&self, name: &str, body: serde_json::Value) -> Result<ParsedCommand<A>, ApiError> {
-        let Some(kind) = self.command_kind(name) else {
+        let Some((name, kind)) = self.declared(name) else {
             return Err(self.unknown_command(name, StandardError::Validation));
         };
         let serde_json::Value::Object(mut object) = body else {
@@ -354,12 +402,14 @@ impl<A: HttpAggregate> AggregateService<A> {
         let invalid =
             |e: serde_json::Error| ApiError::validation(format!("invalid {name} command: {e}"));
         Ok(match kind {
-            CommandKind::Create => {
-                ParsedCommand::Create(serde_json::from_value(body).map_err(invalid)?)
-            }
-            CommandKind::Update => {
-                ParsedCommand::Update(serde_json::from_value(body).map_err(invalid)?)
-            }
+            CommandKind::Create => ParsedCommand::Create {
+                name,
+                command: serde_json::from_value(body).map_err(invalid)?,
+            },
+            CommandKind::Update => ParsedCommand::Update {
+                name,
+                command: serde_json::from_value(body).map_err(invalid)?,
+            },
         })
     }
 
@@ -369,6 +419,7 @@ impl<A: HttpAggregate> AggregateService<A> {
     /// the engine's id generator picks it. An update command needs an id. With
     /// `Precondition::Version(n)` an update runs only at version n, else 412 and nothing is
     /// stored; a create with any precondition is a 412 (there is no current version to match).
+    /// A caller the access policy refuses gets a 403 and nothing is stored.
     pub async fn execute(
         &self,
         id: Option<&str>,
@@ -376,8 +427,13 @@ impl<A: HttpAggregate> AggregateService<A> {
         precondition: Option<Precondition>,
         ctx: &CqrsContext,
     ) -> Result<Executed<A>, ApiError> {
+        let access = Access::Command(command.name());
+        match &command {
+            ParsedCommand::Create { .. } => self.authorize_state(ctx, id, access, None)?,
+            ParsedCommand::Update { .. } => self.authorize(ctx, id, access).await?,
+        }
         match command {
-            ParsedCommand::Create(command) => {
+            ParsedCommand::Create { command, .. } => {
                 if precondition.is_some() {
                     return Err(ApiError::standard(
                         StandardError::PreconditionFailed,
@@ -396,7 +452,7 @@ impl<A: HttpAggregate> AggregateService<A> {
                     outcome,
                 })
             }
-            ParsedCommand::Update(command) => {
+            ParsedCommand::Update { command, .. } => {
                 let Some(id) = id else {
                     return Err(ApiError::validation(format!(
                         "an update command needs the {} id: POST /{}/{{id}}/commands/{{command}}",
@@ -438,23 +494,33 @@ impl<A: HttpAggregate> AggregateService<A> {
 
     /// The state now (`version` `None`) or after the first `version` events. An aggregate
     /// without events is the aggregate's not-found error (404); version 0 is a 400; a version
-    /// above the current one is a 404 naming the current version.
+    /// above the current one is a 404 naming the current version. A caller the access
+    /// policy refuses is a 403 (the rule is judged on the current state).
     pub async fn load(
         &self,
         id: &str,
         version: Option<u64>,
+        ctx: &CqrsContext,
     ) -> Result<LoadedAggregate<A>, ApiError> {
+        let access = Access::ReadState;
+        self.check_roles(ctx, Some(id), access)?;
         match version {
             None => match self.engine.load(id).await? {
-                Some(loaded) => Ok(loaded),
+                Some(loaded) => {
+                    self.authorize_state(ctx, Some(id), access, Some(&loaded.state))?;
+                    Ok(loaded)
+                }
                 None => Err(self.not_found(id)),
             },
             Some(0) => Err(ApiError::validation("version must be at least 1")),
-            Some(version) => Ok(self.engine.load_at_version(id, version).await?),
+            Some(version) => {
+                self.authorize(ctx, Some(id), access).await?;
+                Ok(self.engine.load_at_version(id, version).await?)
+            }
         }
     }
 
-    fn not_found(&self, id: &str) -> ApiError {
+    pub(crate) fn not_found(&self, id: &str) -> ApiError {
         match A::not_found_error(id) {
             Some(error) => ApiError::domain(&error),
             None => factum_core::Error::AggregateNotFound {
@@ -466,13 +532,16 @@ impl<A: HttpAggregate> AggregateService<A> {
     }
 
     /// Events with version `>= from_version`, at most `limit` of them. An aggregate without
-    /// events is a 404; `from_version` 0 and `limit` 0 are 400s.
+    /// events is a 404; `from_version` 0 and `limit` 0 are 400s; a caller the access policy
+    /// refuses is a 403.
     pub async fn history(
         &self,
         id: &str,
         from_version: u64,
         limit: Option<usize>,
+        ctx: &CqrsContext,
     ) -> Result<Vec<EventEnvelope<A::Event>>, ApiError> {
+        self.authorize(ctx, Some(id), Access::ReadHistory).await?;
         if from_version == 0 {
             return Err(ApiError::validation("from_version must be at least 1"));
         }
@@ -714,13 +783,13 @@ async fn run_command<A: HttpAggregate>(
 
 async fn read_state<A: HttpAggregate>(
     State(state): State<RouteState<A>>,
-    RequestContext(_ctx): RequestContext,
+    RequestContext(ctx): RequestContext,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<StateQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = path?;
     let Query(query) = query?;
-    let loaded = state.service.load(&id, query.version).await?;
+    let loaded = state.service.load(&id, query.version, &ctx).await?;
     Ok(with_etag(
         StatusCode::OK,
         loaded.version,
@@ -730,7 +799,7 @@ async fn read_state<A: HttpAggregate>(
 
 async fn read_events<A: HttpAggregate>(
     State(state): State<RouteState<A>>,
-    RequestContext(_ctx): RequestContext,
+    RequestContext(ctx): RequestContext,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -744,7 +813,7 @@ async fn read_events<A: HttpAggregate>(
     }
     let events = state
         .service
-        .history(&id, query.from_version.unwrap_or(1), Some(limit))
+        .history(&id, query.from_version.unwrap_or(1), Some(limit), &ctx)
         .await?;
     let next_from_version = match events.last() {
         Some(last) if events.len() == limit => Some(last.version + 1),

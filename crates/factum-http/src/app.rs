@@ -6,8 +6,16 @@
 //! structured errors with the request id, access log), panic catching (a panic is a 500 in
 //! the structured shape; the panic message goes to the log only), the request timeout (408),
 //! and the body limit (413).
+//!
+//! With auth configured, authentication is one more layer, over the routes rather than the
+//! router: every route mounted on the [`Api`] (aggregates, views, projections, and routes of
+//! your own through [`Api::with_routes`]) needs a valid bearer token, checked before its
+//! handler runs, so a handler cannot forget it. Only `/health` is public, and the docs
+//! (`/docs`, `/openapi.json`) when [`HttpConfig::with_public_docs`] says so. Fail closed: a
+//! route is public only by being one of those.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +32,19 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::aggregate::{HttpAggregate, aggregate_routes};
-use crate::context::{ContextConfig, JwtAuth, context_middleware};
+use crate::aggregate::{AggregateService, HttpAggregate, aggregate_routes};
+use crate::auth::JwtAuth;
+use crate::context::{ContextConfig, context_middleware, require_caller};
 use crate::error::{ApiError, Error, Result};
 use crate::openapi::{
-    aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, view_openapi,
+    aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, secure_document,
+    view_openapi,
 };
 use crate::projections::{Projections, projection_routes};
-use crate::views::{HttpView, child_view_routes_limited, view_routes_limited};
+use crate::views::{HttpView, child_view_routes_limited, view_routes_limited, view_store_of};
+
+/// The routes served without a token when auth is on (besides the docs, if configured so).
+const PUBLIC_PATHS: &[&str] = &["/health"];
 
 /// The default request body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -50,6 +63,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Bearer-token auth; `None` serves everyone as anonymous.
     pub auth: Option<Arc<JwtAuth>>,
+    /// With auth on, whether `/docs` and `/openapi.json` are served without a token.
+    pub public_docs: bool,
     /// The document's title.
     pub title: String,
     /// The document's API version.
@@ -64,6 +79,7 @@ impl Default for HttpConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_TIMEOUT,
             auth: None,
+            public_docs: false,
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             query_limits: QueryLimits::default(),
@@ -86,10 +102,19 @@ impl HttpConfig {
         self
     }
 
-    /// Requires a valid bearer token on aggregate routes.
+    /// Requires a valid bearer token on every route but `/health` (and the docs if
+    /// [`with_public_docs`](Self::with_public_docs)); see the module docs.
     #[must_use]
     pub fn with_auth(mut self, auth: JwtAuth) -> Self {
         self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// With auth on, serves `/docs` and `/openapi.json` without a token (they are
+    /// protected like every other route unless this says otherwise).
+    #[must_use]
+    pub fn with_public_docs(mut self, public: bool) -> Self {
+        self.public_docs = public;
         self
     }
 
@@ -119,6 +144,9 @@ pub struct Api {
     router: Router,
     openapi: OpenApi,
     store: Option<Arc<dyn EventStore>>,
+    // The service of each mounted aggregate, by its type: a child view's routes check the
+    // aggregate's access policy through it.
+    services: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -142,6 +170,7 @@ impl Api {
             router: Router::new(),
             openapi: OpenApiBuilder::new().build(),
             store: None,
+            services: HashMap::new(),
         }
     }
 
@@ -160,6 +189,10 @@ impl Api {
         prefix: &str,
         engine: CqrsCommandEngine<A>,
     ) -> Self {
+        self.services.insert(
+            TypeId::of::<A>(),
+            Box::new(AggregateService::new(engine.clone())),
+        );
         self.router = self.router.merge(aggregate_routes(prefix, engine));
         self.openapi
             .merge(aggregate_openapi::<A>(prefix, self.config.auth.is_some()));
@@ -186,16 +219,31 @@ impl Api {
 
     /// Mounts `GET {prefix}/{A::PATH}/{id}/{V::PATH}`: the records of view `V` belonging to
     /// one aggregate (see [`child_view_routes`]), with its document. `prefix` is where the
-    /// aggregate's own routes are (`""` for `/accounts/{id}/movements`).
+    /// aggregate's own routes are (`""` for `/accounts/{id}/movements`). Mount the aggregate
+    /// first ([`Api::with_aggregate`]): the route checks its access policy, and is an
+    /// [`Error::Config`] without it.
     pub fn with_child_view<V>(mut self, prefix: &str, store: &Arc<dyn EventStore>) -> Result<Self>
     where
         V: HttpView,
         V::Aggregate: HttpAggregate,
     {
+        view_store_of(store, V::TYPE)?;
+        let service = self
+            .services
+            .get(&TypeId::of::<V::Aggregate>())
+            .and_then(|service| service.downcast_ref::<AggregateService<V::Aggregate>>())
+            .cloned()
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "mount the aggregate {} (Api::with_aggregate) before its child view {}",
+                    <V::Aggregate as factum_core::Aggregate>::TYPE,
+                    V::TYPE
+                ))
+            })?;
         let limits = self.config.query_limits;
-        self.router = self
-            .router
-            .merge(child_view_routes_limited::<V>(prefix, store, limits)?);
+        self.router = self.router.merge(child_view_routes_limited::<V>(
+            prefix, store, service, limits,
+        )?);
         self.openapi
             .merge(child_view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)
@@ -211,9 +259,10 @@ impl Api {
         self
     }
 
-    /// Adds routes of your own and their document. Extract
+    /// Adds routes of your own and their document. With auth on they are protected like
+    /// every mounted route (no token, no handler call). Extract
     /// [`RequestContext`](crate::RequestContext) in their handlers to get the caller's
-    /// context (and the 401 when auth is on), and return [`ApiError`]s.
+    /// context (user and roles), and return [`ApiError`]s.
     #[must_use]
     pub fn with_routes(mut self, router: Router, openapi: OpenApi) -> Self {
         self.router = self.router.merge(router);
@@ -236,13 +285,25 @@ impl Api {
                  Every response carries X-Request-Id.",
             ))
             .build();
+        if self.config.auth.is_some() {
+            secure_document(&mut doc, PUBLIC_PATHS);
+        }
         doc
     }
 
     /// The finished router.
     pub fn into_router(self) -> Router {
         let doc = self.openapi();
+        let auth = self.config.auth.is_some();
         let mut router = self.router;
+        // Every route mounted so far is protected; the public ones are added after this.
+        if auth && router.has_routes() {
+            router = router.route_layer(axum::middleware::from_fn(require_caller));
+        }
+        let mut docs = Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", doc));
+        if auth && !self.config.public_docs {
+            docs = docs.route_layer(axum::middleware::from_fn(require_caller));
+        }
         if let Some(store) = self.store {
             router = router.route("/health", get(health).with_state(store));
         }
@@ -252,7 +313,7 @@ impl Api {
             timeout_secs: self.config.request_timeout.as_secs_f64(),
         });
         router
-            .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+            .merge(docs)
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(self.config.body_limit))
             .layer(TimeoutLayer::with_status_code(

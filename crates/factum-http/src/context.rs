@@ -20,12 +20,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use factum_core::standard::StandardError;
 use factum_core::{CqrsContext, CqrsError};
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
 use tracing::Instrument;
 
-use crate::error::{ApiError, Error, RenderedError, Result, clip, render};
+use crate::auth::{AuthRejection, JwtAuth, Principal};
+use crate::error::{ApiError, RenderedError, clip, render};
 
 /// The request id header, read from requests and set on every response.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,72 +33,32 @@ pub static X_CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation
 /// The longest request or correlation id taken from a client.
 const MAX_ID_LEN: usize = 128;
 
-/// Verifies HS256 JSON Web Tokens: the signature, `exp` (required), and `sub` (required,
-/// the user recorded in event metadata).
-#[derive(Clone)]
-pub struct JwtAuth {
-    key: DecodingKey,
-    validation: Validation,
-}
-
-impl std::fmt::Debug for JwtAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key is a secret: never printed.
-        f.debug_struct("JwtAuth")
-            .field("algorithm", &"HS256")
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    sub: String,
-}
-
-impl JwtAuth {
-    /// A verifier for tokens signed with this shared secret (HS256). An empty secret is an
-    /// error: it would accept tokens anyone can forge.
-    pub fn hs256(secret: impl AsRef<[u8]>) -> Result<Self> {
-        let secret = secret.as_ref();
-        if secret.is_empty() {
-            return Err(Error::Config("the JWT secret must not be empty".to_owned()));
-        }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        // No audience is configured, so a token naming one is not judged on it.
-        validation.validate_aud = false;
-        Ok(Self {
-            key: DecodingKey::from_secret(secret),
-            validation,
-        })
-    }
-
-    /// The user (`sub`) of a valid token, or why it is not valid.
-    pub fn verify(&self, token: &str) -> Result<String, &'static str> {
-        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
-            Ok(data) if data.claims.sub.trim().is_empty() => Err("the token's sub is empty"),
-            Ok(data) => Ok(data.claims.sub),
-            Err(error) => Err(match error.kind() {
-                ErrorKind::ExpiredSignature => "the token has expired",
-                ErrorKind::ImmatureSignature => "the token is not valid yet",
-                ErrorKind::InvalidSignature => "the token's signature is not valid",
-                ErrorKind::InvalidAlgorithm => "the token is not signed with HS256",
-                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp, sub)",
-                _ => "the token is not a valid JWT",
-            }),
-        }
-    }
-}
-
 /// Who is calling, as the middleware found out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Identity {
     /// Auth is not configured.
     Anonymous,
-    /// A verified token's subject.
-    User(String),
+    /// A verified token's caller.
+    User(Principal),
     /// Auth is configured and the request has no valid token; holds why.
-    Rejected(&'static str),
+    Rejected(AuthRejection),
+}
+
+impl Identity {
+    /// The answer to a request that needs a caller and has none; `None` when it has one.
+    fn rejection(&self) -> Option<ApiError> {
+        match self {
+            Self::Anonymous | Self::User(_) => None,
+            Self::Rejected(AuthRejection::Invalid(why)) => Some(ApiError::unauthorized(*why)),
+            Self::Rejected(AuthRejection::KeysUnavailable) => Some(
+                ApiError::standard(
+                    StandardError::ServiceUnavailable,
+                    "the keys that verify tokens cannot be read now; try again shortly",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("5")),
+            ),
+        }
+    }
 }
 
 /// What the middleware learned about a request; in the request's extensions.
@@ -125,16 +83,22 @@ impl RequestInfo {
 
     /// The verified user, if any.
     pub fn user(&self) -> Option<&str> {
+        self.principal().map(|p| p.user.as_str())
+    }
+
+    /// The verified caller (user and roles), if any.
+    pub fn principal(&self) -> Option<&Principal> {
         match &self.identity {
-            Identity::User(user) => Some(user),
+            Identity::User(principal) => Some(principal),
             _ => None,
         }
     }
 }
 
-/// The command context of a request: extract it in a handler to run commands on behalf of
-/// the caller. With auth configured, a request without a valid bearer token is rejected here
-/// with 401, before the body is read and before anything is stored.
+/// The command context of a request (user, roles, request and correlation ids): extract it
+/// in a handler to run commands on behalf of the caller. With auth configured, the
+/// authentication layer has already refused a request without a valid bearer token on every
+/// protected route; on a public route this extractor refuses it the same way (401).
 ///
 /// Without the context middleware installed (a router used bare), every request is an
 /// anonymous one with a fresh request id.
@@ -151,11 +115,15 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
         let ctx = CqrsContext::new()
             .with_request_id(info.request_id.clone())
             .with_correlation_id(info.correlation_id.clone());
-        match &info.identity {
-            Identity::Anonymous => Ok(Self(ctx)),
-            Identity::User(user) => Ok(Self(ctx.with_user(user.clone()))),
-            Identity::Rejected(why) => Err(ApiError::unauthorized(*why)),
+        if let Some(rejection) = info.identity.rejection() {
+            return Err(rejection);
         }
+        Ok(Self(match &info.identity {
+            Identity::User(principal) => ctx
+                .with_user(principal.user.clone())
+                .with_roles(principal.roles.iter().cloned()),
+            _ => ctx,
+        }))
     }
 }
 
@@ -177,22 +145,40 @@ fn sane_id(value: Option<&HeaderValue>) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
-fn identify(auth: Option<&JwtAuth>, headers: &axum::http::HeaderMap) -> Identity {
+async fn identify(auth: Option<&JwtAuth>, headers: &axum::http::HeaderMap) -> Identity {
+    use AuthRejection::Invalid;
     let Some(auth) = auth else {
         return Identity::Anonymous;
     };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Identity::Rejected("missing bearer token (Authorization: Bearer <JWT>)");
+        return Identity::Rejected(Invalid(
+            "missing bearer token (Authorization: Bearer <JWT>)",
+        ));
     };
     let Some(token) = value.to_str().ok().and_then(|v| {
         let (scheme, token) = v.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     }) else {
-        return Identity::Rejected("the Authorization header is not a bearer token");
+        return Identity::Rejected(Invalid("the Authorization header is not a bearer token"));
     };
-    match auth.verify(token) {
-        Ok(user) => Identity::User(user),
+    match auth.verify(token).await {
+        Ok(principal) => Identity::User(principal),
         Err(why) => Identity::Rejected(why),
+    }
+}
+
+/// The authentication layer, over every protected route: a request without a verified
+/// caller is answered here (401, or 503 when the keys cannot be read), before any handler,
+/// extractor or body read.
+pub(crate) async fn require_caller(req: Request, next: Next) -> Response {
+    let rejection = match req.extensions().get::<RequestInfo>() {
+        Some(info) => info.identity.rejection(),
+        // The context middleware always runs first; without it nothing says who calls.
+        None => Some(ApiError::unauthorized("no caller could be identified")),
+    };
+    match rejection {
+        Some(error) => axum::response::IntoResponse::into_response(error),
+        None => next.run(req).await,
     }
 }
 
@@ -209,9 +195,9 @@ pub(crate) async fn context_middleware(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let correlation_id =
         sane_id(req.headers().get(&X_CORRELATION_ID)).unwrap_or_else(|| request_id.clone());
-    let identity = identify(config.auth.as_deref(), req.headers());
+    let identity = identify(config.auth.as_deref(), req.headers()).await;
     let user = match &identity {
-        Identity::User(user) => Some(user.clone()),
+        Identity::User(principal) => Some(principal.user.clone()),
         _ => None,
     };
     req.extensions_mut().insert(RequestInfo {
@@ -339,29 +325,25 @@ mod tests {
         assert_eq!(sane_id(long.as_ref()), None);
     }
 
-    #[test]
-    fn empty_jwt_secret_is_refused() {
-        assert!(matches!(JwtAuth::hs256(""), Err(Error::Config(_))));
-        assert!(JwtAuth::hs256("s3cret").is_ok());
-    }
-
-    #[test]
-    fn identity_without_auth_is_anonymous_whatever_the_headers() {
+    #[tokio::test]
+    async fn identity_without_auth_is_anonymous_whatever_the_headers() {
         let mut headers = axum::http::HeaderMap::new();
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer junk"),
         );
-        assert_eq!(identify(None, &headers), Identity::Anonymous);
+        assert_eq!(identify(None, &headers).await, Identity::Anonymous);
         let auth = JwtAuth::hs256("k").unwrap_or_else(|_| unreachable!());
         assert!(matches!(
-            identify(Some(&auth), &headers),
+            identify(Some(&auth), &headers).await,
             Identity::Rejected(_)
         ));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(
-            identify(Some(&auth), &headers),
-            Identity::Rejected("the Authorization header is not a bearer token")
+            identify(Some(&auth), &headers).await,
+            Identity::Rejected(AuthRejection::Invalid(
+                "the Authorization header is not a bearer token"
+            ))
         );
     }
 }

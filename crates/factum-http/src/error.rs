@@ -26,6 +26,9 @@ pub enum Error {
     /// The configuration cannot work (an empty JWT secret, ...).
     #[error("invalid HTTP configuration: {0}")]
     Config(String),
+    /// A JSON Web Key Set cannot be read or is not one.
+    #[error("JWKS: {0}")]
+    Jwks(String),
     /// The server stopped with an I/O error (the listener failed).
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
@@ -144,6 +147,11 @@ impl ApiError {
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::standard(StandardError::Unauthorized, message)
             .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    /// 403 `FORBIDDEN`: the caller is known and may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::standard(StandardError::Forbidden, message)
     }
 
     /// 500 `INTERNAL_ERROR` with a generic message: what broke is logged, not shown.

@@ -14,7 +14,9 @@ use factum_core::standard::StandardError;
 use crate::context::RequestInfo;
 use crate::error::{ApiError, clip};
 
-/// A JSON request body.
+/// A JSON request body, read exactly ([`factum_core::json::parse_body`]): a number no
+/// `f64` holds is kept as its text (for exact types such as money to read), and a key
+/// repeated in an object is a 400 naming it.
 ///
 /// A `Content-Type` other than `application/json` (or `application/*+json`), or none at
 /// all, is a 415. An empty body or one that is not JSON is a 400; a body over
@@ -70,16 +72,23 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// Reads a request body as JSON, as [`JsonBody`] does once the headers are checked: an empty
-/// body or one that is not JSON is a 400.
+/// Reads a request body as JSON, as [`JsonBody`] does once the headers are checked
+/// ([`factum_core::json::parse_body`]: numbers kept exact, repeated keys refused): an empty
+/// body, one that is not JSON, or JSON refused as data is a 400.
 pub fn decode_json_body(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::validation(
             "the request body is empty; expected a JSON object",
         ));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::validation(format!("the request body is not valid JSON: {e}")))
+    factum_core::json::parse_body(bytes).map_err(|e| {
+        // Data errors: valid JSON refused (a repeated key, a reserved key, too deep).
+        if e.is_data() {
+            ApiError::validation(format!("the request body is refused: {e}"))
+        } else {
+            ApiError::validation(format!("the request body is not valid JSON: {e}"))
+        }
+    })
 }
 
 /// `application/json` or `application/*+json` (a lower-case media type without parameters).

@@ -19,8 +19,12 @@
 //! service and [`Api::with_projections`] reports their lag at `GET /projections`. Every error, whoever raises it (a domain rule, the engine, a malformed request,
 //! an unknown route, a timeout, a panic), is an [`ApiError`] rendered as the structured JSON
 //! `{"domain","code","internalCode","status","message","details"?,"requestId"?}`. Every
-//! response carries `X-Request-Id`. With [`JwtAuth`] configured, aggregate routes need a
-//! valid HS256 bearer token and its `sub` is recorded as the user of every event.
+//! response carries `X-Request-Id`. With [`JwtAuth`] configured (HS256 with a secret, or
+//! RS256/ES256 with a JWKS file or URL, with issuer and audience checks), every route but
+//! `/health` (and the docs, if configured public) needs a valid bearer token, checked by a
+//! layer before any handler runs; its `sub` is recorded as the user of every event, and its
+//! roles feed each aggregate's [`AccessPolicy`](factum_core::AccessPolicy)
+//! ([`HttpAggregate::access_policy`]) and each view's [`HttpView::visible_to`].
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -115,8 +119,10 @@
 //! # });
 //! ```
 
+mod access;
 mod aggregate;
 mod app;
+mod auth;
 mod context;
 mod error;
 mod extract;
@@ -133,7 +139,11 @@ pub use app::{
     Api, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, HttpConfig, serve, serve_with_shutdown,
     shutdown_signal,
 };
-pub use context::{JwtAuth, RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
+pub use auth::{
+    AuthRejection, DEFAULT_JWKS_MIN_REFETCH, DEFAULT_JWKS_REFRESH, DEFAULT_ROLES_CLAIM, JwtAuth,
+    JwtAuthBuilder, Principal,
+};
+pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, decode_json_body, etag};
 pub use openapi::{
@@ -141,7 +151,8 @@ pub use openapi::{
     child_view_openapi, error_response, json_response, projections_openapi, view_openapi,
 };
 pub use projections::{
-    ProjectionStatus, ProjectionTasks, Projections, RunningProjection, projection_routes,
+    ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
+    projection_routes,
 };
 pub use views::{
     HttpView, ViewListQuery, child_view_routes, child_view_routes_limited, view_routes,

@@ -19,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::{
-    Aggregate, Dispatcher, EventEnvelope, ProjectionLag, Projector, View, async_trait,
+    Aggregate, Dispatcher, EventEnvelope, ParkedEvent, ProjectionLag, Projector, View, async_trait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
@@ -41,6 +41,9 @@ pub trait RunningProjection: Send + Sync + 'static {
     /// Applies batches until it reaches the head; returns the number of events read.
     async fn catch_up(&self) -> factum_core::Result<u64>;
 
+    /// The events it has parked (could not apply after its attempts), by position.
+    async fn parked(&self) -> factum_core::Result<Vec<ParkedEvent>>;
+
     /// Deletes the records, resets the checkpoint to 0 and replays the whole log, calling
     /// `progress` after each batch; returns the number of events read.
     async fn rebuild(
@@ -61,6 +64,10 @@ impl<V: View> RunningProjection for Projector<V> {
 
     async fn catch_up(&self) -> factum_core::Result<u64> {
         Projector::catch_up(self, |_| {}).await
+    }
+
+    async fn parked(&self) -> factum_core::Result<Vec<ParkedEvent>> {
+        Projector::parked(self).await
     }
 
     async fn rebuild(
@@ -86,16 +93,72 @@ pub struct ProjectionStatus {
     /// Events stored but not applied yet.
     #[schema(example = 3)]
     pub behind: u64,
+    /// How many events it parked: events it could not apply after its attempts, set aside
+    /// so that it goes on (they need a fix and a rebuild).
+    #[serde(default)]
+    #[schema(example = 0)]
+    pub parked: u64,
+    /// The parked events, by position.
+    #[serde(default)]
+    pub parked_events: Vec<ParkedEntry>,
+}
+
+/// An event a projection parked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ParkedEntry {
+    /// The event's global position.
+    pub position: u64,
+    /// The event's id.
+    pub event_id: String,
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The aggregate id.
+    pub aggregate_id: String,
+    /// The event's aggregate version.
+    pub version: u64,
+    /// The event type.
+    pub event_type: String,
+    /// Why it could not be applied.
+    pub error: String,
+    /// How many times it was tried.
+    pub attempts: u32,
+    /// When it was parked (RFC 3339).
+    pub parked_at: String,
+}
+
+impl From<ParkedEvent> for ParkedEntry {
+    fn from(parked: ParkedEvent) -> Self {
+        Self {
+            position: parked.position,
+            event_id: parked.event_id.to_string(),
+            aggregate_type: parked.aggregate_type,
+            aggregate_id: parked.aggregate_id,
+            version: parked.version,
+            event_type: parked.event_type,
+            error: parked.error,
+            attempts: parked.attempts,
+            parked_at: parked.parked_at.to_rfc3339(),
+        }
+    }
 }
 
 impl ProjectionStatus {
-    fn of(name: &str, lag: ProjectionLag) -> Self {
-        Self {
-            name: name.to_owned(),
+    async fn of(projection: &dyn RunningProjection) -> factum_core::Result<Self> {
+        let lag = projection.lag().await?;
+        let parked: Vec<ParkedEntry> = projection
+            .parked()
+            .await?
+            .into_iter()
+            .map(ParkedEntry::from)
+            .collect();
+        Ok(Self {
+            name: projection.name().to_owned(),
             checkpoint: lag.checkpoint,
             head: lag.head,
             behind: lag.behind(),
-        }
+            parked: parked.len() as u64,
+            parked_events: parked,
+        })
     }
 }
 
@@ -250,11 +313,7 @@ impl Projections {
     pub async fn statuses(&self) -> factum_core::Result<Vec<ProjectionStatus>> {
         let mut statuses = Vec::with_capacity(self.entries.len());
         for entry in &self.entries {
-            let projection = &entry.projection;
-            statuses.push(ProjectionStatus::of(
-                projection.name(),
-                projection.lag().await?,
-            ));
+            statuses.push(ProjectionStatus::of(&*entry.projection).await?);
         }
         Ok(statuses)
     }
@@ -378,6 +437,5 @@ async fn one_status(
             projections.names().join(", ")
         )));
     };
-    let lag = entry.projection.lag().await?;
-    Ok(axum::Json(ProjectionStatus::of(entry.projection.name(), lag)).into_response())
+    Ok(axum::Json(ProjectionStatus::of(&*entry.projection).await?).into_response())
 }

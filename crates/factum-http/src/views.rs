@@ -17,6 +17,13 @@
 //! the wrong type, a page of 0 or a `page_size` over [`MAX_PAGE_SIZE`]) is a 400 in the
 //! structured error shape, whose details list the view's fields. A query never reaches a
 //! store before it is validated, and stores bind every value as a parameter.
+//!
+//! Authorization: a view's own routes may need roles ([`HttpView::read_roles`], else 403)
+//! and show each caller only some records ([`HttpView::visible_to`]): those filters join
+//! the query itself, so the store counts and pages over the visible records only, and a
+//! record asked for by id that the caller may not see is a 403. A child view's route under
+//! its aggregate is governed by the aggregate's access policy instead ([`Access::ReadView`],
+//! roles and rule): a caller who may read the aggregate sees all its records there.
 
 use std::sync::Arc;
 
@@ -26,13 +33,13 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::{
-    Aggregate, CommandHandler, EventStore, FieldKind, MAX_PAGE_SIZE, Page, QueryLimits, View,
-    ViewField, ViewQuery, ViewRecord, ViewStore,
+    Access, Aggregate, CommandHandler, CqrsContext, EventStore, FieldKind, Filter, MAX_PAGE_SIZE,
+    Page, QueryLimits, View, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::aggregate::HttpAggregate;
+use crate::aggregate::{AggregateService, HttpAggregate};
 use crate::context::RequestContext;
 use crate::error::{ApiError, Error, Result, clip};
 
@@ -53,6 +60,41 @@ pub trait HttpView: View {
     fn default_sort() -> &'static str {
         ""
     }
+
+    /// The roles any one of which a caller needs to read this view's own routes (empty:
+    /// every authenticated caller). Checked for authenticated callers only. A child view's
+    /// route under its aggregate is governed by the aggregate's access policy instead
+    /// ([`AccessPolicy::read_view`](factum_core::AccessPolicy::read_view)).
+    fn read_roles() -> &'static [&'static str] {
+        &[]
+    }
+
+    /// What of this view `ctx`'s caller may see on the view's own routes, as filters added
+    /// to every query of it (over fields of [`View::fields`]): `owner eq <the caller>`
+    /// unless an admin, say. Called for authenticated callers only; the default shows
+    /// everything.
+    fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
+        let _ = ctx;
+        Vec::new()
+    }
+}
+
+/// Checks the view's roles and returns the filters limiting what the caller sees.
+fn visibility<V: HttpView>(ctx: &CqrsContext) -> Result<Vec<Filter>, ApiError> {
+    if ctx.user_id().is_none() {
+        return Ok(Vec::new());
+    }
+    let roles = V::read_roles();
+    if !roles.is_empty() && !roles.iter().any(|role| ctx.has_role(role)) {
+        return Err(ApiError::forbidden(format!(
+            "{} may not read the {} view: this needs one of the roles: {}",
+            clip(ctx.user_id().unwrap_or_default(), 128),
+            V::TYPE,
+            roles.join(", ")
+        ))
+        .with_details(serde_json::json!({ "required_roles": roles })));
+    }
+    Ok(V::visible_to(ctx))
 }
 
 /// The query string of the view routes, before it is validated against the view's fields.
@@ -188,8 +230,14 @@ pub fn view_store_of(store: &Arc<dyn EventStore>, view: &str) -> Result<Arc<dyn 
 }
 
 struct ViewState {
+    views: Arc<dyn ViewStore>,
+    limits: QueryLimits,
+}
+
+struct ChildState<A: HttpAggregate> {
     events: Arc<dyn EventStore>,
     views: Arc<dyn ViewStore>,
+    service: AggregateService<A>,
     limits: QueryLimits,
 }
 
@@ -212,7 +260,6 @@ pub fn view_routes_limited<V: HttpView>(
 ) -> Result<Router> {
     let base = join_path(prefix, V::PATH);
     let state = Arc::new(ViewState {
-        events: store.clone(),
         views: view_store_of(store, V::TYPE)?,
         limits,
     });
@@ -225,19 +272,25 @@ pub fn view_routes_limited<V: HttpView>(
 /// `GET {prefix}/{A::PATH}/{id}/{V::PATH}`: the records of view `V` that belong to one
 /// aggregate (a child view's records: an account's movements, a list's to-dos), with the
 /// same query string as the list route. An aggregate without events is the aggregate's
-/// not-found error (404); one without records is an empty page.
-pub fn child_view_routes<V>(prefix: &str, store: &Arc<dyn EventStore>) -> Result<Router>
+/// not-found error (404); one without records is an empty page. `service` (the aggregate's)
+/// checks that the caller may read this aggregate's records.
+pub fn child_view_routes<V>(
+    prefix: &str,
+    store: &Arc<dyn EventStore>,
+    service: AggregateService<V::Aggregate>,
+) -> Result<Router>
 where
     V: HttpView,
     V::Aggregate: HttpAggregate,
 {
-    child_view_routes_limited::<V>(prefix, store, QueryLimits::default())
+    child_view_routes_limited::<V>(prefix, store, service, QueryLimits::default())
 }
 
 /// [`child_view_routes`] whose queries may have at most these many clauses (400 above).
 pub fn child_view_routes_limited<V>(
     prefix: &str,
     store: &Arc<dyn EventStore>,
+    service: AggregateService<V::Aggregate>,
     limits: QueryLimits,
 ) -> Result<Router>
 where
@@ -248,9 +301,10 @@ where
         &join_path(prefix, <V::Aggregate as HttpAggregate>::PATH),
         "{id}",
     );
-    let state = Arc::new(ViewState {
+    let state = Arc::new(ChildState {
         events: store.clone(),
         views: view_store_of(store, V::TYPE)?,
+        service,
         limits,
     });
     Ok(Router::new()
@@ -260,11 +314,13 @@ where
 
 async fn list_records<V: HttpView>(
     State(state): State<Arc<ViewState>>,
-    RequestContext(_ctx): RequestContext,
+    RequestContext(ctx): RequestContext,
     query: Result<Query<ViewListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let query = query.to_query_limited::<V>(state.limits)?;
+    let mut query = query.to_query_limited::<V>(state.limits)?;
+    // The caller's visibility filters come on top of the client's, outside the limit.
+    query.filters.extend(visibility::<V>(&ctx)?);
     let page = state
         .views
         .query_views(V::TYPE, &query, V::fields())
@@ -274,12 +330,33 @@ async fn list_records<V: HttpView>(
 
 async fn get_record<V: HttpView>(
     State(state): State<Arc<ViewState>>,
-    RequestContext(_ctx): RequestContext,
+    RequestContext(ctx): RequestContext,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = path?;
+    let filters = visibility::<V>(&ctx)?;
     match state.views.get_view(V::TYPE, &id).await? {
-        Some(record) => Ok(axum::Json(record.decode::<V>()?).into_response()),
+        Some(record) => {
+            if !filters.is_empty() {
+                let json: serde_json::Value = serde_json::from_str(&record.data).map_err(|e| {
+                    tracing::error!(view = V::TYPE, error = %e, "unreadable view record");
+                    ApiError::internal()
+                })?;
+                let visible = ViewQuery {
+                    filters,
+                    ..ViewQuery::default()
+                };
+                if !visible.matches(&json) {
+                    return Err(ApiError::forbidden(format!(
+                        "{} may not read {} record '{}'",
+                        clip(ctx.user_id().unwrap_or_default(), 128),
+                        V::TYPE,
+                        clip(&id, 128)
+                    )));
+                }
+            }
+            Ok(axum::Json(record.decode::<V>()?).into_response())
+        }
         None => Err(ApiError::not_found(format!(
             "no {} record '{}'",
             V::TYPE,
@@ -289,8 +366,8 @@ async fn get_record<V: HttpView>(
 }
 
 async fn list_children<V>(
-    State(state): State<Arc<ViewState>>,
-    RequestContext(_ctx): RequestContext,
+    State(state): State<Arc<ChildState<V::Aggregate>>>,
+    RequestContext(ctx): RequestContext,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<ViewListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError>
@@ -302,6 +379,10 @@ where
     factum_core::validate_aggregate_id(&id)?;
     let Query(query) = query?;
     let query = query.to_query_limited::<V>(state.limits)?;
+    state
+        .service
+        .authorize(&ctx, Some(&id), Access::ReadView(V::TYPE))
+        .await?;
     let records = state.views.list_views_of(V::TYPE, &id).await?;
     let aggregate_type = <V::Aggregate as Aggregate>::TYPE;
     if records.is_empty() && state.events.stream_version(aggregate_type, &id).await? == 0 {

@@ -507,7 +507,7 @@ async fn the_context_reaches_handlers_and_events() {
 }
 
 #[tokio::test]
-async fn auth_guards_routes_that_take_the_context() {
+async fn auth_guards_every_route_but_health() {
     let secret = "k3y";
     let (app, _) = service(HttpConfig::default().with_auth(JwtAuth::hs256(secret).unwrap()));
     let r = send(&app, Method::GET, "/whoami", None, &[]).await;
@@ -565,17 +565,13 @@ async fn auth_guards_routes_that_take_the_context() {
     )
     .await;
     assert_eq!(r.body["events"][0]["user_id"], "bob");
-    // Routes that do not take the context stay open (health, docs).
+    // Health stays open; the docs are protected unless configured public.
     assert_eq!(
         send(&app, Method::GET, "/health", None, &[]).await.status,
         StatusCode::OK
     );
-    assert_eq!(
-        send(&app, Method::GET, "/openapi.json", None, &[])
-            .await
-            .status,
-        StatusCode::OK
-    );
+    let r = send(&app, Method::GET, "/openapi.json", None, &[]).await;
+    assert_error(&r, 401, "UNAUTHORIZED");
 }
 
 #[tokio::test]

@@ -245,6 +245,7 @@ struct Service {
     app: Router,
     engine: CqrsCommandEngine<Player>,
     projections: Projections,
+    store: Arc<dyn EventStore>,
 }
 
 fn service(config: HttpConfig) -> Service {
@@ -265,10 +266,12 @@ fn service(config: HttpConfig) -> Service {
         .unwrap()
         .with_projections(&projections)
         .into_router();
+    let store = store.clone();
     Service {
         app,
         engine,
         projections,
+        store,
     }
 }
 
@@ -537,7 +540,7 @@ async fn an_async_child_view_catches_up_and_serves_one_aggregates_records() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         lags,
-        json!([{"name": "goals", "checkpoint": 0, "head": 24, "behind": 24}])
+        json!([{"name": "goals", "checkpoint": 0, "head": 24, "behind": 24, "parked": 0, "parked_events": []}])
     );
     let (_, goals) = get(&s.app, "/players/p07/goals").await;
     assert_eq!(goals["total"], 0);
@@ -546,7 +549,7 @@ async fn an_async_child_view_catches_up_and_serves_one_aggregates_records() {
     let (_, lag) = get(&s.app, "/projections/goals").await;
     assert_eq!(
         lag,
-        json!({"name": "goals", "checkpoint": 24, "head": 24, "behind": 0})
+        json!({"name": "goals", "checkpoint": 24, "head": 24, "behind": 0, "parked": 0, "parked_events": []})
     );
     let (status, body) = get(&s.app, "/projections/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -694,7 +697,11 @@ async fn the_document_has_every_view_route_with_schemas() {
 
 #[tokio::test]
 async fn view_routes_need_a_token_when_auth_is_on() {
-    let s = service(HttpConfig::default().with_auth(JwtAuth::hs256("s3cret").unwrap()));
+    let s = service(
+        HttpConfig::default()
+            .with_auth(JwtAuth::hs256("s3cret").unwrap())
+            .with_public_docs(true),
+    );
     for uri in [
         "/views/cards",
         "/views/cards/p01",
@@ -763,4 +770,65 @@ fn a_store_without_views_is_a_clear_startup_error() {
         Err(factum_http::Error::ViewsUnsupported { .. })
     ));
     assert!(view_routes::<Goal>("/views", &store).is_err());
+}
+
+#[tokio::test]
+async fn a_projection_parks_an_event_it_cannot_apply_and_reports_it() {
+    let s = service(HttpConfig::default());
+    seed(&s.engine).await;
+    let poison = factum_core::NewEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: "Scored".to_owned(),
+        schema_version: 1,
+        payload: r#"{"type":"Scored","points":"many"}"#.to_owned(),
+        metadata: "{}".to_owned(),
+        recorded_at: chrono::Utc::now(),
+    };
+    let poison_id = poison.event_id.to_string();
+    let stored = s
+        .store
+        .append(AppendRequest::new(
+            "player",
+            "p01",
+            factum_core::ExpectedVersion::Any,
+            vec![poison],
+        ))
+        .await
+        .unwrap();
+    let ctx = CqrsContext::new();
+    s.engine
+        .update("p09", &PlayerCommand::Score { points: 5 }, &ctx)
+        .await
+        .unwrap();
+    // Caught up in spite of the poison event: it is parked after its attempts.
+    s.projections.catch_up().await.unwrap();
+    let (status, lag) = get(&s.app, "/projections/goals").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (lag["behind"].as_u64(), lag["parked"].as_u64()),
+        (Some(0), Some(1)),
+        "{lag}"
+    );
+    let entry = &lag["parked_events"][0];
+    assert_eq!(entry["position"], stored[0].position);
+    assert_eq!(entry["event_id"], poison_id.as_str());
+    assert_eq!(entry["aggregate_id"], "p01");
+    assert_eq!(entry["event_type"], "Scored");
+    assert_eq!(entry["attempts"], 5);
+    assert!(
+        entry["error"].as_str().unwrap().contains("Scored"),
+        "{entry}"
+    );
+    let (_, all) = get(&s.app, "/projections").await;
+    assert_eq!(all[0]["parked"], 1);
+    // The event after the poison one was projected.
+    let (_, goals) = get(&s.app, "/players/p09/goals").await;
+    assert!(
+        goals["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["points"] == 5),
+        "{goals}"
+    );
 }

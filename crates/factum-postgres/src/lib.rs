@@ -71,6 +71,7 @@
 
 mod error;
 mod migrations;
+mod parked;
 pub mod store;
 pub mod views;
 

@@ -304,6 +304,27 @@ END;
 $function$;
 "#,
     },
+    Migration {
+        version: 3,
+        name: "parked events",
+        sql: r#"
+-- Events a projection could not apply, written with the checkpoint that moves past them; a
+-- rebuild of the projection deletes its rows.
+CREATE TABLE {schema}.parked_events (
+    projection      text COLLATE "C"    NOT NULL,
+    position        bigint              NOT NULL CHECK (position >= 1),
+    event_id        uuid                NOT NULL,
+    aggregate_type  text                NOT NULL,
+    aggregate_id    text                NOT NULL,
+    version         bigint              NOT NULL,
+    event_type      text                NOT NULL,
+    error           text                NOT NULL,
+    attempts        integer             NOT NULL,
+    parked_at       timestamptz         NOT NULL,
+    PRIMARY KEY (projection, position)
+);
+"#,
+    },
 ];
 
 /// The schema tables go into when none is named.
@@ -492,7 +513,7 @@ mod tests {
             ))
             .fetch_all(&pool)
             .await?;
-            assert_eq!(applied, [1, 2]);
+            assert_eq!(applied, [1, 2, 3]);
             assert_eq!(store.head_position().await?, 1);
             let mut append = AppendRequest::new(
                 "account",

@@ -43,8 +43,8 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use factum_core::{
-    ExpectedVersion, FilterOp, FilterValue, Page, ProjectionBatch, ProjectionCheckpoint,
-    ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
+    ExpectedVersion, FilterOp, FilterValue, Page, ParkedEvent, ProjectionBatch,
+    ProjectionCheckpoint, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -512,6 +512,93 @@ fn translate(view_type: &str, query: &ViewQuery, fields: &[ViewField]) -> CoreRe
     })
 }
 
+impl PostgresEventStore {
+    /// Applies a projection batch, with the event it parks if any, in one transaction.
+    async fn apply_batch(
+        &self,
+        batch: ProjectionBatch,
+        parked: Option<ParkedEvent>,
+    ) -> CoreResult<()> {
+        let ProjectionBatch {
+            projection,
+            expected,
+            checkpoint,
+            changes,
+        } = batch;
+        let expected_checkpoint = expected.position;
+        no_nul(&projection, "a projection name")?;
+        let checkpoint = i64::try_from(checkpoint).map_err(|_| {
+            invalid(format!(
+                "projection {projection}: checkpoint {checkpoint} is too large"
+            ))
+        })?;
+        let changes = prepare_changes(changes)?;
+        let inner = self.inner();
+        let sql = &inner.views_sql;
+        let mut tx = inner.pool.begin().await.map_err(database_error)?;
+        // Compare-and-set, holding the checkpoint row's lock until the commit.
+        let moved = match (
+            i64::try_from(expected_checkpoint),
+            i64::try_from(expected.generation),
+        ) {
+            (Ok(expected_position), Ok(expected_generation)) => {
+                let updated = sqlx::query(&sql.move_checkpoint)
+                    .bind(&projection)
+                    .bind(expected_position)
+                    .bind(checkpoint)
+                    .bind(expected_generation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(database_error)?
+                    .rows_affected();
+                if updated == 0 && expected_position == 0 && expected_generation == 0 {
+                    // No row yet is checkpoint 0; a runner inserting it meanwhile wins.
+                    sqlx::query(&sql.insert_checkpoint)
+                        .bind(&projection)
+                        .bind(checkpoint)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(database_error)?
+                        .rows_affected()
+                } else {
+                    updated
+                }
+            }
+            // No stored checkpoint can be that large.
+            _ => 0,
+        };
+        if moved == 0 {
+            let current: Option<(i64, i64)> = sqlx::query_as(&sql.checkpoint)
+                .bind(&projection)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(database_error)?;
+            let actual = checkpoint_of(current.map_or(0, |(position, _)| position))?;
+            tracing::debug!(
+                %projection,
+                expected = expected_checkpoint,
+                actual,
+                "projection batch refused: the checkpoint moved"
+            );
+            // Rolled back when `tx` drops: nothing of the batch is written.
+            return Err(factum_core::Error::Conflict {
+                aggregate_type: "projection".to_owned(),
+                aggregate_id: projection,
+                expected: ExpectedVersion::Exact(expected_checkpoint),
+                actual: Some(actual),
+            });
+        }
+        write_changes(&mut tx, sql, &changes)
+            .await
+            .map_err(database_error)?;
+        if let Some(parked) = parked {
+            crate::parked::insert(&mut tx, &sql.schema, &parked).await?;
+        }
+        tx.commit().await.map_err(database_error)?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ViewStore for PostgresEventStore {
     async fn get_view(&self, view_type: &str, view_id: &str) -> CoreResult<Option<ViewRecord>> {
@@ -605,80 +692,33 @@ impl ViewStore for PostgresEventStore {
     }
 
     async fn apply_projection(&self, batch: ProjectionBatch) -> CoreResult<()> {
-        let ProjectionBatch {
-            projection,
+        self.apply_batch(batch, None).await
+    }
+
+    async fn park_event(
+        &self,
+        expected: ProjectionCheckpoint,
+        parked: ParkedEvent,
+    ) -> CoreResult<()> {
+        no_nul(&parked.aggregate_type, "an aggregate type")?;
+        no_nul(&parked.aggregate_id, "an aggregate id")?;
+        no_nul(&parked.event_type, "an event type")?;
+        let batch = ProjectionBatch {
+            projection: parked.projection.clone(),
             expected,
-            checkpoint,
-            changes,
-        } = batch;
-        let expected_checkpoint = expected.position;
-        no_nul(&projection, "a projection name")?;
-        let checkpoint = i64::try_from(checkpoint).map_err(|_| {
-            invalid(format!(
-                "projection {projection}: checkpoint {checkpoint} is too large"
-            ))
-        })?;
-        let changes = prepare_changes(changes)?;
-        let inner = self.inner();
-        let sql = &inner.views_sql;
-        let mut tx = inner.pool.begin().await.map_err(database_error)?;
-        // Compare-and-set, holding the checkpoint row's lock until the commit.
-        let moved = match (
-            i64::try_from(expected_checkpoint),
-            i64::try_from(expected.generation),
-        ) {
-            (Ok(expected_position), Ok(expected_generation)) => {
-                let updated = sqlx::query(&sql.move_checkpoint)
-                    .bind(&projection)
-                    .bind(expected_position)
-                    .bind(checkpoint)
-                    .bind(expected_generation)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(database_error)?
-                    .rows_affected();
-                if updated == 0 && expected_position == 0 && expected_generation == 0 {
-                    // No row yet is checkpoint 0; a runner inserting it meanwhile wins.
-                    sqlx::query(&sql.insert_checkpoint)
-                        .bind(&projection)
-                        .bind(checkpoint)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(database_error)?
-                        .rows_affected()
-                } else {
-                    updated
-                }
-            }
-            // No stored checkpoint can be that large.
-            _ => 0,
+            checkpoint: parked.position,
+            changes: Vec::new(),
         };
-        if moved == 0 {
-            let current: Option<(i64, i64)> = sqlx::query_as(&sql.checkpoint)
-                .bind(&projection)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(database_error)?;
-            let actual = checkpoint_of(current.map_or(0, |(position, _)| position))?;
-            tracing::debug!(
-                %projection,
-                expected = expected_checkpoint,
-                actual,
-                "projection batch refused: the checkpoint moved"
-            );
-            // Rolled back when `tx` drops: nothing of the batch is written.
-            return Err(factum_core::Error::Conflict {
-                aggregate_type: "projection".to_owned(),
-                aggregate_id: projection,
-                expected: ExpectedVersion::Exact(expected_checkpoint),
-                actual: Some(actual),
-            });
-        }
-        write_changes(&mut tx, sql, &changes)
-            .await
-            .map_err(database_error)?;
-        tx.commit().await.map_err(database_error)?;
-        Ok(())
+        let parked = ParkedEvent {
+            error: parked.error.replace('\0', ""),
+            ..parked
+        };
+        self.apply_batch(batch, Some(parked)).await
+    }
+
+    async fn parked_events(&self, projection: &str) -> CoreResult<Vec<ParkedEvent>> {
+        let inner = self.inner();
+        crate::parked::list(&inner.pool, &inner.views_sql.schema, projection).await
     }
 
     async fn projection_checkpoint(&self, projection: &str) -> CoreResult<ProjectionCheckpoint> {
@@ -715,6 +755,7 @@ impl ViewStore for PostgresEventStore {
             .execute(&mut *tx)
             .await
             .map_err(database_error)?;
+        crate::parked::delete_all(&mut tx, &sql.schema, projection).await?;
         tx.commit().await.map_err(database_error)?;
         Ok(())
     }

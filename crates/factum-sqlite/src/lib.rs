@@ -109,6 +109,7 @@
 //! ```
 
 mod error;
+mod parked;
 mod rows;
 mod schema;
 mod store;

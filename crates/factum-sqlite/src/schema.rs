@@ -76,6 +76,27 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         ) WITHOUT ROWID;
     "#,
     },
+    Migration {
+        version: 3,
+        name: "parked events",
+        // Events a projection could not apply, written with the checkpoint that moves past
+        // them; a rebuild of the projection deletes its rows.
+        sql: r#"
+        CREATE TABLE parked_events (
+            projection      TEXT    NOT NULL,
+            position        INTEGER NOT NULL CHECK (position >= 1),
+            event_id        TEXT    NOT NULL,
+            aggregate_type  TEXT    NOT NULL,
+            aggregate_id    TEXT    NOT NULL,
+            version         INTEGER NOT NULL,
+            event_type      TEXT    NOT NULL,
+            error           TEXT    NOT NULL,
+            attempts        INTEGER NOT NULL,
+            parked_at       TEXT    NOT NULL,
+            PRIMARY KEY (projection, position)
+        ) WITHOUT ROWID;
+    "#,
+    },
 ];
 
 /// Brings the database up to the latest version. Returns how many migrations were applied.

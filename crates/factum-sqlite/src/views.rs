@@ -20,13 +20,14 @@
 //!   within a rank, reverses both for a descending key, and breaks ties by view id.
 
 use factum_core::{
-    ExpectedVersion, FilterOp, FilterValue, Page, ProjectionBatch, ProjectionCheckpoint,
-    ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore, async_trait,
+    ExpectedVersion, FilterOp, FilterValue, Page, ParkedEvent, ProjectionBatch,
+    ProjectionCheckpoint, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore, async_trait,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use crate::error::{Error, is_constraint_violation};
+use crate::parked::EncodedParked;
 use crate::rows::{clamp_to_sql, to_sql_int};
 use crate::store::{SqliteEventStore, sql_error};
 use crate::writer::WriteRequest;
@@ -82,6 +83,8 @@ pub(crate) struct EncodedProjection {
     expected: ProjectionCheckpoint,
     checkpoint: i64,
     changes: Vec<EncodedViewChange>,
+    /// An event parked by this batch (which then has no changes).
+    parked: Option<EncodedParked>,
 }
 
 /// The start of a rebuild: the view types to empty and the projection whose checkpoint goes
@@ -197,6 +200,9 @@ pub(crate) fn apply_projection(
         });
     }
     write_changes(conn, &batch.changes)?;
+    if let Some(parked) = &batch.parked {
+        crate::parked::insert(conn, parked)?;
+    }
     set_checkpoint(
         conn,
         &batch.projection,
@@ -217,6 +223,7 @@ pub(crate) fn reset_projection(
     for view_type in &reset.view_types {
         delete.execute([view_type]).map_err(sql_error)?;
     }
+    crate::parked::delete_all(conn, &reset.projection)?;
     let generation = checkpoint(conn, &reset.projection)?
         .generation
         .saturating_add(1);
@@ -568,6 +575,7 @@ impl ViewStore for SqliteEventStore {
             expected: batch.expected,
             changes: encode_changes(batch.changes)?,
             projection: batch.projection,
+            parked: None,
         };
         self.write(|reply| WriteRequest::ApplyProjection(encoded, reply))
             .await
@@ -591,6 +599,29 @@ impl ViewStore for SqliteEventStore {
             view_types: view_types.iter().map(|t| (*t).to_owned()).collect(),
         };
         self.write(|reply| WriteRequest::ResetProjection(reset, reply))
+            .await
+    }
+
+    async fn park_event(
+        &self,
+        expected: ProjectionCheckpoint,
+        parked: ParkedEvent,
+    ) -> factum_core::Result<()> {
+        let parked = EncodedParked::new(parked)?;
+        let encoded = EncodedProjection {
+            projection: parked.projection().to_owned(),
+            expected,
+            checkpoint: parked.position(),
+            changes: Vec::new(),
+            parked: Some(parked),
+        };
+        self.write(|reply| WriteRequest::ApplyProjection(encoded, reply))
+            .await
+    }
+
+    async fn parked_events(&self, projection: &str) -> factum_core::Result<Vec<ParkedEvent>> {
+        let projection = projection.to_owned();
+        self.read(move |conn| crate::parked::list(conn, &projection))
             .await
     }
 }

@@ -1215,6 +1215,7 @@ macro_rules! event_store_conformance_tests {
         $crate::event_store_conformance_tests!(@views $factory;
             inline_views_equal_replay,
             projection_resumes_and_rebuilds,
+            projection_parks_a_poison_event,
         );
     };
     (@views $factory:path; $($case:ident),* $(,)?) => {

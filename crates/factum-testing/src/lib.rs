@@ -1,11 +1,13 @@
 //! # factum-testing
 //!
-//! Two tools for testing event-sourced code built on `factum-core`:
+//! Tools for testing event-sourced code built on `factum-core`:
 //!
 //! - [`AggregateTestFixture`]: given past events, when a command, then the events it records
 //!   or the error it returns. Pure: no store, no engine.
 //! - [`conformance`]: the one suite every event store runs, wired into a test crate with
 //!   [`event_store_conformance_tests!`].
+//! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
+//! - [`server`]: a service binary started on a free port for end-to-end tests.
 //!
 //! ```
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
@@ -57,6 +59,8 @@
 
 pub mod conformance;
 mod fixture;
+pub mod jwt;
+pub mod server;
 pub mod views;
 
 pub use fixture::{

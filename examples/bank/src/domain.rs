@@ -2,7 +2,9 @@
 //!
 //! Imports `factum-core` and serde only; storage and HTTP are wired elsewhere.
 
-use factum_core::{Aggregate, CommandHandler, CqrsContext, Event, define_domain_errors};
+use factum_core::{
+    Access, AccessPolicy, Aggregate, CommandHandler, CqrsContext, Event, define_domain_errors,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::money::{Amount, Money};
@@ -43,6 +45,9 @@ pub enum AccountEvent {
         owner: String,
         /// The opening balance.
         initial_balance: Money,
+        /// The user who opened it (the token's `sub`), when the service knows callers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        opened_by: Option<String>,
     },
     /// Money was paid in.
     MoneyDeposited {
@@ -106,6 +111,30 @@ pub struct Account {
     pub balance: Money,
     /// Whether the account has been opened.
     pub opened: bool,
+    /// The user who opened it, if the service knew callers then.
+    #[serde(default)]
+    pub opened_by: Option<String>,
+}
+
+/// The role that may act on and read every account.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Who may act on and read an account (with authentication on): the user who opened it, and
+/// callers with the [`ADMIN_ROLE`]; anyone may open a new one. An account opened by an
+/// anonymous caller (before authentication was turned on) is the admins' alone.
+pub fn account_access() -> AccessPolicy<Account> {
+    AccessPolicy::new().rule(
+        |ctx: &CqrsContext, _: Access<'_>, account: Option<&Account>| match account {
+            None => true,
+            Some(account) => {
+                ctx.has_role(ADMIN_ROLE)
+                    || account
+                        .opened_by
+                        .as_deref()
+                        .is_some_and(|opener| Some(opener) == ctx.user_id())
+            }
+        },
+    )
 }
 
 impl Aggregate for Account {
@@ -119,6 +148,7 @@ impl Aggregate for Account {
             owner: String::new(),
             balance: Money::ZERO,
             opened: false,
+            opened_by: None,
         }
     }
 
@@ -131,10 +161,12 @@ impl Aggregate for Account {
             AccountEvent::AccountOpened {
                 owner,
                 initial_balance,
+                opened_by,
             } => {
                 self.owner.clone_from(owner);
                 self.balance = *initial_balance;
                 self.opened = true;
+                self.opened_by.clone_from(opened_by);
             }
             // The handler proved these stay in range before the event was recorded.
             AccountEvent::MoneyDeposited { amount } => {
@@ -167,7 +199,7 @@ impl CommandHandler for Account {
         &self,
         command: &OpenAccountCommand,
         _services: &(),
-        _ctx: &CqrsContext,
+        ctx: &CqrsContext,
     ) -> Result<Vec<AccountEvent>, AccountError> {
         let OpenAccountCommand::OpenAccount {
             owner,
@@ -192,6 +224,7 @@ impl CommandHandler for Account {
         Ok(vec![AccountEvent::AccountOpened {
             owner: owner.clone(),
             initial_balance,
+            opened_by: ctx.user_id().map(str::to_owned),
         }])
     }
 

@@ -19,6 +19,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// GET /accounts/acc-001, GET /accounts/acc-001/events (?metadata=true), ?version=N.
 /// Views: GET /views/accounts?filter=owner:eq:Alice&sort=-balance, GET /accounts/acc-001/movements.
 /// API docs: /docs (OpenAPI at /openapi.json). Health: /health. Projection lag: /projections.
+/// Auth: --jwt-secret or --jwks-file/--jwks-url (see below); then an account is for the user
+/// who opened it and for the `admin` role.
 #[derive(Debug, Parser)]
 #[command(name = "bank", version, verbatim_doc_comment)]
 struct Cli {
@@ -46,10 +48,8 @@ struct ServeArgs {
     #[arg(long, env = "FACTUM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
 
-    /// Require a bearer token (an HS256 JWT signed with this secret, with `exp` and `sub`) on
-    /// account routes; `sub` is recorded as the user of every event. Unset: anyone, anonymous.
-    #[arg(long, env = "FACTUM_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
+    #[command(flatten)]
+    auth: AuthArgs,
 
     /// The largest request body accepted, in bytes (413 above).
     #[arg(long, env = "FACTUM_BODY_LIMIT", default_value_t = factum_http::DEFAULT_BODY_LIMIT)]
@@ -68,6 +68,91 @@ struct ServeArgs {
     /// other processes (this process's commits wake it at once).
     #[arg(long, env = "FACTUM_PROJECTION_POLL_MS", default_value_t = 500)]
     projection_poll_ms: u64,
+}
+
+/// Authentication: set a secret or a JWKS and every route but /health (and the docs, with
+/// --public-docs) needs a bearer token; the token's `sub` is recorded as the user of every
+/// event, and an account is then open to the user who opened it and to the `admin` role.
+#[derive(Debug, Args)]
+struct AuthArgs {
+    /// Accept HS256 JWTs signed with this shared secret (with `exp` and `sub`).
+    #[arg(long, env = "FACTUM_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+
+    /// Accept RS256/ES256 JWTs signed with a key of the JSON Web Key Set in this file
+    /// (re-read every --jwks-refresh-secs: replace the file to rotate keys).
+    #[arg(long, env = "FACTUM_JWKS_FILE", conflicts_with = "jwks_url")]
+    jwks_file: Option<std::path::PathBuf>,
+
+    /// Accept RS256/ES256 JWTs signed with a key of the JSON Web Key Set at this URL
+    /// (fetched at start, cached, re-read every --jwks-refresh-secs and on an unknown key id).
+    #[arg(long, env = "FACTUM_JWKS_URL")]
+    jwks_url: Option<String>,
+
+    /// Require tokens to have this issuer (`iss`).
+    #[arg(long, env = "FACTUM_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+
+    /// Require tokens to name this audience (`aud`).
+    #[arg(long, env = "FACTUM_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+
+    /// The claim holding the caller's roles: an array, or a space-separated string such as
+    /// `scope`; a dotted name reaches into an object (`realm_access.roles`).
+    #[arg(long, env = "FACTUM_JWT_ROLES_CLAIM", default_value = factum_http::DEFAULT_ROLES_CLAIM)]
+    jwt_roles_claim: String,
+
+    /// How often the JWKS is re-read, in seconds.
+    #[arg(long, env = "FACTUM_JWKS_REFRESH_SECS", default_value_t = 300)]
+    jwks_refresh_secs: u64,
+
+    /// With auth on, serve /docs and /openapi.json without a token.
+    #[arg(long, env = "FACTUM_PUBLIC_DOCS")]
+    public_docs: bool,
+}
+
+impl AuthArgs {
+    /// The verifier, if any source of keys is given; issuer, audience or JWKS options
+    /// without a key source are an error rather than a silently open service.
+    async fn verifier(&self) -> anyhow::Result<Option<JwtAuth>> {
+        if self.jwt_secret.is_none() && self.jwks_file.is_none() && self.jwks_url.is_none() {
+            if self.jwt_issuer.is_some() || self.jwt_audience.is_some() {
+                anyhow::bail!(
+                    "--jwt-issuer/--jwt-audience need --jwt-secret, --jwks-file or --jwks-url"
+                );
+            }
+            return Ok(None);
+        }
+        let mut builder = JwtAuth::builder()
+            .roles_claim(&self.jwt_roles_claim)
+            .jwks_refresh(Duration::from_secs(self.jwks_refresh_secs.max(1)))
+            .jwks_min_refetch(Duration::from_secs(self.jwks_refresh_secs.clamp(1, 10)));
+        if let Some(secret) = &self.jwt_secret {
+            builder = builder.hs256(secret);
+        }
+        if let Some(path) = &self.jwks_file {
+            builder = builder.jwks_file(path);
+        }
+        if let Some(url) = &self.jwks_url {
+            builder = builder.jwks_url(url);
+        }
+        if let Some(issuer) = &self.jwt_issuer {
+            builder = builder.issuer(issuer);
+        }
+        if let Some(audience) = &self.jwt_audience {
+            builder = builder.audience(audience);
+        }
+        let auth = builder.build().context("authentication settings")?;
+        if let Some(url) = &self.jwks_url {
+            // A wrong URL shows now, not as 503s on the first requests.
+            let keys = auth
+                .load_keys()
+                .await
+                .with_context(|| format!("--jwks-url {url}"))?;
+            tracing::info!(keys, "JWKS loaded");
+        }
+        Ok(Some(auth))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,8 +227,15 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
     let mut config = HttpConfig::default()
         .with_body_limit(args.body_limit)
         .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)));
-    if let Some(secret) = &args.jwt_secret {
-        config = config.with_auth(JwtAuth::hs256(secret).context("--jwt-secret")?);
+    let auth = args.auth.verifier().await?;
+    let auth_mode = match &auth {
+        None => "none",
+        Some(_) => "JWT",
+    };
+    if let Some(auth) = auth {
+        config = config
+            .with_auth(auth)
+            .with_public_docs(args.auth.public_docs);
     }
     let app = bank::http::router(&bank, config)?;
 
@@ -160,11 +252,7 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
     println!(
         "bank listening on http://{address} (store: {}, auth: {})",
         printable_store(url),
-        if args.jwt_secret.is_some() {
-            "JWT"
-        } else {
-            "none"
-        }
+        auth_mode
     );
     std::io::stdout().flush().context("stdout")?;
     tracing::info!(%address, store = printable_store(url), "bank service started");

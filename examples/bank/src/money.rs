@@ -1,11 +1,12 @@
-//! Exact money: integer cents inside, JSON numbers outside.
+//! Exact money: integer cents inside, JSON numbers outside, never through `f64`.
 //!
-//! A JSON number reaches serde as an `f64` (or an integer). Rust prints an `f64` as the
-//! shortest decimal that reads back to the same value, so `0.1` comes back as `"0.1"`; that
-//! decimal text is parsed exactly into cents. No arithmetic is ever done in floating point.
+//! Money is read from the exact text of a JSON number, as [`factum_core::json`] hands it
+//! over (an integer, an `f64` whose shortest text is provably the number sent, or the marker
+//! of a number no `f64` holds), and written as exact decimal text (`999999999999999.99`).
 
 use std::fmt;
 
+use factum_core::json::{self, Decimal};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -45,8 +46,8 @@ impl Money {
         self.0 > 0
     }
 
-    /// The amount as a JSON-friendly float (exact for the decimal it stands for, as far as an
-    /// `f64` can print it: below 2^53 cents).
+    /// The nearest `f64`: for display and documentation only, never for storage or
+    /// arithmetic (above about 10^13 it is not the amount).
     pub fn to_f64(self) -> f64 {
         // Division is correctly rounded, so 30 / 100 prints as 0.3.
         self.0 as f64 / 100.0
@@ -61,17 +62,45 @@ impl fmt::Display for Money {
     }
 }
 
+impl Money {
+    /// The amount as the text of a JSON number: at least one decimal, at most two, no
+    /// trailing zero after the first (`1000.0`, `0.3`, `999999999999999.99`).
+    pub fn json_text(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let (units, cents) = (abs / 100, abs % 100);
+        if cents % 10 == 0 {
+            format!("{sign}{units}.{}", cents / 10)
+        } else {
+            format!("{sign}{units}.{cents:02}")
+        }
+    }
+
+    /// The money a JSON number's text stands for: at most two decimals, within `i64` cents.
+    pub fn from_json_text(text: &str) -> Result<Money, AmountProblem> {
+        let decimal = Decimal::parse(text).ok_or(AmountProblem::NotANumber)?;
+        if decimal.scale() > 2 {
+            return Err(AmountProblem::TooPrecise);
+        }
+        decimal
+            .scaled_integer(2)
+            .and_then(|cents| i64::try_from(cents).ok())
+            .map(Money)
+            .ok_or(AmountProblem::TooLarge)
+    }
+}
+
 impl Serialize for Money {
+    /// Writes the exact decimal, digit for digit (never through `f64`).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(self.to_f64())
+        json::serialize_number(&self.json_text(), serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Money {
-    /// Reads stored money (events, snapshots): a JSON number with at most two decimals. This
-    /// runs for every event of every load, so it avoids text: `v` is exactly a two-decimal
-    /// amount when `round(v * 100) / 100` gives `v` back (the division is correctly rounded,
-    /// so this holds exactly for the nearest double of such an amount, and for no other).
+    /// Reads stored money (events, snapshots, views): a JSON number with at most two
+    /// decimals, from its exact text. Exact when decoded with [`factum_core::json`], as the
+    /// engine and the stores do; plain `serde_json` rounds numbers above about 15 digits.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(MoneyVisitor)
     }
@@ -79,7 +108,13 @@ impl<'de> Deserialize<'de> for Money {
 
 struct MoneyVisitor;
 
-impl Visitor<'_> for MoneyVisitor {
+impl MoneyVisitor {
+    fn money<E: de::Error>(text: &str) -> Result<Money, E> {
+        Money::from_json_text(text).map_err(E::custom)
+    }
+}
+
+impl<'de> Visitor<'de> for MoneyVisitor {
     type Value = Money;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,28 +122,23 @@ impl Visitor<'_> for MoneyVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
-        v.checked_mul(100)
-            .map(Money)
-            .ok_or_else(|| E::custom(AmountProblem::TooLarge))
+        Self::money(&v.to_string())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
-        i64::try_from(v)
-            .map_err(|_| E::custom(AmountProblem::TooLarge))
-            .and_then(|v| self.visit_i64(v))
+        Self::money(&v.to_string())
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
-        // i64::MAX cents, as a bound that keeps the cast below in range.
-        const LIMIT: f64 = 9.2e16;
-        if !v.is_finite() || v.abs() > LIMIT {
-            return Err(E::custom(AmountProblem::TooLarge));
+        let text = json::f64_text(v).ok_or_else(|| E::custom(AmountProblem::TooLarge))?;
+        Self::money(&text)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Money, A::Error> {
+        match json::number_in_map(map)? {
+            Some(text) => Self::money(&text),
+            None => Err(de::Error::invalid_type(de::Unexpected::Map, &self)),
         }
-        let cents = (v * 100.0).round();
-        if cents / 100.0 != v {
-            return Err(E::custom(AmountProblem::TooPrecise));
-        }
-        Ok(Money(cents as i64))
     }
 }
 
@@ -155,49 +185,18 @@ impl Amount {
         Self::Number(Money::from_cents(cents).to_string())
     }
 
-    /// Converts to money: a number, not negative, at most 2 decimals, at most 10^15.
+    /// Converts to money: a number, not negative, at most 2 decimals, at most 10^15. Exact
+    /// for any text, exponents included (`1e15`, `1.0000000000000000000001`).
     pub fn to_money(&self) -> Result<Money, AmountProblem> {
         let text = match self {
             Self::Number(text) => text.as_str(),
             Self::NotANumber(_) => return Err(AmountProblem::NotANumber),
         };
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-        let fraction = fraction.trim_end_matches('0');
-        if whole.is_empty() && fraction.is_empty()
-            || !whole.bytes().all(|b| b.is_ascii_digit())
-            || !fraction.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(AmountProblem::NotANumber);
-        }
-        let whole = whole.trim_start_matches('0');
-        let is_zero = whole.is_empty() && fraction.is_empty();
-        if negative && !is_zero {
+        let decimal = Decimal::parse(text).ok_or(AmountProblem::NotANumber)?;
+        if decimal.negative {
             return Err(AmountProblem::Negative);
         }
-        if fraction.len() > 2 {
-            return Err(AmountProblem::TooPrecise);
-        }
-        // 16 digits is already above 10^15; checking length first keeps the parse in range.
-        if whole.len() > 16 {
-            return Err(AmountProblem::TooLarge);
-        }
-        let units: i64 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| AmountProblem::NotANumber)?
-        };
-        let cents: i64 = format!("{fraction:0<2}")
-            .parse()
-            .map_err(|_| AmountProblem::NotANumber)?;
-        let total = units
-            .checked_mul(100)
-            .and_then(|u| u.checked_add(cents))
-            .ok_or(AmountProblem::TooLarge)?;
-        let money = Money(total);
+        let money = Money::from_json_text(text)?;
         if money > MAX_AMOUNT {
             return Err(AmountProblem::TooLarge);
         }
@@ -256,7 +255,8 @@ impl<'de> Visitor<'de> for AmountVisitor {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Amount, E> {
         if v.is_finite() {
-            // `{}` prints the shortest decimal that reads back as `v`, never an exponent.
+            // The shortest decimal that reads back as `v`: the exact text of the number sent
+            // when the body was read with `factum_core::json` (see its docs).
             Ok(Amount::Number(format!("{v}")))
         } else {
             Ok(Amount::NotANumber("a non-finite number"))
@@ -284,12 +284,11 @@ impl<'de> Visitor<'de> for AmountVisitor {
         Ok(Amount::NotANumber("an array"))
     }
 
-    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Amount, A::Error> {
-        while map
-            .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-            .is_some()
-        {}
-        Ok(Amount::NotANumber("an object"))
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Amount, A::Error> {
+        Ok(match json::number_in_map(map)? {
+            Some(text) => Amount::Number(text),
+            None => Amount::NotANumber("an object"),
+        })
     }
 }
 
@@ -298,9 +297,13 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> Result<Money, AmountProblem> {
-        serde_json::from_str::<Amount>(json)
+        factum_core::json::from_str::<Amount>(json)
             .map_err(|_| AmountProblem::NotANumber)?
             .to_money()
+    }
+
+    fn read(json: &str) -> Money {
+        factum_core::json::from_str::<Money>(json).unwrap()
     }
 
     #[test]
@@ -314,6 +317,33 @@ mod tests {
         assert_eq!(parse("-0.0"), Ok(Money::ZERO));
         assert_eq!(parse("1e15"), Ok(MAX_AMOUNT));
         assert_eq!(parse("1e2"), Ok(Money::from_cents(10_000)));
+        assert_eq!(parse("1.5e1"), Ok(Money::from_cents(1_500)));
+    }
+
+    #[test]
+    fn the_whole_contract_range_is_exact_at_its_boundaries() {
+        for (text, cents) in [
+            ("999999999999999.99", 99_999_999_999_999_999),
+            ("93213944218088.35", 9_321_394_421_808_835),
+            ("909183074016497.9", 90_918_307_401_649_790),
+            ("43707753092916.88", 4_370_775_309_291_688),
+            ("995401231716425.9", 99_540_123_171_642_590),
+            ("1000000000000000", 100_000_000_000_000_000),
+            ("1000000000000000.00", 100_000_000_000_000_000),
+            ("0.01", 1),
+        ] {
+            assert_eq!(parse(text), Ok(Money::from_cents(cents)), "{text}");
+            let stored = serde_json::to_string(&Money::from_cents(cents)).unwrap();
+            assert_eq!(read(&stored), Money::from_cents(cents), "{stored}");
+        }
+        assert_eq!(parse("1000000000000000.01"), Err(AmountProblem::TooLarge));
+        assert_eq!(
+            parse("1.0000000000000000000001"),
+            Err(AmountProblem::TooPrecise)
+        );
+        assert_eq!(parse("999999999999999.999"), Err(AmountProblem::TooPrecise));
+        assert_eq!(parse("1e-400"), Err(AmountProblem::TooPrecise));
+        assert_eq!(parse("1e400"), Err(AmountProblem::TooLarge));
     }
 
     #[test]
@@ -330,41 +360,48 @@ mod tests {
         assert_eq!(parse("\"12\""), Err(AmountProblem::NotANumber));
         assert_eq!(parse("null"), Err(AmountProblem::NotANumber));
         assert_eq!(parse("[1]"), Err(AmountProblem::NotANumber));
+        assert_eq!(parse("{}"), Err(AmountProblem::NotANumber));
         assert_eq!(parse("true"), Err(AmountProblem::NotANumber));
     }
 
     #[test]
-    fn money_serializes_as_a_json_number_and_reads_back_exactly() {
+    fn money_serializes_as_exact_decimal_text_and_reads_back_exactly() {
         let sum = Money::from_cents(10).checked_add(Money::from_cents(20));
         assert_eq!(sum, Some(Money::from_cents(30)));
-        let json = serde_json::to_string(&Money::from_cents(30)).unwrap();
-        assert_eq!(json, "0.3");
-        assert_eq!(
-            serde_json::to_string(&Money::from_cents(130_000)).unwrap(),
-            "1300.0"
-        );
-        let back: Money = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, Money::from_cents(30));
-        assert!(serde_json::from_str::<Money>("0.001").is_err());
-        assert!(serde_json::from_str::<Money>("1e300").is_err());
-        assert!(serde_json::from_str::<Money>("\"1\"").is_err());
-        assert_eq!(
-            serde_json::from_str::<Money>("12").unwrap(),
-            Money::from_cents(1200)
-        );
-        assert_eq!(
-            serde_json::from_str::<Money>("-0.07").unwrap(),
-            Money::from_cents(-7)
-        );
-        for cents in [1, 10, 99, 12_345, 100_000_000_000_001, -250] {
-            let money = Money::from_cents(cents);
-            let json = serde_json::to_string(&money).unwrap();
-            assert_eq!(
-                serde_json::from_str::<Money>(&json).unwrap(),
-                money,
-                "{json}"
-            );
+        for (cents, text) in [
+            (30, "0.3"),
+            (130_000, "1300.0"),
+            (100_000, "1000.0"),
+            (150_000, "1500.0"),
+            (1, "0.01"),
+            (12_345, "123.45"),
+            (0, "0.0"),
+            (-7, "-0.07"),
+            (99_999_999_999_999_999, "999999999999999.99"),
+            (i64::MAX, "92233720368547758.07"),
+        ] {
+            let json = serde_json::to_string(&Money::from_cents(cents)).unwrap();
+            assert_eq!(json, text);
+            assert_eq!(read(&json), Money::from_cents(cents), "{json}");
         }
+        assert!(factum_core::json::from_str::<Money>("0.001").is_err());
+        assert!(factum_core::json::from_str::<Money>("1e300").is_err());
+        assert!(factum_core::json::from_str::<Money>("\"1\"").is_err());
+        assert!(factum_core::json::from_str::<Money>("{}").is_err());
+        assert_eq!(read("12"), Money::from_cents(1200));
         assert_eq!(Money::from_cents(-1234).to_string(), "-12.34");
+    }
+
+    #[test]
+    fn random_amounts_across_the_range_round_trip_exactly() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..50_000 {
+            let cents = rng.i64(1..=MAX_AMOUNT.cents());
+            let money = Money::from_cents(cents);
+            let text = serde_json::to_string(&money).unwrap();
+            assert_eq!(parse(&text), Ok(money), "{text}");
+            assert_eq!(parse(&money.to_string()), Ok(money));
+            assert_eq!(read(&text), money, "{text}");
+        }
     }
 }

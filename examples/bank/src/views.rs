@@ -18,6 +18,9 @@ pub struct AccountSummary {
     pub balance: Money,
     /// The account's version.
     pub version: u64,
+    /// The user who opened it, if known: what the view shows each caller is filtered on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<String>,
 }
 
 impl View for AccountSummary {
@@ -30,6 +33,7 @@ impl View for AccountSummary {
             ViewField::new("owner", FieldKind::Text),
             ViewField::new("balance", FieldKind::Number),
             ViewField::new("version", FieldKind::Number),
+            ViewField::new("opened_by", FieldKind::Text),
         ];
         FIELDS
     }
@@ -42,9 +46,11 @@ impl View for AccountSummary {
             AccountEvent::AccountOpened {
                 owner,
                 initial_balance,
+                opened_by,
             } => {
                 next.owner.clone_from(owner);
                 next.balance = *initial_balance;
+                next.opened_by.clone_from(opened_by);
             }
             AccountEvent::MoneyDeposited { amount } => {
                 next.balance = next.balance.checked_add(*amount).unwrap_or(next.balance);

@@ -28,6 +28,7 @@ fn opened(balance: i64) -> AccountEvent {
     AccountEvent::AccountOpened {
         owner: "Alice".to_owned(),
         initial_balance: cents(balance),
+        opened_by: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn an_opening_balance_of_zero_is_allowed() {
         .then_expect_events(vec![AccountEvent::AccountOpened {
             owner: "Bob".to_owned(),
             initial_balance: Money::ZERO,
+            opened_by: None,
         }]);
 }
 

@@ -1208,9 +1208,12 @@ async fn with_auth_a_valid_token_is_required_and_its_subject_recorded() {
         "only the authorized command stored"
     );
     assert_eq!(events[0]["user_id"], "alice@example.com");
-    // Operations and docs stay public.
+    // Health stays public; the docs need the token (unless configured public).
     assert_eq!(get(&app, "/health").await.status, StatusCode::OK);
-    let doc = get(&app, "/openapi.json").await.json();
+    get(&app, "/openapi.json").await.error(401, "UNAUTHORIZED");
+    let doc = send(&app, Method::GET, "/openapi.json", None, &auth)
+        .await
+        .json();
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
@@ -1220,6 +1223,8 @@ async fn with_auth_a_valid_token_is_required_and_its_subject_recorded() {
         json!([{"bearer": []}])
     );
     assert!(doc["paths"]["/api/accounts/{id}"]["get"]["responses"]["401"].is_object());
+    assert!(doc["paths"]["/accounts/{id}"]["get"]["responses"]["403"].is_object());
+    assert!(doc["paths"]["/health"]["get"]["security"].is_null());
 }
 
 #[tokio::test]

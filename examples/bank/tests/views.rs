@@ -206,7 +206,7 @@ async fn rejected_queries_and_missing_records_are_structured_errors() {
     let (_, body) = get(&s.app, "/views/accounts?filter=iban:eq:DE00").await;
     assert_eq!(
         body["message"],
-        "invalid accounts query: unknown field 'iban'; queryable fields: owner, balance, version"
+        "invalid accounts query: unknown field 'iban'; queryable fields: owner, balance, version, opened_by"
     );
     assert_eq!(body["details"]["fields"][1]["name"], "balance");
     assert_eq!(
@@ -236,14 +236,14 @@ async fn movements_follow_as_a_projection_after_the_walkthrough() {
     let (_, lag) = get(&s.app, "/projections/movements").await;
     assert_eq!(
         lag,
-        json!({"name": "movements", "checkpoint": 0, "head": 7, "behind": 7})
+        json!({"name": "movements", "checkpoint": 0, "head": 7, "behind": 7, "parked": 0, "parked_events": []})
     );
 
     assert_eq!(s.bank.projections().catch_up().await.unwrap(), 7);
     let (_, lags) = get(&s.app, "/projections").await;
     assert_eq!(
         lags,
-        json!([{"name": "movements", "checkpoint": 7, "head": 7, "behind": 0}])
+        json!([{"name": "movements", "checkpoint": 7, "head": 7, "behind": 0, "parked": 0, "parked_events": []}])
     );
 
     let (status, page) = get(&s.app, "/accounts/acc-001/movements").await;

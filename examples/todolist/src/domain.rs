@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use factum_core::{Aggregate, CommandHandler, CqrsContext, Event, define_domain_errors};
+use factum_core::{
+    Access, AccessPolicy, Aggregate, CommandHandler, CqrsContext, Event, define_domain_errors,
+};
 use serde::{Deserialize, Serialize};
 
 /// The longest list name or to-do title, in characters.
@@ -41,6 +43,9 @@ pub enum TodoListEvent {
     ListCreated {
         /// Its name.
         name: String,
+        /// The user who created it (the token's `sub`), when the service knows callers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        created_by: Option<String>,
     },
     /// A to-do was added.
     TodoAdded {
@@ -146,6 +151,29 @@ pub struct TodoList {
     pub todos: BTreeMap<String, Todo>,
     /// Whether the list was created.
     pub created: bool,
+    /// The user who created it, if the service knew callers then.
+    #[serde(default)]
+    pub created_by: Option<String>,
+}
+
+/// The role that may act on and read every list.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Who may act on and read a list (with authentication on): the user who created it, and
+/// callers with the [`ADMIN_ROLE`]; anyone may create a new one.
+pub fn list_access() -> AccessPolicy<TodoList> {
+    AccessPolicy::new().rule(
+        |ctx: &CqrsContext, _: Access<'_>, list: Option<&TodoList>| match list {
+            None => true,
+            Some(list) => {
+                ctx.has_role(ADMIN_ROLE)
+                    || list
+                        .created_by
+                        .as_deref()
+                        .is_some_and(|creator| Some(creator) == ctx.user_id())
+            }
+        },
+    )
 }
 
 fn text_ok(text: &str) -> bool {
@@ -180,6 +208,7 @@ impl Aggregate for TodoList {
             name: String::new(),
             todos: BTreeMap::new(),
             created: false,
+            created_by: None,
         }
     }
 
@@ -189,9 +218,10 @@ impl Aggregate for TodoList {
 
     fn apply(&mut self, event: &TodoListEvent) {
         match event {
-            TodoListEvent::ListCreated { name } => {
+            TodoListEvent::ListCreated { name, created_by } => {
                 self.name.clone_from(name);
                 self.created = true;
+                self.created_by.clone_from(created_by);
             }
             TodoListEvent::TodoAdded { todo_id, title } => {
                 self.todos.insert(
@@ -229,7 +259,7 @@ impl CommandHandler for TodoList {
         &self,
         command: &CreateListCommand,
         _: &(),
-        _: &CqrsContext,
+        ctx: &CqrsContext,
     ) -> Result<Vec<TodoListEvent>, TodoError> {
         let CreateListCommand::CreateList { name } = command;
         if self.created {
@@ -240,7 +270,10 @@ impl CommandHandler for TodoList {
         if !text_ok(name) {
             return Err(TodoError::ListNameRequired);
         }
-        Ok(vec![TodoListEvent::ListCreated { name: name.clone() }])
+        Ok(vec![TodoListEvent::ListCreated {
+            name: name.clone(),
+            created_by: ctx.user_id().map(str::to_owned),
+        }])
     }
 
     fn handle_update(

@@ -13,6 +13,10 @@
 //! | `GET /views/lists/{id}`, `GET /views/todos/{list}:{todo}` | one record |
 //! | `GET /projections` | how far the to-do projection is behind |
 //!
+//! With authentication on (`--jwt-secret`), a list is for the user who created it and for the
+//! `admin` role (403 for anyone else); `/views/lists` shows each caller the lists they
+//! created, `/views/todos` the to-dos assigned to them (admins see everything).
+//!
 //! Domain errors are the structured JSON of every Factum error: `TODO_NOT_FOUND` 404,
 //! `TODO_ALREADY_RESOLVED` 409, `TODO_EMPTY_TITLE` 400, `TODO_LIST_NAME_REQUIRED` 400, ...
 //!
@@ -35,12 +39,15 @@
 use std::sync::Arc;
 
 use axum::Router;
-use factum_core::{CqrsCommandEngine, EngineConfig, EventStore, Projector, ViewStore};
+use factum_core::{
+    AccessPolicy, CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, Filter, FilterOp,
+    FilterValue, Projector, ViewStore,
+};
 use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig, HttpView, Projections};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::TodoList;
+use crate::domain::{ADMIN_ROLE, TodoList};
 use crate::views::{ListSummary, TodoView};
 
 /// What a client sees of a list.
@@ -122,6 +129,9 @@ pub enum TodoListEventDoc {
     ListCreated {
         /// Its name.
         name: String,
+        /// The user who created it, when the service knows callers.
+        #[serde(default)]
+        created_by: Option<String>,
     },
     /// A to-do was added.
     TodoAdded {
@@ -171,6 +181,9 @@ pub struct ListSummaryDoc {
     /// Of which open.
     #[schema(example = 2)]
     pub open: u64,
+    /// The user who created it; absent when the service does not know callers.
+    #[serde(default)]
+    pub created_by: Option<String>,
 }
 
 /// The JSON of a to-do record.
@@ -230,16 +243,45 @@ impl HttpAggregate for TodoList {
             CommandSpec::new::<TodoIdBody>("ResolveTodo", "Resolve an open to-do"),
         ]
     }
+
+    fn access_policy() -> AccessPolicy<Self> {
+        crate::domain::list_access()
+    }
 }
 
 impl HttpView for ListSummary {
     const PATH: &'static str = "lists";
     type Schema = ListSummaryDoc;
+
+    /// A caller sees the lists they created; an admin sees all.
+    fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
+        match ctx.user_id() {
+            Some(user) if !ctx.has_role(ADMIN_ROLE) => vec![Filter {
+                field: "created_by".to_owned(),
+                op: FilterOp::Eq,
+                value: FilterValue::Text(user.to_owned()),
+            }],
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl HttpView for TodoView {
     const PATH: &'static str = "todos";
     type Schema = TodoDoc;
+
+    /// Across lists, a caller sees the to-dos assigned to them; an admin sees all. A list's
+    /// creator reads all of its to-dos at `/lists/{id}/todos`.
+    fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
+        match ctx.user_id() {
+            Some(user) if !ctx.has_role(ADMIN_ROLE) => vec![Filter {
+                field: "assignee".to_owned(),
+                op: FilterOp::Eq,
+                value: FilterValue::Text(user.to_owned()),
+            }],
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The to-do lists over one store: an engine that keeps the list summaries inline, and the
@@ -373,6 +415,7 @@ mod tests {
         let events = [
             TodoListEvent::ListCreated {
                 name: "Home".into(),
+                created_by: None,
             },
             TodoListEvent::TodoAdded {
                 todo_id: "tap".into(),

@@ -19,6 +19,9 @@ pub struct ListSummary {
     pub resolved: u64,
     /// Of which open.
     pub open: u64,
+    /// The user who created it, if known: what the view shows each caller is filtered on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 impl View for ListSummary {
@@ -32,6 +35,7 @@ impl View for ListSummary {
             ViewField::new("total", FieldKind::Number),
             ViewField::new("resolved", FieldKind::Number),
             ViewField::new("open", FieldKind::Number),
+            ViewField::new("created_by", FieldKind::Text),
         ];
         FIELDS
     }
@@ -39,9 +43,10 @@ impl View for ListSummary {
     fn update(&self, envelope: &EventEnvelope<TodoListEvent>) -> Option<Self> {
         let mut next = self.clone();
         match &envelope.payload {
-            TodoListEvent::ListCreated { name } => {
+            TodoListEvent::ListCreated { name, created_by } => {
                 next.list_id.clone_from(&envelope.aggregate_id);
                 next.name.clone_from(name);
+                next.created_by.clone_from(created_by);
             }
             TodoListEvent::TodoAdded { .. } => {
                 next.total += 1;

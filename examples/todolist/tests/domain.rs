@@ -11,6 +11,7 @@ fn fixture() -> AggregateTestFixture<TodoList> {
 fn created() -> TodoListEvent {
     TodoListEvent::ListCreated {
         name: "Home".into(),
+        created_by: None,
     }
 }
 

@@ -21,14 +21,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use factum_core::validate_aggregate_id;
+use factum_core::{AccessPolicy, validate_aggregate_id};
 use factum_http::{
     AggregateService, Api, ApiError, CommandSpec, EnvelopeBody, ErrorBody, HttpAggregate,
     HttpConfig, IfMatch, JsonBody, RequestContext, StateQuery, with_etag,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, OneOfBuilder};
-use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 
@@ -56,6 +55,11 @@ pub struct AccountView {
     /// How many events the account has (its `ETag`).
     #[schema(example = 3)]
     pub version: u64,
+    /// The user who opened it (the token's `sub`); absent when the service does not know
+    /// callers (authentication off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "alice@example.com")]
+    pub opened_by: Option<String>,
 }
 
 /// The body of `OpenAccount`.
@@ -126,6 +130,9 @@ pub enum AccountEventDoc {
         owner: String,
         /// The opening balance.
         initial_balance: f64,
+        /// The user who opened it, when the service knows callers.
+        #[serde(default)]
+        opened_by: Option<String>,
     },
     /// Money was paid in.
     MoneyDeposited {
@@ -182,6 +189,7 @@ impl HttpAggregate for Account {
             owner: self.owner.clone(),
             balance: self.balance,
             version,
+            opened_by: self.opened_by.clone(),
         }
     }
 
@@ -197,6 +205,10 @@ impl HttpAggregate for Account {
             CommandSpec::new::<DepositBody>("Deposit", "Pay money into an account"),
             CommandSpec::new::<WithdrawBody>("Withdraw", "Take money out of an account"),
         ]
+    }
+
+    fn access_policy() -> AccessPolicy<Self> {
+        crate::domain::account_access()
     }
 }
 
@@ -269,13 +281,13 @@ async fn post_account(
 )]
 async fn get_account(
     State(service): State<AggregateService<Account>>,
-    RequestContext(_ctx): RequestContext,
+    RequestContext(ctx): RequestContext,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<StateQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = path?;
     let Query(query) = query?;
-    let loaded = service.load(&id, query.version).await?;
+    let loaded = service.load(&id, query.version, &ctx).await?;
     Ok(with_etag(
         StatusCode::OK,
         loaded.version,
@@ -298,13 +310,13 @@ async fn get_account(
 )]
 async fn get_events(
     State(service): State<AggregateService<Account>>,
-    RequestContext(_ctx): RequestContext,
+    RequestContext(ctx): RequestContext,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(id) = path?;
     let Query(query) = query?;
-    let events = service.history(&id, 1, None).await?;
+    let events = service.history(&id, 1, None, &ctx).await?;
     Ok(if query.metadata.unwrap_or(false) {
         let envelopes: Vec<EnvelopeBody<AccountEvent>> =
             events.into_iter().map(EnvelopeBody::from).collect();
@@ -351,7 +363,6 @@ fn close_command_variants(doc: &mut utoipa::openapi::OpenApi) {
 /// router (see [`router`]).
 pub fn api(bank: &Bank, config: HttpConfig) -> Result<Api, factum_http::Error> {
     let engine = bank.engine().clone();
-    let auth = config.auth.is_some();
     let store = engine.store().clone();
     let service = AggregateService::new(engine.clone());
     let reference = Router::new()
@@ -359,22 +370,10 @@ pub fn api(bank: &Bank, config: HttpConfig) -> Result<Api, factum_http::Error> {
         .route("/accounts/{id}/events", get(get_events))
         .route("/accounts/", post(empty_id).get(empty_id))
         .with_state(service);
+    // With auth on, the document marks these routes (as every protected one) with the
+    // bearer scheme and their 401/403 answers.
     let mut doc = ReferenceDoc::openapi();
     close_command_variants(&mut doc);
-    if auth {
-        for item in doc.paths.paths.values_mut() {
-            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
-                operation.security = Some(vec![SecurityRequirement::new(
-                    factum_http::BEARER_SCHEME,
-                    Vec::<String>::new(),
-                )]);
-                operation.responses.responses.insert(
-                    "401".to_owned(),
-                    factum_http::error_response("No valid bearer token").into(),
-                );
-            }
-        }
-    }
     Ok(
         Api::new(config.with_title("Factum bank account service", env!("CARGO_PKG_VERSION")))
             .with_health(store.clone())
@@ -423,6 +422,7 @@ mod tests {
             AccountEvent::AccountOpened {
                 owner: "Alice".into(),
                 initial_balance: Money::from_cents(100_050),
+                opened_by: None,
             },
             AccountEvent::MoneyDeposited {
                 amount: Money::from_cents(1),

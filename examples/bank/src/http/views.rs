@@ -9,6 +9,10 @@
 //! | `GET /accounts/{id}/movements` | one account's movements, oldest first (same query string) |
 //! | `GET /projections`, `GET /projections/movements` | how far the movements projection is behind |
 //!
+//! With authentication on, `/views/accounts` shows each caller the accounts they opened (an
+//! `admin` all of them), `/views/movements` is for admins, and `/accounts/{id}/movements`
+//! for the account's opener and admins (403 for anyone else).
+//!
 //! ## Inline or asynchronous, per view
 //!
 //! - **accounts** ([`AccountSummary`]) is kept **inline**: its record is written in the same
@@ -29,10 +33,12 @@
 //! compute from a half-rebuilt record: `bank rebuild-views --include-inline` is for a stopped
 //! service (or one taking no commands).
 
+use factum_core::{CqrsContext, Filter, FilterOp, FilterValue};
 use factum_http::HttpView;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::domain::ADMIN_ROLE;
 use crate::http::AccountView;
 use crate::views::{AccountSummary, Movement};
 
@@ -40,11 +46,31 @@ impl HttpView for AccountSummary {
     const PATH: &'static str = "accounts";
     // A record is exactly what `GET /accounts/{id}` shows.
     type Schema = AccountView;
+
+    /// A caller sees the accounts they opened; an admin sees all (the rule of
+    /// [`account_access`](crate::domain::account_access)), filtered in the store's query.
+    fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
+        match ctx.user_id() {
+            Some(user) if !ctx.has_role(ADMIN_ROLE) => vec![Filter {
+                field: "opened_by".to_owned(),
+                op: FilterOp::Eq,
+                value: FilterValue::Text(user.to_owned()),
+            }],
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl HttpView for Movement {
     const PATH: &'static str = "movements";
     type Schema = MovementDoc;
+
+    /// Every account's movements at once are for admins: a movement record does not say
+    /// who opened its account. Others read their accounts' movements at
+    /// `/accounts/{id}/movements`, which checks the account's rule.
+    fn read_roles() -> &'static [&'static str] {
+        &[ADMIN_ROLE]
+    }
 
     fn default_sort() -> &'static str {
         "account_id,version"
@@ -115,6 +141,7 @@ mod tests {
             AccountEvent::AccountOpened {
                 owner: "Alice".into(),
                 initial_balance: Money::from_cents(100_000),
+                opened_by: None,
             },
             AccountEvent::MoneyDeposited {
                 amount: Money::from_cents(50_001),

@@ -1,0 +1,75 @@
+//! A service binary under test: started on a free port, its address read from the first
+//! line it prints, killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A running service process.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `program` with `args` (which should make it listen on port 0) and `envs`, and
+    /// waits for the first line of its stdout, which must name its `http://` address.
+    /// Panics (this is a test helper) when it does not start or names no address.
+    pub fn start(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} does not start: {e}"));
+        let mut line = String::new();
+        if let Some(stdout) = child.stdout.take() {
+            let _ = BufReader::new(stdout).read_line(&mut line);
+        }
+        let Some(base) = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .map(str::to_owned)
+        else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("{program} printed no address ({line:?}); it ended with {status:?}");
+        };
+        Self { child, base }
+    }
+
+    /// The URL of `path` on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `program` with `args` and `envs` to its end (for settings it must refuse at start):
+/// its exit code and what it wrote to stderr.
+pub fn run_to_end(program: &str, args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = Command::new(program);
+    command.args(args).env("RUST_LOG", "warn");
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{program} does not run: {e}"));
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
