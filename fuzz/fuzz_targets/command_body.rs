@@ -38,16 +38,22 @@ fn money(amount: &Amount) -> Result<Money, ()> {
 /// What a command means: its name, owner and money.
 fn meaning(command: &ParsedCommand<Account>) -> (&'static str, Option<String>, Result<Money, ()>) {
     match command {
-        ParsedCommand::Create(OpenAccountCommand::OpenAccount {
-            owner,
-            initial_balance,
-        }) => ("OpenAccount", Some(owner.clone()), money(initial_balance)),
-        ParsedCommand::Update(AccountCommand::Deposit { amount }) => {
-            ("Deposit", None, money(amount))
-        }
-        ParsedCommand::Update(AccountCommand::Withdraw { amount }) => {
-            ("Withdraw", None, money(amount))
-        }
+        ParsedCommand::Create {
+            command:
+                OpenAccountCommand::OpenAccount {
+                    owner,
+                    initial_balance,
+                },
+            ..
+        } => ("OpenAccount", Some(owner.clone()), money(initial_balance)),
+        ParsedCommand::Update {
+            command: AccountCommand::Deposit { amount },
+            ..
+        } => ("Deposit", None, money(amount)),
+        ParsedCommand::Update {
+            command: AccountCommand::Withdraw { amount },
+            ..
+        } => ("Withdraw", None, money(amount)),
     }
 }
 
@@ -106,9 +112,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let (kind, owner, amount) = meaning(&command);
     assert_eq!(kind, name);
+    assert_eq!(command.name(), name);
     let encoded = match &command {
-        ParsedCommand::Create(command) => serde_json::to_vec(command),
-        ParsedCommand::Update(command) => serde_json::to_vec(command),
+        ParsedCommand::Create { command, .. } => serde_json::to_vec(command),
+        ParsedCommand::Update { command, .. } => serde_json::to_vec(command),
     }
     .unwrap();
     let again = parse(&name, &encoded).unwrap_or_else(|| {

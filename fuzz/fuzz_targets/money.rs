@@ -1,7 +1,8 @@
-//! The bank's money parser (a JSON amount -> `Amount` -> `Money`) against an independent
-//! reference: an amount is accepted exactly when it is a JSON number that is a whole number
-//! of cents between 0 and 10^15, and then it is that number exactly; what is accepted
-//! writes back (as text and as JSON) to the same value.
+//! The bank's money parser (a JSON amount -> `Amount` -> `Money`, read as request bodies are
+//! read, by `factum_core::json::parse_body`) against an independent reference: an amount is
+//! accepted exactly when it is a JSON number that is a whole number of cents between 0 and
+//! 10^15, and then it is that number exactly; what is accepted writes back (as text and as
+//! JSON, read back as events are) to the same value.
 #![no_main]
 
 use bank::money::{Amount, Money, MAX_AMOUNT};
@@ -26,15 +27,15 @@ struct Decimal {
 
 impl Decimal {
     /// Reads `-?int(.frac)?([eE][+-]?exp)?`; `json` asks for JSON's grammar (no leading
-    /// zeros, digits on both sides of the point), otherwise anything `Amount` text may be.
+    /// zeros, digits on both sides of the point), otherwise it also takes `007`, `.5`, `5.`.
     fn parse(text: &str, json: bool) -> Option<Self> {
         let (negative, rest) = match text.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, text),
         };
         let (mantissa, exponent) = match rest.find(['e', 'E']) {
-            Some(at) if json => (&rest[..at], Some(&rest[at + 1..])),
-            _ => (rest, None),
+            Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+            None => (rest, None),
         };
         let (int, frac) = match mantissa.split_once('.') {
             Some((int, frac)) => (int, Some(frac)),
@@ -123,9 +124,10 @@ fn writes_back(money: Money) {
         "{money:?} as text {text}"
     );
     let json = serde_json::to_string(&money).unwrap();
-    let again: Amount = serde_json::from_str(&json).unwrap();
+    assert_eq!(json, money.json_text());
+    let again: Amount = factum_core::json::from_str(&json).unwrap();
     assert_eq!(again.to_money(), Ok(money), "{money:?} as JSON {json}");
-    let stored: Money = serde_json::from_str(&json).unwrap();
+    let stored: Money = factum_core::json::from_str(&json).unwrap();
     assert_eq!(stored, money, "{money:?} stored as {json}");
 }
 
@@ -141,7 +143,10 @@ fuzz_target!(|data: &[u8]| {
         writes_back(money);
     }
     // A JSON document, as a command body's amount.
-    let Ok(amount) = serde_json::from_str::<Amount>(text) else {
+    let Ok(body) = factum_core::json::parse_body(data) else {
+        return;
+    };
+    let Ok(amount) = serde_json::from_value::<Amount>(body) else {
         return;
     };
     let result = amount.to_money();
