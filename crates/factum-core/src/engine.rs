@@ -21,6 +21,7 @@ use crate::context::CqrsContext;
 use crate::envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
 use crate::error::{Error, Result};
 use crate::id::{AggregateIdGenerator, UuidIdGenerator, validate_aggregate_id};
+use crate::idempotency::IdempotencyRecord;
 use crate::json;
 use crate::keyed_lock::KeyedLock;
 use crate::projection::{InlineView, InlineViewOf};
@@ -122,6 +123,54 @@ pub struct CommandOutcome<A: Aggregate> {
     pub events: Vec<EventEnvelope<A::Event>>,
     /// How many times the command was decided (more than 1 after conflicts).
     pub attempts: u32,
+}
+
+/// A command for [`CqrsCommandEngine::execute`].
+#[derive(Debug)]
+pub enum CommandCall<'a, A: CommandHandler> {
+    /// A create command, with this id or (`None`) one from the id generator.
+    Create {
+        /// The new aggregate's id.
+        id: Option<&'a str>,
+        /// The command.
+        command: &'a A::CreateCommand,
+    },
+    /// An update command, at any version or (`Some`) only at this one.
+    Update {
+        /// The aggregate's id.
+        id: &'a str,
+        /// The command.
+        command: &'a A::UpdateCommand,
+        /// Run only at this version (else a [`Error::Conflict`], not retried).
+        expected_version: Option<u64>,
+    },
+}
+
+/// Renders a command's response from the aggregate id, the new state and the new version:
+/// `(status, response text)`.
+pub type ResponseRenderer<'a, A> =
+    Box<dyn Fn(&str, &A, u64) -> Result<(u16, String)> + Send + Sync + 'a>;
+
+/// Asks the engine to write an idempotency record in the same transaction as a command's
+/// events (see [`crate::idempotency`]).
+///
+/// The response must be in the record before the commit, so the engine renders it from the
+/// state and version it is about to commit. A command that stores no events (it failed, or
+/// decided nothing needed to change) writes no record: the caller remembers it alone with
+/// [`EventStore::remember_idempotency`](crate::EventStore::remember_idempotency).
+pub struct Remember<'a, A> {
+    /// The record to write; `render` fills in its status and response.
+    pub record: IdempotencyRecord,
+    /// Renders the response.
+    pub render: ResponseRenderer<'a, A>,
+}
+
+impl<A> fmt::Debug for Remember<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remember")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reacts to committed events (views, publishers, notifications).
@@ -359,6 +408,45 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         command: &A::CreateCommand,
         ctx: &CqrsContext,
     ) -> Result<CommandOutcome<A>> {
+        self.create_inner(aggregate_id, command, ctx, None).await
+    }
+
+    /// Runs a create or an update command; with `remember`, the command's idempotency
+    /// record is written in the same transaction as its events (if it stores any: see
+    /// [`Remember`]).
+    pub async fn execute(
+        &self,
+        call: CommandCall<'_, A>,
+        ctx: &CqrsContext,
+        remember: Option<&Remember<'_, A>>,
+    ) -> Result<CommandOutcome<A>> {
+        match call {
+            CommandCall::Create {
+                id: Some(id),
+                command,
+            } => self.create_inner(id, command, ctx, remember).await,
+            CommandCall::Create { id: None, command } => {
+                let id = self.inner.id_generator.generate(command, ctx)?;
+                self.create_inner(&id, command, ctx, remember).await
+            }
+            CommandCall::Update {
+                id,
+                command,
+                expected_version,
+            } => {
+                self.update_inner(id, command, expected_version, ctx, remember)
+                    .await
+            }
+        }
+    }
+
+    async fn create_inner(
+        &self,
+        aggregate_id: &str,
+        command: &A::CreateCommand,
+        ctx: &CqrsContext,
+        remember: Option<&Remember<'_, A>>,
+    ) -> Result<CommandOutcome<A>> {
         validate_aggregate_id(aggregate_id)?;
         let _guard = self.inner.locks.lock(aggregate_id).await;
         let empty = LoadedAggregate {
@@ -370,7 +458,14 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             .handle_create(command, &self.inner.services, ctx)
             .map_err(Error::domain)?;
         match self
-            .commit(aggregate_id, empty, events, ExpectedVersion::NoStream, ctx)
+            .commit(
+                aggregate_id,
+                empty,
+                events,
+                ExpectedVersion::NoStream,
+                ctx,
+                remember,
+            )
             .await
         {
             Ok(outcome) => Ok(outcome),
@@ -395,7 +490,8 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         command: &A::UpdateCommand,
         ctx: &CqrsContext,
     ) -> Result<CommandOutcome<A>> {
-        self.update_inner(aggregate_id, command, None, ctx).await
+        self.update_inner(aggregate_id, command, None, ctx, None)
+            .await
     }
 
     /// Runs an update command only if the aggregate is at `expected_version` (an HTTP
@@ -407,7 +503,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         command: &A::UpdateCommand,
         ctx: &CqrsContext,
     ) -> Result<CommandOutcome<A>> {
-        self.update_inner(aggregate_id, command, Some(expected_version), ctx)
+        self.update_inner(aggregate_id, command, Some(expected_version), ctx, None)
             .await
     }
 
@@ -417,6 +513,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         command: &A::UpdateCommand,
         expected_version: Option<u64>,
         ctx: &CqrsContext,
+        remember: Option<&Remember<'_, A>>,
     ) -> Result<CommandOutcome<A>> {
         validate_aggregate_id(aggregate_id)?;
         let _guard = self.inner.locks.lock(aggregate_id).await;
@@ -452,7 +549,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             let expected = ExpectedVersion::Exact(loaded.version);
             let base = (expected_version.is_none() && !events.is_empty()).then(|| loaded.clone());
             match self
-                .commit(aggregate_id, loaded, events, expected, ctx)
+                .commit(aggregate_id, loaded, events, expected, ctx, remember)
                 .await
             {
                 Ok(mut outcome) => {
@@ -516,6 +613,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         events: Vec<A::Event>,
         expected: ExpectedVersion,
         ctx: &CqrsContext,
+        remember: Option<&Remember<'_, A>>,
     ) -> Result<CommandOutcome<A>> {
         let LoadedAggregate {
             mut state,
@@ -569,6 +667,17 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         let view_changes = self
             .inline_view_changes(aggregate_id, old_version, &new_events, &events, &metadata)
             .await?;
+        let idempotency = match remember {
+            Some(remember) => {
+                let (status, response) = (remember.render)(aggregate_id, &state, new_version)?;
+                Some(IdempotencyRecord {
+                    status,
+                    response,
+                    ..remember.record.clone()
+                })
+            }
+            None => None,
+        };
         let stored = self
             .inner
             .store
@@ -579,6 +688,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                 events: new_events,
                 snapshot,
                 view_changes,
+                idempotency,
             })
             .await?;
         let envelopes: Vec<EventEnvelope<A::Event>> = stored

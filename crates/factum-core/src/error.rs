@@ -228,6 +228,15 @@ pub enum Error {
     /// The store is closed or shutting down.
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// An append carried an idempotency record whose scope and key another request holds
+    /// already; nothing was stored. Read that request's record and answer with it.
+    #[error("idempotency key {key:?} is taken by another request")]
+    IdempotencyKeyTaken {
+        /// The key's scope.
+        scope: String,
+        /// The key.
+        key: String,
+    },
 }
 
 impl Error {
@@ -292,6 +301,9 @@ impl Error {
             }
             Self::Unavailable(_) => {
                 CqrsError::standard(S::ServiceUnavailable, "event store unavailable")
+            }
+            Self::IdempotencyKeyTaken { .. } => {
+                CqrsError::standard(S::IdempotencyKeyInUse, self.to_string())
             }
         }
     }
@@ -453,6 +465,10 @@ pub mod standard {
             MethodNotAllowed = (15, 405, "METHOD_NOT_ALLOWED", "method not allowed"),
             /// A value would not read back exactly as written, so it is not stored.
             Unrepresentable = (20, 400, "UNREPRESENTABLE_VALUE", "value cannot be stored exactly"),
+            /// An idempotency key was used before with another request.
+            IdempotencyKeyReused = (40, 422, "IDEMPOTENCY_KEY_REUSED", "idempotency key reused with another request"),
+            /// The first request with this idempotency key is still running.
+            IdempotencyKeyInUse = (41, 409, "IDEMPOTENCY_KEY_IN_USE", "idempotency key in use"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A map of async mutexes, one per key, that frees a key's entry when nobody holds or waits
 //! for it. The engine uses it so that, within one process, commands on one aggregate run one
 //! after the other (and never conflict with each other), while different aggregates never wait.
+//! The HTTP layer uses it so that a repeat of an idempotency key waits for the first request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,12 +10,24 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 type Slots = Mutex<HashMap<String, Arc<AsyncMutex<()>>>>;
 
+/// A map of async mutexes, one per key; an entry lives only while someone holds or waits
+/// for its key.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let locks = factum_core::KeyedLock::default();
+/// let a = locks.lock("a").await;
+/// let b = locks.lock("b").await; // another key: no waiting
+/// drop((a, b));
+/// # });
+/// ```
 #[derive(Default)]
-pub(crate) struct KeyedLock {
+pub struct KeyedLock {
     slots: Arc<Slots>,
 }
 
-pub(crate) struct KeyedGuard {
+/// Holds one key of a [`KeyedLock`] until dropped.
+pub struct KeyedGuard {
     key: String,
     slot: Arc<AsyncMutex<()>>,
     slots: Arc<Slots>,
@@ -22,7 +35,8 @@ pub(crate) struct KeyedGuard {
 }
 
 impl KeyedLock {
-    pub(crate) async fn lock(&self, key: &str) -> KeyedGuard {
+    /// Waits until nobody else holds `key`, then holds it.
+    pub async fn lock(&self, key: &str) -> KeyedGuard {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots.entry(key.to_owned()).or_default().clone()
@@ -39,6 +53,20 @@ impl KeyedLock {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.slots.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl std::fmt::Debug for KeyedLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedLock").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for KeyedGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedGuard")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 

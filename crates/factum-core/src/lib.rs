@@ -83,6 +83,7 @@ mod engine;
 mod envelope;
 mod error;
 mod id;
+pub mod idempotency;
 pub mod json;
 mod keyed_lock;
 mod memory;
@@ -98,8 +99,8 @@ pub use context::{
     Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
 };
 pub use engine::{
-    CommandOutcome, CqrsCommandEngine, DispatchFailure, Dispatcher, EngineConfig, LoadedAggregate,
-    SnapshotPolicy,
+    CommandCall, CommandOutcome, CqrsCommandEngine, DispatchFailure, Dispatcher, EngineConfig,
+    LoadedAggregate, Remember, ResponseRenderer, SnapshotPolicy,
 };
 pub use envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
 pub use error::{CqrsError, DomainError, Error, Result, standard};
@@ -109,6 +110,8 @@ pub use id::{
     AggregateIdGenerator, FnIdGenerator, MAX_AGGREGATE_ID_LEN, UuidIdGenerator,
     validate_aggregate_id,
 };
+pub use idempotency::{IdempotencyRecord, MAX_IDEMPOTENCY_KEY_LEN, validate_idempotency_key};
+pub use keyed_lock::{KeyedGuard, KeyedLock};
 pub use memory::InMemoryEventStore;
 pub use parked::{ParkedEvent, is_event_fault};
 pub use projection::{DEFAULT_PROJECTION_ATTEMPTS, ProjectionLag, Projector, view_changes};

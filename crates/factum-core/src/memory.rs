@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::envelope::{Snapshot, StoredEvent};
 use crate::error::{Error, Result};
+use crate::idempotency::IdempotencyRecord;
 use crate::parked::ParkedEvent;
 use crate::store::{AppendRequest, EventStore};
 use crate::view::{
@@ -32,6 +34,8 @@ struct Inner {
     checkpoints: HashMap<String, ProjectionCheckpoint>,
     /// Parked events by (projection, position).
     parked: std::collections::BTreeMap<(String, u64), ParkedEvent>,
+    /// Idempotency records by (scope, key).
+    idempotency: HashMap<StreamKey, IdempotencyRecord>,
 }
 
 impl Inner {
@@ -47,6 +51,18 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// The live record of `(scope, key)` at `now`.
+    fn live_record(
+        &self,
+        scope: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Option<&IdempotencyRecord> {
+        self.idempotency
+            .get(&(scope.to_owned(), key.to_owned()))
+            .filter(|record| record.is_live_at(now))
     }
 
     fn views_of(&self, view_type: &str) -> impl Iterator<Item = &ViewRecord> {
@@ -132,6 +148,14 @@ impl EventStore for InMemoryEventStore {
                 return replay.ok_or_else(|| conflict(&request, current));
             }
         }
+        if let Some(record) = &request.idempotency {
+            if self_live(inner, record) {
+                return Err(Error::IdempotencyKeyTaken {
+                    scope: record.scope.clone(),
+                    key: record.key.clone(),
+                });
+            }
+        }
         if !request.expected.is_satisfied_by(current) {
             return Err(conflict(&request, current));
         }
@@ -166,7 +190,39 @@ impl EventStore for InMemoryEventStore {
             save_if_newer(&mut inner.snapshots, snapshot);
         }
         inner.apply_view_changes(request.view_changes);
+        if let Some(record) = request.idempotency {
+            inner
+                .idempotency
+                .insert((record.scope.clone(), record.key.clone()), record);
+        }
         Ok(stored)
+    }
+
+    async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>> {
+        Ok(self.read().live_record(scope, key, now).cloned())
+    }
+
+    async fn remember_idempotency(&self, record: IdempotencyRecord) -> Result<IdempotencyRecord> {
+        let mut inner = self.write();
+        if let Some(existing) = inner.live_record(&record.scope, &record.key, record.created_at) {
+            return Ok(existing.clone());
+        }
+        inner
+            .idempotency
+            .insert((record.scope.clone(), record.key.clone()), record.clone());
+        Ok(record)
+    }
+
+    async fn purge_idempotency(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut inner = self.write();
+        let before = inner.idempotency.len();
+        inner.idempotency.retain(|_, record| record.is_live_at(now));
+        Ok((before - inner.idempotency.len()) as u64)
     }
 
     async fn read_stream(
@@ -353,6 +409,13 @@ impl ViewStore for InMemoryEventStore {
             .cloned()
             .collect())
     }
+}
+
+/// Whether a live record holds `record`'s scope and key (live when `record` was made).
+fn self_live(inner: &Inner, record: &IdempotencyRecord) -> bool {
+    inner
+        .live_record(&record.scope, &record.key, record.created_at)
+        .is_some()
 }
 
 fn save_if_newer(snapshots: &mut HashMap<StreamKey, Snapshot>, snapshot: Snapshot) {

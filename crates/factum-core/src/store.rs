@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use chrono::{DateTime, Utc};
+
 use crate::envelope::{NewEvent, Snapshot, StoredEvent};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::idempotency::IdempotencyRecord;
 use crate::view::{ViewChange, ViewStore};
 
 /// What an append expects of the stream's current version.
@@ -65,6 +68,11 @@ pub struct AppendRequest {
     /// Inline view record changes to write in the same transaction (stores without views
     /// refuse a request that has any).
     pub view_changes: Vec<ViewChange>,
+    /// An idempotency record to write in the same transaction as the events: stored with
+    /// them or not at all. If a live record of the same scope and key is stored already, the
+    /// append fails with [`Error::IdempotencyKeyTaken`] and stores nothing (stores without
+    /// idempotency support refuse a request that has one).
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 impl AppendRequest {
@@ -82,6 +90,7 @@ impl AppendRequest {
             events,
             snapshot: None,
             view_changes: Vec::new(),
+            idempotency: None,
         }
     }
 }
@@ -99,6 +108,11 @@ impl AppendRequest {
 ///   checkpoint never misses an event.
 /// - When `append` returns, the events are durable (for durable backends).
 /// - An append's `view_changes` are written in the same transaction as its events.
+/// - An append's `idempotency` record is written in the same transaction as its events; a
+///   live record under the same scope and key makes the append fail with
+///   [`Error::IdempotencyKeyTaken`] and store nothing (a retry of an append that went
+///   through, recognised by its event ids, still succeeds). `(scope, key)` is unique across
+///   every process sharing the store. An expired record counts as absent and is replaced.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// Appends events to one aggregate's stream, atomically, and returns them as stored.
@@ -134,6 +148,33 @@ pub trait EventStore: Send + Sync + 'static {
     /// The position of the last stored event (0 when the store is empty).
     async fn head_position(&self) -> Result<u64>;
 
+    /// The live idempotency record of `scope` and `key` at `now`, if any (see
+    /// [`crate::idempotency`]).
+    async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let _ = (scope, key, now);
+        Err(idempotency_unsupported())
+    }
+
+    /// Stores `record` unless a live record of its scope and key is stored already (live at
+    /// `record.created_at`), and returns the record that holds now: `record` itself, or the
+    /// one that was there first. For commands that store no events; one that does passes
+    /// its record with its append instead.
+    async fn remember_idempotency(&self, record: IdempotencyRecord) -> Result<IdempotencyRecord> {
+        let _ = record;
+        Err(idempotency_unsupported())
+    }
+
+    /// Deletes the idempotency records expired at `now`; returns how many.
+    async fn purge_idempotency(&self, now: DateTime<Utc>) -> Result<u64> {
+        let _ = now;
+        Err(idempotency_unsupported())
+    }
+
     /// Checks that the store is reachable (for health endpoints).
     async fn health_check(&self) -> Result<()> {
         Ok(())
@@ -149,4 +190,8 @@ pub trait EventStore: Send + Sync + 'static {
     fn into_view_store(self: Arc<Self>) -> Option<Arc<dyn ViewStore>> {
         None
     }
+}
+
+fn idempotency_unsupported() -> Error {
+    Error::Validation("this event store keeps no idempotency records".to_owned())
 }

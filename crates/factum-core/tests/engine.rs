@@ -379,6 +379,7 @@ async fn old_events_are_upcast_when_loading() {
             ],
             snapshot: None,
             view_changes: Vec::new(),
+            idempotency: None,
         })
         .await
         .unwrap();

@@ -29,8 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use factum_core::standard::StandardError;
 use factum_core::{
-    Access, AccessPolicy, CommandHandler, CommandOutcome, CqrsCommandEngine, CqrsContext,
-    EventEnvelope, LoadedAggregate,
+    Access, AccessPolicy, CommandCall, CommandHandler, CommandOutcome, CqrsCommandEngine,
+    CqrsContext, EventEnvelope, LoadedAggregate, Remember,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::context::RequestContext;
 use crate::error::{ApiError, clip};
 use crate::extract::{IfMatch, JsonBody, Precondition, etag};
+use crate::idempotency::{CommandReply, Idempotency};
 
 /// The most events one page of the audit log holds.
 pub const MAX_PAGE: usize = 1000;
@@ -427,6 +428,20 @@ impl<A: HttpAggregate> AggregateService<A> {
         precondition: Option<Precondition>,
         ctx: &CqrsContext,
     ) -> Result<Executed<A>, ApiError> {
+        self.execute_remembering(id, command, precondition, ctx, None)
+            .await
+    }
+
+    /// [`execute`](Self::execute), writing `remember`'s idempotency record with the
+    /// command's events (see [`Remember`]).
+    pub(crate) async fn execute_remembering(
+        &self,
+        id: Option<&str>,
+        command: ParsedCommand<A>,
+        precondition: Option<Precondition>,
+        ctx: &CqrsContext,
+        remember: Option<&Remember<'_, A>>,
+    ) -> Result<Executed<A>, ApiError> {
         let access = Access::Command(command.name());
         match &command {
             ParsedCommand::Create { .. } => self.authorize_state(ctx, id, access, None)?,
@@ -443,10 +458,11 @@ impl<A: HttpAggregate> AggregateService<A> {
                         ),
                     ));
                 }
-                let outcome = match id {
-                    Some(id) => self.engine.create_with_id(id, &command, ctx).await?,
-                    None => self.engine.create(&command, ctx).await?,
+                let call = CommandCall::Create {
+                    id,
+                    command: &command,
                 };
+                let outcome = self.engine.execute(call, ctx, remember).await?;
                 Ok(Executed {
                     created: true,
                     outcome,
@@ -460,14 +476,22 @@ impl<A: HttpAggregate> AggregateService<A> {
                         A::PATH
                     )));
                 };
-                let outcome = match precondition {
-                    None | Some(Precondition::Any) => self.engine.update(id, &command, ctx).await?,
-                    Some(Precondition::Version(expected)) => self
-                        .engine
-                        .update_at_version(id, expected, &command, ctx)
-                        .await
-                        .map_err(|error| match error {
-                            factum_core::Error::Conflict { actual, .. } => ApiError::standard(
+                let expected_version = match precondition {
+                    None | Some(Precondition::Any) => None,
+                    Some(Precondition::Version(expected)) => Some(expected),
+                };
+                let call = CommandCall::Update {
+                    id,
+                    command: &command,
+                    expected_version,
+                };
+                let outcome = self
+                    .engine
+                    .execute(call, ctx, remember)
+                    .await
+                    .map_err(|error| match (error, expected_version) {
+                        (factum_core::Error::Conflict { actual, .. }, Some(expected)) => {
+                            ApiError::standard(
                                 StandardError::PreconditionFailed,
                                 match actual {
                                     Some(actual) => format!(
@@ -480,10 +504,10 @@ impl<A: HttpAggregate> AggregateService<A> {
                                     ),
                                 },
                             )
-                            .with_details(serde_json::json!({"expected": expected, "actual": actual})),
-                            other => other.into(),
-                        })?,
-                };
+                            .with_details(serde_json::json!({"expected": expected, "actual": actual}))
+                        }
+                        (other, _) => other.into(),
+                    })?;
                 Ok(Executed {
                     created: false,
                     outcome,
@@ -724,17 +748,27 @@ impl<A: HttpAggregate> Clone for RouteState<A> {
     }
 }
 
-fn command_response<A: HttpAggregate>(base: &str, executed: Executed<A>) -> Response {
-    let status = executed.status();
-    let outcome = executed.outcome;
-    let body = StateBody::of(&outcome.aggregate_id, &outcome.state, outcome.version);
-    let mut response = with_etag(status, outcome.version, body);
-    if executed.created {
-        if let Ok(value) = HeaderValue::from_str(&format!("{base}/{}", outcome.aggregate_id)) {
-            response.headers_mut().insert(header::LOCATION, value);
-        }
-    }
-    response
+/// The reply to a command of the generic routes: `{"id","state","version"}` with its `ETag`,
+/// and a `Location` for a create.
+fn command_reply<A: HttpAggregate>(
+    base: &str,
+    created: bool,
+    id: &str,
+    state: &A,
+    version: u64,
+) -> serde_json::Result<CommandReply> {
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let reply = CommandReply::json(status, &StateBody::of(id, state, version))?
+        .with_header(header::ETAG, &etag(version));
+    Ok(if created {
+        reply.with_header(header::LOCATION, &format!("{base}/{id}"))
+    } else {
+        reply
+    })
 }
 
 async fn create_generated<A: HttpAggregate>(
@@ -742,6 +776,7 @@ async fn create_generated<A: HttpAggregate>(
     RequestContext(ctx): RequestContext,
     path: Result<Path<String>, PathRejection>,
     IfMatch(precondition): IfMatch,
+    Idempotency(idempotency): Idempotency,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let Path(command) = path?;
@@ -757,8 +792,19 @@ async fn create_generated<A: HttpAggregate>(
         Some(CommandKind::Create) => {}
     }
     let parsed = service.parse(&command, body)?;
-    let executed = service.execute(None, parsed, precondition, &ctx).await?;
-    Ok(command_response(&state.base, executed))
+    let base = &state.base;
+    service
+        .execute_idempotent(
+            None,
+            parsed,
+            precondition,
+            &ctx,
+            idempotency.as_ref(),
+            |created, id, aggregate: &A, version| {
+                command_reply(base, created, id, aggregate, version)
+            },
+        )
+        .await
 }
 
 async fn run_command<A: HttpAggregate>(
@@ -766,6 +812,7 @@ async fn run_command<A: HttpAggregate>(
     RequestContext(ctx): RequestContext,
     path: Result<Path<(String, String)>, PathRejection>,
     IfMatch(precondition): IfMatch,
+    Idempotency(idempotency): Idempotency,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let Path((id, command)) = path?;
@@ -775,10 +822,19 @@ async fn run_command<A: HttpAggregate>(
     }
     factum_core::validate_aggregate_id(&id)?;
     let parsed = service.parse(&command, body)?;
-    let executed = service
-        .execute(Some(&id), parsed, precondition, &ctx)
-        .await?;
-    Ok(command_response(&state.base, executed))
+    let base = &state.base;
+    service
+        .execute_idempotent(
+            Some(&id),
+            parsed,
+            precondition,
+            &ctx,
+            idempotency.as_ref(),
+            |created, id, aggregate: &A, version| {
+                command_reply(base, created, id, aggregate, version)
+            },
+        )
+        .await
 }
 
 async fn read_state<A: HttpAggregate>(

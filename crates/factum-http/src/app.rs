@@ -71,6 +71,12 @@ pub struct HttpConfig {
     pub version: String,
     /// How many filter clauses and sort keys a view query may have (400 above).
     pub query_limits: QueryLimits,
+    /// How long a command's response is remembered for repeats with its `Idempotency-Key`
+    /// (24 h by default).
+    pub idempotency_ttl: Duration,
+    /// How long a repeat of an `Idempotency-Key` waits for the first request still running
+    /// in this process before a 409 (5 s by default).
+    pub idempotency_wait: Duration,
 }
 
 impl Default for HttpConfig {
@@ -83,6 +89,8 @@ impl Default for HttpConfig {
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             query_limits: QueryLimits::default(),
+            idempotency_ttl: crate::idempotency::DEFAULT_IDEMPOTENCY_TTL,
+            idempotency_wait: crate::idempotency::DEFAULT_IDEMPOTENCY_WAIT,
         }
     }
 }
@@ -122,6 +130,21 @@ impl HttpConfig {
     #[must_use]
     pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
         self.query_limits = limits;
+        self
+    }
+
+    /// Sets how long idempotency keys are remembered (at least 1 s, at most 10 years: the
+    /// expiry must stay a date every store can keep).
+    #[must_use]
+    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
+        self.idempotency_ttl = crate::idempotency::bounded_ttl(ttl);
+        self
+    }
+
+    /// Sets how long a repeat of an idempotency key waits for the first request.
+    #[must_use]
+    pub fn with_idempotency_wait(mut self, wait: Duration) -> Self {
+        self.idempotency_wait = wait;
         self
     }
 
@@ -273,6 +296,7 @@ impl Api {
     /// The complete OpenAPI document.
     pub fn openapi(&self) -> OpenApi {
         let mut doc = self.openapi.clone();
+        crate::idempotency::document(&mut doc);
         doc.merge(common_openapi(
             self.config.auth.is_some(),
             self.store.is_some(),
@@ -315,6 +339,13 @@ impl Api {
         router
             .merge(docs)
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                crate::idempotency::Shared::new(
+                    self.config.idempotency_ttl,
+                    self.config.idempotency_wait,
+                ),
+                crate::idempotency::idempotency_layer,
+            ))
             .layer(DefaultBodyLimit::max(self.config.body_limit))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,

@@ -126,6 +126,7 @@ mod auth;
 mod context;
 mod error;
 mod extract;
+pub mod idempotency;
 mod openapi;
 mod projections;
 mod views;
@@ -146,6 +147,10 @@ pub use auth::{
 pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, decode_json_body, etag};
+pub use idempotency::{
+    CommandReply, DEFAULT_IDEMPOTENCY_TTL, DEFAULT_IDEMPOTENCY_WAIT, IDEMPOTENCY_KEY,
+    IDEMPOTENT_REPLAYED, Idempotency, IdempotentRequest,
+};
 pub use openapi::{
     AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, aggregate_openapi,
     child_view_openapi, error_response, json_response, projections_openapi, view_openapi,

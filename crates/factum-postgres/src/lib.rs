@@ -70,6 +70,7 @@
 //! ```
 
 mod error;
+mod idempotency;
 mod migrations;
 mod parked;
 pub mod store;

@@ -325,6 +325,11 @@ CREATE TABLE {schema}.parked_events (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "idempotency records, written with an append's events",
+        sql: crate::idempotency::MIGRATION_SQL,
+    },
 ];
 
 /// The schema tables go into when none is named.
@@ -513,7 +518,7 @@ mod tests {
             ))
             .fetch_all(&pool)
             .await?;
-            assert_eq!(applied, [1, 2, 3]);
+            assert_eq!(applied, [1, 2, 3, 4]);
             assert_eq!(store.head_position().await?, 1);
             let mut append = AppendRequest::new(
                 "account",

@@ -101,6 +101,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::{Error, Result, database_error, unique_violation};
+use crate::idempotency::{self, RecordArrays, RecordStatements};
 use crate::migrations::{self, DEFAULT_SCHEMA, quoted, validate_schema_name};
 use crate::views::{ChangeArrays, ViewStatements, prepare_changes, write_changes};
 
@@ -164,6 +165,7 @@ impl PostgresEventStore {
         let inner = Arc::new(Inner {
             sql: Statements::new(&quoted(schema)),
             views_sql: ViewStatements::new(&quoted(schema)),
+            idem_sql: RecordStatements::new(&quoted(schema)),
             pool,
             schema: schema.to_owned(),
         });
@@ -193,6 +195,7 @@ pub(crate) struct Inner {
     schema: String,
     sql: Statements,
     pub(crate) views_sql: ViewStatements,
+    idem_sql: RecordStatements,
 }
 
 /// One append, prepared by its caller for the writer.
@@ -278,7 +281,21 @@ impl Inner {
         appends: &[&Append],
     ) -> std::result::Result<Vec<Vec<PgRow>>, sqlx::Error> {
         let args = GroupArgs::new(appends);
-        let rows = sqlx::query(&self.sql.append_events)
+        // Appends with idempotency records go through the function that checks and writes
+        // them; the others keep the plain one.
+        let with_records = appends.iter().any(|a| a.request.idempotency.is_some());
+        let statement = if with_records {
+            &self.sql.append_events_idempotent
+        } else {
+            &self.sql.append_events
+        };
+        let mut records = RecordArrays::default();
+        if with_records {
+            for append in appends {
+                records.push(append.request.idempotency.as_ref());
+            }
+        }
+        let query = sqlx::query(statement)
             .bind(&args.aggregate_types)
             .bind(&args.aggregate_ids)
             .bind(&args.min_versions)
@@ -301,9 +318,20 @@ impl Inner {
             .bind(&args.views.view_ids)
             .bind(&args.views.aggregate_ids)
             .bind(&args.views.versions)
-            .bind(&args.views.data)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(&args.views.data);
+        let query = if with_records {
+            query
+                .bind(&records.scopes)
+                .bind(&records.keys)
+                .bind(&records.hashes)
+                .bind(&records.statuses)
+                .bind(&records.responses)
+                .bind(&records.created_at)
+                .bind(&records.expires_at)
+        } else {
+            query
+        };
+        let rows = query.fetch_all(&self.pool).await?;
         let mut by_request: BTreeMap<usize, Vec<PgRow>> = BTreeMap::new();
         for row in rows {
             let request: i32 = row.try_get("request")?;
@@ -364,6 +392,9 @@ impl Inner {
                 }
             }
         }
+        if let Some(taken) = idempotency::taken(&self.idem_sql, &self.pool, request).await? {
+            return Err(taken);
+        }
         Err(self.conflict(request).await?)
     }
 
@@ -396,7 +427,7 @@ impl Inner {
 
     /// An append without events: checks the expectation and writes the snapshot, if any.
     async fn append_no_events(&self, request: AppendRequest) -> CoreResult<Vec<StoredEvent>> {
-        if !request.view_changes.is_empty() {
+        if !request.view_changes.is_empty() || request.idempotency.is_some() {
             return self.view_changes_without_events(request).await;
         }
         let current = self
@@ -430,8 +461,27 @@ impl Inner {
             .await
             .map_err(database_error)?;
         let current = to_u64(current, "stream version")?;
+        if let Some(record) = &request.idempotency {
+            let holder = idempotency::find(
+                &self.idem_sql,
+                &mut *tx,
+                &record.scope,
+                &record.key,
+                record.created_at,
+            )
+            .await?;
+            if holder.is_some() {
+                return Err(factum_core::Error::IdempotencyKeyTaken {
+                    scope: record.scope.clone(),
+                    key: record.key.clone(),
+                });
+            }
+        }
         if !request.expected.is_satisfied_by(current) {
             return Err(conflict_error(&request, Some(current)));
+        }
+        if let Some(record) = &request.idempotency {
+            idempotency::write(&self.idem_sql, &mut tx, record).await?;
         }
         if let Some(snapshot) = &request.snapshot {
             let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
@@ -712,6 +762,31 @@ impl factum_core::EventStore for PostgresEventStore {
         to_u64(head, "head position").map_err(Into::into)
     }
 
+    async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> CoreResult<Option<factum_core::IdempotencyRecord>> {
+        idempotency::find(&self.inner.idem_sql, &self.inner.pool, scope, key, now).await
+    }
+
+    async fn remember_idempotency(
+        &self,
+        record: factum_core::IdempotencyRecord,
+    ) -> CoreResult<factum_core::IdempotencyRecord> {
+        if record.scope.contains('\0') || record.key.contains('\0') {
+            return Err(factum_core::Error::Validation(
+                "an idempotency key or scope with a NUL character cannot be stored".to_owned(),
+            ));
+        }
+        idempotency::remember(&self.inner.idem_sql, &self.inner.pool, record).await
+    }
+
+    async fn purge_idempotency(&self, now: DateTime<Utc>) -> CoreResult<u64> {
+        idempotency::purge(&self.inner.idem_sql, &self.inner.pool, now).await
+    }
+
     async fn health_check(&self) -> CoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.inner.pool)
@@ -735,7 +810,13 @@ fn validate(request: &AppendRequest) -> CoreResult<()> {
     // PostgreSQL text cannot hold NUL characters.
     let texts = [&request.aggregate_type, &request.aggregate_id]
         .into_iter()
-        .chain(request.events.iter().map(|e| &e.event_type));
+        .chain(request.events.iter().map(|e| &e.event_type))
+        .chain(
+            request
+                .idempotency
+                .iter()
+                .flat_map(|r| [&r.scope, &r.key, &r.request_hash, &r.response]),
+        );
     for text in texts {
         if text.contains('\0') {
             return Err(factum_core::Error::Validation(format!(
@@ -874,6 +955,7 @@ const EVENT_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, v
 #[derive(Clone)]
 struct Statements {
     append_events: String,
+    append_events_idempotent: String,
     find_event: String,
     read_stream: String,
     read_all: String,
@@ -892,6 +974,14 @@ impl Statements {
                     event_payload AS payload, event_metadata AS metadata
                 FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+                ORDER BY event_position"
+            ),
+            append_events_idempotent: format!(
+                "SELECT request, event_position AS position, event_version AS version,
+                    event_payload AS payload, event_metadata AS metadata
+                FROM {s}.append_events_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,
+                    $26, $27, $28, $29, $30)
                 ORDER BY event_position"
             ),
             find_event: format!(

@@ -109,6 +109,7 @@
 //! ```
 
 mod error;
+mod idempotency;
 mod parked;
 mod rows;
 mod schema;

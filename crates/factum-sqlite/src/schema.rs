@@ -97,6 +97,25 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         ) WITHOUT ROWID;
     "#,
     },
+    Migration {
+        version: 4,
+        name: "idempotency records",
+        // Written with an append's events, in its savepoint (see the `idempotency` module).
+        // Times are RFC 3339 text of fixed width: `expires_at > ?` compares them as text.
+        sql: r#"
+        CREATE TABLE idempotency (
+            scope         TEXT    NOT NULL,
+            idem_key      TEXT    NOT NULL,
+            request_hash  TEXT    NOT NULL,
+            status        INTEGER NOT NULL CHECK (status BETWEEN 100 AND 599),
+            response      TEXT    NOT NULL,
+            created_at    TEXT    NOT NULL,
+            expires_at    TEXT    NOT NULL,
+            PRIMARY KEY (scope, idem_key)
+        ) WITHOUT ROWID;
+        CREATE INDEX idempotency_by_expiry ON idempotency (expires_at);
+    "#,
+    },
 ];
 
 /// Brings the database up to the latest version. Returns how many migrations were applied.

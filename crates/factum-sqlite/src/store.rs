@@ -405,6 +405,10 @@ fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
         events,
         snapshot,
         view_changes: crate::views::encode_changes(request.view_changes)?,
+        idempotency: request
+            .idempotency
+            .map(|record| crate::idempotency::EncodedRecord::encode(record).map(Box::new))
+            .transpose()?,
     })
 }
 
@@ -520,6 +524,35 @@ impl EventStore for SqliteEventStore {
                 .map_err(|_| Error::corrupt("events", format!("negative position {head}")))?)
         })
         .await
+    }
+
+    async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> factum_core::Result<Option<factum_core::IdempotencyRecord>> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        let now = encode_time(&now, "lookup time")?;
+        self.read(move |conn| crate::idempotency::find(conn, &scope, &key, &now))
+            .await
+    }
+
+    async fn remember_idempotency(
+        &self,
+        record: factum_core::IdempotencyRecord,
+    ) -> factum_core::Result<factum_core::IdempotencyRecord> {
+        let encoded = crate::idempotency::EncodedRecord::encode(record)?;
+        self.write(|reply| WriteRequest::RememberIdempotency(encoded, reply))
+            .await
+    }
+
+    async fn purge_idempotency(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> factum_core::Result<u64> {
+        self.write(|reply| WriteRequest::PurgeIdempotency(now, reply))
+            .await
     }
 
     async fn health_check(&self) -> factum_core::Result<()> {

@@ -23,6 +23,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, is_constraint_violation};
+use crate::idempotency::{self, EncodedRecord};
 use crate::rows::{query_events, stream_event_columns};
 use crate::views::{self, EncodedProjection, EncodedViewChange, ProjectionReset};
 
@@ -51,6 +52,9 @@ pub(crate) struct EncodedAppend {
     pub(crate) snapshot: Option<EncodedSnapshot>,
     /// Inline view changes, written in the append's savepoint after its events.
     pub(crate) view_changes: Vec<EncodedViewChange>,
+    /// An idempotency record, checked before and written after the events, in the same
+    /// savepoint.
+    pub(crate) idempotency: Option<Box<EncodedRecord>>,
 }
 
 type Reply<T> = oneshot::Sender<factum_core::Result<T>>;
@@ -61,6 +65,8 @@ pub(crate) enum WriteRequest {
     SaveSnapshot(EncodedSnapshot, Reply<()>),
     ApplyProjection(EncodedProjection, Reply<()>),
     ResetProjection(ProjectionReset, Reply<()>),
+    RememberIdempotency(EncodedRecord, Reply<factum_core::IdempotencyRecord>),
+    PurgeIdempotency(chrono::DateTime<chrono::Utc>, Reply<u64>),
 }
 
 /// Counters the writer keeps; read through `SqliteEventStore::stats`.
@@ -104,6 +110,11 @@ enum Pending {
     ),
     /// Every other request: a snapshot save, a projection batch or reset.
     Done(Reply<()>, factum_core::Result<()>),
+    Remembered(
+        Reply<factum_core::IdempotencyRecord>,
+        factum_core::Result<factum_core::IdempotencyRecord>,
+    ),
+    Purged(Reply<u64>, factum_core::Result<u64>),
 }
 
 impl Pending {
@@ -111,6 +122,8 @@ impl Pending {
         match self {
             Self::Append(_, result) => result.is_ok(),
             Self::Done(_, result) => result.is_ok(),
+            Self::Remembered(_, result) => result.is_ok(),
+            Self::Purged(_, result) => result.is_ok(),
         }
     }
 
@@ -124,6 +137,12 @@ impl Pending {
             Self::Done(reply, result) => {
                 let _ = reply.send(result);
             }
+            Self::Remembered(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Self::Purged(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -134,6 +153,10 @@ impl Pending {
             WriteRequest::SaveSnapshot(_, reply)
             | WriteRequest::ApplyProjection(_, reply)
             | WriteRequest::ResetProjection(_, reply) => Self::Done(reply, Ok(())),
+            WriteRequest::RememberIdempotency(encoded, reply) => {
+                Self::Remembered(reply, Ok(encoded.record))
+            }
+            WriteRequest::PurgeIdempotency(_, reply) => Self::Purged(reply, Ok(0)),
         }
     }
 
@@ -144,6 +167,12 @@ impl Pending {
                 let _ = reply.send(Err(error()));
             }
             Self::Done(reply, _) => {
+                let _ = reply.send(Err(error()));
+            }
+            Self::Remembered(reply, _) => {
+                let _ = reply.send(Err(error()));
+            }
+            Self::Purged(reply, _) => {
                 let _ = reply.send(Err(error()));
             }
         }
@@ -220,6 +249,12 @@ fn run_batch(
             }
             WriteRequest::ResetProjection(reset, reply) => {
                 Pending::Done(reply, views::reset_projection(&savepoint, &reset))
+            }
+            WriteRequest::RememberIdempotency(record, reply) => {
+                Pending::Remembered(reply, idempotency::remember(&savepoint, &record))
+            }
+            WriteRequest::PurgeIdempotency(now, reply) => {
+                Pending::Purged(reply, idempotency::purge(&savepoint, &now))
             }
         };
         let succeeded = done.succeeded();
@@ -304,6 +339,9 @@ fn append_one(
         }
     }
 
+    if let Some(record) = &append.idempotency {
+        idempotency::check_free(conn, record)?;
+    }
     let current = stream_version(conn, &append.aggregate_type, &append.aggregate_id)?;
     if !append.expected.is_satisfied_by(current) {
         return Err(conflict(append, current));
@@ -371,6 +409,9 @@ fn append_one(
     }
     // In the append's savepoint: refused or rolled back with its events, committed with them.
     views::write_changes(conn, &append.view_changes)?;
+    if let Some(record) = &append.idempotency {
+        idempotency::write(conn, record)?;
+    }
     let inserted = stored.len() as u64;
     Ok((stored, inserted))
 }

@@ -1217,6 +1217,28 @@ macro_rules! event_store_conformance_tests {
             projection_resumes_and_rebuilds,
             projection_parks_a_poison_event,
         );
+        $crate::event_store_conformance_tests!(@idempotency $factory;
+            idempotency_record_commits_with_events,
+            idempotency_conflicting_append_stores_nothing,
+            idempotency_duplicate_key_is_refused,
+            idempotency_remember_without_events,
+            idempotency_expiry,
+            idempotency_concurrent_same_key,
+        );
+    };
+    (@idempotency $factory:path; $($case:ident),* $(,)?) => {
+        mod idempotency_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, guard) = $factory().await;
+                    $crate::idempotency::$case(store).await;
+                    drop(guard);
+                }
+            )*
+        }
     };
     (@views $factory:path; $($case:ident),* $(,)?) => {
         mod view_conformance {

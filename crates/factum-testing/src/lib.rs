@@ -8,6 +8,8 @@
 //!   [`event_store_conformance_tests!`].
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
 //! - [`server`]: a service binary started on a free port for end-to-end tests.
+//! - [`process`]: a service binary started on a free port and killed when done; with the
+//!   `postgres` feature, `database::TestDatabase`, a PostgreSQL database per test.
 //!
 //! ```
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
@@ -58,8 +60,12 @@
 //! ```
 
 pub mod conformance;
+#[cfg(feature = "postgres")]
+pub mod database;
 mod fixture;
+pub mod idempotency;
 pub mod jwt;
+pub mod process;
 pub mod server;
 pub mod views;
 

@@ -59,6 +59,11 @@ struct ServeArgs {
     #[arg(long, env = "FACTUM_REQUEST_TIMEOUT", default_value_t = 30)]
     request_timeout: u64,
 
+    /// How long, in seconds, a command's response is remembered for repeats with the same
+    /// `Idempotency-Key` header (expired keys are purged).
+    #[arg(long, env = "FACTUM_IDEMPOTENCY_TTL", default_value_t = 24 * 60 * 60)]
+    idempotency_ttl: u64,
+
     /// How many times a command on one account is decided before giving up on conflicts with
     /// other processes sharing the store (each retry reads only the newer events).
     #[arg(long, env = "FACTUM_MAX_ATTEMPTS", default_value_t = 100)]
@@ -226,7 +231,8 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
     }
     let mut config = HttpConfig::default()
         .with_body_limit(args.body_limit)
-        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)));
+        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)))
+        .with_idempotency_ttl(Duration::from_secs(args.idempotency_ttl.max(1)));
     let auth = args.auth.verifier().await?;
     let auth_mode = match &auth {
         None => "none",

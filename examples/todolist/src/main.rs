@@ -62,6 +62,11 @@ struct ServeArgs {
     #[arg(long, env = "FACTUM_REQUEST_TIMEOUT", default_value_t = 30)]
     request_timeout: u64,
 
+    /// How long, in seconds, a command's response is remembered for repeats with the same
+    /// `Idempotency-Key` header (expired keys are purged).
+    #[arg(long, env = "FACTUM_IDEMPOTENCY_TTL", default_value_t = 24 * 60 * 60)]
+    idempotency_ttl: u64,
+
     /// How often, in milliseconds, the to-do projection looks for events appended by
     /// other processes (this process's commits wake it at once).
     #[arg(long, env = "FACTUM_PROJECTION_POLL_MS", default_value_t = 500)]
@@ -131,7 +136,8 @@ async fn serve(store: Arc<dyn EventStore>, url: &str, args: ServeArgs) -> anyhow
     let service = TodoService::open(store).context("cannot set up the to-do views")?;
     let mut config = HttpConfig::default()
         .with_body_limit(args.body_limit)
-        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)));
+        .with_request_timeout(Duration::from_secs(args.request_timeout.max(1)))
+        .with_idempotency_ttl(Duration::from_secs(args.idempotency_ttl.max(1)));
     if let Some(secret) = &args.jwt_secret {
         config = config.with_auth(JwtAuth::hs256(secret).context("--jwt-secret")?);
     }

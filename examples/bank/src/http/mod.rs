@@ -23,8 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use factum_core::{AccessPolicy, validate_aggregate_id};
 use factum_http::{
-    AggregateService, Api, ApiError, CommandSpec, EnvelopeBody, ErrorBody, HttpAggregate,
-    HttpConfig, IfMatch, JsonBody, RequestContext, StateQuery, with_etag,
+    AggregateService, Api, ApiError, CommandReply, CommandSpec, EnvelopeBody, ErrorBody,
+    HttpAggregate, HttpConfig, Idempotency, IfMatch, JsonBody, RequestContext, StateQuery,
+    with_etag,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, OneOfBuilder};
@@ -248,22 +249,31 @@ async fn post_account(
     RequestContext(ctx): RequestContext,
     path: Result<Path<String>, PathRejection>,
     IfMatch(precondition): IfMatch,
+    Idempotency(idempotency): Idempotency,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let Path(id) = path?;
     validate_aggregate_id(&id)?;
     let name = service.command_name_in(&body)?.to_owned();
     let command = service.parse(&name, body)?;
-    let executed = service
-        .execute(Some(&id), command, precondition, &ctx)
-        .await?;
-    let status = executed.status();
-    let outcome = executed.outcome;
-    Ok(with_etag(
-        status,
-        outcome.version,
-        outcome.state.view(outcome.version),
-    ))
+    service
+        .execute_idempotent(
+            Some(&id),
+            command,
+            precondition,
+            &ctx,
+            idempotency.as_ref(),
+            |created, _id, account: &Account, version| {
+                let status = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(CommandReply::json(status, &account.view(version))?
+                    .with_header(axum::http::header::ETAG, &factum_http::etag(version)))
+            },
+        )
+        .await
 }
 
 /// The account state, now or at a past version.

@@ -1,0 +1,155 @@
+//! The engine writes an idempotency record with a command's events, its response rendered
+//! from the state and version about to be committed; a command that stores nothing writes
+//! none, and a taken key stores nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use factum_core::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+enum CounterEvent {
+    Added { by: u32 },
+}
+impl Event for CounterEvent {
+    fn event_type(&self) -> &'static str {
+        "Added"
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Counter {
+    id: String,
+    total: u64,
+}
+impl Aggregate for Counter {
+    const TYPE: &'static str = "counter";
+    type Event = CounterEvent;
+    type Error = CqrsError;
+    fn with_aggregate_id(id: String) -> Self {
+        Self { id, total: 0 }
+    }
+    fn aggregate_id(&self) -> &str {
+        &self.id
+    }
+    fn apply(&mut self, CounterEvent::Added { by }: &CounterEvent) {
+        self.total += u64::from(*by);
+    }
+}
+impl CommandHandler for Counter {
+    type CreateCommand = ();
+    type UpdateCommand = u32;
+    type Services = ();
+    fn handle_create(
+        &self,
+        _: &(),
+        _: &(),
+        _: &CqrsContext,
+    ) -> Result<Vec<CounterEvent>, CqrsError> {
+        Ok(vec![CounterEvent::Added { by: 0 }])
+    }
+    fn handle_update(
+        &self,
+        by: &u32,
+        _: &(),
+        _: &CqrsContext,
+    ) -> Result<Vec<CounterEvent>, CqrsError> {
+        match by {
+            0 => Ok(Vec::new()),
+            13 => Err(CqrsError::standard(
+                standard::StandardError::Validation,
+                "unlucky",
+            )),
+            by => Ok(vec![CounterEvent::Added { by: *by }]),
+        }
+    }
+}
+
+fn remember(key: &str) -> Remember<'static, Counter> {
+    let now = Utc::now();
+    Remember {
+        record: IdempotencyRecord {
+            scope: String::new(),
+            key: key.to_owned(),
+            request_hash: "h".to_owned(),
+            status: 0,
+            response: String::new(),
+            created_at: now,
+            expires_at: now + Duration::hours(1),
+        },
+        render: Box::new(|id: &str, state: &Counter, version: u64| {
+            Ok((200, format!("{id}:{}@{version}", state.total)))
+        }),
+    }
+}
+
+#[tokio::test]
+async fn the_record_is_written_with_the_events_and_only_then() {
+    let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+    let engine = CqrsCommandEngine::<Counter>::new(store.clone(), ());
+    let ctx = CqrsContext::new();
+    let create = CommandCall::Create {
+        id: Some("c-1"),
+        command: &(),
+    };
+    engine
+        .execute(create, &ctx, Some(&remember("k-0")))
+        .await
+        .unwrap();
+    let update = |by: &'static u32| CommandCall::Update {
+        id: "c-1",
+        command: by,
+        expected_version: None,
+    };
+    let outcome = engine
+        .execute(update(&5), &ctx, Some(&remember("k-1")))
+        .await
+        .unwrap();
+    assert_eq!(outcome.version, 2);
+    let later = Utc::now() + Duration::seconds(1);
+    let record = store
+        .find_idempotency("", "k-1", later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((record.status, record.response.as_str()), (200, "c-1:5@2"));
+    assert_eq!(
+        store
+            .find_idempotency("", "k-0", later)
+            .await
+            .unwrap()
+            .unwrap()
+            .response,
+        "c-1:0@1"
+    );
+
+    // Nothing to store, or refused: no record (the caller remembers those alone).
+    let nothing = engine
+        .execute(update(&0), &ctx, Some(&remember("k-2")))
+        .await
+        .unwrap();
+    assert!(nothing.events.is_empty());
+    assert!(
+        engine
+            .execute(update(&13), &ctx, Some(&remember("k-3")))
+            .await
+            .is_err()
+    );
+    for key in ["k-2", "k-3"] {
+        assert_eq!(store.find_idempotency("", key, later).await.unwrap(), None);
+    }
+
+    // A taken key: the command stores nothing and says so.
+    let taken = engine
+        .execute(update(&7), &ctx, Some(&remember("k-1")))
+        .await;
+    assert!(
+        matches!(taken, Err(Error::IdempotencyKeyTaken { ref key, .. }) if key == "k-1"),
+        "{taken:?}"
+    );
+    assert_eq!(store.stream_version("counter", "c-1").await.unwrap(), 2);
+    assert_eq!(engine.load("c-1").await.unwrap().unwrap().state.total, 5);
+}

@@ -1,0 +1,280 @@
+//! Idempotency records in `<schema>.idempotency`.
+//!
+//! Every write of a record happens under the position lock that appends take (see the
+//! [`store`](crate::store) module): an append's record is checked and written by
+//! `append_events_idempotent`, in the append's transaction, and a record remembered alone
+//! takes the lock first. So the check "no live record holds this key" is exact across every
+//! node, and the first writer of a key wins; the table's primary key backs that up. An
+//! append whose key is taken is refused inside its group like one whose expected version
+//! fails (it stores nothing), and its caller then reports
+//! [`IdempotencyKeyTaken`](factum_core::Error::IdempotencyKeyTaken).
+
+use chrono::{DateTime, Utc};
+use factum_core::{AppendRequest, IdempotencyRecord};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::error::{Error, database_error};
+
+/// Migration 3: the table, and the append function that writes records with events.
+///
+/// `append_events_idempotent` takes `append_events`'s arguments plus one record per request
+/// (NULL key for none). Under the position lock it marks each request whose key a live
+/// record holds as impossible (min version 1, max version 0), so `append_events` stores
+/// nothing of it, then writes the records of the requests that stored events. An expired
+/// record is replaced.
+pub(crate) const MIGRATION_SQL: &str = r#"
+CREATE TABLE {schema}.idempotency (
+    scope           text COLLATE "C"    NOT NULL,
+    idem_key        text COLLATE "C"    NOT NULL,
+    request_hash    text                NOT NULL,
+    status          integer             NOT NULL CHECK (status BETWEEN 100 AND 599),
+    response        text                NOT NULL,
+    created_at      timestamptz         NOT NULL,
+    expires_at      timestamptz         NOT NULL,
+    CONSTRAINT idempotency_key PRIMARY KEY (scope, idem_key)
+);
+CREATE INDEX idempotency_expiry_idx ON {schema}.idempotency (expires_at);
+
+CREATE FUNCTION {schema}.append_events_idempotent(
+    p_aggregate_types text[],
+    p_aggregate_ids text[],
+    p_min_versions bigint[],
+    p_max_versions bigint[],
+    p_event_counts integer[],
+    p_snapshot_versions bigint[],
+    p_snapshot_states text[],
+    p_snapshot_taken_at timestamptz[],
+    p_snapshot_taken_at_ns smallint[],
+    p_event_ids uuid[],
+    p_event_types text[],
+    p_schema_versions bigint[],
+    p_payloads text[],
+    p_metadata text[],
+    p_recorded_at timestamptz[],
+    p_recorded_at_ns smallint[],
+    p_view_counts integer[],
+    p_view_deletes boolean[],
+    p_view_types text[],
+    p_view_ids text[],
+    p_view_aggregate_ids text[],
+    p_view_versions bigint[],
+    p_view_data text[],
+    p_idem_scopes text[],
+    p_idem_keys text[],
+    p_idem_hashes text[],
+    p_idem_statuses integer[],
+    p_idem_responses text[],
+    p_idem_created_at timestamptz[],
+    p_idem_expires_at timestamptz[]
+) RETURNS TABLE (request integer, event_position bigint, event_version bigint,
+    event_payload text, event_metadata text)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET search_path = pg_catalog, pg_temp
+AS $function$
+DECLARE
+    v_min bigint[] := p_min_versions;
+    v_max bigint[] := p_max_versions;
+    v_stored integer[] := '{}';
+BEGIN
+    PERFORM 1 FROM {schema}.event_position AS p FOR UPDATE;
+    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
+        IF p_idem_keys[v_request] IS NOT NULL AND EXISTS (
+            SELECT 1 FROM {schema}.idempotency AS i
+            WHERE i.scope = p_idem_scopes[v_request] AND i.idem_key = p_idem_keys[v_request]
+                AND i.expires_at > p_idem_created_at[v_request])
+        THEN
+            v_min[v_request] := 1;
+            v_max[v_request] := 0;
+        END IF;
+    END LOOP;
+    FOR request, event_position, event_version, event_payload, event_metadata IN
+        SELECT a.request, a.event_position, a.event_version, a.event_payload, a.event_metadata
+        FROM {schema}.append_events(p_aggregate_types, p_aggregate_ids, v_min, v_max,
+            p_event_counts, p_snapshot_versions, p_snapshot_states, p_snapshot_taken_at,
+            p_snapshot_taken_at_ns, p_event_ids, p_event_types, p_schema_versions, p_payloads,
+            p_metadata, p_recorded_at, p_recorded_at_ns, p_view_counts, p_view_deletes,
+            p_view_types, p_view_ids, p_view_aggregate_ids, p_view_versions, p_view_data) AS a
+    LOOP
+        v_stored := v_stored || request;
+        RETURN NEXT;
+    END LOOP;
+    INSERT INTO {schema}.idempotency AS i (scope, idem_key, request_hash, status, response,
+        created_at, expires_at)
+    SELECT u.scope, u.idem_key, u.request_hash, u.status, u.response, u.created_at,
+        u.expires_at
+    FROM unnest(p_idem_scopes, p_idem_keys, p_idem_hashes, p_idem_statuses, p_idem_responses,
+            p_idem_created_at, p_idem_expires_at)
+        WITH ORDINALITY AS u(scope, idem_key, request_hash, status, response, created_at,
+            expires_at, ord)
+    WHERE u.idem_key IS NOT NULL AND u.ord::integer = ANY (v_stored)
+    ON CONFLICT (scope, idem_key) DO UPDATE
+    SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status,
+        response = EXCLUDED.response, created_at = EXCLUDED.created_at,
+        expires_at = EXCLUDED.expires_at
+    WHERE i.expires_at <= EXCLUDED.created_at;
+END;
+$function$;
+"#;
+
+/// The per-request record arrays of `append_events_idempotent`.
+#[derive(Default)]
+pub(crate) struct RecordArrays<'a> {
+    pub(crate) scopes: Vec<Option<&'a str>>,
+    pub(crate) keys: Vec<Option<&'a str>>,
+    pub(crate) hashes: Vec<Option<&'a str>>,
+    pub(crate) statuses: Vec<Option<i32>>,
+    pub(crate) responses: Vec<Option<&'a str>>,
+    pub(crate) created_at: Vec<Option<DateTime<Utc>>>,
+    pub(crate) expires_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> RecordArrays<'a> {
+    pub(crate) fn push(&mut self, record: Option<&'a IdempotencyRecord>) {
+        self.scopes.push(record.map(|r| r.scope.as_str()));
+        self.keys.push(record.map(|r| r.key.as_str()));
+        self.hashes.push(record.map(|r| r.request_hash.as_str()));
+        self.statuses.push(record.map(|r| i32::from(r.status)));
+        self.responses.push(record.map(|r| r.response.as_str()));
+        self.created_at.push(record.map(|r| r.created_at));
+        self.expires_at.push(record.map(|r| r.expires_at));
+    }
+}
+
+/// The SQL of the idempotency operations, with the quoted schema spliced in.
+#[derive(Clone)]
+pub(crate) struct RecordStatements {
+    find: String,
+    upsert: String,
+    purge: String,
+    lock_positions: String,
+}
+
+impl RecordStatements {
+    pub(crate) fn new(s: &str) -> Self {
+        Self {
+            find: format!(
+                "SELECT request_hash, status, response, created_at, expires_at
+                FROM {s}.idempotency WHERE scope = $1 AND idem_key = $2 AND expires_at > $3"
+            ),
+            upsert: format!(
+                "INSERT INTO {s}.idempotency AS i (scope, idem_key, request_hash, status,
+                    response, created_at, expires_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (scope, idem_key) DO UPDATE
+                SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status,
+                    response = EXCLUDED.response, created_at = EXCLUDED.created_at,
+                    expires_at = EXCLUDED.expires_at
+                WHERE i.expires_at <= EXCLUDED.created_at"
+            ),
+            purge: format!("DELETE FROM {s}.idempotency WHERE expires_at <= $1"),
+            lock_positions: format!("SELECT last_position FROM {s}.event_position FOR UPDATE"),
+        }
+    }
+}
+
+fn record_from_row(scope: &str, key: &str, row: &PgRow) -> Result<IdempotencyRecord, Error> {
+    let status: i32 = row.try_get("status")?;
+    Ok(IdempotencyRecord {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        request_hash: row.try_get("request_hash")?,
+        status: u16::try_from(status)
+            .map_err(|_| Error::CorruptRow(format!("idempotency status {status}")))?,
+        response: row.try_get("response")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+/// The record of `(scope, key)` live at `now`.
+pub(crate) async fn find<'e>(
+    sql: &RecordStatements,
+    executor: impl sqlx::PgExecutor<'e>,
+    scope: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> factum_core::Result<Option<IdempotencyRecord>> {
+    let row = sqlx::query(&sql.find)
+        .bind(scope)
+        .bind(key)
+        .bind(now)
+        .fetch_optional(executor)
+        .await
+        .map_err(database_error)?;
+    row.map(|row| record_from_row(scope, key, &row).map_err(Into::into))
+        .transpose()
+}
+
+/// Writes `record` unless a live record holds its key (under the position lock, as appends
+/// check keys); returns the record that holds.
+pub(crate) async fn remember(
+    sql: &RecordStatements,
+    pool: &sqlx::PgPool,
+    record: IdempotencyRecord,
+) -> factum_core::Result<IdempotencyRecord> {
+    let mut tx = pool.begin().await.map_err(database_error)?;
+    sqlx::query(&sql.lock_positions)
+        .execute(&mut *tx)
+        .await
+        .map_err(database_error)?;
+    if let Some(existing) =
+        find(sql, &mut *tx, &record.scope, &record.key, record.created_at).await?
+    {
+        return Ok(existing);
+    }
+    write(sql, &mut tx, &record).await?;
+    tx.commit().await.map_err(database_error)?;
+    Ok(record)
+}
+
+/// Writes a record whose key was found free under the position lock.
+pub(crate) async fn write(
+    sql: &RecordStatements,
+    conn: &mut sqlx::PgConnection,
+    record: &IdempotencyRecord,
+) -> factum_core::Result<()> {
+    sqlx::query(&sql.upsert)
+        .bind(&record.scope)
+        .bind(&record.key)
+        .bind(&record.request_hash)
+        .bind(i32::from(record.status))
+        .bind(&record.response)
+        .bind(record.created_at)
+        .bind(record.expires_at)
+        .execute(conn)
+        .await
+        .map_err(database_error)?;
+    Ok(())
+}
+
+/// Deletes the records expired at `now`.
+pub(crate) async fn purge(
+    sql: &RecordStatements,
+    pool: &sqlx::PgPool,
+    now: DateTime<Utc>,
+) -> factum_core::Result<u64> {
+    let done = sqlx::query(&sql.purge)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map_err(database_error)?;
+    Ok(done.rows_affected())
+}
+
+/// The error of an append whose key a live record holds, if that is why it was refused.
+pub(crate) async fn taken(
+    sql: &RecordStatements,
+    pool: &sqlx::PgPool,
+    request: &AppendRequest,
+) -> factum_core::Result<Option<factum_core::Error>> {
+    let Some(record) = &request.idempotency else {
+        return Ok(None);
+    };
+    let holder = find(sql, pool, &record.scope, &record.key, record.created_at).await?;
+    Ok(holder.map(|_| factum_core::Error::IdempotencyKeyTaken {
+        scope: record.scope.clone(),
+        key: record.key.clone(),
+    }))
+}

@@ -1,0 +1,86 @@
+//! A PostgreSQL database of a test's own (feature `postgres`), for tests that start several
+//! service processes on one database.
+
+// Test code shipped in a library: a failed expectation must panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sqlx::Connection;
+
+/// The server tests use: `FACTUM_TEST_DATABASE_URL`, or the local one.
+pub fn admin_url() -> String {
+    std::env::var("FACTUM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A database of its own on the test server, created by [`TestDatabase::create`] and dropped
+/// (`WITH (FORCE)`, so connections of killed processes do not keep it alive) when the guard
+/// drops, even when the test panics. Creating it fails the test when the server is missing.
+#[derive(Debug)]
+pub struct TestDatabase {
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates `{prefix}_{pid}_{nanos}`; `prefix` must be a plain lower-case identifier.
+    pub async fn create(prefix: &str) -> Self {
+        assert!(
+            prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "a plain identifier: {prefix:?}"
+        );
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("{prefix}_{}_{nanos}", std::process::id());
+        let admin = admin_url();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "PostgreSQL is required for this test and is not usable at {admin} \
+                     (set FACTUM_TEST_DATABASE_URL to another server): {error}"
+                )
+            });
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        Self { name }
+    }
+
+    /// The database's URL, on the admin URL's server.
+    pub fn url(&self) -> String {
+        let admin = admin_url();
+        let server = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(server, _)| server);
+        format!("{server}/{}", self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Its own thread and runtime: drop may run inside the test's runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!("could not drop database {}: {dropped:?}", self.name);
+        }
+    }
+}

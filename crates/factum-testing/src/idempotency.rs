@@ -1,0 +1,278 @@
+//! The idempotency cases of the store conformance suite (run by
+//! [`event_store_conformance_tests!`](crate::event_store_conformance_tests)): records commit
+//! with their append's events or not at all, a key is held by its first writer, and expired
+//! records count as absent.
+
+// Test code shipped in a library: a failed expectation must panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use factum_core::{AppendRequest, Error, EventStore, ExpectedVersion, IdempotencyRecord};
+
+use crate::conformance::event;
+
+const TYPE: &str = "conformance";
+
+/// A timestamp with microsecond precision (the finest every backend keeps).
+fn at(second: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(1_800_000_000 + second, 654_321_000).unwrap_or_default()
+}
+
+/// A record of `key` in scope `alice`, made at `made`, living 100 s.
+fn record(key: &str, hash: &str, made: i64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        scope: "alice".to_owned(),
+        key: key.to_owned(),
+        request_hash: hash.to_owned(),
+        status: 201,
+        response: format!(r#"{{"body":"{hash}"}}"#),
+        created_at: at(made),
+        expires_at: at(made) + Duration::seconds(100),
+    }
+}
+
+fn with_record(
+    id: &str,
+    expected: ExpectedVersion,
+    n: u64,
+    record: IdempotencyRecord,
+) -> AppendRequest {
+    let mut request = AppendRequest::new(TYPE, id, expected, vec![event(n)]);
+    request.idempotency = Some(record);
+    request
+}
+
+fn assert_taken<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
+    assert!(
+        matches!(&result, Err(Error::IdempotencyKeyTaken { key, .. }) if key == "k-1"),
+        "{what}: expected IdempotencyKeyTaken, got {result:?}"
+    );
+}
+
+/// A record appended with events is stored with them and found by scope and key.
+pub async fn idempotency_record_commits_with_events(store: Arc<dyn EventStore>) {
+    let mine = record("k-1", "h-1", 0);
+    store
+        .append(with_record(
+            "a-1",
+            ExpectedVersion::NoStream,
+            1,
+            mine.clone(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.stream_version(TYPE, "a-1").await.unwrap(), 1);
+    let found = store.find_idempotency("alice", "k-1", at(1)).await.unwrap();
+    assert_eq!(found, Some(mine), "the record reads back as written");
+    assert_eq!(
+        store.find_idempotency("bob", "k-1", at(1)).await.unwrap(),
+        None,
+        "keys of another scope never meet"
+    );
+    assert_eq!(
+        store.find_idempotency("alice", "k-2", at(1)).await.unwrap(),
+        None
+    );
+}
+
+/// An append refused for its expected version stores neither its events nor its record.
+pub async fn idempotency_conflicting_append_stores_nothing(store: Arc<dyn EventStore>) {
+    store
+        .append(AppendRequest::new(
+            TYPE,
+            "a-1",
+            ExpectedVersion::NoStream,
+            vec![event(1)],
+        ))
+        .await
+        .unwrap();
+    let refused = store
+        .append(with_record(
+            "a-1",
+            ExpectedVersion::NoStream,
+            2,
+            record("k-1", "h-1", 0),
+        ))
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Conflict { .. })),
+        "expected a Conflict, got {refused:?}"
+    );
+    assert_eq!(store.stream_version(TYPE, "a-1").await.unwrap(), 1);
+    assert_eq!(
+        store.find_idempotency("alice", "k-1", at(1)).await.unwrap(),
+        None,
+        "a refused append leaves no record"
+    );
+}
+
+/// A second append with a live key is refused with its own error and stores nothing; a
+/// retry of the first append (same event ids) still succeeds.
+pub async fn idempotency_duplicate_key_is_refused(store: Arc<dyn EventStore>) {
+    let first = with_record("a-1", ExpectedVersion::NoStream, 1, record("k-1", "h-1", 0));
+    let stored = store.append(first.clone()).await.unwrap();
+    assert_taken(
+        store
+            .append(with_record(
+                "a-2",
+                ExpectedVersion::NoStream,
+                2,
+                record("k-1", "h-2", 1),
+            ))
+            .await,
+        "another append with the same key",
+    );
+    assert_eq!(store.stream_version(TYPE, "a-2").await.unwrap(), 0);
+    assert_eq!(store.head_position().await.unwrap(), 1);
+    let found = store.find_idempotency("alice", "k-1", at(2)).await.unwrap();
+    assert_eq!(
+        found.map(|r| r.request_hash).as_deref(),
+        Some("h-1"),
+        "the first writer keeps the key"
+    );
+    assert_eq!(
+        store.append(first).await.unwrap(),
+        stored,
+        "a retry of the append that went through"
+    );
+    let mut other_scope = with_record("a-3", ExpectedVersion::NoStream, 3, record("k-1", "h", 0));
+    if let Some(r) = other_scope.idempotency.as_mut() {
+        r.scope = "bob".to_owned();
+    }
+    store.append(other_scope).await.unwrap();
+}
+
+/// A record remembered without events: the first one holds, later ones get it back, and an
+/// append with its key is refused.
+pub async fn idempotency_remember_without_events(store: Arc<dyn EventStore>) {
+    let first = record("k-1", "h-1", 0);
+    assert_eq!(
+        store.remember_idempotency(first.clone()).await.unwrap(),
+        first
+    );
+    assert_eq!(
+        store
+            .remember_idempotency(record("k-1", "h-2", 1))
+            .await
+            .unwrap(),
+        first,
+        "the record that was there first"
+    );
+    assert_taken(
+        store
+            .append(with_record(
+                "a-1",
+                ExpectedVersion::NoStream,
+                1,
+                record("k-1", "h-3", 2),
+            ))
+            .await,
+        "an append with a remembered key",
+    );
+    assert_eq!(store.head_position().await.unwrap(), 0);
+}
+
+/// An expired record counts as absent: lookups skip it, an append or a remembered record
+/// replaces it, and a purge deletes it.
+pub async fn idempotency_expiry(store: Arc<dyn EventStore>) {
+    let old = record("k-1", "h-1", 0);
+    store
+        .append(with_record(
+            "a-1",
+            ExpectedVersion::NoStream,
+            1,
+            old.clone(),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .find_idempotency("alice", "k-1", at(99))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .find_idempotency("alice", "k-1", at(100))
+            .await
+            .unwrap(),
+        None,
+        "expired at expires_at"
+    );
+    let renewed = record("k-1", "h-2", 100);
+    store
+        .append(with_record(
+            "a-2",
+            ExpectedVersion::NoStream,
+            2,
+            renewed.clone(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_idempotency("alice", "k-1", at(101))
+            .await
+            .unwrap(),
+        Some(renewed)
+    );
+    let later = record("k-1", "h-3", 200);
+    assert_eq!(
+        store.remember_idempotency(later.clone()).await.unwrap(),
+        later,
+        "a remembered record replaces an expired one"
+    );
+    store
+        .remember_idempotency(record("k-2", "h", 0))
+        .await
+        .unwrap();
+    store
+        .remember_idempotency(record("k-3", "h", 250))
+        .await
+        .unwrap();
+    // Expired at 300: k-1 (made at 200) and k-2 (made at 0); k-3 lives until 350.
+    assert_eq!(store.purge_idempotency(at(300)).await.unwrap(), 2);
+    assert_eq!(store.purge_idempotency(at(300)).await.unwrap(), 0);
+    assert!(
+        store
+            .find_idempotency("alice", "k-3", at(300))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.head_position().await.unwrap(), 2, "events stay");
+}
+
+/// Appends racing with one key to different aggregates: exactly one stores its events.
+pub async fn idempotency_concurrent_same_key(store: Arc<dyn EventStore>) {
+    let tasks: Vec<_> = (0..8u64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(with_record(
+                        &format!("a-{n}"),
+                        ExpectedVersion::NoStream,
+                        n,
+                        record("k-1", &format!("h-{n}"), 0),
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(events) => {
+                assert_eq!(events.len(), 1);
+                stored += 1;
+            }
+            other => assert_taken(other, "a racing append with the same key"),
+        }
+    }
+    assert_eq!(stored, 1, "exactly one append holds the key");
+    assert_eq!(store.head_position().await.unwrap(), 1);
+}
