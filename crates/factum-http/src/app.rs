@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::standard::StandardError;
-use factum_core::{CqrsCommandEngine, EventStore};
+use factum_core::{CqrsCommandEngine, EventStore, QueryLimits};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
@@ -41,7 +41,7 @@ use crate::openapi::{
     view_openapi,
 };
 use crate::projections::{Projections, projection_routes};
-use crate::views::{HttpView, child_view_routes, view_routes, view_store_of};
+use crate::views::{HttpView, child_view_routes_limited, view_routes_limited, view_store_of};
 
 /// The routes served without a token when auth is on (besides the docs, if configured so).
 const PUBLIC_PATHS: &[&str] = &["/health"];
@@ -69,6 +69,8 @@ pub struct HttpConfig {
     pub title: String,
     /// The document's API version.
     pub version: String,
+    /// How many filter clauses and sort keys a view query may have (400 above).
+    pub query_limits: QueryLimits,
     /// How long a command's response is remembered for repeats with its `Idempotency-Key`
     /// (24 h by default).
     pub idempotency_ttl: Duration,
@@ -86,6 +88,7 @@ impl Default for HttpConfig {
             public_docs: false,
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            query_limits: QueryLimits::default(),
             idempotency_ttl: crate::idempotency::DEFAULT_IDEMPOTENCY_TTL,
             idempotency_wait: crate::idempotency::DEFAULT_IDEMPOTENCY_WAIT,
         }
@@ -120,6 +123,13 @@ impl HttpConfig {
     #[must_use]
     pub fn with_public_docs(mut self, public: bool) -> Self {
         self.public_docs = public;
+        self
+    }
+
+    /// Sets the limits on the clauses of view queries.
+    #[must_use]
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.query_limits = limits;
         self
     }
 
@@ -221,7 +231,10 @@ impl Api {
         prefix: &str,
         store: &Arc<dyn EventStore>,
     ) -> Result<Self> {
-        self.router = self.router.merge(view_routes::<V>(prefix, store)?);
+        let limits = self.config.query_limits;
+        self.router = self
+            .router
+            .merge(view_routes_limited::<V>(prefix, store, limits)?);
         self.openapi
             .merge(view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)
@@ -250,9 +263,10 @@ impl Api {
                     V::TYPE
                 ))
             })?;
-        self.router = self
-            .router
-            .merge(child_view_routes::<V>(prefix, store, service)?);
+        let limits = self.config.query_limits;
+        self.router = self.router.merge(child_view_routes_limited::<V>(
+            prefix, store, service, limits,
+        )?);
         self.openapi
             .merge(child_view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)
