@@ -120,9 +120,9 @@ pub use projection::{
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{
-    FieldKind, Filter, FilterOp, FilterValue, MAX_PAGE_SIZE, Page, ProjectionBatch,
-    ProjectionCheckpoint, SortKey, View, ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord,
-    ViewStore,
+    DEFAULT_MAX_CLAUSES, DEFAULT_MAX_IN_VALUES, FieldKind, Filter, FilterOp, FilterValue,
+    MAX_PAGE_SIZE, Page, ProjectionBatch, ProjectionCheckpoint, QueryLimits, SortKey, View,
+    ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord, ViewStore,
 };
 
 /// Re-exports for code that implements [`EventStore`] or [`Dispatcher`].

@@ -287,6 +287,52 @@ pub struct SortKey {
 /// The largest page a query may ask for.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
+/// How many filter clauses, and how many sort keys, a query may have by default.
+pub const DEFAULT_MAX_CLAUSES: usize = 16;
+
+/// How many values one `in` filter may list by default.
+pub const DEFAULT_MAX_IN_VALUES: usize = 100;
+
+/// How large a parsed query may be: a query string is client input, and each clause costs
+/// the store work (SQLite refuses very deep expressions and long `ORDER BY`s outright).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueryLimits {
+    /// The most filter clauses, and separately the most sort keys.
+    pub max_clauses: usize,
+    /// The most values of one `in` filter.
+    pub max_in_values: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_clauses: DEFAULT_MAX_CLAUSES,
+            max_in_values: DEFAULT_MAX_IN_VALUES,
+        }
+    }
+}
+
+impl QueryLimits {
+    /// Limits of `max_clauses` filter clauses (and as many sort keys) and `max_in_values`
+    /// values per `in` filter.
+    pub const fn new(max_clauses: usize, max_in_values: usize) -> Self {
+        Self {
+            max_clauses,
+            max_in_values,
+        }
+    }
+
+    fn check_count(what: &str, count: usize, max: usize) -> Result<()> {
+        if count > max {
+            return Err(invalid(format!(
+                "the query has {count} {what}; at most {max} are allowed"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A query over a view's records: filters (all must hold), sort keys, and a page.
 ///
 /// ```
@@ -384,7 +430,8 @@ impl ViewQuery {
     /// Parses the HTTP form of a query and validates it against the view's fields.
     ///
     /// `filter` is a comma-separated list of `field:op:value` (`in` takes `a|b|c`); `sort` a
-    /// comma-separated list of fields, each optionally prefixed by `-` for descending.
+    /// comma-separated list of fields, each optionally prefixed by `-` for descending. At
+    /// most the [default limits](QueryLimits::default) of clauses apply.
     pub fn parse(
         filter: Option<&str>,
         sort: Option<&str>,
@@ -392,8 +439,37 @@ impl ViewQuery {
         page_size: Option<u32>,
         fields: &[ViewField],
     ) -> Result<Self> {
+        Self::parse_limited(
+            filter,
+            sort,
+            page,
+            page_size,
+            fields,
+            QueryLimits::default(),
+        )
+    }
+
+    /// [`parse`](Self::parse) with these limits on the number of clauses: more is a
+    /// validation error, found before any clause is parsed.
+    pub fn parse_limited(
+        filter: Option<&str>,
+        sort: Option<&str>,
+        page: Option<u32>,
+        page_size: Option<u32>,
+        fields: &[ViewField],
+        limits: QueryLimits,
+    ) -> Result<Self> {
+        fn clauses(text: Option<&str>) -> Vec<&str> {
+            text.unwrap_or("")
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .collect()
+        }
+        let (filter, sort) = (clauses(filter), clauses(sort));
+        QueryLimits::check_count("filter clauses", filter.len(), limits.max_clauses)?;
+        QueryLimits::check_count("sort keys", sort.len(), limits.max_clauses)?;
         let mut query = Self::default();
-        for clause in filter.unwrap_or("").split(',').filter(|c| !c.is_empty()) {
+        for clause in filter {
             let mut parts = clause.splitn(3, ':');
             let (Some(name), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next())
             else {
@@ -406,6 +482,11 @@ impl ViewQuery {
                 ))
             })?;
             let value = if op == FilterOp::In {
+                QueryLimits::check_count(
+                    "values in one 'in' filter",
+                    value.split('|').count(),
+                    limits.max_in_values,
+                )?;
                 FilterValue::List(
                     value
                         .split('|')
@@ -421,7 +502,7 @@ impl ViewQuery {
                 value,
             });
         }
-        for key in sort.unwrap_or("").split(',').filter(|k| !k.is_empty()) {
+        for key in sort {
             let (name, descending) = match key.strip_prefix('-') {
                 Some(name) => (name, true),
                 None => (key.strip_prefix('+').unwrap_or(key), false),
@@ -496,6 +577,19 @@ impl ViewQuery {
             }
         }
         Ok(())
+    }
+
+    /// The sort keys that can decide an order: the first key of each field. A later key on
+    /// the same field only compares records the earlier one found equal on that field, so
+    /// it never changes the order; stores translate only these.
+    pub fn effective_sort(&self) -> Vec<&SortKey> {
+        let mut keys: Vec<&SortKey> = Vec::with_capacity(self.sort.len());
+        for key in &self.sort {
+            if !keys.iter().any(|k| k.field == key.field) {
+                keys.push(key);
+            }
+        }
+        keys
     }
 
     /// The number of records to skip for this page.

@@ -17,6 +17,7 @@
 //! is a 404 whose details list the allowed ones. `If-Match: "N"` makes an update run only at
 //! version N (else 412, nothing stored).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -33,6 +34,7 @@ use factum_core::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::AdditionalProperties;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
@@ -141,6 +143,21 @@ impl CommandSpec {
     pub fn schemas(&self) -> &[(String, RefOr<Schema>)] {
         &self.schemas
     }
+
+    /// The fields a body may have when its schema is a closed object
+    /// (`additionalProperties: false`, as `#[serde(deny_unknown_fields)]` derives); `None`
+    /// when the schema allows other fields.
+    pub fn closed_fields(&self) -> Option<Vec<String>> {
+        let (_, RefOr::T(Schema::Object(object))) = self.schemas.first()? else {
+            return None;
+        };
+        match object.additional_properties.as_deref() {
+            Some(AdditionalProperties::FreeForm(false)) => {
+                Some(object.properties.keys().cloned().collect())
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Whether a command creates an aggregate or changes one.
@@ -204,6 +221,10 @@ impl<A: CommandHandler> Executed<A> {
 struct Commands {
     create: Vec<&'static str>,
     update: Vec<&'static str>,
+    /// The fields of each command whose documented body is a closed object: the server
+    /// refuses any other, so the document and the server agree even when a domain type
+    /// would ignore an extra field.
+    closed: HashMap<&'static str, Vec<String>>,
 }
 
 /// The operations behind the generic routes, over one engine. Use it to build routes of your
@@ -240,12 +261,19 @@ impl<A: HttpAggregate> std::fmt::Debug for AggregateService<A> {
 impl<A: HttpAggregate> AggregateService<A> {
     /// The service over this engine.
     pub fn new(engine: CqrsCommandEngine<A>) -> Self {
-        let names = |specs: Vec<CommandSpec>| specs.iter().map(CommandSpec::name).collect();
+        let (creates, updates) = (A::create_commands(), A::update_commands());
+        let names = |specs: &[CommandSpec]| specs.iter().map(CommandSpec::name).collect();
+        let closed = creates
+            .iter()
+            .chain(&updates)
+            .filter_map(|spec| Some((spec.name(), spec.closed_fields()?)))
+            .collect();
         Self {
             engine,
             commands: Arc::new(Commands {
-                create: names(A::create_commands()),
-                update: names(A::update_commands()),
+                create: names(&creates),
+                update: names(&updates),
+                closed,
             }),
             policy: Arc::new(A::access_policy()),
         }
@@ -355,6 +383,19 @@ impl<A: HttpAggregate> AggregateService<A> {
                     "the body's `{tag}` is {}, but the command is {name}",
                     clip(&other.to_string(), 64)
                 )));
+            }
+        }
+        if let Some(allowed) = self.commands.closed.get(name) {
+            let unknown = object
+                .keys()
+                .find(|key| key.as_str() != tag && !allowed.contains(key));
+            if let Some(unknown) = unknown {
+                return Err(ApiError::validation(format!(
+                    "invalid {name} command: unknown field `{}`; the fields are: {}",
+                    clip(unknown, 64),
+                    allowed.join(", ")
+                ))
+                .with_details(serde_json::json!({ "allowed_fields": allowed })));
             }
         }
         object.insert(tag.to_owned(), serde_json::Value::String(name.to_owned()));
@@ -528,6 +569,13 @@ impl<A: HttpAggregate> AggregateService<A> {
         if from_version == 0 {
             return Err(ApiError::validation("from_version must be at least 1"));
         }
+        // Documented as an int64, as the stores keep versions.
+        if i64::try_from(from_version).is_err() {
+            return Err(ApiError::validation(format!(
+                "from_version must be at most {}",
+                i64::MAX
+            )));
+        }
         if limit == Some(0) {
             return Err(ApiError::validation("limit must be at least 1"));
         }
@@ -629,6 +677,7 @@ pub struct EventPage<E> {
 #[into_params(parameter_in = Query)]
 pub struct StateQuery {
     /// Time travel: the state after the first `version` events (at least 1).
+    #[param(minimum = 1)]
     pub version: Option<u64>,
 }
 
@@ -637,8 +686,10 @@ pub struct StateQuery {
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// The first version to return (default 1).
+    #[param(minimum = 1)]
     pub from_version: Option<u64>,
     /// How many events at most (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 

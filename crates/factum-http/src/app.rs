@@ -27,7 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use factum_core::{CqrsCommandEngine, EventStore};
+use factum_core::{CqrsCommandEngine, EventStore, QueryLimits};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
@@ -44,7 +44,7 @@ use crate::openapi::{
 };
 use crate::projections::{Projections, projection_routes};
 use crate::server::{ServeConfig, serve_with_config};
-use crate::views::{HttpView, child_view_routes, view_routes, view_store_of};
+use crate::views::{HttpView, child_view_routes_limited, view_routes_limited, view_store_of};
 
 /// The routes served without a token when auth is on (besides the docs, if configured so).
 const PUBLIC_PATHS: &[&str] = &["/health", "/health/live", "/health/ready"];
@@ -77,6 +77,8 @@ pub struct HttpConfig {
     /// The most requests handled at once; above it a request is answered 503 with
     /// `Retry-After` at once rather than queued. The health routes are not counted.
     pub max_in_flight: usize,
+    /// How many filter clauses and sort keys a view query may have (400 above).
+    pub query_limits: QueryLimits,
     /// How long a command's response is remembered for repeats with its `Idempotency-Key`
     /// (24 h by default).
     pub idempotency_ttl: Duration,
@@ -95,6 +97,7 @@ impl Default for HttpConfig {
             title: "Factum service".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            query_limits: QueryLimits::default(),
             idempotency_ttl: crate::idempotency::DEFAULT_IDEMPOTENCY_TTL,
             idempotency_wait: crate::idempotency::DEFAULT_IDEMPOTENCY_WAIT,
         }
@@ -136,6 +139,13 @@ impl HttpConfig {
     #[must_use]
     pub fn with_public_docs(mut self, public: bool) -> Self {
         self.public_docs = public;
+        self
+    }
+
+    /// Sets the limits on the clauses of view queries.
+    #[must_use]
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.query_limits = limits;
         self
     }
 
@@ -239,7 +249,10 @@ impl Api {
         prefix: &str,
         store: &Arc<dyn EventStore>,
     ) -> Result<Self> {
-        self.router = self.router.merge(view_routes::<V>(prefix, store)?);
+        let limits = self.config.query_limits;
+        self.router = self
+            .router
+            .merge(view_routes_limited::<V>(prefix, store, limits)?);
         self.openapi
             .merge(view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)
@@ -268,9 +281,10 @@ impl Api {
                     V::TYPE
                 ))
             })?;
-        self.router = self
-            .router
-            .merge(child_view_routes::<V>(prefix, store, service)?);
+        let limits = self.config.query_limits;
+        self.router = self.router.merge(child_view_routes_limited::<V>(
+            prefix, store, service, limits,
+        )?);
         self.openapi
             .merge(child_view_openapi::<V>(prefix, self.config.auth.is_some()));
         Ok(self)

@@ -18,8 +18,8 @@ use crate::error::{ApiError, clip};
 /// `f64` holds is kept as its text (for exact types such as money to read), and a key
 /// repeated in an object is a 400 naming it.
 ///
-/// A `Content-Type` other than `application/json` (or `application/*+json`) is a 415; a
-/// missing one is read as JSON. An empty body or one that is not JSON is a 400; a body over
+/// A `Content-Type` other than `application/json` (or `application/*+json`), or none at
+/// all, is a 415. An empty body or one that is not JSON is a 400; a body over
 /// the limit is a 413.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonBody(pub serde_json::Value);
@@ -28,18 +28,30 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if let Some(value) = req.headers().get(header::CONTENT_TYPE) {
-            let text = String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase();
-            let mime = text.split(';').next().unwrap_or("").trim();
-            let json = mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"));
-            if !json {
+        // A missing Content-Type is refused too: without it a browser sends a cross-site
+        // POST with no CORS preflight, so any web page could run commands.
+        let mime = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).to_ascii_lowercase());
+        let mime = mime
+            .as_deref()
+            .map(|text| text.split(';').next().unwrap_or("").trim());
+        match mime {
+            Some(mime) if is_json(mime) => {}
+            Some(mime) => {
                 return Err(ApiError::standard(
                     StandardError::UnsupportedMediaType,
                     format!(
                         "expected Content-Type: application/json, got {:?}",
                         clip(mime, 80)
                     ),
+                ));
+            }
+            None => {
+                return Err(ApiError::standard(
+                    StandardError::UnsupportedMediaType,
+                    "expected Content-Type: application/json; the request has none",
                 ));
             }
         }
@@ -56,22 +68,36 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 None => ApiError::from(rejection),
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::validation(
-                "the request body is empty; expected a JSON object",
-            ));
-        }
-        factum_core::json::parse_body(&bytes)
-            .map(Self)
-            .map_err(|e| {
-                // Data errors: valid JSON refused (a repeated key, a reserved key, too deep).
-                if e.is_data() {
-                    ApiError::validation(format!("the request body is refused: {e}"))
-                } else {
-                    ApiError::validation(format!("the request body is not valid JSON: {e}"))
-                }
-            })
+        decode_json_body(&bytes).map(Self)
     }
+}
+
+/// Reads a request body as JSON, as [`JsonBody`] does once the headers are checked
+/// ([`factum_core::json::parse_body`]: numbers kept exact, repeated keys refused): an empty
+/// body, one that is not JSON, or JSON refused as data is a 400.
+pub fn decode_json_body(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::validation(
+            "the request body is empty; expected a JSON object",
+        ));
+    }
+    factum_core::json::parse_body(bytes).map_err(|e| {
+        // Data errors: valid JSON refused (a repeated key, a reserved key, too deep).
+        if e.is_data() {
+            ApiError::validation(format!("the request body is refused: {e}"))
+        } else {
+            ApiError::validation(format!("the request body is not valid JSON: {e}"))
+        }
+    })
+}
+
+/// `application/json` or `application/*+json` (a lower-case media type without parameters).
+fn is_json(mime: &str) -> bool {
+    mime == "application/json"
+        || mime
+            .strip_prefix("application/")
+            .and_then(|rest| rest.strip_suffix("+json"))
+            .is_some_and(|subtype| !subtype.is_empty() && !subtype.contains('/'))
 }
 
 /// The precondition of an `If-Match` header.

@@ -148,19 +148,22 @@ pub use auth::{
 };
 pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
-pub use extract::{IfMatch, JsonBody, Precondition, etag};
+pub use extract::{IfMatch, JsonBody, Precondition, decode_json_body, etag};
 pub use health::READY_CHECK_TIMEOUT;
 pub use idempotency::{
     CommandReply, DEFAULT_IDEMPOTENCY_TTL, DEFAULT_IDEMPOTENCY_WAIT, IDEMPOTENCY_KEY,
     IDEMPOTENT_REPLAYED, Idempotency, IdempotentRequest,
 };
 pub use openapi::{
-    BEARER_SCHEME, aggregate_openapi, child_view_openapi, error_response, json_response,
-    projections_openapi, view_openapi,
+    AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, aggregate_openapi,
+    child_view_openapi, error_response, json_response, projections_openapi, view_openapi,
 };
 pub use projections::{
     ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
     projection_routes,
 };
 pub use server::{DEFAULT_HEADER_READ_TIMEOUT, ServeConfig, serve_with_config};
-pub use views::{HttpView, ViewListQuery, child_view_routes, view_routes, view_store_of};
+pub use views::{
+    HttpView, ViewListQuery, child_view_routes, child_view_routes_limited, view_routes,
+    view_routes_limited, view_store_of,
+};

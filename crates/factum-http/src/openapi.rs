@@ -64,6 +64,28 @@ fn path_param(name: &str, description: &str) -> utoipa::openapi::path::Parameter
         .build()
 }
 
+/// The pattern of an aggregate id, as [`factum_core::validate_aggregate_id`] checks it.
+pub const AGGREGATE_ID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,128}$";
+
+/// The pattern of an `If-Match` value the server reads: `*`, or a version, quoted or not,
+/// weak or not (up to 19 digits, so that it fits a u64).
+pub const IF_MATCH_PATTERN: &str = r#"^(\*|(W/)?("[0-9]{1,19}"|[0-9]{1,19}))$"#;
+
+/// The `{id}` path parameter of an aggregate.
+pub fn aggregate_id_param(description: &str) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("id")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(AGGREGATE_ID_PATTERN)),
+        ))
+        .build()
+}
+
 fn if_match_param() -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()
         .name("If-Match")
@@ -72,7 +94,11 @@ fn if_match_param() -> utoipa::openapi::path::Parameter {
         .description(Some(
             "Run only if the aggregate is at this version (its ETag, \"3\"); else 412 and nothing is stored",
         ))
-        .schema(Some(String::schema()))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(IF_MATCH_PATTERN)),
+        ))
         .build()
 }
 
@@ -178,8 +204,7 @@ pub fn aggregate_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi 
             );
         if with_id {
             op = op
-                .parameter(path_param(
-                    "id",
+                .parameter(aggregate_id_param(
                     "The aggregate id: 1 to 128 of [A-Za-z0-9._:-]",
                 ))
                 .response("404", error_response("No aggregate with this id"));
@@ -217,7 +242,7 @@ pub fn aggregate_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi 
             A::TYPE
         )))
         .operation_id(Some(format!("{}_get", A::TYPE)))
-        .parameter(path_param("id", "The aggregate id"))
+        .parameter(aggregate_id_param("The aggregate id"))
         .parameters(Some(StateQuery::into_params(|| Some(ParameterIn::Query))))
         .response(
             "200",
@@ -246,7 +271,7 @@ pub fn aggregate_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi 
             A::TYPE
         )))
         .operation_id(Some(format!("{}_events", A::TYPE)))
-        .parameter(path_param("id", "The aggregate id"))
+        .parameter(aggregate_id_param("The aggregate id"))
         .parameters(Some(EventsQuery::into_params(|| Some(ParameterIn::Query))))
         .response(
             "200",
@@ -575,7 +600,8 @@ fn view_query_params<V: HttpView>() -> Vec<utoipa::openapi::path::Parameter> {
             "The page, from 1 (default 1)".to_owned(),
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
-                .minimum(Some(1)),
+                .minimum(Some(1))
+                .maximum(Some(u32::MAX)),
         ),
         query_param(
             "page_size",
@@ -696,7 +722,7 @@ where
             V::TYPE
         )))
         .operation_id(Some(format!("{aggregate}_{}", V::TYPE)))
-        .parameter(path_param("id", "The aggregate id"))
+        .parameter(aggregate_id_param("The aggregate id"))
         .parameters(Some(view_query_params::<V>()))
         .response(
             "200",

@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::{
     Access, Aggregate, CommandHandler, CqrsContext, EventStore, FieldKind, Filter, MAX_PAGE_SIZE,
-    Page, View, ViewField, ViewQuery, ViewRecord, ViewStore,
+    Page, QueryLimits, View, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -112,18 +112,27 @@ pub struct ViewListQuery {
 
 impl ViewListQuery {
     /// The validated [`ViewQuery`] for view `V`, or a 400 naming the problem (the details
-    /// list the view's fields and the operators).
+    /// list the view's fields and the operators), with the default [`QueryLimits`].
     pub fn to_query<V: HttpView>(&self) -> Result<ViewQuery, ApiError> {
+        self.to_query_limited::<V>(QueryLimits::default())
+    }
+
+    /// [`to_query`](Self::to_query) with these limits on the number of clauses.
+    pub fn to_query_limited<V: HttpView>(
+        &self,
+        limits: QueryLimits,
+    ) -> Result<ViewQuery, ApiError> {
         let sort = match self.sort.as_deref() {
             Some(sort) if !sort.is_empty() => sort,
             _ => V::default_sort(),
         };
-        ViewQuery::parse(
+        ViewQuery::parse_limited(
             self.filter.as_deref(),
             Some(sort),
             self.page,
             self.page_size,
             V::fields(),
+            limits,
         )
         .map_err(|error| match error {
             factum_core::Error::Validation(message) => {
@@ -133,7 +142,7 @@ impl ViewListQuery {
                     V::TYPE,
                     clip(&message, 200)
                 ))
-                .with_details(query_details(V::fields()))
+                .with_details(query_details(V::fields(), limits))
             }
             other => other.into(),
         })
@@ -157,7 +166,7 @@ fn operators(kind: FieldKind) -> &'static [&'static str] {
 }
 
 /// The details of a rejected query: what the view accepts.
-fn query_details(fields: &[ViewField]) -> serde_json::Value {
+fn query_details(fields: &[ViewField], limits: QueryLimits) -> serde_json::Value {
     let fields: Vec<serde_json::Value> = fields
         .iter()
         .map(|f| {
@@ -170,7 +179,12 @@ fn query_details(fields: &[ViewField]) -> serde_json::Value {
             })
         })
         .collect();
-    serde_json::json!({ "fields": fields, "max_page_size": MAX_PAGE_SIZE })
+    serde_json::json!({
+        "fields": fields,
+        "max_page_size": MAX_PAGE_SIZE,
+        "max_clauses": limits.max_clauses,
+        "max_in_values": limits.max_in_values,
+    })
 }
 
 /// A human description of a view's queryable fields, for the OpenAPI document.
@@ -217,12 +231,14 @@ pub fn view_store_of(store: &Arc<dyn EventStore>, view: &str) -> Result<Arc<dyn 
 
 struct ViewState {
     views: Arc<dyn ViewStore>,
+    limits: QueryLimits,
 }
 
 struct ChildState<A: HttpAggregate> {
     events: Arc<dyn EventStore>,
     views: Arc<dyn ViewStore>,
     service: AggregateService<A>,
+    limits: QueryLimits,
 }
 
 fn decode_page<V: View>(page: Page<ViewRecord>) -> Result<Page<V>, ApiError> {
@@ -230,12 +246,22 @@ fn decode_page<V: View>(page: Page<ViewRecord>) -> Result<Page<V>, ApiError> {
 }
 
 /// `GET {prefix}/{V::PATH}` (a page of records) and `GET {prefix}/{V::PATH}/{id}` (one
-/// record), over the view side of `store`. A store that keeps no views is an
-/// [`Error::ViewsUnsupported`].
+/// record), over the view side of `store`, with the default [`QueryLimits`]. A store that
+/// keeps no views is an [`Error::ViewsUnsupported`].
 pub fn view_routes<V: HttpView>(prefix: &str, store: &Arc<dyn EventStore>) -> Result<Router> {
+    view_routes_limited::<V>(prefix, store, QueryLimits::default())
+}
+
+/// [`view_routes`] whose queries may have at most these many clauses (400 above).
+pub fn view_routes_limited<V: HttpView>(
+    prefix: &str,
+    store: &Arc<dyn EventStore>,
+    limits: QueryLimits,
+) -> Result<Router> {
     let base = join_path(prefix, V::PATH);
     let state = Arc::new(ViewState {
         views: view_store_of(store, V::TYPE)?,
+        limits,
     });
     Ok(Router::new()
         .route(&base, get(list_records::<V>))
@@ -257,6 +283,20 @@ where
     V: HttpView,
     V::Aggregate: HttpAggregate,
 {
+    child_view_routes_limited::<V>(prefix, store, service, QueryLimits::default())
+}
+
+/// [`child_view_routes`] whose queries may have at most these many clauses (400 above).
+pub fn child_view_routes_limited<V>(
+    prefix: &str,
+    store: &Arc<dyn EventStore>,
+    service: AggregateService<V::Aggregate>,
+    limits: QueryLimits,
+) -> Result<Router>
+where
+    V: HttpView,
+    V::Aggregate: HttpAggregate,
+{
     let base = join_path(
         &join_path(prefix, <V::Aggregate as HttpAggregate>::PATH),
         "{id}",
@@ -265,6 +305,7 @@ where
         events: store.clone(),
         views: view_store_of(store, V::TYPE)?,
         service,
+        limits,
     });
     Ok(Router::new()
         .route(&join_path(&base, V::PATH), get(list_children::<V>))
@@ -277,7 +318,8 @@ async fn list_records<V: HttpView>(
     query: Result<Query<ViewListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let mut query = query.to_query::<V>()?;
+    let mut query = query.to_query_limited::<V>(state.limits)?;
+    // The caller's visibility filters come on top of the client's, outside the limit.
     query.filters.extend(visibility::<V>(&ctx)?);
     let page = state
         .views
@@ -336,7 +378,7 @@ where
     let Path(id) = path?;
     factum_core::validate_aggregate_id(&id)?;
     let Query(query) = query?;
-    let query = query.to_query::<V>()?;
+    let query = query.to_query_limited::<V>(state.limits)?;
     state
         .service
         .authorize(&ctx, Some(&id), Access::ReadView(V::TYPE))
@@ -388,7 +430,7 @@ mod tests {
             "`owner` (text; filter: eq/ne/lt/lte/gt/gte/in/contains, sort), `open` (boolean; filter: eq/ne/in)"
         );
         assert_eq!(describe_fields(&[]), "none");
-        let details = query_details(FIELDS);
+        let details = query_details(FIELDS, QueryLimits::default());
         assert_eq!(
             details["fields"][1]["operators"],
             serde_json::json!(["eq", "ne", "in"])

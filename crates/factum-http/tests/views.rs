@@ -11,8 +11,8 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use factum_core::{
     Aggregate, AppendRequest, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventEnvelope,
-    EventStore, FieldKind, InMemoryEventStore, Projector, Snapshot, StoredEvent, View, ViewField,
-    ViewKind, async_trait, define_domain_errors,
+    EventStore, FieldKind, InMemoryEventStore, Projector, QueryLimits, Snapshot, StoredEvent, View,
+    ViewField, ViewKind, async_trait, define_domain_errors,
 };
 use factum_http::{
     Api, CommandSpec, HttpAggregate, HttpConfig, HttpView, JwtAuth, Projections, view_routes,
@@ -460,6 +460,58 @@ async fn every_rejected_query_is_a_structured_400_listing_the_fields() {
     let (status, body) = get(&s.app, &format!("/views/cards?filter={long}:eq:1")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["message"].as_str().unwrap().len() < 400, "{body}");
+}
+
+#[tokio::test]
+async fn too_many_clauses_are_a_400_and_the_limit_is_configurable() {
+    let s = service(HttpConfig::default());
+    seed(&s.engine).await;
+    let filters = |n: usize| vec!["team:ne:x"; n].join(",");
+    let sorts = |n: usize| vec!["-points"; n].join(",");
+    for base in ["/views/cards", "/players/p01/goals"] {
+        let field = if base == "/views/cards" {
+            "team"
+        } else {
+            "points"
+        };
+        let filter = |n: usize| match field {
+            "team" => filters(n),
+            _ => vec!["points:gte:0"; n].join(","),
+        };
+        let (status, body) = get(&s.app, &format!("{base}?filter={}", filter(16))).await;
+        assert_eq!(status, StatusCode::OK, "{base}: {body}");
+        for (query, expected) in [
+            (format!("filter={}", filter(17)), "17 filter clauses"),
+            (format!("filter={}", filter(1000)), "1000 filter clauses"),
+            (format!("sort={}", sorts(17)), "17 sort keys"),
+            (format!("sort={}", sorts(1000)), "1000 sort keys"),
+            (
+                format!("filter={field}:in:{}", vec!["1"; 101].join("|")),
+                "values in one 'in' filter",
+            ),
+        ] {
+            let (status, body) = get(&s.app, &format!("{base}?{query}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{base}: {body}");
+            assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains(expected), "{message}");
+            assert_eq!(body["details"]["max_clauses"], 16, "{body}");
+            assert_eq!(body["details"]["max_in_values"], 100, "{body}");
+        }
+    }
+    // A service may allow more, or fewer.
+    let wide = service(HttpConfig::default().with_query_limits(QueryLimits::new(1000, 1000)));
+    seed(&wide.engine).await;
+    let (status, body) = get(&wide.app, &format!("/views/cards?filter={}", filters(1000))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 10);
+    let (status, body) = get(&wide.app, &format!("/views/cards?sort={}", sorts(1000))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let narrow = service(HttpConfig::default().with_query_limits(QueryLimits::new(1, 2)));
+    seed(&narrow.engine).await;
+    let (status, body) = get(&narrow.app, "/views/cards?filter=team:ne:x,team:ne:y").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["details"]["max_clauses"], 1, "{body}");
 }
 
 #[tokio::test]

@@ -360,12 +360,25 @@ impl Params {
 }
 
 /// Translates a query that [`ViewQuery::validate`] accepted. `?1` is the view type.
+/// The conjunction of `clauses`, nested as a balanced tree: SQLite refuses an expression
+/// deeper than 1000, and `a AND b AND c ...` nests one level per clause.
+fn all_of(clauses: &[String]) -> String {
+    match clauses {
+        [] => "1".to_owned(),
+        [one] => one.clone(),
+        _ => {
+            let (left, right) = clauses.split_at(clauses.len() / 2);
+            format!("({} AND {})", all_of(left), all_of(right))
+        }
+    }
+}
+
 fn translate(view_type: &str, query: &ViewQuery) -> factum_core::Result<Translation> {
     let mut params = Params {
         values: vec![Value::Text(view_type.to_owned())],
         paths: Vec::new(),
     };
-    let mut where_sql = String::from("view_type = ?1");
+    let mut clauses = vec!["view_type = ?1".to_owned()];
     for filter in &query.filters {
         let path = params.path(&filter.field)?;
         let clause = match (filter.op, &filter.value) {
@@ -421,13 +434,15 @@ fn translate(view_type: &str, query: &ViewQuery) -> factum_core::Result<Translat
             (FilterOp::Gt, value) => params.comparison(path, value, ">", false)?,
             (FilterOp::Gte, value) => params.comparison(path, value, ">=", false)?,
         };
-        where_sql.push_str(" AND ");
-        where_sql.push_str(&clause);
+        clauses.push(clause);
     }
+    let where_sql = all_of(&clauses);
     let filter_count = params.values.len();
 
     let mut order_sql = String::new();
-    for key in &query.sort {
+    // SQLite refuses an ORDER BY of more than 2000 terms; keys that cannot change the order
+    // are left out.
+    for key in query.effective_sort() {
         let p = params.path(&key.field)?;
         let direction = if key.descending { "DESC" } else { "ASC" };
         // The rank orders JSON types as the reference does (missing/null first); the value

@@ -73,7 +73,7 @@ impl Event for AccountEvent {
 
 /// Opens an account (the create command).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "type", deny_unknown_fields)]
 pub enum OpenAccountCommand {
     /// Open an account with an owner and an opening balance.
     OpenAccount {
@@ -86,7 +86,7 @@ pub enum OpenAccountCommand {
 
 /// Moves money on an open account (the update commands).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "type", deny_unknown_fields)]
 pub enum AccountCommand {
     /// Pay money in.
     Deposit {

@@ -125,6 +125,20 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
             r#"{"id":"acc-001","owner":"Alice","balance":1300.0,"version":3}"#.to_owned()
         )
     );
+    // A form post with no JSON Content-Type (what any web page may send cross-site without a
+    // preflight) is a 415 on the real binary and moves no money.
+    for content_type in [None, Some("text/plain")] {
+        let mut request = client
+            .post(&account)
+            .body(r#"{"type": "Withdraw", "amount": 1300.0}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 415, "{content_type:?}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "UNSUPPORTED_MEDIA_TYPE", "{error}");
+    }
     let state = (
         200,
         r#"{"id":"acc-001","owner":"Alice","balance":1300.0,"version":3}"#.to_owned(),

@@ -502,36 +502,220 @@ async fn malformed_bodies_are_400_validation_errors_naming_the_problem() {
 }
 
 #[tokio::test]
-async fn content_type_must_be_json_when_given() {
+async fn commands_need_a_json_content_type_else_415_and_nothing_stored() {
     let app = app();
-    let r = send(
+    let open_body = r#"{"type": "OpenAccount", "owner": "A", "initial_balance": 1}"#;
+    let raw = |uri: &str, content_type: Option<&str>, body: &str| {
+        let mut request = Request::post(uri);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.body(Body::from(body.to_owned())).unwrap()
+    };
+    // Without a Content-Type a browser may send the request cross-site without a CORS
+    // preflight: refused on the reference and the generic routes alike.
+    for (uri, body) in [
+        ("/accounts/acc-1", open_body),
+        (
+            "/api/accounts/acc-1/commands/OpenAccount",
+            r#"{"owner": "A", "initial_balance": 1}"#,
+        ),
+        (
+            "/api/accounts/commands/OpenAccount",
+            r#"{"owner": "A", "initial_balance": 1}"#,
+        ),
+    ] {
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/jsonx"),
+            Some("application/+json"),
+        ] {
+            let response = app
+                .clone()
+                .oneshot(raw(uri, content_type, body))
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{uri} {content_type:?}"
+            );
+            let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            let error: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(error["code"], "UNSUPPORTED_MEDIA_TYPE", "{error}");
+            assert_eq!(error["status"], 415);
+            assert!(
+                error["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("application/json"),
+                "{error}"
+            );
+        }
+    }
+    assert_eq!(
+        get(&app, "/accounts/acc-1").await.status,
+        404,
+        "nothing stored"
+    );
+    assert_eq!(
+        get(&app, "/views/accounts").await.json()["total"],
+        0,
+        "no account was opened"
+    );
+    // JSON media types with parameters or a +json suffix are fine.
+    for (content_type, body, status) in [
+        (
+            "application/json; charset=utf-8",
+            open_body,
+            StatusCode::CREATED,
+        ),
+        (
+            "Application/JSON",
+            r#"{"type": "Deposit", "amount": 1}"#,
+            StatusCode::OK,
+        ),
+        (
+            "application/vnd.bank+json",
+            r#"{"type": "Deposit", "amount": 1}"#,
+            StatusCode::OK,
+        ),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(raw("/accounts/acc-1", Some(content_type), body))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{content_type}");
+    }
+    assert_eq!(event_count(&app, "acc-1").await, 3);
+}
+
+#[tokio::test]
+async fn unknown_fields_in_command_bodies_are_400_and_store_nothing() {
+    let app = app();
+    let r = post(
         &app,
-        Method::POST,
         "/accounts/acc-1",
-        None,
-        &[("content-type", "text/plain")],
+        r#"{"type": "OpenAccount", "owner": "A", "initial_balance": 1, "overdraft": 100}"#,
     )
     .await;
-    let message = r.error(415, "UNSUPPORTED_MEDIA_TYPE");
-    assert!(message.contains("application/json"), "{message}");
-    // A request without Content-Type is read as JSON (curl -d sends a form type; plain
-    // clients often send none).
-    let request = Request::post("/accounts/acc-1")
-        .body(Body::from(
-            r#"{"type": "OpenAccount", "owner": "A", "initial_balance": 1}"#,
-        ))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let r = send(
+    let message = r.error(400, "VALIDATION_ERROR");
+    assert!(message.contains("overdraft"), "{message}");
+    assert_eq!(event_count(&app, "acc-1").await, 0);
+    let r = post(
         &app,
-        Method::POST,
-        "/accounts/acc-1",
-        Some(r#"{"type": "Deposit", "amount": 1}"#),
-        &[("content-type", "application/json; charset=utf-8")],
+        "/api/accounts/commands/OpenAccount",
+        r#"{"owner": "A", "initial_balance": 1, "x-schemathesis-unknown-property": 42}"#,
+    )
+    .await;
+    let message = r.error(400, "VALIDATION_ERROR");
+    assert!(
+        message.contains("x-schemathesis-unknown-property"),
+        "{message}"
+    );
+    open(&app, "acc-1", "A", "10").await;
+    for (uri, body) in [
+        (
+            "/accounts/acc-1",
+            r#"{"type": "Deposit", "amount": 1, "memo": "x"}"#,
+        ),
+        (
+            "/accounts/acc-1",
+            r#"{"type": "Withdraw", "amount": 1, "to": "acc-2"}"#,
+        ),
+        (
+            "/api/accounts/acc-1/commands/Deposit",
+            r#"{"amount": 1, "Amount": 2}"#,
+        ),
+        (
+            "/api/accounts/acc-1/commands/Withdraw",
+            r#"{"amount": 1, "": 0}"#,
+        ),
+    ] {
+        let message = post(&app, uri, body).await.error(400, "VALIDATION_ERROR");
+        assert!(message.contains("unknown field"), "{uri} {body}: {message}");
+    }
+    assert_eq!(event_count(&app, "acc-1").await, 1, "nothing stored");
+    // The body may repeat its own command name in `type` on the generic routes.
+    let r = post(
+        &app,
+        "/api/accounts/acc-1/commands/Deposit",
+        r#"{"type": "Deposit", "amount": 1}"#,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_document_states_what_the_server_enforces() {
+    let app = app();
+    let doc = get(&app, "/openapi.json").await.json();
+    let param = |path: &str, method: &str, name: &str| -> Value {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method} {path} has no parameters"))
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{method} {path} has no {name}"))
+            .clone()
+    };
+    // version=0 is a 400, so the document starts versions at 1.
+    for path in ["/accounts/{id}", "/api/accounts/{id}"] {
+        assert_eq!(
+            param(path, "get", "version")["schema"]["minimum"],
+            1,
+            "{path}"
+        );
+        assert_eq!(
+            get(&app, &format!("{}?version=0", path.replace("{id}", "a")))
+                .await
+                .status,
+            400
+        );
+    }
+    let events = "/api/accounts/{id}/events";
+    assert_eq!(param(events, "get", "from_version")["schema"]["minimum"], 1);
+    assert_eq!(param(events, "get", "limit")["schema"]["minimum"], 1);
+    assert_eq!(param(events, "get", "limit")["schema"]["maximum"], 1000);
+    // Ids and If-Match have the patterns the server checks.
+    for (path, method) in [
+        ("/accounts/{id}", "post"),
+        ("/accounts/{id}", "get"),
+        ("/accounts/{id}/events", "get"),
+        ("/api/accounts/{id}", "get"),
+        ("/api/accounts/{id}/commands/Deposit", "post"),
+    ] {
+        assert_eq!(
+            param(path, method, "id")["schema"]["pattern"],
+            factum_http::AGGREGATE_ID_PATTERN,
+            "{method} {path}"
+        );
+    }
+    for path in ["/accounts/{id}", "/api/accounts/{id}/commands/Withdraw"] {
+        assert_eq!(
+            param(path, "post", "If-Match")["schema"]["pattern"],
+            factum_http::IF_MATCH_PATTERN,
+            "{path}"
+        );
+    }
+    // Every command body the document closes is closed on the server too (see
+    // unknown_fields_in_command_bodies_are_400_and_store_nothing).
+    for name in ["OpenAccountBody", "DepositBody", "WithdrawBody"] {
+        assert_eq!(
+            doc["components"]["schemas"][name]["additionalProperties"], false,
+            "{name}"
+        );
+    }
+    for variant in doc["components"]["schemas"]["AccountCommandBody"]["oneOf"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(variant["additionalProperties"], false, "{variant}");
+    }
 }
 
 #[tokio::test]

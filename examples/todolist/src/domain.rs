@@ -90,7 +90,7 @@ impl Event for TodoListEvent {
 
 /// Creates a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "type", deny_unknown_fields)]
 pub enum CreateListCommand {
     /// Create a list with a name.
     CreateList {
@@ -101,7 +101,7 @@ pub enum CreateListCommand {
 
 /// Changes a list's to-dos.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+#[serde(tag = "type", deny_unknown_fields)]
 pub enum TodoListCommand {
     /// Add a to-do.
     AddTodo {

@@ -506,6 +506,72 @@ async fn operations_and_the_document() {
     );
 }
 
+#[tokio::test]
+async fn commands_need_json_and_only_their_documented_fields() {
+    let (_service, app) = service();
+    ok(&app, "home", "CreateList", json!({"name": "Home"})).await;
+    let before = get(&app, "/lists/home").await.body;
+    // No Content-Type (a browser's cross-site form post) or another one: 415.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut request = Request::post("/lists/home/commands/AddTodo");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let request = request
+            .body(Body::from(r#"{"todo_id": "a", "title": "t"}"#))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}"
+        );
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let error: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(error["code"], "UNSUPPORTED_MEDIA_TYPE", "{error}");
+    }
+    // Fields the document does not list: 400 naming the field.
+    for (name, body) in [
+        (
+            "AddTodo",
+            json!({"todo_id": "a", "title": "t", "due": "today"}),
+        ),
+        (
+            "AssignTodo",
+            json!({"todo_id": "a", "assignee": "b", "by": "c"}),
+        ),
+        ("ResolveTodo", json!({"todo_id": "a", "note": "done"})),
+        ("RemoveTodo", json!({"todo_id": "a", "force": true})),
+    ] {
+        let reply = command(&app, "home", name, body).await;
+        reply.error(400, "VALIDATION_ERROR");
+        assert!(
+            reply.text.contains("unknown field"),
+            "{name}: {}",
+            reply.text
+        );
+    }
+    command(
+        &app,
+        "other",
+        "CreateList",
+        json!({"name": "x", "owner": "y"}),
+    )
+    .await
+    .error(400, "VALIDATION_ERROR");
+    assert_eq!(
+        get(&app, "/lists/home").await.body,
+        before,
+        "nothing changed"
+    );
+    get(&app, "/lists/other")
+        .await
+        .error(404, "TODO_LIST_NOT_FOUND");
+}
 /// Every operation of the document, without a token: 401, except `/health`. A route added
 /// to the service later is covered by this test without changing it.
 #[tokio::test]

@@ -28,7 +28,7 @@ use factum_http::{
     with_etag,
 };
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, OneOfBuilder};
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
 
@@ -228,8 +228,8 @@ pub struct HistoryQuery {
     tag = "accounts",
     summary = "Run a command on an account: OpenAccount (201), Deposit or Withdraw (200)",
     params(
-        ("id" = String, Path, description = "The account id: 1 to 128 of [A-Za-z0-9._:-]"),
-        ("If-Match" = Option<String>, Header, description = "Run only at this version (the ETag, \"3\"); else 412"),
+        ("id" = String, Path, description = "The account id: 1 to 128 of [A-Za-z0-9._:-]", pattern = r"^[A-Za-z0-9._:-]{1,128}$"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Run only at this version (the ETag, \"3\"); else 412", pattern = r#"^(\*|(W/)?("[0-9]{1,19}"|[0-9]{1,19}))$"#),
     ),
     request_body(content = AccountCommandBody, content_type = "application/json"),
     responses(
@@ -282,7 +282,7 @@ async fn post_account(
     path = "/accounts/{id}",
     tag = "accounts",
     summary = "The state of an account; ?version=N gives the state after its first N events",
-    params(("id" = String, Path, description = "The account id"), StateQuery),
+    params(("id" = String, Path, description = "The account id", pattern = r"^[A-Za-z0-9._:-]{1,128}$"), StateQuery),
     responses(
         (status = 200, description = "The account", body = AccountView, headers(("ETag" = String, description = "The version, quoted"))),
         (status = 400, description = "Invalid id or version (VALIDATION_ERROR)", body = ErrorBody),
@@ -311,7 +311,7 @@ async fn get_account(
     path = "/accounts/{id}/events",
     tag = "accounts",
     summary = "The events of an account, oldest first; ?metadata=true gives envelopes",
-    params(("id" = String, Path, description = "The account id"), HistoryQuery),
+    params(("id" = String, Path, description = "The account id", pattern = r"^[A-Za-z0-9._:-]{1,128}$"), HistoryQuery),
     responses(
         (status = 200, description = "The events (or envelopes)", body = AccountHistory),
         (status = 400, description = "Invalid id or query (VALIDATION_ERROR)", body = ErrorBody),
@@ -350,6 +350,24 @@ async fn empty_id(RequestContext(_ctx): RequestContext) -> ApiError {
 )]
 struct ReferenceDoc;
 
+/// Marks each variant of [`AccountCommandBody`] closed (`additionalProperties: false`), as
+/// serde's `deny_unknown_fields` on the enum makes it: utoipa does not carry the attribute
+/// over to the variants of a tagged enum.
+fn close_command_variants(doc: &mut utoipa::openapi::OpenApi) {
+    let schema = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut(AccountCommandBody::name().as_ref()));
+    if let Some(RefOr::T(Schema::OneOf(one_of))) = schema {
+        for variant in &mut one_of.items {
+            if let RefOr::T(Schema::Object(object)) = variant {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+}
+
 /// The bank's service: reference routes, the account's generic routes under `/api`, the
 /// view routes, `/projections`, `/health`, `/openapi.json` and `/docs`, not yet turned into a
 /// router (see [`router`]).
@@ -364,7 +382,8 @@ pub fn api(bank: &Bank, config: HttpConfig) -> Result<Api, factum_http::Error> {
         .with_state(service);
     // With auth on, the document marks these routes (as every protected one) with the
     // bearer scheme and their 401/403 answers.
-    let doc = ReferenceDoc::openapi();
+    let mut doc = ReferenceDoc::openapi();
+    close_command_variants(&mut doc);
     Ok(
         Api::new(config.with_title("Factum bank account service", env!("CARGO_PKG_VERSION")))
             .with_health(store.clone())
