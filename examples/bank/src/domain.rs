@@ -36,7 +36,8 @@ define_domain_errors! {
 }
 
 /// What happened to an account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Each event is stored under its serde tag (`#[derive(Event)]`).
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum AccountEvent {
     /// The account was opened.
@@ -59,16 +60,6 @@ pub enum AccountEvent {
         /// How much.
         amount: Money,
     },
-}
-
-impl Event for AccountEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::AccountOpened { .. } => "AccountOpened",
-            Self::MoneyDeposited { .. } => "MoneyDeposited",
-            Self::MoneyWithdrawn { .. } => "MoneyWithdrawn",
-        }
-    }
 }
 
 /// Opens an account (the create command).

@@ -36,7 +36,8 @@ define_domain_errors! {
 }
 
 /// What happens to a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Each event is stored under its serde tag (`#[derive(Event)]`).
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum TodoListEvent {
     /// The list was created.
@@ -74,18 +75,6 @@ pub enum TodoListEvent {
         /// Its id.
         todo_id: String,
     },
-}
-
-impl Event for TodoListEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::ListCreated { .. } => "ListCreated",
-            Self::TodoAdded { .. } => "TodoAdded",
-            Self::TodoRemoved { .. } => "TodoRemoved",
-            Self::TodoAssigned { .. } => "TodoAssigned",
-            Self::TodoResolved { .. } => "TodoResolved",
-        }
-    }
 }
 
 /// Creates a list.
