@@ -1,7 +1,6 @@
 //! A throwaway PostgreSQL cluster a test may stop and start at will ([`ThrowawayPostgres`])
 //! without touching any shared server; it is removed when dropped, so a failing test leaves
-//! nothing running. (Service binaries under test: [`crate::server::Server`] and
-//! [`crate::process::ServiceProcess`].)
+//! nothing running. (Service binaries under test: [`crate::server::Server`].)
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

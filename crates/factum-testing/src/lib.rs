@@ -7,9 +7,9 @@
 //! - [`conformance`]: the one suite every event store runs, wired into a test crate with
 //!   [`event_store_conformance_tests!`].
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
-//! - [`server`]: a service binary started on a free port for end-to-end tests.
-//! - [`process`]: a service binary started on a free port and killed when done; with the
-//!   `postgres` feature, `database::TestDatabase`, a PostgreSQL database per test.
+//! - [`server`]: a service binary started on a free port for end-to-end tests, killed
+//!   (SIGKILL) when done; with the `postgres` feature, `database::TestDatabase`, a
+//!   PostgreSQL database per test.
 //!
 //! ```
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
@@ -66,7 +66,6 @@ pub mod database;
 mod fixture;
 pub mod idempotency;
 pub mod jwt;
-pub mod process;
 pub mod server;
 pub mod views;
 

@@ -16,6 +16,12 @@ impl Server {
     /// waits for the first line of its stdout, which must name its `http://` address.
     /// Panics (this is a test helper) when it does not start or names no address.
     pub fn start(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::ready(program, Self::spawn(program, args, envs))
+    }
+
+    /// Starts the process without waiting for it; [`ready`](Self::ready) waits. Spawning
+    /// several before waiting starts them at the same moment.
+    pub fn spawn(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
         let mut command = Command::new(program);
         command
             .args(args)
@@ -25,9 +31,13 @@ impl Server {
         for (name, value) in envs {
             command.env(name, value);
         }
-        let mut child = command
+        command
             .spawn()
-            .unwrap_or_else(|e| panic!("{program} does not start: {e}"));
+            .unwrap_or_else(|e| panic!("{program} does not start: {e}"))
+    }
+
+    /// Waits for a [`spawn`](Self::spawn)ed `program` to print its address.
+    pub fn ready(program: &str, mut child: Child) -> Self {
         let mut line = String::new();
         if let Some(stdout) = child.stdout.take() {
             let _ = BufReader::new(stdout).read_line(&mut line);
@@ -47,6 +57,11 @@ impl Server {
     /// The URL of `path` on the server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `HOST:PORT`, for raw TCP.
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     /// The process id.

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use factum_testing::database::TestDatabase;
-use factum_testing::process::ServiceProcess;
+use factum_testing::server::Server;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
@@ -53,7 +53,7 @@ async fn post(client: &reqwest::Client, url: &str, body: &str, key: &str) -> Rep
     }
 }
 
-async fn account(client: &reqwest::Client, bank: &ServiceProcess, id: &str) -> Value {
+async fn account(client: &reqwest::Client, bank: &Server, id: &str) -> Value {
     let response = client
         .get(bank.url(&format!("/accounts/{id}")))
         .send()
@@ -93,16 +93,16 @@ async fn a_repeat_after_sigkill_and_restart_is_replayed_and_counted_once() {
     let open = r#"{"type": "OpenAccount", "owner": "Alice", "initial_balance": 100}"#;
     let deposit = r#"{"type": "Deposit", "amount": 10}"#;
 
-    let bank = ServiceProcess::start(BANK, &["--store", &store]);
+    let bank = Server::start(BANK, &["--store", &store, "--listen", "127.0.0.1:0"], &[]);
     let opened = post(&client, &bank.url("/accounts/acc-1"), open, "open-1").await;
     assert_eq!(opened.status, 201, "{}", opened.text);
     let first = post(&client, &bank.url("/accounts/acc-1"), deposit, "dep-1").await;
     assert_eq!(first.status, 200, "{}", first.text);
     assert!(!first.replayed);
     // Killed right after the reply: nothing but the committed transaction survives.
-    bank.sigkill();
+    bank.kill().unwrap();
 
-    let bank = ServiceProcess::start(BANK, &["--store", &store]);
+    let bank = Server::start(BANK, &["--store", &store, "--listen", "127.0.0.1:0"], &[]);
     let again = post(&client, &bank.url("/accounts/acc-1"), deposit, "dep-1").await;
     assert_eq!(again.status, 200);
     assert!(again.replayed, "replayed after the restart");
@@ -141,11 +141,11 @@ async fn a_repeat_after_sigkill_and_restart_is_replayed_and_counted_once() {
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(fastrand::u64(2..=12) + 2 * round)).await;
-        bank.sigkill();
+        bank.kill().unwrap();
         for sender in senders {
             sender.abort();
         }
-        bank = ServiceProcess::start(BANK, &["--store", &store]);
+        bank = Server::start(BANK, &["--store", &store, "--listen", "127.0.0.1:0"], &[]);
         for i in 1..=PER_ROUND {
             let reply = post(
                 &client,
@@ -183,13 +183,13 @@ async fn a_repeat_after_sigkill_and_restart_is_replayed_and_counted_once() {
 async fn two_processes_on_one_postgres_race_the_same_keys_to_one_event_each() {
     let database = TestDatabase::create("factum_idempotency").await;
     let url = database.url();
-    let args = ["--store", url.as_str()];
+    let args = ["--store", url.as_str(), "--listen", "127.0.0.1:0"];
     // Started together: they migrate the fresh database at the same moment.
     let (a, b) = (
-        ServiceProcess::spawn(BANK, &args),
-        ServiceProcess::spawn(BANK, &args),
+        Server::spawn(BANK, &args, &[]),
+        Server::spawn(BANK, &args, &[]),
     );
-    let (a, b) = (ServiceProcess::ready(a), ServiceProcess::ready(b));
+    let (a, b) = (Server::ready(BANK, a), Server::ready(BANK, b));
     let client = reqwest::Client::new();
 
     let open = r#"{"type": "OpenAccount", "owner": "Alice", "initial_balance": 0}"#;
