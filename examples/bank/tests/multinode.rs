@@ -8,7 +8,7 @@
 //! account in its own process, but the three processes only share PostgreSQL, so concurrent
 //! deposits from different nodes conflict there and are retried by each node's engine.
 //!
-//! The test owns a database of its own (`CREATE DATABASE factum_multinode_...`, dropped
+//! The test owns a database of its own (`TestDatabase`: `factum_multinode_...`, dropped
 //! `WITH (FORCE)` by a guard, also when the test fails) on the server of
 //! `FACTUM_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`), and fails
 //! when that server is missing. The nodes are killed when their guards drop.
@@ -21,84 +21,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use factum::postgres::sqlx::{self, Connection};
+use factum_testing::database::TestDatabase;
 use serde_json::{Value, json};
 
 const NODES: usize = 3;
 const CLIENTS: usize = 16;
 const DEPOSITS_PER_CLIENT: usize = 100;
 const ACCOUNT: &str = "acc-multi";
-
-/// The server's admin connection: `FACTUM_TEST_DATABASE_URL`, or the local one.
-fn admin_url() -> String {
-    std::env::var("FACTUM_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A database of its own on the test server, dropped (`WITH (FORCE)`, so connections left by
-/// killed nodes do not keep it alive) when the guard drops, even when the test panics.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        // Digits and underscores only: safe as an unquoted identifier.
-        let name = format!("factum_multinode_{}_{nanos}", std::process::id());
-        let admin = admin_url();
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "PostgreSQL is required for the multi-node test and is not usable at {admin} \
-                     (set FACTUM_TEST_DATABASE_URL to another server): {error}"
-                )
-            });
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        Self { name }
-    }
-
-    /// The database's URL, on the admin URL's server.
-    fn url(&self) -> String {
-        let admin = admin_url();
-        let server = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(server, _)| server);
-        format!("{server}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Its own thread and runtime: drop runs inside the test's runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;
-                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
-            panic!("could not drop database {}: {dropped:?}", self.name);
-        }
-    }
-}
 
 /// What a node's debug log of `factum_postgres` showed.
 #[derive(Default)]
@@ -226,7 +155,7 @@ async fn movements_caught_up(client: &reqwest::Client, node: &Node, head: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_sixteen_clients_one_account_lose_nothing() {
     // Declared first, dropped last: after every node is killed.
-    let database = Database::create().await;
+    let database = TestDatabase::create("factum_multinode").await;
     let store = database.url();
     let children: Vec<Child> = (0..NODES).map(|_| Node::spawn(&store)).collect();
     let nodes: Arc<Vec<Node>> = Arc::new(
