@@ -89,6 +89,7 @@ mod keyed_lock;
 mod memory;
 mod parked;
 mod projection;
+mod projections;
 mod store;
 mod upcast;
 mod view;
@@ -116,6 +117,9 @@ pub use memory::InMemoryEventStore;
 pub use parked::{ParkedEvent, is_event_fault};
 pub use projection::{
     DEFAULT_PROJECTION_ATTEMPTS, ProjectionLag, Projector, REBUILD_MARKER_PREFIX, view_changes,
+};
+pub use projections::{
+    ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
 };
 pub use store::{AppendRequest, EventStore, ExpectedVersion};
 pub use upcast::Upcasters;

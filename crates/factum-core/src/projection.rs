@@ -21,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::parked::{ParkedEvent, is_event_fault};
 use crate::store::EventStore;
 use crate::upcast::Upcasters;
-use crate::view::{ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewRecord, ViewStore};
+use crate::view::{
+    ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewQuery, ViewRecord, ViewStore,
+};
 
 /// How many times a projection tries an event before parking it, unless configured.
 pub const DEFAULT_PROJECTION_ATTEMPTS: u32 = 5;
@@ -261,6 +263,17 @@ impl<V: View> Projector<V> {
     /// The projection's name (its checkpoint key).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the view holds no record at all: for a view kept inline over a store that
+    /// has events, a sign that it was never built (the store was written before it existed).
+    pub async fn is_empty(&self) -> Result<bool> {
+        let one = ViewQuery {
+            page_size: 1,
+            ..ViewQuery::default()
+        };
+        let page = self.views.query_views(V::TYPE, &one, V::fields()).await?;
+        Ok(page.total == 0)
     }
 
     /// The checkpoint and the log's head.

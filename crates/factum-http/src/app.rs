@@ -27,7 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use factum_core::{CqrsCommandEngine, EventStore, QueryLimits};
+use factum_core::{CqrsCommandEngine, EventStore, Projections, QueryLimits};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
@@ -42,7 +42,7 @@ use crate::openapi::{
     aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, secure_document,
     view_openapi,
 };
-use crate::projections::{Projections, projection_routes};
+use crate::projections::projection_routes;
 use crate::server::{ServeConfig, serve_with_config};
 use crate::views::{HttpView, child_view_routes_limited, view_routes_limited, view_store_of};
 

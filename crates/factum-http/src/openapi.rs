@@ -25,7 +25,7 @@ use crate::aggregate::{
     collection_path,
 };
 use crate::error::ErrorBody;
-use crate::projections::ProjectionStatus;
+use crate::projections::ProjectionStatusDoc;
 use crate::views::{HttpView, describe_fields, join_path};
 use factum_core::MAX_PAGE_SIZE;
 
@@ -745,9 +745,9 @@ where
 
 /// The document of [`projection_routes`](crate::projection_routes).
 pub fn projections_openapi(auth: bool) -> OpenApi {
-    let status = ProjectionStatus::name().into_owned();
-    let mut schemas = vec![(status.clone(), ProjectionStatus::schema())];
-    ProjectionStatus::schemas(&mut schemas);
+    let status = ProjectionStatusDoc::name().into_owned();
+    let mut schemas = vec![(status.clone(), ProjectionStatusDoc::schema())];
+    ProjectionStatusDoc::schemas(&mut schemas);
     let list = OperationBuilder::new()
         .tag("operations")
         .summary(Some(

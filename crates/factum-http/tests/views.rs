@@ -11,12 +11,10 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use factum_core::{
     Aggregate, AppendRequest, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventEnvelope,
-    EventStore, FieldKind, InMemoryEventStore, Projector, QueryLimits, Snapshot, StoredEvent, View,
-    ViewField, ViewKind, async_trait, define_domain_errors,
+    EventStore, FieldKind, InMemoryEventStore, Projections, Projector, QueryLimits, Snapshot,
+    StoredEvent, View, ViewField, ViewKind, async_trait, define_domain_errors,
 };
-use factum_http::{
-    Api, CommandSpec, HttpAggregate, HttpConfig, HttpView, JwtAuth, Projections, view_routes,
-};
+use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig, HttpView, JwtAuth, view_routes};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower::ServiceExt;

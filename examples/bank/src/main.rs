@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use factum_core::{EventStore, ProjectionLag};
-use factum_http::{HttpConfig, JwtAuth, Projections};
+use factum_core::{EventStore, ProjectionLag, Projections};
+use factum_http::{HttpConfig, JwtAuth};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The reference bank account service of Factum: every change to an account is an event.

@@ -41,9 +41,9 @@ use std::sync::Arc;
 use axum::Router;
 use factum_core::{
     AccessPolicy, CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, Filter, FilterOp,
-    FilterValue, Projector, ViewStore,
+    FilterValue, Projections, Projector, ViewStore,
 };
-use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig, HttpView, Projections};
+use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig, HttpView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
