@@ -129,8 +129,8 @@ async fn main() -> std::process::ExitCode {
             // One readable line with its causes, whatever RUST_BACKTRACE says.
             eprintln!("todolist: {error:#}");
             if error
-                .downcast_ref::<factum::OpenStoreError>()
-                .is_some_and(factum::OpenStoreError::is_in_use)
+                .downcast_ref::<factum::ServiceError>()
+                .is_some_and(factum::ServiceError::is_in_use)
             {
                 std::process::ExitCode::from(EXIT_STORE_IN_USE)
             } else if error.is::<UnfinishedRebuild>() {
