@@ -113,8 +113,9 @@ fn replay_10k(c: &mut Criterion) {
     let store = Arc::new(InMemoryEventStore::new());
     rt.block_on(replay::factum(store.clone(), 10_000, 1))
         .unwrap();
-    let engine = CqrsCommandEngine::<Account>::new(store, ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never));
+    let engine = CqrsCommandEngine::<Account>::builder(store)
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never))
+        .build().unwrap();
     let mut group = c.benchmark_group("replay");
     group.throughput(Throughput::Elements(10_000));
     group.bench_function("10k_events_from_memory", |b| {
