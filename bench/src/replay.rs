@@ -76,7 +76,7 @@ pub async fn factum(
     // The last event through an engine that snapshots every command.
     let snapshotting = CqrsCommandEngine::<Account>::builder(store.clone())
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
-        .build().unwrap();
+        .build()?;
     let deposit = AccountCommand::Deposit {
         amount: Amount::from_cents(1),
     };
@@ -85,7 +85,7 @@ pub async fn factum(
     let want = (replay_balance(events), events as u64);
     let from_events = CqrsCommandEngine::<Account>::builder(store.clone())
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never))
-        .build().unwrap();
+        .build()?;
     let mut by_events = Vec::new();
     let mut by_snapshot = Vec::new();
     for _ in 0..reps {

@@ -141,8 +141,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let engine = CqrsCommandEngine::<Account>::builder(store.clone())
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never))
-        .build()
-        .unwrap();
+        .build()?;
     let want = 1_000 + events as i64 - 1;
     let mut loads = Vec::with_capacity(reps);
     let mut reads = Vec::with_capacity(reps);
