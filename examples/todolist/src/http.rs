@@ -334,13 +334,22 @@ impl TodoService {
         store: Arc<dyn EventStore>,
         services: TodoServices,
     ) -> factum_core::Result<Self> {
+        Self::with_config(store, services, EngineConfig::default())
+    }
+
+    /// The service over `store` with `services` and this engine configuration.
+    pub fn with_config(
+        store: Arc<dyn EventStore>,
+        services: TodoServices,
+        config: EngineConfig,
+    ) -> factum_core::Result<Self> {
         let views = store.clone().into_view_store().ok_or_else(|| {
             factum_core::Error::Validation("the to-do views need a store that keeps views".into())
         })?;
         let projections = projected_views(&store)?;
         let engine = CqrsCommandEngine::builder(store)
             .services(services)
-            .config(EngineConfig::default())
+            .config(config)
             .inline_view::<ListSummary>()
             .dispatcher(projections.waker::<TodoList>())
             .build()?;

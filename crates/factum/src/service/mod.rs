@@ -106,18 +106,14 @@ impl Service {
         }
     }
 
-    /// The one-line description of `-h`.
+    /// The binary's description: its first paragraph is what `-h` shows, the whole text
+    /// (printed as written, line breaks kept) what `--help` shows above the options.
     #[must_use]
-    pub fn about(mut self, about: impl Into<String>) -> Self {
-        self.about = Some(about.into());
-        self
-    }
-
-    /// The text of `--help` above the options, printed as written (line breaks kept): what
-    /// the service does, how to drive it.
-    #[must_use]
-    pub fn long_about(mut self, text: impl Into<String>) -> Self {
-        self.long_about = Some(text.into());
+    pub fn about(mut self, text: impl Into<String>) -> Self {
+        let text = text.into();
+        let first = text.trim().split("\n\n").next().unwrap_or_default().trim();
+        self.long_about = (first.len() < text.trim().len()).then(|| text.trim().to_owned());
+        self.about = Some(first.to_owned());
         self
     }
 
