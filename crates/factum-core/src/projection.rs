@@ -75,10 +75,7 @@ pub async fn view_changes<V: View>(
                 let data = serde_json::to_string(&record)
                     .map_err(|e| Error::serialization(format!("{} view record", V::TYPE), e))?;
                 crate::json::check_value_reads_back(&record, &data).map_err(|mismatch| {
-                    crate::engine::unrepresentable(
-                        format!("{} view record {view_id:?}", V::TYPE),
-                        mismatch,
-                    )
+                    Error::unrepresentable(format!("{} view record {view_id:?}", V::TYPE), mismatch)
                 })?;
                 ViewChange::Upsert(ViewRecord {
                     view_type: V::TYPE.to_owned(),

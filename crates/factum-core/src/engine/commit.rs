@@ -52,7 +52,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             let payload = serde_json::to_string(event)
                 .map_err(|e| Error::serialization(event.event_type(), e))?;
             json::check_value_reads_back(event, &payload).map_err(|mismatch| {
-                unrepresentable(format!("{} event", event.event_type()), mismatch)
+                Error::unrepresentable(format!("{} event", event.event_type()), mismatch)
             })?;
             new_events.push(NewEvent {
                 event_id: ctx.new_id(),
@@ -204,15 +204,7 @@ fn reads_back<T: serde::Serialize + serde::de::DeserializeOwned>(
     text: &str,
     what: impl FnOnce() -> String,
 ) -> Result<()> {
-    json::check_reads_back::<T>(text).map_err(|mismatch| unrepresentable(what(), mismatch))
-}
-
-pub(crate) fn unrepresentable(what: String, mismatch: json::Mismatch) -> Error {
-    Error::Unrepresentable {
-        what,
-        path: mismatch.path,
-        problem: mismatch.problem,
-    }
+    json::check_reads_back::<T>(text).map_err(|mismatch| Error::unrepresentable(what(), mismatch))
 }
 
 fn envelope<E: Event>(stored: StoredEvent, metadata: Metadata, payload: E) -> EventEnvelope<E> {
