@@ -123,38 +123,38 @@ impl EventStore for InMemoryEventStore {
         let inner = &mut *inner;
         let current = inner.streams.get(&key).map_or(0, Vec::len) as u64;
 
-        if let Some(first) = request.events.first() {
-            if let Some(&index) = inner.event_ids.get(&first.event_id) {
-                // A retry of an append that already went through, or a clash.
-                let stored = &inner.log[index];
-                let same_stream = stored.aggregate_type == request.aggregate_type
-                    && stored.aggregate_id == request.aggregate_id;
-                let first_version = stored.version;
-                let replay: Option<Vec<StoredEvent>> = same_stream
-                    .then(|| {
-                        let indexes = inner.streams.get(&key)?;
-                        request
-                            .events
-                            .iter()
-                            .enumerate()
-                            .map(|(offset, event)| {
-                                let at = usize::try_from(first_version - 1).ok()? + offset;
-                                let stored = &inner.log[*indexes.get(at)?];
-                                (stored.event_id == event.event_id).then(|| stored.clone())
-                            })
-                            .collect()
-                    })
-                    .flatten();
-                return replay.ok_or_else(|| conflict(&request, current));
-            }
+        if let Some(first) = request.events.first()
+            && let Some(&index) = inner.event_ids.get(&first.event_id)
+        {
+            // A retry of an append that already went through, or a clash.
+            let stored = &inner.log[index];
+            let same_stream = stored.aggregate_type == request.aggregate_type
+                && stored.aggregate_id == request.aggregate_id;
+            let first_version = stored.version;
+            let replay: Option<Vec<StoredEvent>> = same_stream
+                .then(|| {
+                    let indexes = inner.streams.get(&key)?;
+                    request
+                        .events
+                        .iter()
+                        .enumerate()
+                        .map(|(offset, event)| {
+                            let at = usize::try_from(first_version - 1).ok()? + offset;
+                            let stored = &inner.log[*indexes.get(at)?];
+                            (stored.event_id == event.event_id).then(|| stored.clone())
+                        })
+                        .collect()
+                })
+                .flatten();
+            return replay.ok_or_else(|| conflict(&request, current));
         }
-        if let Some(record) = &request.idempotency {
-            if self_live(inner, record) {
-                return Err(Error::IdempotencyKeyTaken {
-                    scope: record.scope.clone(),
-                    key: record.key.clone(),
-                });
-            }
+        if let Some(record) = &request.idempotency
+            && self_live(inner, record)
+        {
+            return Err(Error::IdempotencyKeyTaken {
+                scope: record.scope.clone(),
+                key: record.key.clone(),
+            });
         }
         if !request.expected.is_satisfied_by(current) {
             return Err(conflict(&request, current));

@@ -62,7 +62,8 @@
 //! let err = PostgresEventStore::connect_with_schema(&url, "x; DROP TABLE y").await.unwrap_err();
 //! assert!(matches!(err, factum_postgres::Error::InvalidSchemaName(_)));
 //!
-//! sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+//! // The schema name is this test's own plain identifier.
+//! sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
 //!     .execute(store.pool())
 //!     .await
 //!     .unwrap();
@@ -74,6 +75,7 @@ mod error;
 mod idempotency;
 mod migrations;
 mod parked;
+mod sql;
 pub mod store;
 pub mod views;
 

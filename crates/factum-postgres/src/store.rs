@@ -98,7 +98,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
 use factum_core::{AppendRequest, ExpectedVersion, Snapshot, StoredEvent, ViewStore};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Row, SqlStr};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -106,6 +106,7 @@ use crate::breaker::Breaker;
 use crate::error::{Error, Result, database_error, unique_violation};
 use crate::idempotency::{self, RecordArrays, RecordStatements};
 use crate::migrations::{self, DEFAULT_SCHEMA, quoted, validate_schema_name};
+use crate::sql::trusted;
 use crate::views::{ChangeArrays, ViewStatements, prepare_changes, write_changes};
 
 type CoreResult<T> = factum_core::Result<T>;
@@ -336,9 +337,9 @@ impl Inner {
         // them; the others keep the plain one.
         let with_records = appends.iter().any(|a| a.request.idempotency.is_some());
         let statement = if with_records {
-            &self.sql.append_events_idempotent
+            self.sql.append_events_idempotent.clone()
         } else {
-            &self.sql.append_events
+            self.sql.append_events.clone()
         };
         let mut records = RecordArrays::default();
         if with_records {
@@ -416,30 +417,30 @@ impl Inner {
     /// (returns its stored events), or a conflict.
     async fn refused(&self, request: &AppendRequest) -> CoreResult<Vec<StoredEvent>> {
         if let Some(first) = request.events.first() {
-            let stored: Option<(String, String, i64)> = sqlx::query_as(&self.sql.find_event)
+            let stored: Option<(String, String, i64)> = sqlx::query_as(self.sql.find_event.clone())
                 .bind(first.event_id)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(database_error)?;
-            if let Some((aggregate_type, aggregate_id, version)) = stored {
-                if aggregate_type == request.aggregate_type && aggregate_id == request.aggregate_id
-                {
-                    let stored = self
-                        .read_stream_from(
-                            &request.aggregate_type,
-                            &request.aggregate_id,
-                            version,
-                            Some(request.events.len()),
-                        )
-                        .await?;
-                    let same = stored.len() == request.events.len()
-                        && stored
-                            .iter()
-                            .zip(&request.events)
-                            .all(|(stored, new)| stored.event_id == new.event_id);
-                    if same {
-                        return Ok(stored);
-                    }
+            if let Some((aggregate_type, aggregate_id, version)) = stored
+                && aggregate_type == request.aggregate_type
+                && aggregate_id == request.aggregate_id
+            {
+                let stored = self
+                    .read_stream_from(
+                        &request.aggregate_type,
+                        &request.aggregate_id,
+                        version,
+                        Some(request.events.len()),
+                    )
+                    .await?;
+                let same = stored.len() == request.events.len()
+                    && stored
+                        .iter()
+                        .zip(&request.events)
+                        .all(|(stored, new)| stored.event_id == new.event_id);
+                if same {
+                    return Ok(stored);
                 }
             }
         }
@@ -467,7 +468,7 @@ impl Inner {
     }
 
     async fn current_version(&self, aggregate_type: &str, aggregate_id: &str) -> CoreResult<u64> {
-        let version: i64 = sqlx::query_scalar(&self.sql.stream_version)
+        let version: i64 = sqlx::query_scalar(self.sql.stream_version.clone())
             .bind(aggregate_type)
             .bind(aggregate_id)
             .fetch_one(&self.pool)
@@ -501,11 +502,11 @@ impl Inner {
     ) -> CoreResult<Vec<StoredEvent>> {
         let changes = prepare_changes(request.view_changes.clone())?;
         let mut tx = self.pool.begin().await.map_err(database_error)?;
-        sqlx::query(&self.sql.lock_positions)
+        sqlx::query(self.sql.lock_positions.clone())
             .execute(&mut *tx)
             .await
             .map_err(database_error)?;
-        let current: i64 = sqlx::query_scalar(&self.sql.stream_version)
+        let current: i64 = sqlx::query_scalar(self.sql.stream_version.clone())
             .bind(&request.aggregate_type)
             .bind(&request.aggregate_id)
             .fetch_one(&mut *tx)
@@ -536,7 +537,7 @@ impl Inner {
         }
         if let Some(snapshot) = &request.snapshot {
             let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
-            sqlx::query(&self.sql.save_snapshot)
+            sqlx::query(self.sql.save_snapshot.clone())
                 .bind(&snapshot.aggregate_type)
                 .bind(&snapshot.aggregate_id)
                 .bind(clamp_i64(snapshot.version))
@@ -564,7 +565,7 @@ impl Inner {
         if limit == Some(0) {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&self.sql.read_stream)
+        let rows = sqlx::query(self.sql.read_stream.clone())
             .bind(aggregate_type)
             .bind(aggregate_id)
             .bind(from_version)
@@ -580,7 +581,7 @@ impl Inner {
     async fn save_snapshot(&self, snapshot: Snapshot) -> CoreResult<()> {
         validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
         let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
-        sqlx::query(&self.sql.save_snapshot)
+        sqlx::query(self.sql.save_snapshot.clone())
             .bind(&snapshot.aggregate_type)
             .bind(&snapshot.aggregate_id)
             .bind(clamp_i64(snapshot.version))
@@ -778,7 +779,7 @@ impl factum_core::EventStore for PostgresEventStore {
                 if limit == 0 {
                     return Ok(Vec::new());
                 }
-                let rows = sqlx::query(&self.inner.sql.read_all)
+                let rows = sqlx::query(self.inner.sql.read_all.clone())
                     .bind(after_position)
                     .bind(clamp_usize(limit))
                     .fetch_all(&self.inner.pool)
@@ -810,7 +811,7 @@ impl factum_core::EventStore for PostgresEventStore {
         self.inner()
             .breaker
             .call(async move {
-                let row = sqlx::query(&self.inner.sql.load_snapshot)
+                let row = sqlx::query(self.inner.sql.load_snapshot.clone())
                     .bind(aggregate_type)
                     .bind(aggregate_id)
                     .fetch_optional(&self.inner.pool)
@@ -846,7 +847,7 @@ impl factum_core::EventStore for PostgresEventStore {
             .call(async move {
                 // Positions are gapless, so the last assigned one is the head; reading the counter
                 // takes no lock (an append in flight holds it, and is not visible yet).
-                let head: i64 = sqlx::query_scalar(&self.inner.sql.head_position)
+                let head: i64 = sqlx::query_scalar(self.inner.sql.head_position.clone())
                     .fetch_one(&self.inner.pool)
                     .await
                     .map_err(database_error)?;
@@ -1057,57 +1058,57 @@ const EVENT_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, v
 /// spliced in; every value is a bound parameter).
 #[derive(Clone)]
 struct Statements {
-    append_events: String,
-    append_events_idempotent: String,
-    find_event: String,
-    read_stream: String,
-    read_all: String,
-    stream_version: String,
-    load_snapshot: String,
-    save_snapshot: String,
-    head_position: String,
-    lock_positions: String,
+    append_events: SqlStr,
+    append_events_idempotent: SqlStr,
+    find_event: SqlStr,
+    read_stream: SqlStr,
+    read_all: SqlStr,
+    stream_version: SqlStr,
+    load_snapshot: SqlStr,
+    save_snapshot: SqlStr,
+    head_position: SqlStr,
+    lock_positions: SqlStr,
 }
 
 impl Statements {
     fn new(s: &str) -> Self {
         Self {
-            append_events: format!(
+            append_events: trusted(format!(
                 "SELECT request, event_position AS position, event_version AS version,
                     event_payload AS payload, event_metadata AS metadata
                 FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
                 ORDER BY event_position"
-            ),
-            append_events_idempotent: format!(
+            )),
+            append_events_idempotent: trusted(format!(
                 "SELECT request, event_position AS position, event_version AS version,
                     event_payload AS payload, event_metadata AS metadata
                 FROM {s}.append_events_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,
                     $26, $27, $28, $29, $30)
                 ORDER BY event_position"
-            ),
-            find_event: format!(
+            )),
+            find_event: trusted(format!(
                 "SELECT aggregate_type, aggregate_id, version FROM {s}.events WHERE event_id = $1"
-            ),
-            read_stream: format!(
+            )),
+            read_stream: trusted(format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events
                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND version >= $3
                 ORDER BY version LIMIT $4"
-            ),
-            read_all: format!(
+            )),
+            read_all: trusted(format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position > $1
                 ORDER BY position LIMIT $2"
-            ),
-            stream_version: format!(
+            )),
+            stream_version: trusted(format!(
                 "SELECT coalesce(max(version), 0) FROM {s}.events
                 WHERE aggregate_type = $1 AND aggregate_id = $2"
-            ),
-            load_snapshot: format!(
+            )),
+            load_snapshot: trusted(format!(
                 "SELECT version, state::text AS state, taken_at, taken_at_ns FROM {s}.snapshots
                 WHERE aggregate_type = $1 AND aggregate_id = $2"
-            ),
-            save_snapshot: format!(
+            )),
+            save_snapshot: trusted(format!(
                 "INSERT INTO {s}.snapshots (aggregate_type, aggregate_id, version, state,
                     taken_at, taken_at_ns)
                 VALUES ($1, $2, $3, $4::jsonb, $5, $6)
@@ -1115,9 +1116,11 @@ impl Statements {
                 SET version = EXCLUDED.version, state = EXCLUDED.state,
                     taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
                 WHERE snapshots.version <= EXCLUDED.version"
-            ),
-            head_position: format!("SELECT last_position FROM {s}.event_position"),
-            lock_positions: format!("SELECT last_position FROM {s}.event_position FOR UPDATE"),
+            )),
+            head_position: trusted(format!("SELECT last_position FROM {s}.event_position")),
+            lock_positions: trusted(format!(
+                "SELECT last_position FROM {s}.event_position FOR UPDATE"
+            )),
         }
     }
 }
@@ -1167,6 +1170,7 @@ mod tests {
     fn the_schema_is_the_only_text_spliced_into_sql() {
         let sql = Statements::new("\"bank\"");
         for statement in [&sql.append_events, &sql.read_all, &sql.save_snapshot] {
+            let statement = statement.as_str();
             assert!(statement.contains("\"bank\"."));
             assert!(!statement.contains('\''), "no literals: {statement}");
         }

@@ -391,18 +391,17 @@ pub(crate) fn sql_error(error: rusqlite::Error) -> factum_core::Error {
 }
 
 fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
-    if let Some(snapshot) = &request.snapshot {
-        if snapshot.aggregate_type != request.aggregate_type
-            || snapshot.aggregate_id != request.aggregate_id
-        {
-            return Err(factum_core::Error::Validation(format!(
-                "the snapshot of {} '{}' cannot be written with an append to {} '{}'",
-                snapshot.aggregate_type,
-                snapshot.aggregate_id,
-                request.aggregate_type,
-                request.aggregate_id
-            )));
-        }
+    if let Some(snapshot) = &request.snapshot
+        && (snapshot.aggregate_type != request.aggregate_type
+            || snapshot.aggregate_id != request.aggregate_id)
+    {
+        return Err(factum_core::Error::Validation(format!(
+            "the snapshot of {} '{}' cannot be written with an append to {} '{}'",
+            snapshot.aggregate_type,
+            snapshot.aggregate_id,
+            request.aggregate_type,
+            request.aggregate_id
+        )));
     }
     let snapshot = request
         .snapshot

@@ -355,12 +355,13 @@ fn append_one(
         if let Some((aggregate_type, aggregate_id, first_version)) = owner {
             // The first event is stored already: a retry of an append that went through
             // (the caller never heard back), or a clash.
-            if aggregate_type == append.aggregate_type && aggregate_id == append.aggregate_id {
-                if let Some(stored) = matching_retry(conn, append, first_version)? {
-                    // Nothing is written, view changes included: the original wrote them,
-                    // and applying them again could count its events twice.
-                    return Ok((stored, 0));
-                }
+            if aggregate_type == append.aggregate_type
+                && aggregate_id == append.aggregate_id
+                && let Some(stored) = matching_retry(conn, append, first_version)?
+            {
+                // Nothing is written, view changes included: the original wrote them,
+                // and applying them again could count its events twice.
+                return Ok((stored, 0));
             }
             let current = stream_version(conn, &append.aggregate_type, &append.aggregate_id)?;
             return Err(conflict(append, current));
@@ -375,13 +376,13 @@ fn append_one(
         return Err(conflict(append, current));
     }
     let final_version = current + append.events.len() as u64;
-    if let Some(snapshot) = &append.snapshot {
-        if u64::try_from(snapshot.version).ok() != Some(final_version) {
-            return Err(factum_core::Error::Validation(format!(
-                "the snapshot's version {} is not the version {final_version} the append reaches",
-                snapshot.version
-            )));
-        }
+    if let Some(snapshot) = &append.snapshot
+        && u64::try_from(snapshot.version).ok() != Some(final_version)
+    {
+        return Err(factum_core::Error::Validation(format!(
+            "the snapshot's version {} is not the version {final_version} the append reaches",
+            snapshot.version
+        )));
     }
 
     let mut stored = Vec::with_capacity(append.events.len());
