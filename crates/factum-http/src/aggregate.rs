@@ -29,8 +29,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use factum_core::standard::StandardError;
 use factum_core::{
-    Access, AccessPolicy, CommandCall, CommandHandler, CommandOutcome, CqrsCommandEngine,
-    CqrsContext, EventEnvelope, LoadedAggregate, Remember,
+    Access, AccessPolicy, CommandCall, CommandError, CommandHandler, CommandOutcome,
+    CqrsCommandEngine, CqrsContext, EventEnvelope, LoadedAggregate, Remember,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -490,7 +490,7 @@ impl<A: HttpAggregate> AggregateService<A> {
                     .execute(call, ctx, remember)
                     .await
                     .map_err(|error| match (error, expected_version) {
-                        (factum_core::Error::Conflict { actual, .. }, Some(expected)) => {
+                        (CommandError::Conflict { actual, .. }, Some(expected)) => {
                             ApiError::standard(
                                 StandardError::PreconditionFailed,
                                 match actual {

@@ -100,8 +100,6 @@ pub struct Account {
     pub owner: String,
     /// The balance.
     pub balance: Money,
-    /// Whether the account has been opened.
-    pub opened: bool,
     /// The user who opened it, if the service knew callers then.
     #[serde(default)]
     pub opened_by: Option<String>,
@@ -138,7 +136,6 @@ impl Aggregate for Account {
             id,
             owner: String::new(),
             balance: Money::ZERO,
-            opened: false,
             opened_by: None,
         }
     }
@@ -156,7 +153,6 @@ impl Aggregate for Account {
             } => {
                 self.owner.clone_from(owner);
                 self.balance = *initial_balance;
-                self.opened = true;
                 self.opened_by.clone_from(opened_by);
             }
             // The handler proved these stay in range before the event was recorded.
@@ -186,7 +182,7 @@ impl CommandHandler for Account {
     type UpdateCommand = AccountCommand;
     type Services = ();
 
-    fn handle_create(
+    async fn handle_create(
         &self,
         command: &OpenAccountCommand,
         _services: &(),
@@ -196,11 +192,6 @@ impl CommandHandler for Account {
             owner,
             initial_balance,
         } = command;
-        if self.opened {
-            return Err(AccountError::AlreadyExists {
-                id: self.id.clone(),
-            });
-        }
         if owner.trim().is_empty() {
             return Err(AccountError::InvalidOwner {
                 reason: "owner must not be empty",
@@ -219,17 +210,12 @@ impl CommandHandler for Account {
         }])
     }
 
-    fn handle_update(
+    async fn handle_update(
         &self,
         command: &AccountCommand,
         _services: &(),
         _ctx: &CqrsContext,
     ) -> Result<Vec<AccountEvent>, AccountError> {
-        if !self.opened {
-            return Err(AccountError::NotFound {
-                id: self.id.clone(),
-            });
-        }
         match command {
             AccountCommand::Deposit { amount } => {
                 let amount = money(amount, "amount", true)?;
