@@ -10,7 +10,8 @@
 //! [`IdempotencyKeyTaken`](factum_core::Error::IdempotencyKeyTaken).
 
 use chrono::{DateTime, Utc};
-use factum_core::{AppendRequest, IdempotencyRecord};
+use factum_core::IdempotencyRecord;
+use factum_core::store::{AppendRequest, rules};
 use sqlx::postgres::PgRow;
 use sqlx::{Row, SqlStr};
 
@@ -278,8 +279,5 @@ pub(crate) async fn taken(
         return Ok(None);
     };
     let holder = find(sql, pool, &record.scope, &record.key, record.created_at).await?;
-    Ok(holder.map(|_| factum_core::Error::IdempotencyKeyTaken {
-        scope: record.scope.clone(),
-        key: record.key.clone(),
-    }))
+    Ok(holder.map(|_| rules::key_taken(record)))
 }

@@ -22,10 +22,8 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use factum_core::{
-//!     AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, ViewChange, ViewRecord,
-//!     ViewStore,
-//! };
+//! use factum_core::store::{AppendRequest, NewEvent};
+//! use factum_core::{EventStore, ExpectedVersion, Metadata, ViewChange, ViewRecord, ViewStore};
 //! use factum_postgres::PostgresEventStore;
 //!
 //! let url = std::env::var("FACTUM_TEST_DATABASE_URL")

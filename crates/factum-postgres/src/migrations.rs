@@ -494,7 +494,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_schema_at_migration_1_is_upgraded_in_place() {
         use factum_core::ViewStore;
-        use factum_core::{AppendRequest, EventStore, ExpectedVersion, ViewChange, ViewRecord};
+        use factum_core::store::AppendRequest;
+        use factum_core::{EventStore, ExpectedVersion, ViewChange, ViewRecord};
 
         let url = std::env::var("FACTUM_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
@@ -528,7 +529,7 @@ mod tests {
                 "account",
                 "a",
                 ExpectedVersion::Exact(1),
-                vec![factum_core::NewEvent {
+                vec![factum_core::store::NewEvent {
                     event_id: uuid::Uuid::new_v4(),
                     event_type: "Deposited".into(),
                     schema_version: 1,

@@ -53,7 +53,7 @@
 //!
 //! # Inline view changes
 //!
-//! An append's [`view_changes`](factum_core::AppendRequest::view_changes) travel with it
+//! An append's [`view_changes`](factum_core::store::AppendRequest::view_changes) travel with it
 //! into `append_events`, which writes them right after the append's events, in the same
 //! transaction, and only if those events are stored: an append refused inside a group writes
 //! neither events nor view changes, while the group's other appends write both. When a
@@ -96,7 +96,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
-use factum_core::{AppendRequest, ExpectedVersion, Snapshot, StoredEvent, ViewStore};
+use factum_core::store::{AppendRequest, Snapshot, StoredEvent, rules};
+use factum_core::{ExpectedVersion, ViewStore};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row, SqlStr};
 use tokio::sync::{mpsc, oneshot};
@@ -434,12 +435,7 @@ impl Inner {
                         Some(request.events.len()),
                     )
                     .await?;
-                let same = stored.len() == request.events.len()
-                    && stored
-                        .iter()
-                        .zip(&request.events)
-                        .all(|(stored, new)| stored.event_id == new.event_id);
-                if same {
+                if let Some(stored) = rules::retry_of(request, stored) {
                     return Ok(stored);
                 }
             }
@@ -464,7 +460,7 @@ impl Inner {
             actual,
             "append conflict"
         );
-        Ok(conflict_error(request, Some(actual)))
+        Ok(rules::conflict(request, Some(actual)))
     }
 
     async fn current_version(&self, aggregate_type: &str, aggregate_id: &str) -> CoreResult<u64> {
@@ -485,9 +481,8 @@ impl Inner {
         let current = self
             .current_version(&request.aggregate_type, &request.aggregate_id)
             .await?;
-        if !request.expected.is_satisfied_by(current) {
-            return Err(conflict_error(&request, Some(current)));
-        }
+        rules::check_expected(&request, current)?;
+        rules::check_snapshot_version(&request, current)?;
         if let Some(snapshot) = request.snapshot {
             self.save_snapshot(snapshot).await?;
         }
@@ -523,15 +518,11 @@ impl Inner {
             )
             .await?;
             if holder.is_some() {
-                return Err(factum_core::Error::IdempotencyKeyTaken {
-                    scope: record.scope.clone(),
-                    key: record.key.clone(),
-                });
+                return Err(rules::key_taken(record));
             }
         }
-        if !request.expected.is_satisfied_by(current) {
-            return Err(conflict_error(&request, Some(current)));
-        }
+        rules::check_expected(&request, current)?;
+        rules::check_snapshot_version(&request, current)?;
         if let Some(record) = &request.idempotency {
             idempotency::write(&self.idem_sql, &mut tx, record).await?;
         }
@@ -663,7 +654,7 @@ impl<'a> GroupArgs<'a> {
             args.aggregate_ids.push(&request.aggregate_id);
             args.min_versions.push(append.accepted.0);
             args.max_versions.push(append.accepted.1);
-            // `Append::new` refuses more events than fit.
+            // `rules::validate` refuses more events than fit.
             args.event_counts
                 .push(i32::try_from(request.events.len()).unwrap_or(i32::MAX));
             let snapshot = request.snapshot.as_ref();
@@ -684,7 +675,7 @@ impl<'a> GroupArgs<'a> {
                 args.recorded_at.push(at);
                 args.recorded_at_ns.push(ns);
             }
-            // `Append::new` refuses more changes than fit.
+            // `rules::validate` refuses more changes than fit.
             args.view_counts
                 .push(i32::try_from(request.view_changes.len()).unwrap_or(i32::MAX));
             args.views.push_all(&request.view_changes);
@@ -697,15 +688,6 @@ impl Append {
     /// Checks `request` and prepares what the writer needs.
     fn new(mut request: AppendRequest) -> CoreResult<Self> {
         validate(&request)?;
-        if i32::try_from(request.events.len()).is_err()
-            || i32::try_from(request.view_changes.len()).is_err()
-        {
-            return Err(factum_core::Error::Validation(format!(
-                "an append of {} events and {} view changes is too large",
-                request.events.len(),
-                request.view_changes.len()
-            )));
-        }
         request.view_changes = prepare_changes(std::mem::take(&mut request.view_changes))?;
         Ok(Self {
             accepted: accepted_versions(request.expected),
@@ -723,6 +705,20 @@ impl factum_core::EventStore for PostgresEventStore {
                 if request.events.is_empty() {
                     validate(&request)?;
                     return self.inner.append_no_events(request).await;
+                }
+                // `append_events` does not check the snapshot's version: when the
+                // expectation pins the version, check it here, after the expectation (a
+                // conflict comes first, as in every store).
+                if let Some(pinned) = rules::pinned_version(&request)
+                    && rules::check_snapshot_version(&request, pinned).is_err()
+                {
+                    validate(&request)?;
+                    let current = self
+                        .inner
+                        .current_version(&request.aggregate_type, &request.aggregate_id)
+                        .await?;
+                    rules::check_expected(&request, current)?;
+                    rules::check_snapshot_version(&request, current)?;
                 }
                 let append = Append::new(request)?;
                 let (reply, answer) = oneshot::channel();
@@ -908,9 +904,10 @@ impl factum_core::EventStore for PostgresEventStore {
     }
 }
 
-/// Checks what PostgreSQL would otherwise refuse with a less helpful message, before anything
-/// is sent: bad input changes nothing.
+/// Checks the request by the core's rules, then what PostgreSQL would otherwise refuse with a
+/// less helpful message, before anything is sent: bad input changes nothing.
 fn validate(request: &AppendRequest) -> CoreResult<()> {
+    rules::validate(request)?;
     // PostgreSQL text cannot hold NUL characters.
     let texts = [&request.aggregate_type, &request.aggregate_id]
         .into_iter()
@@ -934,17 +931,6 @@ fn validate(request: &AppendRequest) -> CoreResult<()> {
         })?;
     }
     if let Some(snapshot) = &request.snapshot {
-        if snapshot.aggregate_type != request.aggregate_type
-            || snapshot.aggregate_id != request.aggregate_id
-        {
-            return Err(factum_core::Error::Validation(format!(
-                "the snapshot is of {} '{}', the append of {} '{}'",
-                snapshot.aggregate_type,
-                snapshot.aggregate_id,
-                request.aggregate_type,
-                request.aggregate_id
-            )));
-        }
         validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
     }
     Ok(())
@@ -957,15 +943,6 @@ fn validate_json(text: &str, what: impl FnOnce() -> String) -> CoreResult<()> {
             what: what(),
             source,
         })
-}
-
-fn conflict_error(request: &AppendRequest, actual: Option<u64>) -> factum_core::Error {
-    factum_core::Error::Conflict {
-        aggregate_type: request.aggregate_type.clone(),
-        aggregate_id: request.aggregate_id.clone(),
-        expected: request.expected,
-        actual,
-    }
 }
 
 /// The stored events of an append, from its request and the rows `append_events` returned

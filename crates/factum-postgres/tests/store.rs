@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use common::{SchemaGuard, event, open_on, open_store, request, unique_schema};
-use factum_core::{Error, EventStore, ExpectedVersion, Metadata, Snapshot};
+use factum_core::store::Snapshot;
+use factum_core::{Error, EventStore, ExpectedVersion, Metadata};
 use factum_postgres::PostgresEventStore;
 use serde_json::json;
 // SQL built by these tests splices only schema names the tests generated themselves

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use factum_core::{AppendRequest, Error, EventStore, ExpectedVersion};
+use factum_core::store::AppendRequest;
+use factum_core::{Error, EventStore, ExpectedVersion};
 use factum_sqlite::{SqliteEventStore, SqliteOptions};
 use factum_testing::conformance::event;
 

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+use factum_core::store::{AppendRequest, NewEvent, Snapshot, StoredEvent};
 use factum_core::{
-    AppendRequest, Error, Event, EventStore, ExpectedVersion, FieldKind, Filter, FilterOp,
-    FilterValue, MAX_PAGE_SIZE, Metadata, NewEvent, Page, ProjectionBatch, ProjectionCheckpoint,
-    Snapshot, SortKey, StoredEvent, Upcasters, ViewChange, ViewField, ViewQuery, ViewRecord,
-    ViewStore,
+    Error, Event, EventStore, ExpectedVersion, FieldKind, Filter, FilterOp, FilterValue,
+    MAX_PAGE_SIZE, Metadata, Page, ProjectionBatch, ProjectionCheckpoint, SortKey, Upcasters,
+    ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

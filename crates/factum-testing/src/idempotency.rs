@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use factum_core::{AppendRequest, Error, EventStore, ExpectedVersion, IdempotencyRecord};
+use factum_core::store::AppendRequest;
+use factum_core::{Error, EventStore, ExpectedVersion, IdempotencyRecord};
 
 use crate::conformance::event;
 

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use factum_core::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent};
+use factum_core::store::{AppendRequest, NewEvent};
+use factum_core::{EventStore, ExpectedVersion, Metadata};
 use factum_postgres::PostgresEventStore;
 use uuid::Uuid;
 // SQL built by these tests splices only schema names the tests generated themselves
