@@ -20,7 +20,7 @@ use factum_core::{
     ViewQuery, ViewRecord, ViewStore,
 };
 use factum_sqlite::{SqliteEventStore, SqliteOptions};
-use factum_testing::conformance::event;
+use factum_testing::sample::event;
 
 const TYPE: &str = "sqlite-test";
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use factum_core::store::AppendRequest;
 use factum_core::{Error, EventStore, ExpectedVersion, IdempotencyRecord};
 
-use crate::conformance::event;
+use crate::sample::event;
 
 const TYPE: &str = "conformance";
 

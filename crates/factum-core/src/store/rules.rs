@@ -176,8 +176,8 @@ pub fn key_taken(record: &IdempotencyRecord) -> Error {
 mod tests {
     use chrono::Utc;
 
-    use super::super::record::{NewEvent, Snapshot};
     use super::*;
+    use crate::store::{NewEvent, Snapshot};
 
     fn new_event() -> NewEvent {
         NewEvent {
