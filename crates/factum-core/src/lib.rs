@@ -97,7 +97,7 @@ mod memory;
 mod parked;
 mod projection;
 mod projections;
-mod store;
+pub mod store;
 mod upcast;
 mod view;
 
@@ -112,7 +112,7 @@ pub use engine::{
     EngineBuilder, EngineConfig, LoadedAggregate, NoServices, Remember, ResponseRenderer,
     SnapshotPolicy, WithServices,
 };
-pub use envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
+pub use envelope::EventEnvelope;
 pub use error::{CqrsError, DomainError, Error, Result, standard};
 /// `#[derive(Event)]`: event names from serde tags, schema versions from `#[event(version = N)]`.
 pub use factum_macros::Event;
@@ -130,7 +130,7 @@ pub use projection::{
 pub use projections::{
     ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
 };
-pub use store::{AppendRequest, EventStore, ExpectedVersion};
+pub use store::{EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{
     DEFAULT_MAX_CLAUSES, DEFAULT_MAX_IN_VALUES, FieldKind, Filter, FilterOp, FilterValue,

@@ -16,10 +16,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::aggregate::Aggregate;
-use crate::envelope::{EventEnvelope, StoredEvent};
+use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::parked::{ParkedEvent, is_event_fault};
 use crate::store::EventStore;
+use crate::store::StoredEvent;
 use crate::upcast::Upcasters;
 use crate::view::{
     ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewQuery, ViewRecord, ViewStore,

@@ -11,9 +11,10 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::routing::get;
+use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
 use factum_core::{
-    Aggregate, AppendRequest, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventStore,
-    InMemoryEventStore, Snapshot, StoredEvent, async_trait, define_domain_errors,
+    Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventStore,
+    InMemoryEventStore, async_trait, define_domain_errors,
 };
 use factum_http::{Api, ApiError, CommandSpec, HttpAggregate, HttpConfig, JwtAuth, RequestContext};
 use serde::{Deserialize, Serialize};

@@ -9,10 +9,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
+use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
 use factum_core::{
-    Aggregate, AppendRequest, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventEnvelope,
-    EventStore, FieldKind, InMemoryEventStore, Projections, Projector, QueryLimits, Snapshot,
-    StoredEvent, View, ViewField, ViewKind, async_trait, define_domain_errors,
+    Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventEnvelope, EventStore,
+    FieldKind, InMemoryEventStore, Projections, Projector, QueryLimits, View, ViewField, ViewKind,
+    async_trait, define_domain_errors,
 };
 use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig, HttpView, JwtAuth, view_routes};
 use serde::{Deserialize, Serialize};
@@ -775,7 +776,7 @@ fn a_store_without_views_is_a_clear_startup_error() {
 async fn a_projection_parks_an_event_it_cannot_apply_and_reports_it() {
     let s = service(HttpConfig::default());
     seed(&s.engine).await;
-    let poison = factum_core::NewEvent {
+    let poison = factum_core::store::NewEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: "Scored".to_owned(),
         schema_version: 1,

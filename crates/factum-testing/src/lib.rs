@@ -70,6 +70,7 @@ pub mod database;
 mod fixture;
 pub mod idempotency;
 pub mod jwt;
+pub mod sample;
 pub mod server;
 pub mod views;
 

@@ -6,11 +6,12 @@ use std::sync::atomic::Ordering;
 
 use crate::aggregate::{CommandHandler, Event};
 use crate::context::{CqrsContext, Metadata};
-use crate::envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
+use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::idempotency::IdempotencyRecord;
 use crate::json;
 use crate::store::{AppendRequest, ExpectedVersion};
+use crate::store::{NewEvent, Snapshot, StoredEvent};
 use crate::view::ViewChange;
 
 use super::config::SnapshotPolicy;
