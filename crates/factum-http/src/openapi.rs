@@ -47,7 +47,7 @@ pub fn error_response(description: &str) -> Response {
 
 fn etag_header() -> utoipa::openapi::Header {
     HeaderBuilder::new()
-        .schema(String::schema())
+        .schema(Some(String::schema()))
         .description(Some(
             "The aggregate's version, in quotes (\"3\"): send it back in If-Match",
         ))
