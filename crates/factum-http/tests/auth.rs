@@ -13,10 +13,10 @@ use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::routing::get;
 use factum_core::{
-    Access, AccessPolicy, Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, CqrsError,
-    Event, InMemoryEventStore,
+    Access, AccessPolicy, Aggregate, CommandHandler, Commands, CqrsCommandEngine, CqrsContext,
+    CqrsError, Event, InMemoryEventStore,
 };
-use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig, JwtAuth};
+use factum_http::{Api, HttpAggregate, HttpConfig, JwtAuth};
 use factum_testing::jwt::{self, TestKey, claims};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -49,13 +49,13 @@ impl Event for NoteEvent {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Commands, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 enum CreateNote {
     Write { text: String },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Commands, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 enum ChangeNote {
     Edit { text: String },
@@ -130,32 +130,15 @@ struct NoteView {
     text: String,
     author: Option<String>,
 }
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct TextBody {
-    text: String,
-}
-#[derive(ToSchema)]
-struct EmptyBody {}
 
 impl HttpAggregate for Note {
     const PATH: &'static str = "notes";
     type View = NoteView;
-    type EventSchema = NoteEvent;
-    fn view(&self, _: u64) -> NoteView {
+    fn view(&self) -> NoteView {
         NoteView {
             text: self.text.clone(),
             author: self.author.clone(),
         }
-    }
-    fn create_commands() -> Vec<CommandSpec> {
-        vec![CommandSpec::new::<TextBody>("Write", "Write a note")]
-    }
-    fn update_commands() -> Vec<CommandSpec> {
-        vec![
-            CommandSpec::new::<TextBody>("Edit", "Edit a note"),
-            CommandSpec::new::<EmptyBody>("Purge", "Empty a note"),
-        ]
     }
     fn access_policy() -> AccessPolicy<Self> {
         AccessPolicy::new()

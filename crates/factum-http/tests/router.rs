@@ -12,10 +12,10 @@ use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::routing::get;
 use factum_core::{
-    Aggregate, AppendRequest, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventStore,
-    InMemoryEventStore, Snapshot, StoredEvent, async_trait, define_domain_errors,
+    Aggregate, AppendRequest, CommandHandler, Commands, CqrsCommandEngine, CqrsContext, Event,
+    EventStore, InMemoryEventStore, Snapshot, StoredEvent, async_trait, define_domain_errors,
 };
-use factum_http::{Api, ApiError, CommandSpec, HttpAggregate, HttpConfig, JwtAuth, RequestContext};
+use factum_http::{Api, ApiError, HttpAggregate, HttpConfig, JwtAuth, RequestContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,16 +52,19 @@ impl Event for TicketEvent {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Commands, Debug, Deserialize, ToSchema)]
 #[serde(tag = "kind")]
 enum OpenTicket {
+    /// Open a ticket.
     Open { title: String },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Commands, Debug, Deserialize, ToSchema)]
 #[serde(tag = "kind")]
 enum ChangeTicket {
+    /// Comment on a ticket.
     Comment { text: String },
+    /// Close a ticket.
     Close,
 }
 
@@ -143,44 +146,16 @@ struct TicketView {
     closed: bool,
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct OpenBody {
-    title: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct CommentBody {
-    text: String,
-}
-
-#[derive(ToSchema)]
-struct CloseBody {}
-
 impl HttpAggregate for Ticket {
     const PATH: &'static str = "tickets";
-    const COMMAND_TAG: &'static str = "kind";
     type View = TicketView;
-    type EventSchema = TicketEvent;
 
-    fn view(&self, _version: u64) -> TicketView {
+    fn view(&self) -> TicketView {
         TicketView {
             title: self.title.clone(),
             comments: self.comments,
             closed: self.closed,
         }
-    }
-
-    fn create_commands() -> Vec<CommandSpec> {
-        vec![CommandSpec::new::<OpenBody>("Open", "Open a ticket")]
-    }
-
-    fn update_commands() -> Vec<CommandSpec> {
-        vec![
-            CommandSpec::new::<CommentBody>("Comment", "Comment on a ticket"),
-            CommandSpec::new::<CloseBody>("Close", "Close a ticket"),
-        ]
     }
 }
 

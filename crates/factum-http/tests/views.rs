@@ -10,13 +10,11 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use factum_core::{
-    Aggregate, AppendRequest, CommandHandler, CqrsCommandEngine, CqrsContext, Event, EventEnvelope,
-    EventStore, FieldKind, InMemoryEventStore, Projector, QueryLimits, Snapshot, StoredEvent, View,
-    ViewField, ViewKind, async_trait, define_domain_errors,
+    Aggregate, AppendRequest, CommandHandler, Commands, CqrsCommandEngine, CqrsContext, Event,
+    EventEnvelope, EventStore, FieldKind, InMemoryEventStore, Projector, QueryLimits, Snapshot,
+    StoredEvent, View, ViewField, ViewKind, async_trait, define_domain_errors,
 };
-use factum_http::{
-    Api, CommandSpec, HttpAggregate, HttpConfig, HttpView, JwtAuth, Projections, view_routes,
-};
+use factum_http::{Api, HttpAggregate, HttpConfig, HttpView, JwtAuth, Projections, view_routes};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -50,13 +48,13 @@ impl Event for PlayerEvent {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Commands, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 enum JoinCommand {
     Join { name: String, team: String },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Commands, Debug, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 enum PlayerCommand {
     Score { points: u32 },
@@ -123,36 +121,14 @@ struct PlayerState {
     id: String,
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)] // Documentation only.
-struct JoinBody {
-    name: String,
-    team: String,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)] // Documentation only.
-struct ScoreBody {
-    points: u32,
-}
-
 impl HttpAggregate for Player {
     const PATH: &'static str = "players";
     type View = PlayerState;
-    type EventSchema = PlayerEvent;
 
-    fn view(&self, _: u64) -> PlayerState {
+    fn view(&self) -> PlayerState {
         PlayerState {
             id: self.id.clone(),
         }
-    }
-
-    fn create_commands() -> Vec<CommandSpec> {
-        vec![CommandSpec::new::<JoinBody>("Join", "Join a team")]
-    }
-
-    fn update_commands() -> Vec<CommandSpec> {
-        vec![CommandSpec::new::<ScoreBody>("Score", "Score points")]
     }
 }
 
@@ -197,7 +173,6 @@ impl View for PlayerCard {
 
 impl HttpView for PlayerCard {
     const PATH: &'static str = "cards";
-    type Schema = PlayerCard;
 }
 
 /// One record per goal: a child view, run as an asynchronous projection.
@@ -234,8 +209,6 @@ impl View for Goal {
 }
 
 impl HttpView for Goal {
-    type Schema = Goal;
-
     fn default_sort() -> &'static str {
         "version"
     }

@@ -30,5 +30,6 @@
 //! ```
 
 pub mod domain;
+#[cfg(feature = "openapi")]
 pub mod http;
 pub mod views;
