@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bank::domain::{Account, AccountCommand, OpenAccountCommand};
 use bank::money::Amount;
 use cqrs_es::{AggregateContext, AggregateError, CqrsFramework, EventStore as PeerEventStore};
-use factum_core::{CqrsCommandEngine, CqrsContext, EngineConfig, Error as FactumError};
+use factum_core::{CommandError as FactumError, CqrsCommandEngine, CqrsContext, EngineConfig};
 
 use crate::peer::{PeerAccount, PeerCommand};
 

@@ -74,16 +74,18 @@ pub async fn factum(
         }
     }
     // The last event through an engine that snapshots every command.
-    let snapshotting = CqrsCommandEngine::<Account>::new(store.clone(), ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand));
+    let snapshotting = CqrsCommandEngine::<Account>::builder(store.clone())
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
+        .build()?;
     let deposit = AccountCommand::Deposit {
         amount: Amount::from_cents(1),
     };
     snapshotting.update(REPLAY_ID, &deposit, &ctx).await?;
 
     let want = (replay_balance(events), events as u64);
-    let from_events = CqrsCommandEngine::<Account>::new(store.clone(), ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never));
+    let from_events = CqrsCommandEngine::<Account>::builder(store.clone())
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never))
+        .build()?;
     let mut by_events = Vec::new();
     let mut by_snapshot = Vec::new();
     for _ in 0..reps {

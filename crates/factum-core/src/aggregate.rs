@@ -1,10 +1,11 @@
 //! The domain model a user implements: [`Aggregate`], [`Event`] and [`CommandHandler`].
 //!
-//! Deciding is pure: a handler reads the current state and a command and returns the events
-//! to record, or a typed error. It performs no I/O; side effects belong to dispatchers and
-//! projections that react to stored events.
+//! Deciding may read but never write: a handler reads the current state, a command and (by
+//! awaiting them) its services, and returns the events to record or a typed error. Side
+//! effects belong to dispatchers and projections that react to stored events.
 
 use std::fmt::Debug;
+use std::future::Future;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -49,6 +50,10 @@ pub trait Aggregate: Serialize + DeserializeOwned + Clone + Debug + Send + Sync 
 }
 
 /// Decides what a command means for an aggregate.
+///
+/// The handlers are `async`, so they may await their [`Services`](Self::Services) (a
+/// uniqueness check, a price lookup); a handler that needs nothing is written `async fn` all
+/// the same, with a plain body. They must not write: the engine appends what they return.
 pub trait CommandHandler: Aggregate {
     /// A command that creates a new aggregate.
     type CreateCommand: Debug + Send + Sync + 'static;
@@ -58,20 +63,22 @@ pub trait CommandHandler: Aggregate {
     type Services: Send + Sync + 'static;
 
     /// Decides a create command on the empty state [`Aggregate::with_aggregate_id`] returns.
+    /// The engine has checked that the aggregate has no events yet.
     fn handle_create(
         &self,
         command: &Self::CreateCommand,
         services: &Self::Services,
         ctx: &CqrsContext,
-    ) -> Result<Vec<Self::Event>, Self::Error>;
+    ) -> impl Future<Output = Result<Vec<Self::Event>, Self::Error>> + Send;
 
-    /// Decides an update command on the current state.
+    /// Decides an update command on the current state. The engine has checked that the
+    /// aggregate exists (has at least one event).
     fn handle_update(
         &self,
         command: &Self::UpdateCommand,
         services: &Self::Services,
         ctx: &CqrsContext,
-    ) -> Result<Vec<Self::Event>, Self::Error>;
+    ) -> impl Future<Output = Result<Vec<Self::Event>, Self::Error>> + Send;
 
     /// The domain error to report when an update names an aggregate with no events.
     /// `None` reports the standard `NOT_FOUND` error.

@@ -331,6 +331,8 @@ impl Error {
 ///
 /// Each variant is `Name { fields } = (index, status, "CODE", "message")`; the message may
 /// name the variant's fields (`"{balance}"`). The numeric code is `prefix * 1000 + index`.
+/// Attributes on the enum are kept (write `#[non_exhaustive]` there if callers outside the
+/// crate should not match it exhaustively).
 /// Out-of-range prefixes, indexes (≥ 1000) and statuses (outside 100..=599) are compile
 /// errors, never runtime panics or overflows.
 ///
@@ -370,7 +372,6 @@ macro_rules! define_domain_errors {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq)]
-        #[non_exhaustive]
         $vis enum $name {
             $(
                 $(#[$vmeta])*
@@ -441,6 +442,7 @@ macro_rules! define_domain_errors {
 pub mod standard {
     crate::define_domain_errors! {
         /// A standard infrastructure error kind.
+        #[non_exhaustive]
         pub enum StandardError {
             domain: "CQRS",
             prefix: 1,

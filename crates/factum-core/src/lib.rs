@@ -2,9 +2,11 @@
 //!
 //! The model of an event-sourced system: a user implements [`Aggregate`], [`Event`] and
 //! [`CommandHandler`] for their domain, and the [`CqrsCommandEngine`] does the rest: it loads
-//! the aggregate (snapshot plus newer events, upcast), decides the command, appends the
-//! events with an expected version, writes the snapshot in the same append, and dispatches the
-//! committed events. Any [`EventStore`] backend plugs in; [`InMemoryEventStore`] is here.
+//! the aggregate (snapshot plus newer events, upcast), checks that it exists (or, for a
+//! create, that it does not), decides the command (handlers are `async` and may await their
+//! services), appends the events with an expected version, writes the snapshot in the same
+//! append, and dispatches the committed events. A command that does not run returns a
+//! [`CommandError`] holding the aggregate's own error type. Any [`EventStore`] backend plugs in; [`InMemoryEventStore`] is here.
 //!
 //! Domain code depends on this crate and serde only: no storage, no HTTP.
 //!
@@ -24,14 +26,10 @@
 //!     }
 //! }
 //!
-//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! // Each event is stored under its serde tag.
+//! #[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 //! #[serde(tag = "type")]
 //! enum SwitchEvent { Installed, Flipped { on: bool } }
-//! impl Event for SwitchEvent {
-//!     fn event_type(&self) -> &'static str {
-//!         match self { Self::Installed => "Installed", Self::Flipped { .. } => "Flipped" }
-//!     }
-//! }
 //!
 //! #[derive(Debug, Clone, Serialize, Deserialize)]
 //! struct Switch { id: String, on: bool }
@@ -49,23 +47,31 @@
 //!     type CreateCommand = ();
 //!     type UpdateCommand = bool;
 //!     type Services = ();
-//!     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<SwitchEvent>, SwitchError> {
+//!     async fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<SwitchEvent>, SwitchError> {
 //!         Ok(vec![SwitchEvent::Installed])
 //!     }
-//!     fn handle_update(&self, on: &bool, _: &(), _: &CqrsContext) -> Result<Vec<SwitchEvent>, SwitchError> {
+//!     async fn handle_update(&self, on: &bool, _: &(), _: &CqrsContext) -> Result<Vec<SwitchEvent>, SwitchError> {
 //!         if self.on == *on { return Err(SwitchError::AlreadyThere { on: *on }); }
 //!         Ok(vec![SwitchEvent::Flipped { on: *on }])
 //!     }
 //! }
 //!
-//! let engine = CqrsCommandEngine::<Switch>::new(Arc::new(InMemoryEventStore::new()), ());
+//! let engine = CqrsCommandEngine::<Switch>::builder(Arc::new(InMemoryEventStore::new()))
+//!     .build()
+//!     .unwrap();
 //! let ctx = CqrsContext::new().with_user("alice");
 //! let created = engine.create(&(), &ctx).await.unwrap();
 //! let id = created.aggregate_id;
 //! engine.update(&id, &true, &ctx).await.unwrap();
-//! let err = engine.update(&id, &true, &ctx).await.unwrap_err();
-//! assert_eq!(err.code(), "SWITCH_ALREADY_THERE");
-//! assert_eq!(err.status(), 409);
+//! // Callers match on the aggregate's own error type.
+//! match engine.update(&id, &true, &ctx).await {
+//!     Err(CommandError::Domain(SwitchError::AlreadyThere { on })) => assert!(on),
+//!     other => panic!("expected AlreadyThere, got {other:?}"),
+//! }
+//! // The engine knows which aggregates exist: no domain code checks it.
+//! let missing = engine.update("no-such-switch", &true, &ctx).await.unwrap_err();
+//! assert!(matches!(missing, CommandError::NotFound { .. }));
+//! assert_eq!((missing.status(), missing.code().as_str()), (404, "NOT_FOUND"));
 //!
 //! let history = engine.events(&id, 1, None).await.unwrap();
 //! assert_eq!(history.len(), 2);
@@ -78,6 +84,7 @@ extern crate self as factum_core;
 
 mod aggregate;
 mod authz;
+mod command_error;
 mod commands;
 mod context;
 mod engine;
@@ -96,13 +103,15 @@ mod view;
 
 pub use aggregate::{Aggregate, CommandHandler, Event};
 pub use authz::{Access, AccessPolicy, Authorizer, Denied};
+pub use command_error::CommandError;
 pub use commands::Commands;
 pub use context::{
     Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
 };
 pub use engine::{
-    CommandCall, CommandOutcome, CqrsCommandEngine, DispatchFailure, Dispatcher, EngineConfig,
-    LoadedAggregate, Remember, ResponseRenderer, SnapshotPolicy,
+    CommandCall, CommandOutcome, CommandResult, CqrsCommandEngine, DispatchFailure, Dispatcher,
+    EngineBuilder, EngineConfig, LoadedAggregate, NoServices, Remember, ResponseRenderer,
+    SnapshotPolicy, WithServices,
 };
 pub use envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
 pub use error::{CqrsError, DomainError, Error, Result, standard};

@@ -166,8 +166,8 @@ impl ProjectionLag {
 /// # }
 /// # impl CommandHandler for Pinger {
 /// #     type CreateCommand = (); type UpdateCommand = (); type Services = ();
-/// #     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
-/// #     fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
+/// #     async fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
+/// #     async fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
 /// # }
 /// /// How many pings each pinger got.
 /// #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

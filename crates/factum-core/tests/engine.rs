@@ -82,7 +82,7 @@ impl CommandHandler for Tally {
     type CreateCommand = Start;
     type UpdateCommand = u64;
     type Services = ();
-    fn handle_create(
+    async fn handle_create(
         &self,
         cmd: &Start,
         _: &(),
@@ -92,7 +92,7 @@ impl CommandHandler for Tally {
             owner: cmd.owner.clone(),
         }])
     }
-    fn handle_update(
+    async fn handle_update(
         &self,
         n: &u64,
         _: &(),
@@ -157,9 +157,12 @@ async fn create_generates_ids_and_records_the_context() {
 
 #[tokio::test]
 async fn a_derived_id_makes_a_repeated_create_a_conflict() {
-    let engine = CqrsCommandEngine::<Tally>::new(store(), ()).with_id_generator(
-        FnIdGenerator::new(|cmd: &Start, _: &CqrsContext| Ok(format!("owner_{}", cmd.owner))),
-    );
+    let engine = CqrsCommandEngine::<Tally>::builder(store())
+        .id_generator(FnIdGenerator::new(|cmd: &Start, _: &CqrsContext| {
+            Ok(format!("owner_{}", cmd.owner))
+        }))
+        .build()
+        .unwrap();
     let ctx = CqrsContext::new();
     let first = engine
         .create(
@@ -181,7 +184,7 @@ async fn a_derived_id_makes_a_repeated_create_a_conflict() {
         .await
         .unwrap_err();
     assert!(
-        matches!(again, Error::AggregateAlreadyExists { .. }),
+        matches!(again, CommandError::AlreadyExists { .. }),
         "{again:?}"
     );
     assert_eq!(again.status(), 409);
@@ -204,13 +207,13 @@ async fn updates_report_typed_domain_errors_and_store_nothing() {
         .await
         .unwrap();
     let err = engine.update("t-1", &0, &ctx).await.unwrap_err();
-    assert_eq!(err.domain_error::<TallyError>(), Some(&TallyError::Zero));
+    assert_eq!(err.domain_error(), Some(&TallyError::Zero));
     assert_eq!(err.to_cqrs_error().internal_code, 42_001);
     let missing = engine.update("t-404", &1, &ctx).await.unwrap_err();
     assert_eq!(missing.code(), "TALLY_MISSING");
     assert_eq!(missing.status(), 404);
     let odd = engine.update("bad id", &1, &ctx).await.unwrap_err();
-    assert!(matches!(odd, Error::Validation(_)));
+    assert!(matches!(odd, CommandError::Validation(_)));
     assert_eq!(
         engine.store().stream_version("tally", "t-1").await.unwrap(),
         1
@@ -234,7 +237,7 @@ async fn explicit_expected_version_is_checked_not_retried() {
     assert!(
         matches!(
             stale,
-            Error::Conflict {
+            CommandError::Conflict {
                 actual: Some(2),
                 ..
             }
@@ -258,11 +261,14 @@ async fn snapshots_follow_the_policy_and_loading_uses_them() {
         (SnapshotPolicy::Never, None),
     ] {
         let store = store();
-        let engine = CqrsCommandEngine::<Tally>::new(store.clone(), ()).with_config(
-            EngineConfig::default()
-                .with_snapshot_policy(policy)
-                .with_state_cache_capacity(0),
-        );
+        let engine = CqrsCommandEngine::<Tally>::builder(store.clone())
+            .config(
+                EngineConfig::default()
+                    .with_snapshot_policy(policy)
+                    .with_state_cache_capacity(0),
+            )
+            .build()
+            .unwrap();
         let ctx = CqrsContext::new();
         engine
             .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
@@ -285,8 +291,10 @@ async fn snapshots_follow_the_policy_and_loading_uses_them() {
 #[tokio::test]
 async fn an_unreadable_snapshot_falls_back_to_events() {
     let store = store();
-    let engine = CqrsCommandEngine::<Tally>::new(store.clone(), ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand));
+    let engine = CqrsCommandEngine::<Tally>::builder(store.clone())
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
+        .build()
+        .unwrap();
     let ctx = CqrsContext::new();
     engine
         .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
@@ -309,8 +317,10 @@ async fn an_unreadable_snapshot_falls_back_to_events() {
 
 #[tokio::test]
 async fn time_travel_returns_past_states() {
-    let engine = CqrsCommandEngine::<Tally>::new(store(), ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand));
+    let engine = CqrsCommandEngine::<Tally>::builder(store())
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
+        .build()
+        .unwrap();
     let ctx = CqrsContext::new();
     engine
         .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
@@ -388,13 +398,16 @@ async fn old_events_are_upcast_when_loading() {
         plain.load("t-old").await,
         Err(Error::Serialization { .. })
     ));
-    let engine = CqrsCommandEngine::<Tally>::new(store.clone(), ()).with_upcasters(
-        Upcasters::new().register("Added", 1, |mut p: serde_json::Value| {
-            let count = p.get("count").cloned().ok_or("count missing")?;
-            p["n"] = count;
-            Ok::<_, &str>(p)
-        }),
-    );
+    let engine = CqrsCommandEngine::<Tally>::builder(store.clone())
+        .upcasters(
+            Upcasters::new().register("Added", 1, |mut p: serde_json::Value| {
+                let count = p.get("count").cloned().ok_or("count missing")?;
+                p["n"] = count;
+                Ok::<_, &str>(p)
+            }),
+        )
+        .build()
+        .unwrap();
     let loaded = engine.load("t-old").await.unwrap().unwrap();
     assert_eq!(loaded.state.total, 7);
     let updated = engine
@@ -440,13 +453,15 @@ async fn dispatchers_see_committed_events_and_failures_are_reported() {
     });
     let reported = Arc::new(AtomicU64::new(0));
     let counter = reported.clone();
-    let engine = CqrsCommandEngine::<Tally>::new(store(), ())
-        .with_dispatcher(recorder.clone())
-        .with_dispatcher(failing)
+    let engine = CqrsCommandEngine::<Tally>::builder(store())
+        .dispatcher(recorder.clone())
+        .dispatcher(failing)
         .on_dispatch_error(move |failure| {
             assert_eq!(failure.dispatcher, "failing");
             counter.fetch_add(1, Ordering::SeqCst);
-        });
+        })
+        .build()
+        .unwrap();
     let ctx = CqrsContext::new();
     engine
         .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)

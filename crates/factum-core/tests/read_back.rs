@@ -94,7 +94,7 @@ impl CommandHandler for Ledger {
     type CreateCommand = ();
     type UpdateCommand = LedgerCommand;
     type Services = ();
-    fn handle_create(
+    async fn handle_create(
         &self,
         _: &(),
         _: &(),
@@ -102,7 +102,7 @@ impl CommandHandler for Ledger {
     ) -> Result<Vec<LedgerEvent>, CqrsError> {
         Ok(vec![LedgerEvent::Opened])
     }
-    fn handle_update(
+    async fn handle_update(
         &self,
         command: &LedgerCommand,
         _: &(),
@@ -157,7 +157,7 @@ async fn refused(
         store.load_snapshot("ledger", "l-1").await.unwrap(),
         snapshot
     );
-    let Error::Unrepresentable { what, path, .. } = &error else {
+    let CommandError::Unrepresentable { what, path, .. } = &error else {
         panic!("{error:?}");
     };
     let details = error.to_cqrs_error().details.unwrap();
@@ -168,8 +168,10 @@ async fn refused(
 #[tokio::test]
 async fn commands_whose_values_would_not_read_back_are_refused_and_store_nothing() {
     let store = Arc::new(InMemoryEventStore::new());
-    let engine = CqrsCommandEngine::<Ledger>::new(store.clone(), ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand));
+    let engine = CqrsCommandEngine::<Ledger>::builder(store.clone())
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
+        .build()
+        .unwrap();
     engine
         .create_with_id("l-1", &(), &CqrsContext::new())
         .await
@@ -199,8 +201,9 @@ async fn commands_whose_values_would_not_read_back_are_refused_and_store_nothing
 #[tokio::test]
 async fn inline_view_records_that_would_not_read_back_refuse_the_command() {
     let store = Arc::new(InMemoryEventStore::new());
-    let engine = CqrsCommandEngine::<Ledger>::new(store.clone(), ())
-        .with_inline_view::<LastPost>()
+    let engine = CqrsCommandEngine::<Ledger>::builder(store.clone())
+        .inline_view::<LastPost>()
+        .build()
         .unwrap();
     engine
         .create_with_id("l-1", &(), &CqrsContext::new())

@@ -43,7 +43,7 @@ impl CommandHandler for Counter {
     type CreateCommand = ();
     type UpdateCommand = u32;
     type Services = ();
-    fn handle_create(
+    async fn handle_create(
         &self,
         _: &(),
         _: &(),
@@ -51,7 +51,7 @@ impl CommandHandler for Counter {
     ) -> Result<Vec<CounterEvent>, CqrsError> {
         Ok(vec![CounterEvent::Added { by: 0 }])
     }
-    fn handle_update(
+    async fn handle_update(
         &self,
         by: &u32,
         _: &(),
@@ -147,7 +147,7 @@ async fn the_record_is_written_with_the_events_and_only_then() {
         .execute(update(&7), &ctx, Some(&remember("k-1")))
         .await;
     assert!(
-        matches!(taken, Err(Error::IdempotencyKeyTaken { ref key, .. }) if key == "k-1"),
+        matches!(taken, Err(CommandError::Store(Error::IdempotencyKeyTaken { ref key, .. })) if key == "k-1"),
         "{taken:?}"
     );
     assert_eq!(store.stream_version("counter", "c-1").await.unwrap(), 2);

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use factum_core::standard::StandardError;
-use factum_core::{CqrsError, DomainError};
+use factum_core::{CommandError, CqrsError, DomainError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -256,6 +256,13 @@ impl From<factum_core::Error> for ApiError {
             tracing::error!(error = %error, source = ?std::error::Error::source(&error), "request failed");
         }
         Self::new(shown)
+    }
+}
+
+impl<E: DomainError> From<CommandError<E>> for ApiError {
+    /// A command's error, rendered as the core error of the same case (one mapping).
+    fn from(error: CommandError<E>) -> Self {
+        factum_core::Error::from(error).into()
     }
 }
 

@@ -74,10 +74,10 @@
 //!     type CreateCommand = CreateCounter;
 //!     type UpdateCommand = ChangeCounter;
 //!     type Services = ();
-//!     fn handle_create(&self, _: &CreateCounter, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
+//!     async fn handle_create(&self, _: &CreateCounter, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
 //!         Ok(vec![CounterEvent::Started])
 //!     }
-//!     fn handle_update(&self, cmd: &ChangeCounter, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
+//!     async fn handle_update(&self, cmd: &ChangeCounter, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
 //!         let ChangeCounter::Add { by } = cmd;
 //!         Ok(vec![CounterEvent::Added { by: *by }])
 //!     }

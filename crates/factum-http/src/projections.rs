@@ -197,8 +197,8 @@ struct Entry {
 /// # }
 /// # impl CommandHandler for Pinger {
 /// #     type CreateCommand = (); type UpdateCommand = (); type Services = ();
-/// #     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
-/// #     fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
+/// #     async fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
+/// #     async fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
 /// # }
 /// # #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 /// # struct PingCount { pings: u64 }
@@ -214,8 +214,10 @@ struct Entry {
 /// let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
 /// let projections = Projections::new().with(Projector::<PingCount>::for_store(store.clone()).unwrap());
 /// // The engine wakes the projections after each commit.
-/// let engine = CqrsCommandEngine::<Pinger>::new(store.clone(), ())
-///     .with_dispatcher(projections.waker::<Pinger>());
+/// let engine = CqrsCommandEngine::<Pinger>::builder(store.clone())
+///     .dispatcher(projections.waker::<Pinger>())
+///     .build()
+///     .unwrap();
 /// let tasks = projections.spawn(Duration::from_secs(1));
 ///
 /// engine.create_with_id("p-1", &(), &CqrsContext::new()).await.unwrap();

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use factum_core::standard::StandardError;
 use factum_core::{
-    Access, AccessPolicy, CommandCall, CommandHandler, CommandOutcome, Commands, CqrsCommandEngine,
-    CqrsContext, EventEnvelope, LoadedAggregate, Remember,
+    Access, AccessPolicy, CommandCall, CommandError, CommandHandler, CommandOutcome, Commands,
+    CqrsCommandEngine, CqrsContext, EventEnvelope, LoadedAggregate, Remember,
 };
 
 use crate::aggregate::HttpAggregate;
@@ -375,7 +375,7 @@ impl<A: HttpAggregate> AggregateService<A> {
                     .execute(call, ctx, remember)
                     .await
                     .map_err(|error| match (error, expected_version) {
-                        (factum_core::Error::Conflict { actual, .. }, Some(expected)) => {
+                        (CommandError::Conflict { actual, .. }, Some(expected)) => {
                             ApiError::standard(
                                 StandardError::PreconditionFailed,
                                 match actual {

@@ -98,7 +98,7 @@ impl CommandHandler for Note {
     type CreateCommand = CreateNote;
     type UpdateCommand = ChangeNote;
     type Services = ();
-    fn handle_create(
+    async fn handle_create(
         &self,
         command: &CreateNote,
         _: &(),
@@ -110,7 +110,7 @@ impl CommandHandler for Note {
             author: ctx.user_id().map(str::to_owned),
         }])
     }
-    fn handle_update(
+    async fn handle_update(
         &self,
         command: &ChangeNote,
         _: &(),

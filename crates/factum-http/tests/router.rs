@@ -108,7 +108,7 @@ impl CommandHandler for Ticket {
     type UpdateCommand = ChangeTicket;
     type Services = ();
 
-    fn handle_create(
+    async fn handle_create(
         &self,
         cmd: &OpenTicket,
         _: &(),
@@ -123,7 +123,7 @@ impl CommandHandler for Ticket {
         }])
     }
 
-    fn handle_update(
+    async fn handle_update(
         &self,
         cmd: &ChangeTicket,
         _: &(),

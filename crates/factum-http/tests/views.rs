@@ -87,7 +87,7 @@ impl CommandHandler for Player {
     type UpdateCommand = PlayerCommand;
     type Services = ();
 
-    fn handle_create(
+    async fn handle_create(
         &self,
         JoinCommand::Join { name, team }: &JoinCommand,
         _: &(),
@@ -99,7 +99,7 @@ impl CommandHandler for Player {
         }])
     }
 
-    fn handle_update(
+    async fn handle_update(
         &self,
         command: &PlayerCommand,
         _: &(),
@@ -224,10 +224,11 @@ struct Service {
 fn service(config: HttpConfig) -> Service {
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
     let projections = Projections::new().with(Projector::<Goal>::for_store(store.clone()).unwrap());
-    let engine = CqrsCommandEngine::<Player>::new(store.clone(), ())
-        .with_inline_view::<PlayerCard>()
-        .unwrap()
-        .with_dispatcher(projections.waker::<Player>());
+    let engine = CqrsCommandEngine::<Player>::builder(store.clone())
+        .inline_view::<PlayerCard>()
+        .dispatcher(projections.waker::<Player>())
+        .build()
+        .unwrap();
     let app = Api::new(config)
         .with_health(store.clone())
         .with_aggregate("", engine.clone())

@@ -58,7 +58,7 @@ impl CommandHandler for Account {
     type CreateCommand = ();
     type UpdateCommand = ();
     type Services = ();
-    fn handle_create(
+    async fn handle_create(
         &self,
         _: &(),
         _: &(),
@@ -66,7 +66,7 @@ impl CommandHandler for Account {
     ) -> Result<Vec<AccountEvent>, CqrsError> {
         Ok(Vec::new())
     }
-    fn handle_update(
+    async fn handle_update(
         &self,
         _: &(),
         _: &(),
@@ -139,8 +139,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let engine = CqrsCommandEngine::<Account>::new(store.clone(), ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never));
+    let engine = CqrsCommandEngine::<Account>::builder(store.clone())
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never))
+        .build()?;
     let want = 1_000 + events as i64 - 1;
     let mut loads = Vec::with_capacity(reps);
     let mut reads = Vec::with_capacity(reps);

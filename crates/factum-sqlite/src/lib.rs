@@ -50,10 +50,10 @@
 //!     type CreateCommand = ();
 //!     type UpdateCommand = u32;
 //!     type Services = ();
-//!     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
+//!     async fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
 //!         Ok(vec![CounterEvent::Added { by: 0 }])
 //!     }
-//!     fn handle_update(&self, by: &u32, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
+//!     async fn handle_update(&self, by: &u32, _: &(), _: &CqrsContext) -> Result<Vec<CounterEvent>, CqrsError> {
 //!         Ok(vec![CounterEvent::Added { by: *by }])
 //!     }
 //! }
@@ -78,8 +78,9 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let url = format!("sqlite://{}", dir.path().join("data/counters.db").display());
 //! let store = Arc::new(SqliteEventStore::open_url(&url).await.unwrap());
-//! let engine = CqrsCommandEngine::<Counter>::new(store.clone(), ())
-//!     .with_inline_view::<CounterTotal>()
+//! let engine = CqrsCommandEngine::<Counter>::builder(store.clone())
+//!     .inline_view::<CounterTotal>()
+//!     .build()
 //!     .unwrap();
 //! let ctx = CqrsContext::new().with_user("alice");
 //! engine.create_with_id("c-1", &(), &ctx).await.unwrap();

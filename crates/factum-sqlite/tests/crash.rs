@@ -76,7 +76,7 @@ impl CommandHandler for Counter {
     /// How many events the command records.
     type UpdateCommand = u32;
     type Services = ();
-    fn handle_create(
+    async fn handle_create(
         &self,
         _: &(),
         _: &(),
@@ -84,7 +84,7 @@ impl CommandHandler for Counter {
     ) -> Result<Vec<CounterEvent>, CqrsError> {
         Ok(vec![CounterEvent::Created])
     }
-    fn handle_update(
+    async fn handle_update(
         &self,
         of: &u32,
         _: &(),
@@ -131,9 +131,10 @@ fn crash_child() {
         let store = Arc::new(SqliteEventStore::open(&path).await.unwrap());
         let config = EngineConfig::default()
             .with_snapshot_policy(SnapshotPolicy::EveryNEvents(10.try_into().unwrap()));
-        let engine = CqrsCommandEngine::<Counter>::new(store, ())
-            .with_config(config)
-            .with_inline_view::<StepCount>()
+        let engine = CqrsCommandEngine::<Counter>::builder(store)
+            .config(config)
+            .inline_view::<StepCount>()
+            .build()
             .unwrap();
         let run = fastrand::u64(..);
         let mut tasks = Vec::new();

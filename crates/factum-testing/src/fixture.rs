@@ -13,10 +13,11 @@ pub const TEST_AGGREGATE_ID: &str = "test-aggregate";
 ///
 /// ```
 /// # use factum_testing::AggregateTestFixture;
-/// # fn demo<A: factum_core::CommandHandler<Services = ()>>(cmd: A::UpdateCommand, e: A::Event) {
+/// # async fn demo<A: factum_core::CommandHandler<Services = ()>>(cmd: A::UpdateCommand, e: A::Event) {
 /// AggregateTestFixture::<A>::new(())
 ///     .given(vec![e])
 ///     .when_update(cmd)
+///     .await
 ///     .inspect_result();
 /// # }
 /// ```
@@ -84,24 +85,26 @@ impl<A: CommandHandler> AggregateTestExecutor<A> {
 
     /// A create command. With a history, it fails as the engine would: the aggregate
     /// already exists.
-    pub fn when_create(self, command: A::CreateCommand) -> AggregateResultValidator<A> {
+    pub async fn when_create(self, command: A::CreateCommand) -> AggregateResultValidator<A> {
         let id = &self.fixture.aggregate_id;
         let result = if self.exists {
             Err(Outcome::Rejected(A::already_exists_error(id)))
         } else {
             self.state
                 .handle_create(&command, &self.fixture.services, &self.fixture.ctx)
+                .await
                 .map_err(|e| Outcome::Rejected(Some(e)))
         };
         AggregateResultValidator::new(self.state, result)
     }
 
     /// An update command. Without a history, it fails as the engine would: not found.
-    pub fn when_update(self, command: A::UpdateCommand) -> AggregateResultValidator<A> {
+    pub async fn when_update(self, command: A::UpdateCommand) -> AggregateResultValidator<A> {
         let id = &self.fixture.aggregate_id;
         let result = if self.exists {
             self.state
                 .handle_update(&command, &self.fixture.services, &self.fixture.ctx)
+                .await
                 .map_err(|e| Outcome::Rejected(Some(e)))
         } else {
             Err(Outcome::NotFound(A::not_found_error(id)))

@@ -15,6 +15,7 @@
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
 //! use factum_testing::AggregateTestFixture;
 //! use serde::{Deserialize, Serialize};
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //!
 //! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 //! #[serde(tag = "type")]
@@ -38,10 +39,10 @@
 //!     type CreateCommand = ();
 //!     type UpdateCommand = ();
 //!     type Services = ();
-//!     fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<DoorEvent>, CqrsError> {
+//!     async fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<DoorEvent>, CqrsError> {
 //!         Ok(vec![DoorEvent::Built])
 //!     }
-//!     fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<DoorEvent>, CqrsError> {
+//!     async fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<DoorEvent>, CqrsError> {
 //!         if self.open {
 //!             return Err(CqrsError::standard(StandardError::Conflict, "already open"));
 //!         }
@@ -52,11 +53,14 @@
 //! AggregateTestFixture::<Door>::new(())
 //!     .given(vec![DoorEvent::Built])
 //!     .when_update(())
+//!     .await
 //!     .then_expect_events(vec![DoorEvent::Opened]);
 //! AggregateTestFixture::<Door>::new(())
 //!     .given(vec![DoorEvent::Built, DoorEvent::Opened])
 //!     .when_update(())
+//!     .await
 //!     .then_expect_error_code("CONFLICT");
+//! # });
 //! ```
 
 pub mod cluster;

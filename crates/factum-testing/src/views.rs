@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use factum_core::{
-    Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, EngineConfig, Event, EventEnvelope,
-    EventStore, FieldKind, Projector, SnapshotPolicy, Upcasters, View, ViewField, ViewKind,
-    ViewQuery, ViewStore, define_domain_errors,
+    Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, EngineBuilder, EngineConfig, Event,
+    EventEnvelope, EventStore, FieldKind, Projector, SnapshotPolicy, Upcasters, View, ViewField,
+    ViewKind, ViewQuery, ViewStore, define_domain_errors,
 };
 use serde::{Deserialize, Serialize};
 
@@ -132,7 +132,7 @@ impl CommandHandler for Tab {
     type UpdateCommand = TabCommand;
     type Services = ();
 
-    fn handle_create(
+    async fn handle_create(
         &self,
         owner: &String,
         _: &(),
@@ -143,7 +143,7 @@ impl CommandHandler for Tab {
         }])
     }
 
-    fn handle_update(
+    async fn handle_update(
         &self,
         command: &TabCommand,
         _: &(),
@@ -372,17 +372,21 @@ pub async fn replay<V: View>(store: &dyn EventStore) -> BTreeMap<String, serde_j
         .collect()
 }
 
+fn engine_builder(store: &Arc<dyn EventStore>) -> EngineBuilder<Tab> {
+    CqrsCommandEngine::<Tab>::builder(store.clone())
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
+}
+
 fn engine(store: &Arc<dyn EventStore>) -> CqrsCommandEngine<Tab> {
-    CqrsCommandEngine::<Tab>::new(store.clone(), ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
+    engine_builder(store).build().unwrap()
 }
 
 /// Inline views equal a from-scratch replay after 1,000 random commands.
 pub async fn inline_views_equal_replay(store: Arc<dyn EventStore>) {
-    let engine = engine(&store)
-        .with_inline_view::<TabSummary>()
-        .unwrap()
-        .with_inline_view::<TabItem>()
+    let engine = engine_builder(&store)
+        .inline_view::<TabSummary>()
+        .inline_view::<TabItem>()
+        .build()
         .unwrap();
     random_commands(&engine, 1000, 7).await;
     let views = store.as_view_store().expect("the store keeps views");

@@ -188,7 +188,7 @@ impl CommandHandler for Account {
     type UpdateCommand = AccountCommand;
     type Services = ();
 
-    fn handle_create(
+    async fn handle_create(
         &self,
         command: &OpenAccountCommand,
         _services: &(),
@@ -216,7 +216,7 @@ impl CommandHandler for Account {
         }])
     }
 
-    fn handle_update(
+    async fn handle_update(
         &self,
         command: &AccountCommand,
         _services: &(),

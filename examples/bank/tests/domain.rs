@@ -44,21 +44,23 @@ fn withdraw(json: &str) -> AccountCommand {
     }
 }
 
-#[test]
-fn open_account_records_the_owner_and_opening_balance() {
+#[tokio::test]
+async fn open_account_records_the_owner_and_opening_balance() {
     let state = fixture()
         .given_no_previous_events()
         .when_create(open("Alice", "1000.0"))
+        .await
         .then_expect_events(vec![opened(100_000)]);
     assert_eq!(state.balance, cents(100_000));
     assert_eq!(state.owner, "Alice");
 }
 
-#[test]
-fn an_opening_balance_of_zero_is_allowed() {
+#[tokio::test]
+async fn an_opening_balance_of_zero_is_allowed() {
     fixture()
         .given_no_previous_events()
         .when_create(open("Bob", "0"))
+        .await
         .then_expect_events(vec![AccountEvent::AccountOpened {
             owner: "Bob".to_owned(),
             initial_balance: Money::ZERO,
@@ -66,41 +68,46 @@ fn an_opening_balance_of_zero_is_allowed() {
         }]);
 }
 
-#[test]
-fn opening_an_existing_account_is_a_conflict() {
+#[tokio::test]
+async fn opening_an_existing_account_is_a_conflict() {
     fixture()
         .given(vec![opened(100)])
         .when_create(open("Alice", "10"))
+        .await
         .then_expect_error(AccountError::AlreadyExists {
             id: "acc-001".to_owned(),
         });
 }
 
-#[test]
-fn owner_must_be_present_and_at_most_200_characters() {
+#[tokio::test]
+async fn owner_must_be_present_and_at_most_200_characters() {
     for owner in ["", "   "] {
         fixture()
             .given_no_previous_events()
             .when_create(open(owner, "10"))
+            .await
             .then_expect_error_code("ACCOUNT_INVALID_OWNER");
     }
     fixture()
         .given_no_previous_events()
         .when_create(open(&"é".repeat(201), "10"))
+        .await
         .then_expect_error_code("ACCOUNT_INVALID_OWNER");
     fixture()
         .given_no_previous_events()
         .when_create(open(&"é".repeat(200), "10"))
+        .await
         .inspect_result()
         .expect("200 characters are fine, whatever their byte length");
 }
 
-#[test]
-fn opening_balance_must_be_a_valid_amount() {
+#[tokio::test]
+async fn opening_balance_must_be_a_valid_amount() {
     for bad in ["-0.01", "0.001", "1e16", "\"100\"", "null", "true"] {
         fixture()
             .given_no_previous_events()
             .when_create(open("Alice", bad))
+            .await
             .then_expect_error_matching(|e| {
                 matches!(
                     e,
@@ -113,32 +120,34 @@ fn opening_balance_must_be_a_valid_amount() {
     }
 }
 
-#[test]
-fn deposit_adds_money() {
+#[tokio::test]
+async fn deposit_adds_money() {
     let state = fixture()
         .given(vec![opened(100_000)])
         .when_update(deposit("500.0"))
+        .await
         .then_expect_events(vec![AccountEvent::MoneyDeposited {
             amount: cents(50_000),
         }]);
     assert_eq!(state.balance, cents(150_000));
 }
 
-#[test]
-fn deposits_are_exact() {
+#[tokio::test]
+async fn deposits_are_exact() {
     let state = fixture()
         .given(vec![
             opened(0),
             AccountEvent::MoneyDeposited { amount: cents(10) },
         ])
         .when_update(deposit("0.2"))
+        .await
         .then_expect_events(vec![AccountEvent::MoneyDeposited { amount: cents(20) }]);
     assert_eq!(state.balance, cents(30));
     assert_eq!(serde_json::to_string(&state.balance).unwrap(), "0.3");
 }
 
-#[test]
-fn deposit_amount_must_be_positive_finite_and_at_most_two_decimals() {
+#[tokio::test]
+async fn deposit_amount_must_be_positive_finite_and_at_most_two_decimals() {
     for bad in [
         "0",
         "-5",
@@ -151,18 +160,20 @@ fn deposit_amount_must_be_positive_finite_and_at_most_two_decimals() {
         fixture()
             .given(vec![opened(100)])
             .when_update(deposit(bad))
+            .await
             .then_expect_error_code("ACCOUNT_INVALID_AMOUNT");
     }
     fixture()
         .given(vec![opened(100)])
         .when_update(deposit("1e15"))
+        .await
         .then_expect_events(vec![AccountEvent::MoneyDeposited {
             amount: cents(100_000_000_000_000_000),
         }]);
 }
 
-#[test]
-fn withdraw_takes_money_out() {
+#[tokio::test]
+async fn withdraw_takes_money_out() {
     let state = fixture()
         .given(vec![
             opened(100_000),
@@ -171,68 +182,75 @@ fn withdraw_takes_money_out() {
             },
         ])
         .when_update(withdraw("200.0"))
+        .await
         .then_expect_events(vec![AccountEvent::MoneyWithdrawn {
             amount: cents(20_000),
         }]);
     assert_eq!(state.balance, cents(130_000));
 }
 
-#[test]
-fn withdrawing_exactly_the_balance_is_allowed() {
+#[tokio::test]
+async fn withdrawing_exactly_the_balance_is_allowed() {
     let state = fixture()
         .given(vec![opened(1234)])
         .when_update(withdraw("12.34"))
+        .await
         .then_expect_events(vec![AccountEvent::MoneyWithdrawn {
             amount: cents(1234),
         }]);
     assert_eq!(state.balance, Money::ZERO);
 }
 
-#[test]
-fn withdrawing_more_than_the_balance_is_refused() {
+#[tokio::test]
+async fn withdrawing_more_than_the_balance_is_refused() {
     fixture()
         .given(vec![opened(1234)])
         .when_update(withdraw("12.35"))
+        .await
         .then_expect_error(AccountError::InsufficientFunds {
             balance: cents(1234),
             requested: cents(1235),
         });
 }
 
-#[test]
-fn withdraw_amount_must_be_valid() {
+#[tokio::test]
+async fn withdraw_amount_must_be_valid() {
     for bad in ["0", "-1", "0.015", "\"1\""] {
         fixture()
             .given(vec![opened(100_000)])
             .when_update(withdraw(bad))
+            .await
             .then_expect_error_code("ACCOUNT_INVALID_AMOUNT");
     }
 }
 
-#[test]
-fn commands_on_a_missing_account_are_not_found() {
+#[tokio::test]
+async fn commands_on_a_missing_account_are_not_found() {
     fixture()
         .given_no_previous_events()
         .when_update(deposit("1"))
+        .await
         .then_expect_error(AccountError::NotFound {
             id: "acc-001".to_owned(),
         });
     fixture()
         .given_no_previous_events()
         .when_update(withdraw("1"))
+        .await
         .then_expect_error_code("ACCOUNT_NOT_FOUND");
 }
 
-#[test]
-fn a_balance_past_the_representable_range_is_refused() {
+#[tokio::test]
+async fn a_balance_past_the_representable_range_is_refused() {
     fixture()
         .given(vec![opened(i64::MAX - 10)])
         .when_update(deposit("1"))
+        .await
         .then_expect_error_code("ACCOUNT_BALANCE_LIMIT");
 }
 
-#[test]
-fn error_codes_and_statuses_match_the_reference() {
+#[tokio::test]
+async fn error_codes_and_statuses_match_the_reference() {
     use factum_core::DomainError;
     let cases: [(AccountError, &str, u16, u64); 5] = [
         (
@@ -286,8 +304,8 @@ fn error_codes_and_statuses_match_the_reference() {
     }
 }
 
-#[test]
-fn events_serialize_in_the_reference_shape() {
+#[tokio::test]
+async fn events_serialize_in_the_reference_shape() {
     let json = serde_json::to_value([
         opened(100_000),
         AccountEvent::MoneyDeposited {

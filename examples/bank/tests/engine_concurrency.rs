@@ -54,7 +54,12 @@ async fn sixteen_tasks_across_four_engines_sharing_one_store_retry_their_conflic
         .with_max_attempts(1000)
         .with_snapshot_policy(SnapshotPolicy::EveryCommand);
     let engines: Vec<_> = (0..4)
-        .map(|_| CqrsCommandEngine::<Account>::new(store.clone(), ()).with_config(config.clone()))
+        .map(|_| {
+            CqrsCommandEngine::<Account>::builder(store.clone())
+                .config(config.clone())
+                .build()
+                .unwrap()
+        })
         .collect();
     let ctx = CqrsContext::new();
     let open = OpenAccountCommand::OpenAccount {
@@ -99,10 +104,10 @@ async fn inline_views_track_accounts_and_movements() {
     use factum_core::{View, ViewQuery, ViewStore};
 
     let store = Arc::new(InMemoryEventStore::new());
-    let engine = CqrsCommandEngine::<Account>::new(store.clone(), ())
-        .with_inline_view::<AccountSummary>()
-        .unwrap()
-        .with_inline_view::<Movement>()
+    let engine = CqrsCommandEngine::<Account>::builder(store.clone())
+        .inline_view::<AccountSummary>()
+        .inline_view::<Movement>()
+        .build()
         .unwrap();
     let ctx = CqrsContext::new().with_user("teller-7");
     for (id, owner, cents) in [

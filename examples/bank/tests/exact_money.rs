@@ -146,8 +146,10 @@ async fn check(bank: &Bank, app: &Router, store: &Arc<dyn EventStore>, expected:
         snapshot.state
     );
     // A replay from the events alone, without the snapshot.
-    let replay = CqrsCommandEngine::<Account>::new(store.clone(), ())
-        .with_config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never));
+    let replay = CqrsCommandEngine::<Account>::builder(store.clone())
+        .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never))
+        .build()
+        .unwrap();
     let loaded = replay.load(id).await.unwrap().unwrap();
     assert_eq!(
         dec(&loaded.state.balance.json_text()),

@@ -2,9 +2,10 @@
 //! resolved. Imports `factum-core` and serde only.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use factum_core::{
-    Access, AccessPolicy, Aggregate, CommandHandler, Commands, CqrsContext, Event,
+    Access, AccessPolicy, Aggregate, CommandHandler, Commands, CqrsContext, Event, async_trait,
     define_domain_errors,
 };
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,46 @@ define_domain_errors! {
         TodoAlreadyExists { todo_id: String } = (7, 409, "TODO_ALREADY_EXISTS", "to-do '{todo_id}' already exists"),
         /// Ids are 1 to 64 characters of letters, digits, `-` and `_`; assignees 1 to 200 characters.
         InvalidId { what: &'static str } = (8, 400, "TODO_INVALID_ID", "invalid {what}"),
+        /// The list holds as many open to-dos as its limit allows.
+        LimitReached { limit: usize } = (9, 409, "TODO_LIMIT_REACHED", "the list already holds {limit} open to-dos, its limit"),
+    }
+}
+
+/// How many open (unresolved) to-dos a list may hold: a policy kept outside the list (a
+/// plan, a quota service), which the handler asks, and awaits, when a to-do is added.
+#[async_trait]
+pub trait TodoLimits: Send + Sync + 'static {
+    /// The most open to-dos the list may hold; `None` for no limit.
+    async fn max_open_todos(&self, list_id: &str, ctx: &CqrsContext) -> Option<usize>;
+}
+
+/// The services the list's handlers consult. The default has no limits.
+#[derive(Clone, Default)]
+pub struct TodoServices {
+    limits: Option<Arc<dyn TodoLimits>>,
+}
+
+impl TodoServices {
+    /// Services that ask `limits` how many open to-dos a list may hold.
+    pub fn with_limits(limits: Arc<dyn TodoLimits>) -> Self {
+        Self {
+            limits: Some(limits),
+        }
+    }
+
+    async fn max_open_todos(&self, list_id: &str, ctx: &CqrsContext) -> Option<usize> {
+        match &self.limits {
+            Some(limits) => limits.max_open_todos(list_id, ctx).await,
+            None => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TodoServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TodoServices")
+            .field("limits", &self.limits.is_some())
+            .finish()
     }
 }
 
@@ -142,8 +183,6 @@ pub struct TodoList {
     pub name: String,
     /// Its to-dos by id.
     pub todos: BTreeMap<String, Todo>,
-    /// Whether the list was created.
-    pub created: bool,
     /// The user who created it, if the service knew callers then.
     #[serde(default)]
     pub created_by: Option<String>,
@@ -200,7 +239,6 @@ impl Aggregate for TodoList {
             id,
             name: String::new(),
             todos: BTreeMap::new(),
-            created: false,
             created_by: None,
         }
     }
@@ -213,7 +251,6 @@ impl Aggregate for TodoList {
         match event {
             TodoListEvent::ListCreated { name, created_by } => {
                 self.name.clone_from(name);
-                self.created = true;
                 self.created_by.clone_from(created_by);
             }
             TodoListEvent::TodoAdded { todo_id, title } => {
@@ -246,20 +283,15 @@ impl Aggregate for TodoList {
 impl CommandHandler for TodoList {
     type CreateCommand = CreateListCommand;
     type UpdateCommand = TodoListCommand;
-    type Services = ();
+    type Services = TodoServices;
 
-    fn handle_create(
+    async fn handle_create(
         &self,
         command: &CreateListCommand,
-        _: &(),
+        _: &TodoServices,
         ctx: &CqrsContext,
     ) -> Result<Vec<TodoListEvent>, TodoError> {
         let CreateListCommand::CreateList { name } = command;
-        if self.created {
-            return Err(TodoError::ListAlreadyExists {
-                id: self.id.clone(),
-            });
-        }
         if !text_ok(name) {
             return Err(TodoError::ListNameRequired);
         }
@@ -269,17 +301,12 @@ impl CommandHandler for TodoList {
         }])
     }
 
-    fn handle_update(
+    async fn handle_update(
         &self,
         command: &TodoListCommand,
-        _: &(),
-        _: &CqrsContext,
+        services: &TodoServices,
+        ctx: &CqrsContext,
     ) -> Result<Vec<TodoListEvent>, TodoError> {
-        if !self.created {
-            return Err(TodoError::ListNotFound {
-                id: self.id.clone(),
-            });
-        }
         match command {
             TodoListCommand::AddTodo { todo_id, title } => {
                 if !todo_id_ok(todo_id) {
@@ -292,6 +319,12 @@ impl CommandHandler for TodoList {
                     return Err(TodoError::TodoAlreadyExists {
                         todo_id: todo_id.clone(),
                     });
+                }
+                if let Some(limit) = services.max_open_todos(&self.id, ctx).await {
+                    let open = self.todos.values().filter(|todo| !todo.resolved).count();
+                    if open >= limit {
+                        return Err(TodoError::LimitReached { limit });
+                    }
                 }
                 Ok(vec![TodoListEvent::TodoAdded {
                     todo_id: todo_id.clone(),

@@ -45,7 +45,7 @@ use factum_core::{
 };
 use factum_http::{Api, HttpAggregate, HttpConfig, HttpView, Projections};
 
-use crate::domain::{ADMIN_ROLE, TodoList};
+use crate::domain::{ADMIN_ROLE, TodoList, TodoServices};
 use crate::views::{ListState, ListSummary, TodoView};
 
 impl HttpAggregate for TodoList {
@@ -134,16 +134,26 @@ impl std::fmt::Debug for TodoService {
 }
 
 impl TodoService {
-    /// The service over `store`. A store that keeps no views is an error.
+    /// The service over `store`, with no limits. A store that keeps no views is an error.
     pub fn open(store: Arc<dyn EventStore>) -> factum_core::Result<Self> {
+        Self::with_services(store, TodoServices::default())
+    }
+
+    /// The service over `store`, whose handlers consult `services`.
+    pub fn with_services(
+        store: Arc<dyn EventStore>,
+        services: TodoServices,
+    ) -> factum_core::Result<Self> {
         let views = store.clone().into_view_store().ok_or_else(|| {
             factum_core::Error::Validation("the to-do views need a store that keeps views".into())
         })?;
         let projections = projected_views(&store)?;
-        let engine = CqrsCommandEngine::new(store, ())
-            .with_config(EngineConfig::default())
-            .with_inline_view::<ListSummary>()?
-            .with_dispatcher(projections.waker::<TodoList>());
+        let engine = CqrsCommandEngine::builder(store)
+            .services(services)
+            .config(EngineConfig::default())
+            .inline_view::<ListSummary>()
+            .dispatcher(projections.waker::<TodoList>())
+            .build()?;
         Ok(Self {
             engine,
             projections,

@@ -13,9 +13,11 @@
 //! use todolist::views::{ListSummary, TodoView};
 //!
 //! let store = Arc::new(InMemoryEventStore::new());
-//! let engine = CqrsCommandEngine::<TodoList>::new(store.clone(), ())
-//!     .with_inline_view::<ListSummary>().unwrap()
-//!     .with_inline_view::<TodoView>().unwrap();
+//! let engine = CqrsCommandEngine::<TodoList>::builder(store.clone())
+//!     .inline_view::<ListSummary>()
+//!     .inline_view::<TodoView>()
+//!     .build()
+//!     .unwrap();
 //! let ctx = CqrsContext::new();
 //! engine.create_with_id("home", &CreateListCommand::CreateList { name: "Home".into() }, &ctx).await.unwrap();
 //! let add = TodoListCommand::AddTodo { todo_id: "t1".into(), title: "Fix the tap".into() };

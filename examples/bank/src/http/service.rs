@@ -65,10 +65,11 @@ impl Bank {
             factum_core::Error::Validation("the bank's views need a store that keeps views".into())
         })?;
         let projections = projected_views(&store)?;
-        let engine = CqrsCommandEngine::new(store, ())
-            .with_config(config)
-            .with_inline_view::<AccountSummary>()?
-            .with_dispatcher(projections.waker::<Account>());
+        let engine = CqrsCommandEngine::builder(store)
+            .config(config)
+            .inline_view::<AccountSummary>()
+            .dispatcher(projections.waker::<Account>())
+            .build()?;
         Ok(Self {
             engine,
             projections,
