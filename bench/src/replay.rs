@@ -13,9 +13,10 @@ use anyhow::{Context, bail};
 use bank::domain::{Account, AccountCommand, AccountEvent};
 use bank::money::{Amount, Money};
 use cqrs_es::{AggregateContext, CqrsFramework, EventStore as PeerEventStore};
+use factum_core::store::{AppendRequest, NewEvent};
 use factum_core::{
-    AppendRequest, CqrsCommandEngine, CqrsContext, EngineConfig, Event, EventStore,
-    ExpectedVersion, NewEvent, SnapshotPolicy,
+    CqrsCommandEngine, CqrsContext, EngineConfig, Event, EventStore, ExpectedVersion,
+    SnapshotPolicy,
 };
 
 use crate::peer::{PeerAccount, PeerCommand, PeerEvent};

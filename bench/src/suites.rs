@@ -244,8 +244,9 @@ async fn factum_pg(cfg: &Config, schema: &str) -> anyhow::Result<Arc<PostgresEve
     ))
 }
 
-async fn drop_pool_and_schema(cfg: &Config, pool: &PgPool, schema: &str) -> anyhow::Result<()> {
-    pool.close().await;
+/// Drops `schema`; its pools must be closed first. (Factum's pool and the peer's are of two
+/// sqlx releases, so each caller closes its own.)
+async fn drop_schema(cfg: &Config, schema: &str) -> anyhow::Result<()> {
     let admin = pg::admin(&cfg.pg_url).await?;
     pg::drop_schema(&admin, schema).await?;
     admin.close().await;
@@ -262,7 +263,8 @@ where
     let store = factum_pg(cfg, &schema).await?;
     let pool = store.pool().clone();
     let result = body(store).await;
-    drop_pool_and_schema(cfg, &pool, &schema).await?;
+    pool.close().await;
+    drop_schema(cfg, &schema).await?;
     result
 }
 
@@ -289,7 +291,8 @@ where
         body(pool.clone()).await
     }
     .await;
-    drop_pool_and_schema(cfg, &pool, &schema).await?;
+    pool.close().await;
+    drop_schema(cfg, &schema).await?;
     result
 }
 

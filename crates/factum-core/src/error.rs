@@ -319,6 +319,15 @@ impl Error {
         }
     }
 
+    /// A value that would not read back as written (see [`crate::json::check_reads_back`]).
+    pub(crate) fn unrepresentable(what: String, mismatch: crate::json::Mismatch) -> Self {
+        Self::Unrepresentable {
+            what,
+            path: mismatch.path,
+            problem: mismatch.problem,
+        }
+    }
+
     pub(crate) fn serialization(what: impl Into<String>, source: serde_json::Error) -> Self {
         Self::Serialization {
             what: what.into(),

@@ -97,7 +97,8 @@ mod keyed_lock;
 mod memory;
 mod parked;
 mod projection;
-mod store;
+mod projections;
+pub mod store;
 mod upcast;
 mod view;
 
@@ -113,7 +114,7 @@ pub use engine::{
     EngineBuilder, EngineConfig, LoadedAggregate, NoServices, Remember, ResponseRenderer,
     SnapshotPolicy, WithServices,
 };
-pub use envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
+pub use envelope::EventEnvelope;
 pub use error::{CqrsError, DomainError, Error, Result, standard};
 /// `#[derive(Event)]`: event names from serde tags, schema versions from `#[event(version = N)]`.
 pub use factum_macros::{Commands, Event};
@@ -128,7 +129,10 @@ pub use parked::{ParkedEvent, is_event_fault};
 pub use projection::{
     DEFAULT_PROJECTION_ATTEMPTS, ProjectionLag, Projector, REBUILD_MARKER_PREFIX, view_changes,
 };
-pub use store::{AppendRequest, EventStore, ExpectedVersion};
+pub use projections::{
+    ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
+};
+pub use store::{EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{
     DEFAULT_MAX_CLAUSES, DEFAULT_MAX_IN_VALUES, FieldKind, Filter, FilterOp, FilterValue,

@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::envelope::{Snapshot, StoredEvent};
 use crate::error::{Error, Result};
 use crate::idempotency::IdempotencyRecord;
 use crate::parked::ParkedEvent;
-use crate::store::{AppendRequest, EventStore};
+use crate::store::{AppendRequest, EventStore, rules};
+use crate::store::{Snapshot, StoredEvent};
 use crate::view::{
     Page, ProjectionBatch, ProjectionCheckpoint, ViewChange, ViewField, ViewQuery, ViewRecord,
     ViewStore,
@@ -106,64 +106,48 @@ impl InMemoryEventStore {
     }
 }
 
-fn conflict(request: &AppendRequest, actual: u64) -> Error {
-    Error::Conflict {
-        aggregate_type: request.aggregate_type.clone(),
-        aggregate_id: request.aggregate_id.clone(),
-        expected: request.expected,
-        actual: Some(actual),
-    }
-}
-
 #[async_trait]
 impl EventStore for InMemoryEventStore {
     async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>> {
+        rules::validate(&request)?;
         let key = (request.aggregate_type.clone(), request.aggregate_id.clone());
         let mut inner = self.write();
         let inner = &mut *inner;
         let current = inner.streams.get(&key).map_or(0, Vec::len) as u64;
 
-        if let Some(first) = request.events.first() {
-            if let Some(&index) = inner.event_ids.get(&first.event_id) {
-                // A retry of an append that already went through, or a clash.
-                let stored = &inner.log[index];
-                let same_stream = stored.aggregate_type == request.aggregate_type
-                    && stored.aggregate_id == request.aggregate_id;
-                let first_version = stored.version;
-                let replay: Option<Vec<StoredEvent>> = same_stream
-                    .then(|| {
-                        let indexes = inner.streams.get(&key)?;
-                        request
-                            .events
-                            .iter()
-                            .enumerate()
-                            .map(|(offset, event)| {
-                                let at = usize::try_from(first_version - 1).ok()? + offset;
-                                let stored = &inner.log[*indexes.get(at)?];
-                                (stored.event_id == event.event_id).then(|| stored.clone())
-                            })
-                            .collect()
-                    })
-                    .flatten();
-                return replay.ok_or_else(|| conflict(&request, current));
-            }
+        if let Some(first) = request.events.first()
+            && let Some(&index) = inner.event_ids.get(&first.event_id)
+        {
+            // A retry of an append that already went through, or a clash.
+            let at = &inner.log[index];
+            let same_stream = at.aggregate_type == request.aggregate_type
+                && at.aggregate_id == request.aggregate_id;
+            let from = usize::try_from(at.version - 1).unwrap_or(usize::MAX);
+            let stored: Vec<StoredEvent> = match inner.streams.get(&key) {
+                Some(indexes) if same_stream => indexes
+                    .iter()
+                    .skip(from)
+                    .take(request.events.len())
+                    .map(|&i| inner.log[i].clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            return rules::retry_of(&request, stored)
+                .ok_or_else(|| rules::conflict(&request, Some(current)));
         }
-        if let Some(record) = &request.idempotency {
-            if self_live(inner, record) {
-                return Err(Error::IdempotencyKeyTaken {
-                    scope: record.scope.clone(),
-                    key: record.key.clone(),
-                });
-            }
+        if let Some(record) = &request.idempotency
+            && self_live(inner, record)
+        {
+            return Err(rules::key_taken(record));
         }
-        if !request.expected.is_satisfied_by(current) {
-            return Err(conflict(&request, current));
-        }
-        let mut batch_ids = std::collections::HashSet::new();
-        for event in &request.events {
-            if inner.event_ids.contains_key(&event.event_id) || !batch_ids.insert(event.event_id) {
-                return Err(conflict(&request, current));
-            }
+        rules::check_expected(&request, current)?;
+        rules::check_snapshot_version(&request, current)?;
+        if request
+            .events
+            .iter()
+            .any(|event| inner.event_ids.contains_key(&event.event_id))
+        {
+            return Err(rules::conflict(&request, Some(current)));
         }
 
         let mut stored = Vec::with_capacity(request.events.len());

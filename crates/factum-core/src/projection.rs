@@ -16,12 +16,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::aggregate::Aggregate;
-use crate::envelope::{EventEnvelope, StoredEvent};
+use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::parked::{ParkedEvent, is_event_fault};
 use crate::store::EventStore;
+use crate::store::StoredEvent;
 use crate::upcast::Upcasters;
-use crate::view::{ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewRecord, ViewStore};
+use crate::view::{
+    ProjectionBatch, ProjectionCheckpoint, View, ViewChange, ViewQuery, ViewRecord, ViewStore,
+};
 
 /// How many times a projection tries an event before parking it, unless configured.
 pub const DEFAULT_PROJECTION_ATTEMPTS: u32 = 5;
@@ -73,10 +76,7 @@ pub async fn view_changes<V: View>(
                 let data = serde_json::to_string(&record)
                     .map_err(|e| Error::serialization(format!("{} view record", V::TYPE), e))?;
                 crate::json::check_value_reads_back(&record, &data).map_err(|mismatch| {
-                    crate::engine::unrepresentable(
-                        format!("{} view record {view_id:?}", V::TYPE),
-                        mismatch,
-                    )
+                    Error::unrepresentable(format!("{} view record {view_id:?}", V::TYPE), mismatch)
                 })?;
                 ViewChange::Upsert(ViewRecord {
                     view_type: V::TYPE.to_owned(),
@@ -261,6 +261,17 @@ impl<V: View> Projector<V> {
     /// The projection's name (its checkpoint key).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the view holds no record at all: for a view kept inline over a store that
+    /// has events, a sign that it was never built (the store was written before it existed).
+    pub async fn is_empty(&self) -> Result<bool> {
+        let one = ViewQuery {
+            page_size: 1,
+            ..ViewQuery::default()
+        };
+        let page = self.views.query_views(V::TYPE, &one, V::fields()).await?;
+        Ok(page.total == 0)
     }
 
     /// The checkpoint and the log's head.

@@ -12,8 +12,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::aggregate::Event;
-use crate::envelope::{EventEnvelope, StoredEvent};
+use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
+use crate::store::StoredEvent;
 
 type UpcastFn = dyn Fn(serde_json::Value) -> Result<serde_json::Value, String> + Send + Sync;
 

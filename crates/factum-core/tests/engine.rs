@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use factum_core::store::{AppendRequest, NewEvent, Snapshot};
 use factum_core::*;
 use serde::{Deserialize, Serialize};
 

@@ -19,8 +19,9 @@
 //! offline. The read side: implement [`HttpView`] for a view and [`Api::with_view`] serves
 //! `GET /views/{path}?filter=&sort=&page=&page_size=` and `GET /views/{path}/{id}`,
 //! [`Api::with_child_view`] an aggregate's records at `GET /{type}/{id}/{path}`; a rejected
-//! query is a 400, never a 500. [`Projections`] runs asynchronous projections next to the
-//! service and [`Api::with_projections`] reports their lag at `GET /projections`. Every error, whoever raises it (a domain rule, the engine, a malformed request,
+//! query is a 400, never a 500. [`Api::with_projections`] reports the lag of a service's
+//! asynchronous projections (factum-core's [`Projections`](factum_core::Projections)) at
+//! `GET /projections`. Every error, whoever raises it (a domain rule, the engine, a malformed request,
 //! an unknown route, a timeout, a panic), is an [`ApiError`] rendered as the structured JSON
 //! `{"domain","code","internalCode","status","message","details"?,"requestId"?}`. Every
 //! response carries `X-Request-Id`. With [`JwtAuth`] configured (HS256 with a secret, or
@@ -172,10 +173,7 @@ pub use openapi::{
 };
 pub use openapi_aggregate::{aggregate_openapi, tagged_openapi};
 pub use openapi_views::{child_view_openapi, projections_openapi, view_openapi};
-pub use projections::{
-    ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
-    projection_routes,
-};
+pub use projections::projection_routes;
 pub use routes::aggregate_routes;
 pub use server::{DEFAULT_HEADER_READ_TIMEOUT, ServeConfig, serve_with_config};
 pub use service::{AggregateService, CommandKind, Executed, ParsedCommand};

@@ -10,7 +10,7 @@ use crate::body_schemas::string;
 use crate::openapi::{
     aggregate_id_param, document, error_response, json_response, path_param, query_param, secured,
 };
-use crate::projections::ProjectionStatus;
+use crate::projections::ProjectionStatusDoc;
 use crate::views::{HttpView, describe_fields, join_path};
 use factum_core::MAX_PAGE_SIZE;
 
@@ -182,9 +182,9 @@ where
 
 /// The document of [`projection_routes`](crate::projection_routes).
 pub fn projections_openapi(auth: bool) -> OpenApi {
-    let status = ProjectionStatus::name().into_owned();
-    let mut schemas = vec![(status.clone(), ProjectionStatus::schema())];
-    ProjectionStatus::schemas(&mut schemas);
+    let status = ProjectionStatusDoc::name().into_owned();
+    let mut schemas = vec![(status.clone(), ProjectionStatusDoc::schema())];
+    ProjectionStatusDoc::schemas(&mut schemas);
     let list = OperationBuilder::new()
         .tag("operations")
         .summary(Some(

@@ -1,430 +1,71 @@
-//! Asynchronous projections run by a service: [`Projections`] holds the service's
-//! [`Projector`]s, runs each in a task that follows the event log, wakes them as soon as a
-//! command commits (through a [`Dispatcher`] given to the engine, with a poll as the
-//! fallback for events appended by other processes), and reports how far behind each is at
-//! `GET /projections` and `GET /projections/{name}`.
-//!
-//! Every batch a projector applies commits its records with its checkpoint, refused unless
-//! the stored checkpoint is the one it started from; so a task stopped anywhere resumes where
-//! its last batch committed, and a rebuild (another process resetting the checkpoint to 0)
-//! makes a running task's next batch fail and re-read from 0 instead of writing stale rows.
-
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+//! `GET /projections` and `GET /projections/{name}`: how far each asynchronous projection of
+//! a service is behind the event log. The runtime itself ([`Projections`]: tasks, waking,
+//! rebuilds) is factum-core's; this module only serves its [`ProjectionStatus`] and describes
+//! it in the OpenAPI document ([`ProjectionStatusDoc`], checked against what is served by a
+//! test below).
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use factum_core::{
-    Aggregate, Dispatcher, EventEnvelope, ParkedEvent, ProjectionLag, Projector, View, async_trait,
-};
-use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
+use factum_core::Projections;
+#[cfg(doc)]
+use factum_core::{ParkedEntry, ProjectionStatus};
 use utoipa::ToSchema;
 
 use crate::context::RequestContext;
 use crate::error::{ApiError, clip};
 
-/// A projection as the service sees it: a name, a lag, and a way to catch up.
-#[async_trait]
-pub trait RunningProjection: Send + Sync + 'static {
-    /// The projection's name (its checkpoint key).
-    fn name(&self) -> &str;
-
-    /// Its checkpoint and the log's head.
-    async fn lag(&self) -> factum_core::Result<ProjectionLag>;
-
-    /// Applies batches until it reaches the head; returns the number of events read.
-    async fn catch_up(&self) -> factum_core::Result<u64>;
-
-    /// The events it has parked (could not apply after its attempts), by position.
-    async fn parked(&self) -> factum_core::Result<Vec<ParkedEvent>>;
-
-    /// Deletes the records, resets the checkpoint to 0 and replays the whole log, calling
-    /// `progress` after each batch; returns the number of events read.
-    async fn rebuild(
-        &self,
-        progress: &mut (dyn FnMut(ProjectionLag) + Send),
-    ) -> factum_core::Result<u64>;
-
-    /// Whether a rebuild started and did not finish (see [`Projector::rebuild`]).
-    async fn rebuild_unfinished(&self) -> factum_core::Result<bool>;
-}
-
-#[async_trait]
-impl<V: View> RunningProjection for Projector<V> {
-    fn name(&self) -> &str {
-        Projector::name(self)
-    }
-
-    async fn lag(&self) -> factum_core::Result<ProjectionLag> {
-        Projector::lag(self).await
-    }
-
-    async fn catch_up(&self) -> factum_core::Result<u64> {
-        Projector::catch_up(self, |_| {}).await
-    }
-
-    async fn parked(&self) -> factum_core::Result<Vec<ParkedEvent>> {
-        Projector::parked(self).await
-    }
-
-    async fn rebuild(
-        &self,
-        progress: &mut (dyn FnMut(ProjectionLag) + Send),
-    ) -> factum_core::Result<u64> {
-        Projector::rebuild(self, &mut *progress).await
-    }
-
-    async fn rebuild_unfinished(&self) -> factum_core::Result<bool> {
-        Projector::rebuild_unfinished(self).await
-    }
-}
-
-/// How far one projection is behind: the body of `GET /projections/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ProjectionStatus {
+/// The OpenAPI schema of [`ProjectionStatus`] (named `ProjectionStatus` in the document),
+/// the body of `GET /projections/{name}`. Only a description: the body served is core's type.
+#[derive(ToSchema)]
+#[schema(as = ProjectionStatus)]
+#[allow(dead_code)]
+pub(crate) struct ProjectionStatusDoc {
     /// The projection's name.
     #[schema(example = "movements")]
-    pub name: String,
+    name: String,
     /// The position of the last event it has applied.
     #[schema(example = 1200)]
-    pub checkpoint: u64,
+    checkpoint: u64,
     /// The position of the last stored event.
     #[schema(example = 1203)]
-    pub head: u64,
+    head: u64,
     /// Events stored but not applied yet.
     #[schema(example = 3)]
-    pub behind: u64,
+    behind: u64,
     /// How many events it parked: events it could not apply after its attempts, set aside
     /// so that it goes on (they need a fix and a rebuild).
-    #[serde(default)]
     #[schema(example = 0)]
-    pub parked: u64,
+    parked: u64,
     /// The parked events, by position.
-    #[serde(default)]
-    pub parked_events: Vec<ParkedEntry>,
+    parked_events: Vec<ParkedEntryDoc>,
 }
 
-/// An event a projection parked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ParkedEntry {
+/// The OpenAPI schema of [`ParkedEntry`] (named `ParkedEntry` in the document).
+#[derive(ToSchema)]
+#[schema(as = ParkedEntry)]
+#[allow(dead_code)]
+pub(crate) struct ParkedEntryDoc {
     /// The event's global position.
-    pub position: u64,
+    position: u64,
     /// The event's id.
-    pub event_id: String,
+    event_id: String,
     /// The aggregate type.
-    pub aggregate_type: String,
+    aggregate_type: String,
     /// The aggregate id.
-    pub aggregate_id: String,
+    aggregate_id: String,
     /// The event's aggregate version.
-    pub version: u64,
+    version: u64,
     /// The event type.
-    pub event_type: String,
+    event_type: String,
     /// Why it could not be applied.
-    pub error: String,
+    error: String,
     /// How many times it was tried.
-    pub attempts: u32,
+    attempts: u32,
     /// When it was parked (RFC 3339).
-    pub parked_at: String,
-}
-
-impl From<ParkedEvent> for ParkedEntry {
-    fn from(parked: ParkedEvent) -> Self {
-        Self {
-            position: parked.position,
-            event_id: parked.event_id.to_string(),
-            aggregate_type: parked.aggregate_type,
-            aggregate_id: parked.aggregate_id,
-            version: parked.version,
-            event_type: parked.event_type,
-            error: parked.error,
-            attempts: parked.attempts,
-            parked_at: parked.parked_at.to_rfc3339(),
-        }
-    }
-}
-
-impl ProjectionStatus {
-    async fn of(projection: &dyn RunningProjection) -> factum_core::Result<Self> {
-        let lag = projection.lag().await?;
-        let parked: Vec<ParkedEntry> = projection
-            .parked()
-            .await?
-            .into_iter()
-            .map(ParkedEntry::from)
-            .collect();
-        Ok(Self {
-            name: projection.name().to_owned(),
-            checkpoint: lag.checkpoint,
-            head: lag.head,
-            behind: lag.behind(),
-            parked: parked.len() as u64,
-            parked_events: parked,
-        })
-    }
-}
-
-#[derive(Clone)]
-struct Entry {
-    projection: Arc<dyn RunningProjection>,
-    wake: Arc<Notify>,
-}
-
-/// The asynchronous projections of a service. Cheap to clone; clones share the projections.
-///
-/// ```
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// # use std::sync::Arc;
-/// # use factum_core::*;
-/// # use serde::{Deserialize, Serialize};
-/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-/// # struct Ping;
-/// # impl Event for Ping { fn event_type(&self) -> &'static str { "Ping" } }
-/// # #[derive(Debug, Clone, Serialize, Deserialize)]
-/// # struct Pinger { id: String }
-/// # impl Aggregate for Pinger {
-/// #     const TYPE: &'static str = "pinger";
-/// #     type Event = Ping;
-/// #     type Error = CqrsError;
-/// #     fn with_aggregate_id(id: String) -> Self { Self { id } }
-/// #     fn aggregate_id(&self) -> &str { &self.id }
-/// #     fn apply(&mut self, _: &Ping) {}
-/// # }
-/// # impl CommandHandler for Pinger {
-/// #     type CreateCommand = (); type UpdateCommand = (); type Services = ();
-/// #     async fn handle_create(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
-/// #     async fn handle_update(&self, _: &(), _: &(), _: &CqrsContext) -> Result<Vec<Ping>, CqrsError> { Ok(vec![Ping]) }
-/// # }
-/// # #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-/// # struct PingCount { pings: u64 }
-/// # impl View for PingCount {
-/// #     const TYPE: &'static str = "ping_counts";
-/// #     const KIND: ViewKind = ViewKind::PerAggregate;
-/// #     type Aggregate = Pinger;
-/// #     fn update(&self, _: &EventEnvelope<Ping>) -> Option<Self> { Some(Self { pings: self.pings + 1 }) }
-/// # }
-/// use std::time::Duration;
-/// use factum_http::Projections;
-///
-/// let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
-/// let projections = Projections::new().with(Projector::<PingCount>::for_store(store.clone()).unwrap());
-/// // The engine wakes the projections after each commit.
-/// let engine = CqrsCommandEngine::<Pinger>::builder(store.clone())
-///     .dispatcher(projections.waker::<Pinger>())
-///     .build()
-///     .unwrap();
-/// let tasks = projections.spawn(Duration::from_secs(1));
-///
-/// engine.create_with_id("p-1", &(), &CqrsContext::new()).await.unwrap();
-/// while projections.statuses().await.unwrap()[0].behind > 0 {
-///     tokio::time::sleep(Duration::from_millis(5)).await;
-/// }
-/// let record = store.as_view_store().unwrap().get_view("ping_counts", "p-1").await.unwrap();
-/// assert_eq!(record.unwrap().decode::<PingCount>().unwrap(), PingCount { pings: 1 });
-/// tasks.stop().await;
-/// # });
-/// ```
-#[derive(Clone, Default)]
-pub struct Projections {
-    entries: Vec<Entry>,
-}
-
-impl std::fmt::Debug for Projections {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.entries.iter().map(|e| e.projection.name()))
-            .finish()
-    }
-}
-
-impl Projections {
-    /// No projections.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a projection.
-    #[must_use]
-    pub fn with<V: View>(self, projector: Projector<V>) -> Self {
-        self.with_running(Arc::new(projector))
-    }
-
-    /// Adds a projection of your own kind.
-    #[must_use]
-    pub fn with_running(mut self, projection: Arc<dyn RunningProjection>) -> Self {
-        self.entries.push(Entry {
-            projection,
-            wake: Arc::new(Notify::new()),
-        });
-        self
-    }
-
-    /// The names of the projections.
-    pub fn names(&self) -> Vec<&str> {
-        self.entries.iter().map(|e| e.projection.name()).collect()
-    }
-
-    /// The projections, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn RunningProjection>> {
-        self.entries.iter().map(|e| &e.projection)
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// A dispatcher for an engine that wakes every projection (added so far) after each
-    /// commit, so views follow commands within a batch instead of a poll interval.
-    pub fn waker<A: Aggregate>(&self) -> Arc<dyn Dispatcher<A>> {
-        Arc::new(Waker {
-            wakes: self.entries.iter().map(|e| e.wake.clone()).collect(),
-        })
-    }
-
-    /// Brings every projection up to the log's head, once. Returns the events read.
-    pub async fn catch_up(&self) -> factum_core::Result<u64> {
-        let mut read = 0;
-        for entry in &self.entries {
-            read += entry.projection.catch_up().await?;
-        }
-        Ok(read)
-    }
-
-    /// Rebuilds every projection from position 0, one after the other: `progress` is called
-    /// with the projection's name and lag after each batch. Returns each one's name and the
-    /// number of events it read.
-    ///
-    /// Safe while a service runs them (see the module docs); for views kept *inline* by an
-    /// engine it is not, as their records are also written by every command: rebuild those
-    /// with the writers stopped.
-    pub async fn rebuild(
-        &self,
-        mut progress: impl FnMut(&str, ProjectionLag) + Send,
-    ) -> factum_core::Result<Vec<(String, u64)>> {
-        let mut done = Vec::with_capacity(self.entries.len());
-        for entry in &self.entries {
-            let projection = &entry.projection;
-            let name = projection.name().to_owned();
-            let mut report = |lag: ProjectionLag| progress(&name, lag);
-            let read = projection.rebuild(&mut report).await?;
-            done.push((name, read));
-        }
-        Ok(done)
-    }
-
-    /// The names of the projections whose last rebuild started and did not finish. For
-    /// views kept inline this means an incomplete view that nothing else will complete: a
-    /// service should refuse to start on it until the rebuild is run again.
-    pub async fn unfinished_rebuilds(&self) -> factum_core::Result<Vec<String>> {
-        let mut unfinished = Vec::new();
-        for entry in &self.entries {
-            if entry.projection.rebuild_unfinished().await? {
-                unfinished.push(entry.projection.name().to_owned());
-            }
-        }
-        Ok(unfinished)
-    }
-
-    /// How far behind each projection is.
-    pub async fn statuses(&self) -> factum_core::Result<Vec<ProjectionStatus>> {
-        let mut statuses = Vec::with_capacity(self.entries.len());
-        for entry in &self.entries {
-            statuses.push(ProjectionStatus::of(&*entry.projection).await?);
-        }
-        Ok(statuses)
-    }
-
-    /// Runs every projection in a task of its own until [`ProjectionTasks::stop`]: each
-    /// catches up, then waits for a commit of this process (see [`waker`](Self::waker)) or
-    /// `poll_interval` (for events other processes append), and catches up again. A failed
-    /// batch is logged and retried after the interval.
-    pub fn spawn(&self, poll_interval: Duration) -> ProjectionTasks {
-        let (stop, stopped) = watch::channel(false);
-        let handles = self
-            .entries
-            .iter()
-            .cloned()
-            .map(|entry| {
-                let mut stopped = stopped.clone();
-                tokio::spawn(async move {
-                    let shutdown = async move {
-                        // An error means the sender is gone: stop too.
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                    };
-                    follow(entry, poll_interval, shutdown).await;
-                })
-            })
-            .collect();
-        ProjectionTasks { stop, handles }
-    }
-}
-
-async fn follow(entry: Entry, poll_interval: Duration, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            // Stopping mid-batch loses nothing: a batch commits with its checkpoint or not at all.
-            () = &mut shutdown => return,
-            result = entry.projection.catch_up() => {
-                if let Err(error) = result {
-                    tracing::error!(projection = entry.projection.name(), %error, "projection failed; retrying");
-                }
-            }
-        }
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = entry.wake.notified() => {}
-            () = tokio::time::sleep(poll_interval) => {}
-        }
-    }
-}
-
-/// The tasks of [`Projections::spawn`].
-#[derive(Debug)]
-pub struct ProjectionTasks {
-    stop: watch::Sender<bool>,
-    handles: Vec<JoinHandle<()>>,
-}
-
-impl ProjectionTasks {
-    /// Stops the tasks and waits for them to end.
-    pub async fn stop(self) {
-        self.stop.send_replace(true);
-        for handle in self.handles {
-            if let Err(error) = handle.await {
-                tracing::error!(%error, "a projection task panicked");
-            }
-        }
-    }
-}
-
-struct Waker {
-    wakes: Vec<Arc<Notify>>,
-}
-
-#[async_trait]
-impl<A: Aggregate> Dispatcher<A> for Waker {
-    fn name(&self) -> &str {
-        "projection waker"
-    }
-
-    async fn dispatch(
-        &self,
-        _aggregate_id: &str,
-        _events: &[EventEnvelope<A::Event>],
-    ) -> factum_core::Result<()> {
-        for wake in &self.wakes {
-            // Stores a permit when the task is busy, so a commit during a batch is not missed.
-            wake.notify_one();
-        }
-        Ok(())
-    }
+    parked_at: String,
 }
 
 /// `GET /projections` (every projection's lag) and `GET /projections/{name}`.
@@ -448,16 +89,80 @@ async fn one_status(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(name) = path?;
-    let Some(entry) = projections
-        .entries
-        .iter()
-        .find(|e| e.projection.name() == name)
-    else {
+    let Some(status) = projections.status(&name).await? else {
         return Err(ApiError::not_found(format!(
             "no projection '{}'; this service runs: {}",
             clip(&name, 64),
             projections.names().join(", ")
         )));
     };
-    Ok(axum::Json(ProjectionStatus::of(&*entry.projection).await?).into_response())
+    Ok(axum::Json(status).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use factum_core::{ParkedEntry, ProjectionStatus};
+    use serde_json::Value;
+    use utoipa::PartialSchema;
+
+    use super::*;
+
+    /// The property names a schema documents, and those it marks required.
+    fn documented(schema: impl serde::Serialize) -> (Vec<String>, Vec<String>) {
+        let schema = serde_json::to_value(schema).unwrap();
+        let mut properties: Vec<String> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let mut required: Vec<String> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        properties.sort();
+        required.sort();
+        (properties, required)
+    }
+
+    fn keys(value: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_documented_status_is_what_is_served() {
+        let parked = ParkedEntry {
+            position: 7,
+            event_id: "e".into(),
+            aggregate_type: "account".into(),
+            aggregate_id: "acc-1".into(),
+            version: 2,
+            event_type: "MoneyDeposited".into(),
+            error: "bad".into(),
+            attempts: 5,
+            parked_at: "2025-01-01T00:00:00+00:00".into(),
+        };
+        let status = ProjectionStatus {
+            name: "movements".into(),
+            checkpoint: 7,
+            head: 9,
+            behind: 2,
+            parked: 1,
+            parked_events: vec![parked],
+        };
+        let served = serde_json::to_value(&status).unwrap();
+        // Every field served is documented and required (the server always sends it).
+        let (properties, required) = documented(ProjectionStatusDoc::schema());
+        assert_eq!(properties, keys(&served));
+        assert_eq!(required, keys(&served));
+        let (properties, required) = documented(ParkedEntryDoc::schema());
+        assert_eq!(properties, keys(&served["parked_events"][0]));
+        assert_eq!(required, keys(&served["parked_events"][0]));
+        assert_eq!(ProjectionStatusDoc::name(), "ProjectionStatus");
+        assert_eq!(ParkedEntryDoc::name(), "ParkedEntry");
+    }
 }

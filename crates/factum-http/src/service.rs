@@ -217,10 +217,10 @@ impl<A: HttpAggregate> AggregateService<A> {
                 (create_tag, CommandKind::Create),
                 (update_tag, CommandKind::Update),
             ] {
-                if let Some(serde_json::Value::String(name)) = object.get(tag) {
-                    if self.command_kind(name) == Some(kind) {
-                        return Ok(name);
-                    }
+                if let Some(serde_json::Value::String(name)) = object.get(tag)
+                    && self.command_kind(name) == Some(kind)
+                {
+                    return Ok(name);
                 }
             }
         }

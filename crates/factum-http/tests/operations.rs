@@ -12,9 +12,8 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use factum_core::{
-    AppendRequest, EventStore, InMemoryEventStore, Snapshot, StoredEvent, async_trait,
-};
+use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
+use factum_core::{EventStore, InMemoryEventStore, async_trait};
 use factum_http::{Api, HttpConfig, ServeConfig};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use factum_core::{
-    AppendRequest, CqrsContext, EventStore, InMemoryEventStore, Snapshot, StoredEvent, async_trait,
-};
+use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
+use factum_core::{CqrsContext, EventStore, InMemoryEventStore, async_trait};
 use factum_http::{Api, HttpConfig, JwtAuth, view_routes};
 use serde_json::json;
 
@@ -261,7 +260,7 @@ fn a_store_without_views_is_a_clear_startup_error() {
 async fn a_projection_parks_an_event_it_cannot_apply_and_reports_it() {
     let s = service(HttpConfig::default());
     seed(&s.engine).await;
-    let poison = factum_core::NewEvent {
+    let poison = factum_core::store::NewEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: "Scored".to_owned(),
         schema_version: 1,

@@ -10,11 +10,13 @@
 //! [`IdempotencyKeyTaken`](factum_core::Error::IdempotencyKeyTaken).
 
 use chrono::{DateTime, Utc};
-use factum_core::{AppendRequest, IdempotencyRecord};
-use sqlx::Row;
+use factum_core::IdempotencyRecord;
+use factum_core::store::{AppendRequest, rules};
 use sqlx::postgres::PgRow;
+use sqlx::{Row, SqlStr};
 
 use crate::error::{Error, database_error};
+use crate::sql::trusted;
 
 /// Migration 3: the table, and the append function that writes records with events.
 ///
@@ -145,20 +147,20 @@ impl<'a> RecordArrays<'a> {
 /// The SQL of the idempotency operations, with the quoted schema spliced in.
 #[derive(Clone)]
 pub(crate) struct RecordStatements {
-    find: String,
-    upsert: String,
-    purge: String,
-    lock_positions: String,
+    find: SqlStr,
+    upsert: SqlStr,
+    purge: SqlStr,
+    lock_positions: SqlStr,
 }
 
 impl RecordStatements {
     pub(crate) fn new(s: &str) -> Self {
         Self {
-            find: format!(
+            find: trusted(format!(
                 "SELECT request_hash, status, response, created_at, expires_at
                 FROM {s}.idempotency WHERE scope = $1 AND idem_key = $2 AND expires_at > $3"
-            ),
-            upsert: format!(
+            )),
+            upsert: trusted(format!(
                 "INSERT INTO {s}.idempotency AS i (scope, idem_key, request_hash, status,
                     response, created_at, expires_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -167,9 +169,13 @@ impl RecordStatements {
                     response = EXCLUDED.response, created_at = EXCLUDED.created_at,
                     expires_at = EXCLUDED.expires_at
                 WHERE i.expires_at <= EXCLUDED.created_at"
-            ),
-            purge: format!("DELETE FROM {s}.idempotency WHERE expires_at <= $1"),
-            lock_positions: format!("SELECT last_position FROM {s}.event_position FOR UPDATE"),
+            )),
+            purge: trusted(format!(
+                "DELETE FROM {s}.idempotency WHERE expires_at <= $1"
+            )),
+            lock_positions: trusted(format!(
+                "SELECT last_position FROM {s}.event_position FOR UPDATE"
+            )),
         }
     }
 }
@@ -196,7 +202,7 @@ pub(crate) async fn find<'e>(
     key: &str,
     now: DateTime<Utc>,
 ) -> factum_core::Result<Option<IdempotencyRecord>> {
-    let row = sqlx::query(&sql.find)
+    let row = sqlx::query(sql.find.clone())
         .bind(scope)
         .bind(key)
         .bind(now)
@@ -215,7 +221,7 @@ pub(crate) async fn remember(
     record: IdempotencyRecord,
 ) -> factum_core::Result<IdempotencyRecord> {
     let mut tx = pool.begin().await.map_err(database_error)?;
-    sqlx::query(&sql.lock_positions)
+    sqlx::query(sql.lock_positions.clone())
         .execute(&mut *tx)
         .await
         .map_err(database_error)?;
@@ -235,7 +241,7 @@ pub(crate) async fn write(
     conn: &mut sqlx::PgConnection,
     record: &IdempotencyRecord,
 ) -> factum_core::Result<()> {
-    sqlx::query(&sql.upsert)
+    sqlx::query(sql.upsert.clone())
         .bind(&record.scope)
         .bind(&record.key)
         .bind(&record.request_hash)
@@ -255,7 +261,7 @@ pub(crate) async fn purge(
     pool: &sqlx::PgPool,
     now: DateTime<Utc>,
 ) -> factum_core::Result<u64> {
-    let done = sqlx::query(&sql.purge)
+    let done = sqlx::query(sql.purge.clone())
         .bind(now)
         .execute(pool)
         .await
@@ -273,8 +279,5 @@ pub(crate) async fn taken(
         return Ok(None);
     };
     let holder = find(sql, pool, &record.scope, &record.key, record.created_at).await?;
-    Ok(holder.map(|_| factum_core::Error::IdempotencyKeyTaken {
-        scope: record.scope.clone(),
-        key: record.key.clone(),
-    }))
+    Ok(holder.map(|_| rules::key_taken(record)))
 }

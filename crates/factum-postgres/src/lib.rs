@@ -22,10 +22,8 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use factum_core::{
-//!     AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, ViewChange, ViewRecord,
-//!     ViewStore,
-//! };
+//! use factum_core::store::{AppendRequest, NewEvent};
+//! use factum_core::{EventStore, ExpectedVersion, Metadata, ViewChange, ViewRecord, ViewStore};
 //! use factum_postgres::PostgresEventStore;
 //!
 //! let url = std::env::var("FACTUM_TEST_DATABASE_URL")
@@ -62,7 +60,8 @@
 //! let err = PostgresEventStore::connect_with_schema(&url, "x; DROP TABLE y").await.unwrap_err();
 //! assert!(matches!(err, factum_postgres::Error::InvalidSchemaName(_)));
 //!
-//! sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+//! // The schema name is this test's own plain identifier.
+//! sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
 //!     .execute(store.pool())
 //!     .await
 //!     .unwrap();
@@ -74,6 +73,7 @@ mod error;
 mod idempotency;
 mod migrations;
 mod parked;
+mod sql;
 pub mod store;
 pub mod views;
 

@@ -8,6 +8,7 @@
 use sqlx::{Executor, PgConnection, PgPool};
 
 use crate::error::{Error, Result};
+use crate::sql::trusted;
 
 /// One schema change, applied once per schema. `{schema}` in the SQL stands for the quoted,
 /// validated schema name.
@@ -389,7 +390,9 @@ async fn migrate_to(pool: &PgPool, schema: &str, target: i32) -> Result<()> {
         )"
     );
     let applied_sql = format!("SELECT max(version) FROM {q}.factum_migrations");
-    let record = format!("INSERT INTO {q}.factum_migrations (version, name) VALUES ($1, $2)");
+    let record = trusted(format!(
+        "INSERT INTO {q}.factum_migrations (version, name) VALUES ($1, $2)"
+    ));
 
     let mut tx = pool.begin().await?;
     let conn: &mut PgConnection = &mut tx;
@@ -404,10 +407,10 @@ async fn migrate_to(pool: &PgPool, schema: &str, target: i32) -> Result<()> {
             .fetch_one(&mut *conn)
             .await?;
     if !exists {
-        conn.execute(sqlx::raw_sql(&create_schema)).await?;
+        conn.execute(sqlx::raw_sql(trusted(create_schema))).await?;
     }
-    conn.execute(sqlx::raw_sql(&create_table)).await?;
-    let applied: Option<i32> = sqlx::query_scalar(&applied_sql)
+    conn.execute(sqlx::raw_sql(trusted(create_table))).await?;
+    let applied: Option<i32> = sqlx::query_scalar(trusted(applied_sql))
         .fetch_one(&mut *conn)
         .await?;
     let applied = applied.unwrap_or(0);
@@ -427,9 +430,10 @@ async fn migrate_to(pool: &PgPool, schema: &str, target: i32) -> Result<()> {
             name: migration.name,
             source,
         };
-        let sql = migration.sql.replace("{schema}", &q);
-        conn.execute(sqlx::raw_sql(&sql)).await.map_err(failed)?;
-        sqlx::query(&record)
+        // The migrations' own constant text, with the quoted schema for `{schema}`.
+        let sql = trusted(migration.sql.replace("{schema}", &q));
+        conn.execute(sqlx::raw_sql(sql)).await.map_err(failed)?;
+        sqlx::query(record.clone())
             .bind(migration.version)
             .bind(migration.name)
             .execute(&mut *conn)
@@ -490,7 +494,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_schema_at_migration_1_is_upgraded_in_place() {
         use factum_core::ViewStore;
-        use factum_core::{AppendRequest, EventStore, ExpectedVersion, ViewChange, ViewRecord};
+        use factum_core::store::AppendRequest;
+        use factum_core::{EventStore, ExpectedVersion, ViewChange, ViewRecord};
 
         let url = std::env::var("FACTUM_TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
@@ -501,21 +506,21 @@ mod tests {
         migrate_to(&pool, &schema, 1).await.unwrap();
         let q = quoted(&schema);
         // An event as release 1 stored it.
-        sqlx::raw_sql(&format!(
+        sqlx::raw_sql(crate::sql::trusted(format!(
             "INSERT INTO {q}.events (position, aggregate_type, aggregate_id, version, event_id,
                 event_type, schema_version, payload, metadata, recorded_at)
             VALUES (1, 'account', 'a', 1, gen_random_uuid(), 'Opened', 1, '{{}}', '{{}}', now());
             UPDATE {q}.event_position SET last_position = 1;"
-        ))
+        )))
         .execute(&pool)
         .await
         .unwrap();
 
         let outcome = async {
             let store = crate::PostgresEventStore::from_pool(pool.clone(), &schema).await?;
-            let applied: Vec<i32> = sqlx::query_scalar(&format!(
+            let applied: Vec<i32> = sqlx::query_scalar(crate::sql::trusted(format!(
                 "SELECT version FROM {q}.factum_migrations ORDER BY version"
-            ))
+            )))
             .fetch_all(&pool)
             .await?;
             assert_eq!(applied, [1, 2, 3, 4]);
@@ -524,7 +529,7 @@ mod tests {
                 "account",
                 "a",
                 ExpectedVersion::Exact(1),
-                vec![factum_core::NewEvent {
+                vec![factum_core::store::NewEvent {
                     event_id: uuid::Uuid::new_v4(),
                     event_type: "Deposited".into(),
                     schema_version: 1,
@@ -549,7 +554,7 @@ mod tests {
             Ok::<_, Box<dyn std::error::Error>>(())
         }
         .await;
-        sqlx::raw_sql(&format!("DROP SCHEMA {q} CASCADE"))
+        sqlx::raw_sql(crate::sql::trusted(format!("DROP SCHEMA {q} CASCADE")))
             .execute(&pool)
             .await
             .unwrap();

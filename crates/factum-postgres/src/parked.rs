@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::{Error, database_error};
+use crate::sql::trusted;
 
 type CoreResult<T> = factum_core::Result<T>;
 
@@ -20,7 +21,7 @@ pub(crate) async fn insert(
     parked: &ParkedEvent,
 ) -> CoreResult<()> {
     let too_large = |what: &str| invalid(format!("parked event: {what} is too large"));
-    sqlx::query(&format!(
+    sqlx::query(trusted(format!(
         "INSERT INTO {schema}.parked_events (projection, position, event_id, aggregate_type,
              aggregate_id, version, event_type, error, attempts, parked_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -29,7 +30,7 @@ pub(crate) async fn insert(
              aggregate_id = excluded.aggregate_id, version = excluded.version,
              event_type = excluded.event_type, error = excluded.error,
              attempts = excluded.attempts, parked_at = excluded.parked_at"
-    ))
+    )))
     .bind(&parked.projection)
     .bind(i64::try_from(parked.position).map_err(|_| too_large("position"))?)
     .bind(parked.event_id)
@@ -73,9 +74,9 @@ pub(crate) async fn delete_all(
     schema: &str,
     projection: &str,
 ) -> CoreResult<()> {
-    sqlx::query(&format!(
+    sqlx::query(trusted(format!(
         "DELETE FROM {schema}.parked_events WHERE projection = $1"
-    ))
+    )))
     .bind(projection)
     .execute(&mut *tx)
     .await
@@ -89,11 +90,11 @@ pub(crate) async fn list(
     schema: &str,
     projection: &str,
 ) -> CoreResult<Vec<ParkedEvent>> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(trusted(format!(
         "SELECT position, event_id, aggregate_type, aggregate_id, version, event_type, error,
                 attempts, parked_at
          FROM {schema}.parked_events WHERE projection = $1 ORDER BY position"
-    ))
+    )))
     .bind(projection)
     .fetch_all(pool)
     .await

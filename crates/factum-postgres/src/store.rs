@@ -53,7 +53,7 @@
 //!
 //! # Inline view changes
 //!
-//! An append's [`view_changes`](factum_core::AppendRequest::view_changes) travel with it
+//! An append's [`view_changes`](factum_core::store::AppendRequest::view_changes) travel with it
 //! into `append_events`, which writes them right after the append's events, in the same
 //! transaction, and only if those events are stored: an append refused inside a group writes
 //! neither events nor view changes, while the group's other appends write both. When a
@@ -96,9 +96,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
-use factum_core::{AppendRequest, ExpectedVersion, Snapshot, StoredEvent, ViewStore};
+use factum_core::store::{AppendRequest, Snapshot, StoredEvent, rules};
+use factum_core::{ExpectedVersion, ViewStore};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Row, SqlStr};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -106,6 +107,7 @@ use crate::breaker::Breaker;
 use crate::error::{Error, Result, database_error, unique_violation};
 use crate::idempotency::{self, RecordArrays, RecordStatements};
 use crate::migrations::{self, DEFAULT_SCHEMA, quoted, validate_schema_name};
+use crate::sql::trusted;
 use crate::views::{ChangeArrays, ViewStatements, prepare_changes, write_changes};
 
 type CoreResult<T> = factum_core::Result<T>;
@@ -336,9 +338,9 @@ impl Inner {
         // them; the others keep the plain one.
         let with_records = appends.iter().any(|a| a.request.idempotency.is_some());
         let statement = if with_records {
-            &self.sql.append_events_idempotent
+            self.sql.append_events_idempotent.clone()
         } else {
-            &self.sql.append_events
+            self.sql.append_events.clone()
         };
         let mut records = RecordArrays::default();
         if with_records {
@@ -416,30 +418,25 @@ impl Inner {
     /// (returns its stored events), or a conflict.
     async fn refused(&self, request: &AppendRequest) -> CoreResult<Vec<StoredEvent>> {
         if let Some(first) = request.events.first() {
-            let stored: Option<(String, String, i64)> = sqlx::query_as(&self.sql.find_event)
+            let stored: Option<(String, String, i64)> = sqlx::query_as(self.sql.find_event.clone())
                 .bind(first.event_id)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(database_error)?;
-            if let Some((aggregate_type, aggregate_id, version)) = stored {
-                if aggregate_type == request.aggregate_type && aggregate_id == request.aggregate_id
-                {
-                    let stored = self
-                        .read_stream_from(
-                            &request.aggregate_type,
-                            &request.aggregate_id,
-                            version,
-                            Some(request.events.len()),
-                        )
-                        .await?;
-                    let same = stored.len() == request.events.len()
-                        && stored
-                            .iter()
-                            .zip(&request.events)
-                            .all(|(stored, new)| stored.event_id == new.event_id);
-                    if same {
-                        return Ok(stored);
-                    }
+            if let Some((aggregate_type, aggregate_id, version)) = stored
+                && aggregate_type == request.aggregate_type
+                && aggregate_id == request.aggregate_id
+            {
+                let stored = self
+                    .read_stream_from(
+                        &request.aggregate_type,
+                        &request.aggregate_id,
+                        version,
+                        Some(request.events.len()),
+                    )
+                    .await?;
+                if let Some(stored) = rules::retry_of(request, stored) {
+                    return Ok(stored);
                 }
             }
         }
@@ -463,11 +460,11 @@ impl Inner {
             actual,
             "append conflict"
         );
-        Ok(conflict_error(request, Some(actual)))
+        Ok(rules::conflict(request, Some(actual)))
     }
 
     async fn current_version(&self, aggregate_type: &str, aggregate_id: &str) -> CoreResult<u64> {
-        let version: i64 = sqlx::query_scalar(&self.sql.stream_version)
+        let version: i64 = sqlx::query_scalar(self.sql.stream_version.clone())
             .bind(aggregate_type)
             .bind(aggregate_id)
             .fetch_one(&self.pool)
@@ -484,9 +481,8 @@ impl Inner {
         let current = self
             .current_version(&request.aggregate_type, &request.aggregate_id)
             .await?;
-        if !request.expected.is_satisfied_by(current) {
-            return Err(conflict_error(&request, Some(current)));
-        }
+        rules::check_expected(&request, current)?;
+        rules::check_snapshot_version(&request, current)?;
         if let Some(snapshot) = request.snapshot {
             self.save_snapshot(snapshot).await?;
         }
@@ -501,11 +497,11 @@ impl Inner {
     ) -> CoreResult<Vec<StoredEvent>> {
         let changes = prepare_changes(request.view_changes.clone())?;
         let mut tx = self.pool.begin().await.map_err(database_error)?;
-        sqlx::query(&self.sql.lock_positions)
+        sqlx::query(self.sql.lock_positions.clone())
             .execute(&mut *tx)
             .await
             .map_err(database_error)?;
-        let current: i64 = sqlx::query_scalar(&self.sql.stream_version)
+        let current: i64 = sqlx::query_scalar(self.sql.stream_version.clone())
             .bind(&request.aggregate_type)
             .bind(&request.aggregate_id)
             .fetch_one(&mut *tx)
@@ -522,21 +518,17 @@ impl Inner {
             )
             .await?;
             if holder.is_some() {
-                return Err(factum_core::Error::IdempotencyKeyTaken {
-                    scope: record.scope.clone(),
-                    key: record.key.clone(),
-                });
+                return Err(rules::key_taken(record));
             }
         }
-        if !request.expected.is_satisfied_by(current) {
-            return Err(conflict_error(&request, Some(current)));
-        }
+        rules::check_expected(&request, current)?;
+        rules::check_snapshot_version(&request, current)?;
         if let Some(record) = &request.idempotency {
             idempotency::write(&self.idem_sql, &mut tx, record).await?;
         }
         if let Some(snapshot) = &request.snapshot {
             let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
-            sqlx::query(&self.sql.save_snapshot)
+            sqlx::query(self.sql.save_snapshot.clone())
                 .bind(&snapshot.aggregate_type)
                 .bind(&snapshot.aggregate_id)
                 .bind(clamp_i64(snapshot.version))
@@ -564,7 +556,7 @@ impl Inner {
         if limit == Some(0) {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(&self.sql.read_stream)
+        let rows = sqlx::query(self.sql.read_stream.clone())
             .bind(aggregate_type)
             .bind(aggregate_id)
             .bind(from_version)
@@ -580,7 +572,7 @@ impl Inner {
     async fn save_snapshot(&self, snapshot: Snapshot) -> CoreResult<()> {
         validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
         let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
-        sqlx::query(&self.sql.save_snapshot)
+        sqlx::query(self.sql.save_snapshot.clone())
             .bind(&snapshot.aggregate_type)
             .bind(&snapshot.aggregate_id)
             .bind(clamp_i64(snapshot.version))
@@ -662,7 +654,7 @@ impl<'a> GroupArgs<'a> {
             args.aggregate_ids.push(&request.aggregate_id);
             args.min_versions.push(append.accepted.0);
             args.max_versions.push(append.accepted.1);
-            // `Append::new` refuses more events than fit.
+            // `rules::validate` refuses more events than fit.
             args.event_counts
                 .push(i32::try_from(request.events.len()).unwrap_or(i32::MAX));
             let snapshot = request.snapshot.as_ref();
@@ -683,7 +675,7 @@ impl<'a> GroupArgs<'a> {
                 args.recorded_at.push(at);
                 args.recorded_at_ns.push(ns);
             }
-            // `Append::new` refuses more changes than fit.
+            // `rules::validate` refuses more changes than fit.
             args.view_counts
                 .push(i32::try_from(request.view_changes.len()).unwrap_or(i32::MAX));
             args.views.push_all(&request.view_changes);
@@ -696,15 +688,6 @@ impl Append {
     /// Checks `request` and prepares what the writer needs.
     fn new(mut request: AppendRequest) -> CoreResult<Self> {
         validate(&request)?;
-        if i32::try_from(request.events.len()).is_err()
-            || i32::try_from(request.view_changes.len()).is_err()
-        {
-            return Err(factum_core::Error::Validation(format!(
-                "an append of {} events and {} view changes is too large",
-                request.events.len(),
-                request.view_changes.len()
-            )));
-        }
         request.view_changes = prepare_changes(std::mem::take(&mut request.view_changes))?;
         Ok(Self {
             accepted: accepted_versions(request.expected),
@@ -722,6 +705,20 @@ impl factum_core::EventStore for PostgresEventStore {
                 if request.events.is_empty() {
                     validate(&request)?;
                     return self.inner.append_no_events(request).await;
+                }
+                // `append_events` does not check the snapshot's version: when the
+                // expectation pins the version, check it here, after the expectation (a
+                // conflict comes first, as in every store).
+                if let Some(pinned) = rules::pinned_version(&request)
+                    && rules::check_snapshot_version(&request, pinned).is_err()
+                {
+                    validate(&request)?;
+                    let current = self
+                        .inner
+                        .current_version(&request.aggregate_type, &request.aggregate_id)
+                        .await?;
+                    rules::check_expected(&request, current)?;
+                    rules::check_snapshot_version(&request, current)?;
                 }
                 let append = Append::new(request)?;
                 let (reply, answer) = oneshot::channel();
@@ -778,7 +775,7 @@ impl factum_core::EventStore for PostgresEventStore {
                 if limit == 0 {
                     return Ok(Vec::new());
                 }
-                let rows = sqlx::query(&self.inner.sql.read_all)
+                let rows = sqlx::query(self.inner.sql.read_all.clone())
                     .bind(after_position)
                     .bind(clamp_usize(limit))
                     .fetch_all(&self.inner.pool)
@@ -810,7 +807,7 @@ impl factum_core::EventStore for PostgresEventStore {
         self.inner()
             .breaker
             .call(async move {
-                let row = sqlx::query(&self.inner.sql.load_snapshot)
+                let row = sqlx::query(self.inner.sql.load_snapshot.clone())
                     .bind(aggregate_type)
                     .bind(aggregate_id)
                     .fetch_optional(&self.inner.pool)
@@ -846,7 +843,7 @@ impl factum_core::EventStore for PostgresEventStore {
             .call(async move {
                 // Positions are gapless, so the last assigned one is the head; reading the counter
                 // takes no lock (an append in flight holds it, and is not visible yet).
-                let head: i64 = sqlx::query_scalar(&self.inner.sql.head_position)
+                let head: i64 = sqlx::query_scalar(self.inner.sql.head_position.clone())
                     .fetch_one(&self.inner.pool)
                     .await
                     .map_err(database_error)?;
@@ -907,9 +904,10 @@ impl factum_core::EventStore for PostgresEventStore {
     }
 }
 
-/// Checks what PostgreSQL would otherwise refuse with a less helpful message, before anything
-/// is sent: bad input changes nothing.
+/// Checks the request by the core's rules, then what PostgreSQL would otherwise refuse with a
+/// less helpful message, before anything is sent: bad input changes nothing.
 fn validate(request: &AppendRequest) -> CoreResult<()> {
+    rules::validate(request)?;
     // PostgreSQL text cannot hold NUL characters.
     let texts = [&request.aggregate_type, &request.aggregate_id]
         .into_iter()
@@ -933,17 +931,6 @@ fn validate(request: &AppendRequest) -> CoreResult<()> {
         })?;
     }
     if let Some(snapshot) = &request.snapshot {
-        if snapshot.aggregate_type != request.aggregate_type
-            || snapshot.aggregate_id != request.aggregate_id
-        {
-            return Err(factum_core::Error::Validation(format!(
-                "the snapshot is of {} '{}', the append of {} '{}'",
-                snapshot.aggregate_type,
-                snapshot.aggregate_id,
-                request.aggregate_type,
-                request.aggregate_id
-            )));
-        }
         validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
     }
     Ok(())
@@ -956,15 +943,6 @@ fn validate_json(text: &str, what: impl FnOnce() -> String) -> CoreResult<()> {
             what: what(),
             source,
         })
-}
-
-fn conflict_error(request: &AppendRequest, actual: Option<u64>) -> factum_core::Error {
-    factum_core::Error::Conflict {
-        aggregate_type: request.aggregate_type.clone(),
-        aggregate_id: request.aggregate_id.clone(),
-        expected: request.expected,
-        actual,
-    }
 }
 
 /// The stored events of an append, from its request and the rows `append_events` returned
@@ -1057,57 +1035,57 @@ const EVENT_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, v
 /// spliced in; every value is a bound parameter).
 #[derive(Clone)]
 struct Statements {
-    append_events: String,
-    append_events_idempotent: String,
-    find_event: String,
-    read_stream: String,
-    read_all: String,
-    stream_version: String,
-    load_snapshot: String,
-    save_snapshot: String,
-    head_position: String,
-    lock_positions: String,
+    append_events: SqlStr,
+    append_events_idempotent: SqlStr,
+    find_event: SqlStr,
+    read_stream: SqlStr,
+    read_all: SqlStr,
+    stream_version: SqlStr,
+    load_snapshot: SqlStr,
+    save_snapshot: SqlStr,
+    head_position: SqlStr,
+    lock_positions: SqlStr,
 }
 
 impl Statements {
     fn new(s: &str) -> Self {
         Self {
-            append_events: format!(
+            append_events: trusted(format!(
                 "SELECT request, event_position AS position, event_version AS version,
                     event_payload AS payload, event_metadata AS metadata
                 FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
                 ORDER BY event_position"
-            ),
-            append_events_idempotent: format!(
+            )),
+            append_events_idempotent: trusted(format!(
                 "SELECT request, event_position AS position, event_version AS version,
                     event_payload AS payload, event_metadata AS metadata
                 FROM {s}.append_events_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
                     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,
                     $26, $27, $28, $29, $30)
                 ORDER BY event_position"
-            ),
-            find_event: format!(
+            )),
+            find_event: trusted(format!(
                 "SELECT aggregate_type, aggregate_id, version FROM {s}.events WHERE event_id = $1"
-            ),
-            read_stream: format!(
+            )),
+            read_stream: trusted(format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events
                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND version >= $3
                 ORDER BY version LIMIT $4"
-            ),
-            read_all: format!(
+            )),
+            read_all: trusted(format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position > $1
                 ORDER BY position LIMIT $2"
-            ),
-            stream_version: format!(
+            )),
+            stream_version: trusted(format!(
                 "SELECT coalesce(max(version), 0) FROM {s}.events
                 WHERE aggregate_type = $1 AND aggregate_id = $2"
-            ),
-            load_snapshot: format!(
+            )),
+            load_snapshot: trusted(format!(
                 "SELECT version, state::text AS state, taken_at, taken_at_ns FROM {s}.snapshots
                 WHERE aggregate_type = $1 AND aggregate_id = $2"
-            ),
-            save_snapshot: format!(
+            )),
+            save_snapshot: trusted(format!(
                 "INSERT INTO {s}.snapshots (aggregate_type, aggregate_id, version, state,
                     taken_at, taken_at_ns)
                 VALUES ($1, $2, $3, $4::jsonb, $5, $6)
@@ -1115,9 +1093,11 @@ impl Statements {
                 SET version = EXCLUDED.version, state = EXCLUDED.state,
                     taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
                 WHERE snapshots.version <= EXCLUDED.version"
-            ),
-            head_position: format!("SELECT last_position FROM {s}.event_position"),
-            lock_positions: format!("SELECT last_position FROM {s}.event_position FOR UPDATE"),
+            )),
+            head_position: trusted(format!("SELECT last_position FROM {s}.event_position")),
+            lock_positions: trusted(format!(
+                "SELECT last_position FROM {s}.event_position FOR UPDATE"
+            )),
         }
     }
 }
@@ -1167,6 +1147,7 @@ mod tests {
     fn the_schema_is_the_only_text_spliced_into_sql() {
         let sql = Statements::new("\"bank\"");
         for statement in [&sql.append_events, &sql.read_all, &sql.save_snapshot] {
+            let statement = statement.as_str();
             assert!(statement.contains("\"bank\"."));
             assert!(!statement.contains('\''), "no literals: {statement}");
         }

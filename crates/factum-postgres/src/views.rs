@@ -48,9 +48,10 @@ use factum_core::{
 };
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::{PgConnection, Postgres, Row};
+use sqlx::{PgConnection, Postgres, Row, SqlStr};
 
 use crate::error::{Error, database_error};
+use crate::sql::trusted;
 use crate::store::PostgresEventStore;
 
 type CoreResult<T> = factum_core::Result<T>;
@@ -166,13 +167,13 @@ pub(crate) async fn write_changes(
     }
     let mut arrays = ChangeArrays::default();
     arrays.push_all(changes);
-    sqlx::query(&sql.delete_changes)
+    sqlx::query(sql.delete_changes.clone())
         .bind(&arrays.deletes)
         .bind(&arrays.view_types)
         .bind(&arrays.view_ids)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(&sql.upsert_changes)
+    sqlx::query(sql.upsert_changes.clone())
         .bind(&arrays.deletes)
         .bind(&arrays.view_types)
         .bind(&arrays.view_ids)
@@ -206,34 +207,34 @@ fn checkpoint_of(position: i64) -> CoreResult<u64> {
 #[derive(Clone)]
 pub(crate) struct ViewStatements {
     schema: String,
-    get: String,
-    list_of: String,
-    delete_changes: String,
-    upsert_changes: String,
-    checkpoint: String,
-    move_checkpoint: String,
-    insert_checkpoint: String,
-    reset_checkpoint: String,
-    delete_view_types: String,
+    get: SqlStr,
+    list_of: SqlStr,
+    delete_changes: SqlStr,
+    upsert_changes: SqlStr,
+    checkpoint: SqlStr,
+    move_checkpoint: SqlStr,
+    insert_checkpoint: SqlStr,
+    reset_checkpoint: SqlStr,
+    delete_view_types: SqlStr,
 }
 
 impl ViewStatements {
     pub(crate) fn new(s: &str) -> Self {
         Self {
             schema: s.to_owned(),
-            get: format!(
+            get: trusted(format!(
                 "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE view_type = $1 AND view_id = $2"
-            ),
-            list_of: format!(
+            )),
+            list_of: trusted(format!(
                 "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE view_type = $1 AND aggregate_id = $2
                 ORDER BY view_id COLLATE \"C\""
-            ),
-            delete_changes: format!(
+            )),
+            delete_changes: trusted(format!(
                 "DELETE FROM {s}.views AS v
                 USING unnest($1::boolean[], $2::text[], $3::text[]) AS d(is_delete, view_type, view_id)
                 WHERE d.is_delete AND v.view_type = d.view_type AND v.view_id = d.view_id"
-            ),
-            upsert_changes: format!(
+            )),
+            upsert_changes: trusted(format!(
                 "INSERT INTO {s}.views AS v (view_type, view_id, aggregate_id, version, data)
                 SELECT u.view_type, u.view_id, u.aggregate_id, u.version, u.data::jsonb
                 FROM unnest($1::boolean[], $2::text[], $3::text[], $4::text[], $5::bigint[],
@@ -242,24 +243,24 @@ impl ViewStatements {
                 ON CONFLICT (view_type, view_id) DO UPDATE
                 SET aggregate_id = EXCLUDED.aggregate_id, version = EXCLUDED.version,
                     data = EXCLUDED.data"
-            ),
-            checkpoint: format!(
+            )),
+            checkpoint: trusted(format!(
                 "SELECT position, generation FROM {s}.projection_checkpoints WHERE projection = $1"
-            ),
-            move_checkpoint: format!(
+            )),
+            move_checkpoint: trusted(format!(
                 "UPDATE {s}.projection_checkpoints SET position = $3
                 WHERE projection = $1 AND position = $2 AND generation = $4"
-            ),
-            insert_checkpoint: format!(
+            )),
+            insert_checkpoint: trusted(format!(
                 "INSERT INTO {s}.projection_checkpoints (projection, position) VALUES ($1, $2)
                 ON CONFLICT (projection) DO NOTHING"
-            ),
-            reset_checkpoint: format!(
+            )),
+            reset_checkpoint: trusted(format!(
                 "INSERT INTO {s}.projection_checkpoints AS c (projection, position, generation)
                 VALUES ($1, 0, 1)
                 ON CONFLICT (projection) DO UPDATE SET position = 0, generation = c.generation + 1"
-            ),
-            delete_view_types: format!("DELETE FROM {s}.views WHERE view_type = ANY ($1)"),
+            )),
+            delete_view_types: trusted(format!("DELETE FROM {s}.views WHERE view_type = ANY ($1)")),
         }
     }
 }
@@ -542,7 +543,7 @@ impl PostgresEventStore {
             i64::try_from(expected.generation),
         ) {
             (Ok(expected_position), Ok(expected_generation)) => {
-                let updated = sqlx::query(&sql.move_checkpoint)
+                let updated = sqlx::query(sql.move_checkpoint.clone())
                     .bind(&projection)
                     .bind(expected_position)
                     .bind(checkpoint)
@@ -553,7 +554,7 @@ impl PostgresEventStore {
                     .rows_affected();
                 if updated == 0 && expected_position == 0 && expected_generation == 0 {
                     // No row yet is checkpoint 0; a runner inserting it meanwhile wins.
-                    sqlx::query(&sql.insert_checkpoint)
+                    sqlx::query(sql.insert_checkpoint.clone())
                         .bind(&projection)
                         .bind(checkpoint)
                         .execute(&mut *tx)
@@ -568,7 +569,7 @@ impl PostgresEventStore {
             _ => 0,
         };
         if moved == 0 {
-            let current: Option<(i64, i64)> = sqlx::query_as(&sql.checkpoint)
+            let current: Option<(i64, i64)> = sqlx::query_as(sql.checkpoint.clone())
                 .bind(&projection)
                 .fetch_optional(&mut *tx)
                 .await
@@ -606,7 +607,7 @@ impl ViewStore for PostgresEventStore {
             .breaker
             .call(async move {
                 let inner = self.inner();
-                let row = sqlx::query(&inner.views_sql.get)
+                let row = sqlx::query(inner.views_sql.get.clone())
                     .bind(view_type)
                     .bind(view_id)
                     .fetch_optional(&inner.pool)
@@ -626,7 +627,7 @@ impl ViewStore for PostgresEventStore {
             .breaker
             .call(async move {
                 let inner = self.inner();
-                let rows = sqlx::query(&inner.views_sql.list_of)
+                let rows = sqlx::query(inner.views_sql.list_of.clone())
                     .bind(view_type)
                     .bind(aggregate_id)
                     .fetch_all(&inner.pool)
@@ -649,6 +650,8 @@ impl ViewStore for PostgresEventStore {
             let translation = translate(view_type, query, fields)?;
             let inner = self.inner();
             let s = &inner.views_sql.schema;
+            // Placeholders and the schema only: the translation binds every field name and
+            // operand (see `crate::sql`).
             let count_sql = format!(
                 "SELECT count(*) FROM {s}.views WHERE {}",
                 translation.where_sql
@@ -673,7 +676,7 @@ impl ViewStore for PostgresEventStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(database_error)?;
-            let total: i64 = bind_all(sqlx::query(&count_sql), &translation.filter_args)
+            let total: i64 = bind_all(sqlx::query(trusted(count_sql)), &translation.filter_args)
                 .fetch_one(&mut *tx)
                 .await
                 .and_then(|row| row.try_get(0))
@@ -687,7 +690,7 @@ impl ViewStore for PostgresEventStore {
                     .iter()
                     .chain(&translation.order_args)
                     .chain(&paging);
-                let rows = bind_all(sqlx::query(&page_sql), all)
+                let rows = bind_all(sqlx::query(trusted(page_sql)), all)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(database_error)?;
@@ -751,7 +754,7 @@ impl ViewStore for PostgresEventStore {
             .breaker
             .call(async move {
                 let inner = self.inner();
-                let stored: Option<(i64, i64)> = sqlx::query_as(&inner.views_sql.checkpoint)
+                let stored: Option<(i64, i64)> = sqlx::query_as(inner.views_sql.checkpoint.clone())
                     .bind(projection)
                     .fetch_optional(&inner.pool)
                     .await
@@ -778,12 +781,12 @@ impl ViewStore for PostgresEventStore {
                 let mut tx = inner.pool.begin().await.map_err(database_error)?;
                 // The checkpoint row's lock first: a batch in flight commits before the reset (and
                 // its records are deleted with the rest) or is refused after it.
-                sqlx::query(&sql.reset_checkpoint)
+                sqlx::query(sql.reset_checkpoint.clone())
                     .bind(projection)
                     .execute(&mut *tx)
                     .await
                     .map_err(database_error)?;
-                sqlx::query(&sql.delete_view_types)
+                sqlx::query(sql.delete_view_types.clone())
                     .bind(view_types)
                     .execute(&mut *tx)
                     .await

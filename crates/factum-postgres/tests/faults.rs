@@ -10,6 +10,9 @@ mod common;
 use common::{event, open_store, request};
 use factum_core::{Error, EventStore, ExpectedVersion};
 use serde_json::json;
+// SQL built by these tests splices only schema names the tests generated themselves
+// (plain identifiers the store validated) and constants.
+use sqlx::AssertSqlSafe;
 
 #[tokio::test]
 async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_succeeds() {
@@ -25,13 +28,13 @@ async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_su
         .unwrap();
     store.health_check().await.unwrap();
 
-    sqlx::raw_sql(&format!(
+    sqlx::raw_sql(AssertSqlSafe(format!(
         "CREATE FUNCTION \"{schema}\".no_space() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'
                USING ERRCODE = 'disk_full'; END $$;
          CREATE TRIGGER no_space BEFORE INSERT ON \"{schema}\".events
          FOR EACH ROW EXECUTE FUNCTION \"{schema}\".no_space();"
-    ))
+    )))
     .execute(store.pool())
     .await
     .unwrap();
@@ -54,10 +57,12 @@ async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_su
     let health = store.health_check().await.unwrap_err();
     assert!(matches!(health, Error::StoreFull(_)), "{health}");
 
-    sqlx::raw_sql(&format!("DROP TRIGGER no_space ON \"{schema}\".events"))
-        .execute(store.pool())
-        .await
-        .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP TRIGGER no_space ON \"{schema}\".events"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
     store
         .append(request(
             "a",
@@ -78,7 +83,10 @@ async fn the_error_mapping_reads_the_sqlstate_not_the_message() {
             let sql = format!(
                 "DO $$ BEGIN RAISE EXCEPTION 'disk full (or not)' USING ERRCODE = '{code}'; END $$"
             );
-            let error = sqlx::raw_sql(&sql).execute(&pool).await.unwrap_err();
+            let error = sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&pool)
+                .await
+                .unwrap_err();
             factum_core::Error::from(factum_postgres::Error::Database(error))
         }
     };

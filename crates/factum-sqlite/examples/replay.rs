@@ -7,9 +7,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use factum_core::store::{AppendRequest, NewEvent};
 use factum_core::{
-    Aggregate, AppendRequest, CommandHandler, CqrsCommandEngine, CqrsContext, CqrsError,
-    EngineConfig, Event, EventStore, ExpectedVersion, NewEvent, SnapshotPolicy,
+    Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, CqrsError, EngineConfig, Event,
+    EventStore, ExpectedVersion, SnapshotPolicy,
 };
 use factum_sqlite::SqliteEventStore;
 use serde::{Deserialize, Serialize};

@@ -31,10 +31,7 @@ impl EncodedRecord {
     }
 
     fn taken(&self) -> factum_core::Error {
-        factum_core::Error::IdempotencyKeyTaken {
-            scope: self.record.scope.clone(),
-            key: self.record.key.clone(),
-        }
+        factum_core::store::rules::key_taken(&self.record)
     }
 }
 

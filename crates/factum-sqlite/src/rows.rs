@@ -4,7 +4,7 @@
 //! refused on the way in (they cannot be stored) and clamped in queries (nothing is there).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use factum_core::{Snapshot, StoredEvent};
+use factum_core::store::{Snapshot, StoredEvent};
 use uuid::Uuid;
 
 use crate::error::Error;

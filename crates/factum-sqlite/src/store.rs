@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use factum_core::{AppendRequest, EventStore, Snapshot, StoredEvent, ViewStore, async_trait};
+use factum_core::store::{AppendRequest, Snapshot, StoredEvent, rules};
+use factum_core::{EventStore, ViewStore, async_trait};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -391,19 +392,7 @@ pub(crate) fn sql_error(error: rusqlite::Error) -> factum_core::Error {
 }
 
 fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
-    if let Some(snapshot) = &request.snapshot {
-        if snapshot.aggregate_type != request.aggregate_type
-            || snapshot.aggregate_id != request.aggregate_id
-        {
-            return Err(factum_core::Error::Validation(format!(
-                "the snapshot of {} '{}' cannot be written with an append to {} '{}'",
-                snapshot.aggregate_type,
-                snapshot.aggregate_id,
-                request.aggregate_type,
-                request.aggregate_id
-            )));
-        }
-    }
+    rules::validate(&request)?;
     let snapshot = request
         .snapshot
         .as_ref()

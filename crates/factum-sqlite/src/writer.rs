@@ -18,7 +18,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use factum_core::{ExpectedVersion, NewEvent, Snapshot, StoredEvent};
+use factum_core::ExpectedVersion;
+use factum_core::store::{NewEvent, Snapshot, StoredEvent, rules};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
@@ -311,12 +312,12 @@ fn sql_error(error: rusqlite::Error) -> factum_core::Error {
 }
 
 fn conflict(append: &EncodedAppend, actual: u64) -> factum_core::Error {
-    factum_core::Error::Conflict {
-        aggregate_type: append.aggregate_type.clone(),
-        aggregate_id: append.aggregate_id.clone(),
-        expected: append.expected,
-        actual: Some(actual),
-    }
+    rules::stream_conflict(
+        &append.aggregate_type,
+        &append.aggregate_id,
+        append.expected,
+        Some(actual),
+    )
 }
 
 pub(crate) fn stream_version(
@@ -355,12 +356,13 @@ fn append_one(
         if let Some((aggregate_type, aggregate_id, first_version)) = owner {
             // The first event is stored already: a retry of an append that went through
             // (the caller never heard back), or a clash.
-            if aggregate_type == append.aggregate_type && aggregate_id == append.aggregate_id {
-                if let Some(stored) = matching_retry(conn, append, first_version)? {
-                    // Nothing is written, view changes included: the original wrote them,
-                    // and applying them again could count its events twice.
-                    return Ok((stored, 0));
-                }
+            if aggregate_type == append.aggregate_type
+                && aggregate_id == append.aggregate_id
+                && let Some(stored) = matching_retry(conn, append, first_version)?
+            {
+                // Nothing is written, view changes included: the original wrote them,
+                // and applying them again could count its events twice.
+                return Ok((stored, 0));
             }
             let current = stream_version(conn, &append.aggregate_type, &append.aggregate_id)?;
             return Err(conflict(append, current));
@@ -374,14 +376,11 @@ fn append_one(
     if !append.expected.is_satisfied_by(current) {
         return Err(conflict(append, current));
     }
-    let final_version = current + append.events.len() as u64;
-    if let Some(snapshot) = &append.snapshot {
-        if u64::try_from(snapshot.version).ok() != Some(final_version) {
-            return Err(factum_core::Error::Validation(format!(
-                "the snapshot's version {} is not the version {final_version} the append reaches",
-                snapshot.version
-            )));
-        }
+    let reached = current + append.events.len() as u64;
+    if let Some(snapshot) = &append.snapshot
+        && u64::try_from(snapshot.version).ok() != Some(reached)
+    {
+        return Err(rules::snapshot_version_error(snapshot.version, reached));
     }
 
     let mut stored = Vec::with_capacity(append.events.len());
@@ -471,11 +470,8 @@ fn matching_retry(
         Some((&append.aggregate_type, &append.aggregate_id)),
         wanted,
     )?;
-    let matches = stored.len() == wanted
-        && stored
-            .iter()
-            .zip(&append.events)
-            .all(|(stored, new)| stored.event_id == new.event.event_id);
+    let ids = append.events.iter().map(|encoded| encoded.event.event_id);
+    let matches = rules::is_retry(&append.aggregate_type, &append.aggregate_id, ids, &stored);
     Ok(matches.then_some(stored))
 }
 

@@ -7,9 +7,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use factum_core::{AppendRequest, Error, EventStore, ExpectedVersion};
+use factum_core::store::AppendRequest;
+use factum_core::{Error, EventStore, ExpectedVersion};
 use factum_sqlite::{SqliteEventStore, SqliteOptions};
-use factum_testing::conformance::event;
+use factum_testing::sample::event;
 
 const TYPE: &str = "faults";
 

@@ -14,12 +14,13 @@ use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use factum_core::store::{AppendRequest, NewEvent, Snapshot, StoredEvent};
 use factum_core::{
-    AppendRequest, Error, EventStore, ExpectedVersion, NewEvent, ProjectionBatch,
-    ProjectionCheckpoint, Snapshot, StoredEvent, ViewChange, ViewQuery, ViewRecord, ViewStore,
+    Error, EventStore, ExpectedVersion, ProjectionBatch, ProjectionCheckpoint, ViewChange,
+    ViewQuery, ViewRecord, ViewStore,
 };
 use factum_sqlite::{SqliteEventStore, SqliteOptions};
-use factum_testing::conformance::event;
+use factum_testing::sample::event;
 
 const TYPE: &str = "sqlite-test";
 

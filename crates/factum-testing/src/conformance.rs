@@ -7,45 +7,21 @@
 // This module is test code shipped in a library: a failed expectation must panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chrono::{DateTime, Utc};
+use factum_core::store::{AppendRequest, NewEvent, Snapshot, StoredEvent};
+
+use crate::sample::{at, event};
 use factum_core::{
-    AppendRequest, Error, Event, EventStore, ExpectedVersion, FieldKind, Filter, FilterOp,
-    FilterValue, MAX_PAGE_SIZE, Metadata, NewEvent, Page, ProjectionBatch, ProjectionCheckpoint,
-    Snapshot, SortKey, StoredEvent, Upcasters, ViewChange, ViewField, ViewQuery, ViewRecord,
-    ViewStore,
+    Error, Event, EventStore, ExpectedVersion, FieldKind, Filter, FilterOp, FilterValue,
+    MAX_PAGE_SIZE, Metadata, Page, ProjectionBatch, ProjectionCheckpoint, SortKey, Upcasters,
+    ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 const TYPE: &str = "conformance";
-
-/// A fixed timestamp with microsecond precision (the finest every backend keeps).
-fn at(second: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp(1_700_000_000 + second, 123_456_000).unwrap_or_default()
-}
-
-/// A new event with a fresh id whose payload records `n`.
-pub fn event(n: u64) -> NewEvent {
-    NewEvent {
-        event_id: Uuid::new_v4(),
-        event_type: "Counted".to_owned(),
-        schema_version: 1,
-        payload: serde_json::json!({"type": "Counted", "n": n}).to_string(),
-        metadata: serde_json::to_string(&Metadata {
-            user_id: Some("tester".to_owned()),
-            request_id: Some(format!("req-{n}")),
-            correlation_id: Some("corr".to_owned()),
-            causation_id: None,
-            extra: BTreeMap::from([("n".to_owned(), serde_json::json!(n))]),
-        })
-        .unwrap(),
-        recorded_at: at(i64::try_from(n).unwrap_or(0)),
-    }
-}
 
 fn request(id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
     AppendRequest::new(TYPE, id, expected, events)

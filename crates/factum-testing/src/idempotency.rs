@@ -9,9 +9,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use factum_core::{AppendRequest, Error, EventStore, ExpectedVersion, IdempotencyRecord};
+use factum_core::store::AppendRequest;
+use factum_core::{Error, EventStore, ExpectedVersion, IdempotencyRecord};
 
-use crate::conformance::event;
+use crate::sample::event;
 
 const TYPE: &str = "conformance";
 

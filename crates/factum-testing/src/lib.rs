@@ -72,6 +72,7 @@ mod fixture;
 pub mod http;
 pub mod idempotency;
 pub mod jwt;
+pub mod sample;
 pub mod server;
 pub mod views;
 

@@ -512,7 +512,7 @@ pub async fn projection_parks_a_poison_event(store: Arc<dyn EventStore>) {
         .create_with_id("tab-a", &"Ann".to_owned(), &ctx)
         .await
         .unwrap();
-    let poison = factum_core::NewEvent {
+    let poison = factum_core::store::NewEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: "Opened".to_owned(),
         schema_version: 1,
@@ -522,7 +522,7 @@ pub async fn projection_parks_a_poison_event(store: Arc<dyn EventStore>) {
     };
     let poison_id = poison.event_id;
     let stored = store
-        .append(factum_core::AppendRequest::new(
+        .append(factum_core::store::AppendRequest::new(
             Tab::TYPE,
             "tab-poison",
             factum_core::ExpectedVersion::NoStream,

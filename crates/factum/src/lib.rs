@@ -9,6 +9,7 @@
 //! | `sqlite` | yes | [`sqlite`]: the embedded, durable store with group commit |
 //! | `postgres` | no | `postgres`: one store shared by many service nodes |
 //! | `http` | no | `http`: axum routers with OpenAPI |
+//! | `service` | no | `service`: a service binary's options, serving and view rebuilds (with `http`) |
 //!
 //! [`open_store`] opens any of them from a URL, as a service's `--store` flag would:
 //!
@@ -36,10 +37,14 @@ pub use factum_postgres as postgres;
 #[cfg(feature = "sqlite")]
 pub use factum_sqlite as sqlite;
 
-/// Why [`open_store`] could not open a store.
+#[cfg(feature = "service")]
+pub mod service;
+
+/// Why a store could not be opened ([`open_store`], [`claim_store`]) or, with the `service`
+/// feature, why a `factum::service` could not start or run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum OpenStoreError {
+pub enum ServiceError {
     /// The URL names no store this crate knows.
     #[error("unsupported store URL '{0}': use memory, sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
@@ -59,15 +64,74 @@ pub enum OpenStoreError {
     #[cfg(feature = "postgres")]
     #[error(transparent)]
     Postgres(#[from] factum_postgres::Error),
+    /// A service is configured wrongly (a [`service::Service`] setting, or options that
+    /// contradict each other).
+    #[cfg(feature = "service")]
+    #[error("{0}")]
+    Config(String),
+    /// Serving refused: a rebuild of inline views started and did not finish, so they are
+    /// incomplete.
+    #[cfg(feature = "service")]
+    #[error(
+        "the rebuild of the inline view(s) {} was interrupted, so they are incomplete: \
+         run `{service} rebuild-views --include-inline` again (it redoes the rebuild) before serving",
+        views.join(", ")
+    )]
+    UnfinishedRebuild {
+        /// The service's name.
+        service: String,
+        /// The views whose rebuild did not finish.
+        views: Vec<String>,
+    },
+    /// A step of a service failed: what it was doing, and why.
+    #[cfg(feature = "service")]
+    #[error("{context}")]
+    Failed {
+        /// What the service was doing.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-impl OpenStoreError {
+impl ServiceError {
     /// Whether the store is in use by another serving process ([`claim_store`] failed).
     pub fn is_in_use(&self) -> bool {
         match self {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(factum_sqlite::Error::Locked { .. }) => true,
             _ => false,
+        }
+    }
+
+    /// The exit code a service binary ends with on this error: 3 when the store is in use
+    /// by another serving process ([`is_in_use`](Self::is_in_use)), 4 when an inline
+    /// rebuild is unfinished, 1 otherwise. Causes are looked through, so a wrapped error
+    /// keeps its code.
+    pub fn exit_code(&self) -> u8 {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            match error.downcast_ref::<Self>() {
+                Some(error) if error.is_in_use() => return 3,
+                #[cfg(feature = "service")]
+                Some(Self::UnfinishedRebuild { .. }) => return 4,
+                _ => {}
+            }
+            cause = error.source();
+        }
+        1
+    }
+
+    /// A failed step: what was being done, and why.
+    #[cfg(feature = "service")]
+    pub(crate) fn failed(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Failed {
+            context: context.into(),
+            source: source.into(),
         }
     }
 }
@@ -81,10 +145,10 @@ pub struct StoreClaim {
 
 /// Claims the store a URL names for this process, before serving from it: for
 /// `sqlite://PATH`, an exclusive lock on `PATH.lock` ([`sqlite::OwnerLock`]), so that a
-/// second serving process is refused at start ([`OpenStoreError::is_in_use`]) instead of
+/// second serving process is refused at start ([`ServiceError::is_in_use`]) instead of
 /// sharing the file. PostgreSQL is made to be shared by many nodes and memory by nobody:
 /// their claims hold nothing. Commands that only read do not claim.
-pub fn claim_store(url: &str) -> Result<StoreClaim, OpenStoreError> {
+pub fn claim_store(url: &str) -> Result<StoreClaim, ServiceError> {
     #[cfg(feature = "sqlite")]
     if url.starts_with("sqlite:") {
         return Ok(StoreClaim {
@@ -98,34 +162,51 @@ pub fn claim_store(url: &str) -> Result<StoreClaim, OpenStoreError> {
     })
 }
 
+/// The kinds of store a URL can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+/// The kind of store `url` names, if this build can open it.
+fn store_kind(url: &str) -> Result<StoreKind, ServiceError> {
+    let kind = if url == "memory" || url == "memory://" {
+        StoreKind::Memory
+    } else if url.starts_with("sqlite:") {
+        StoreKind::Sqlite
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        StoreKind::Postgres
+    } else {
+        return Err(ServiceError::UnsupportedUrl(url.to_owned()));
+    };
+    let disabled = |name| ServiceError::FeatureDisabled {
+        scheme: name,
+        feature: name,
+    };
+    match kind {
+        StoreKind::Sqlite if !cfg!(feature = "sqlite") => Err(disabled("sqlite")),
+        StoreKind::Postgres if !cfg!(feature = "postgres") => Err(disabled("postgres")),
+        kind => Ok(kind),
+    }
+}
+
 /// Opens an event store from a URL: `memory`, `sqlite://PATH` or `postgres://...`.
-pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, OpenStoreError> {
-    if url == "memory" || url == "memory://" {
-        return Ok(Arc::new(InMemoryEventStore::new()));
-    }
-    if url.starts_with("sqlite:") {
+pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, ServiceError> {
+    match store_kind(url)? {
+        StoreKind::Memory => Ok(Arc::new(InMemoryEventStore::new())),
         #[cfg(feature = "sqlite")]
-        return Ok(Arc::new(
+        StoreKind::Sqlite => Ok(Arc::new(
             factum_sqlite::SqliteEventStore::open_url(url).await?,
-        ));
-        #[cfg(not(feature = "sqlite"))]
-        return Err(OpenStoreError::FeatureDisabled {
-            scheme: "sqlite",
-            feature: "sqlite",
-        });
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        )),
         #[cfg(feature = "postgres")]
-        return Ok(Arc::new(
+        StoreKind::Postgres => Ok(Arc::new(
             factum_postgres::PostgresEventStore::connect(url).await?,
-        ));
-        #[cfg(not(feature = "postgres"))]
-        return Err(OpenStoreError::FeatureDisabled {
-            scheme: "postgres",
-            feature: "postgres",
-        });
+        )),
+        #[allow(unreachable_patterns)]
+        _ => Err(ServiceError::UnsupportedUrl(url.to_owned())),
     }
-    Err(OpenStoreError::UnsupportedUrl(url.to_owned()))
 }
 
 /// The README's Rust example, compiled and run as a doctest so it cannot drift from the API.

@@ -187,10 +187,13 @@ async fn the_accounts_view_shows_each_caller_their_own_on_postgres() {
     let run = tokio::spawn(accounts_view_shows_each_caller_their_own(store));
     let outcome = run.await;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    // The schema name is the plain identifier generated above.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
     conn.close().await.unwrap();
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic.into_panic());

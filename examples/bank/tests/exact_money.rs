@@ -308,10 +308,13 @@ impl Drop for Schema {
                 .unwrap();
             runtime.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&database_url()).await.unwrap();
-                sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
+                // A schema name this test generated (a plain identifier).
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                )))
+                .execute(&mut conn)
+                .await
+                .unwrap();
             });
         })
         .join();

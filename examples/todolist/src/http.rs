@@ -40,10 +40,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use factum_core::{
-    AccessPolicy, CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, Filter, Projector,
-    ViewStore,
+    AccessPolicy, CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, Filter, Projections,
+    Projector, ViewStore,
 };
-use factum_http::{Api, HttpAggregate, HttpConfig, HttpView, Projections, owned_by};
+use factum_http::{Api, HttpAggregate, HttpConfig, HttpView, owned_by};
 
 use crate::domain::{ADMIN_ROLE, TodoList, TodoServices};
 use crate::views::{ListState, ListSummary, TodoView};
@@ -130,13 +130,22 @@ impl TodoService {
         store: Arc<dyn EventStore>,
         services: TodoServices,
     ) -> factum_core::Result<Self> {
+        Self::with_config(store, services, EngineConfig::default())
+    }
+
+    /// The service over `store` with `services` and this engine configuration.
+    pub fn with_config(
+        store: Arc<dyn EventStore>,
+        services: TodoServices,
+        config: EngineConfig,
+    ) -> factum_core::Result<Self> {
         let views = store.clone().into_view_store().ok_or_else(|| {
             factum_core::Error::Validation("the to-do views need a store that keeps views".into())
         })?;
         let projections = projected_views(&store)?;
         let engine = CqrsCommandEngine::builder(store)
             .services(services)
-            .config(EngineConfig::default())
+            .config(config)
             .inline_view::<ListSummary>()
             .dispatcher(projections.waker::<TodoList>())
             .build()?;

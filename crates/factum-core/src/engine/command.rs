@@ -155,15 +155,15 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             let Some(loaded) = loaded else {
                 return Err(self.not_found(aggregate_id).into());
             };
-            if let Some(expected) = expected_version {
-                if loaded.version != expected {
-                    return Err(CommandError::Conflict {
-                        aggregate_type: A::TYPE.to_owned(),
-                        aggregate_id: aggregate_id.to_owned(),
-                        expected: ExpectedVersion::Exact(expected),
-                        actual: Some(loaded.version),
-                    });
-                }
+            if let Some(expected) = expected_version
+                && loaded.version != expected
+            {
+                return Err(CommandError::Conflict {
+                    aggregate_type: A::TYPE.to_owned(),
+                    aggregate_id: aggregate_id.to_owned(),
+                    expected: ExpectedVersion::Exact(expected),
+                    actual: Some(loaded.version),
+                });
             }
             let events = loaded
                 .state

@@ -6,11 +6,12 @@ use std::sync::atomic::Ordering;
 
 use crate::aggregate::{CommandHandler, Event};
 use crate::context::{CqrsContext, Metadata};
-use crate::envelope::{EventEnvelope, NewEvent, Snapshot, StoredEvent};
+use crate::envelope::EventEnvelope;
 use crate::error::{Error, Result};
 use crate::idempotency::IdempotencyRecord;
 use crate::json;
 use crate::store::{AppendRequest, ExpectedVersion};
+use crate::store::{NewEvent, Snapshot, StoredEvent};
 use crate::view::ViewChange;
 
 use super::config::SnapshotPolicy;
@@ -52,7 +53,7 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             let payload = serde_json::to_string(event)
                 .map_err(|e| Error::serialization(event.event_type(), e))?;
             json::check_value_reads_back(event, &payload).map_err(|mismatch| {
-                unrepresentable(format!("{} event", event.event_type()), mismatch)
+                Error::unrepresentable(format!("{} event", event.event_type()), mismatch)
             })?;
             new_events.push(NewEvent {
                 event_id: ctx.new_id(),
@@ -204,15 +205,7 @@ fn reads_back<T: serde::Serialize + serde::de::DeserializeOwned>(
     text: &str,
     what: impl FnOnce() -> String,
 ) -> Result<()> {
-    json::check_reads_back::<T>(text).map_err(|mismatch| unrepresentable(what(), mismatch))
-}
-
-pub(crate) fn unrepresentable(what: String, mismatch: json::Mismatch) -> Error {
-    Error::Unrepresentable {
-        what,
-        path: mismatch.path,
-        problem: mismatch.problem,
-    }
+    json::check_reads_back::<T>(text).map_err(|mismatch| Error::unrepresentable(what(), mismatch))
 }
 
 fn envelope<E: Event>(stored: StoredEvent, metadata: Metadata, payload: E) -> EventEnvelope<E> {

@@ -22,7 +22,6 @@ mod outcome;
 
 pub use builder::{EngineBuilder, NoServices, WithServices};
 pub use command::CommandResult;
-pub(crate) use commit::unrepresentable;
 pub use config::{EngineConfig, SnapshotPolicy};
 pub use dispatch::{DispatchFailure, Dispatcher};
 pub use handle::CqrsCommandEngine;

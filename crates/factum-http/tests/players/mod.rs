@@ -9,10 +9,10 @@ use axum::Router;
 use axum::http::StatusCode;
 use factum_core::{
     Aggregate, CommandHandler, Commands, CqrsCommandEngine, CqrsContext, Event, EventEnvelope,
-    EventStore, FieldKind, InMemoryEventStore, Projector, View, ViewField, ViewKind,
+    EventStore, FieldKind, InMemoryEventStore, Projections, Projector, View, ViewField, ViewKind,
     define_domain_errors,
 };
-use factum_http::{Api, HttpAggregate, HttpConfig, HttpView, Projections};
+use factum_http::{Api, HttpAggregate, HttpConfig, HttpView};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;

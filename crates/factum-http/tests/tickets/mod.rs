@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
 use factum_core::{
-    Aggregate, AppendRequest, CommandHandler, Commands, CqrsCommandEngine, CqrsContext, Event,
-    EventStore, InMemoryEventStore, Snapshot, StoredEvent, async_trait, define_domain_errors,
+    Aggregate, CommandHandler, Commands, CqrsCommandEngine, CqrsContext, Event, EventStore,
+    InMemoryEventStore, async_trait, define_domain_errors,
 };
 use factum_http::{Api, ApiError, HttpAggregate, HttpConfig, RequestContext};
 use factum_testing::http::Reply;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use factum_core::Projections;
 use factum_core::{CqrsCommandEngine, EngineConfig, EventStore, Projector, ViewQuery, ViewStore};
-use factum_http::Projections;
 
 use crate::domain::Account;
 use crate::views::{AccountSummary, Movement};

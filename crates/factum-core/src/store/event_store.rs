@@ -1,99 +1,16 @@
-//! The narrow interface a storage backend implements.
-//!
-//! A backend stores serialized events and snapshots and enforces expected versions; it knows
-//! nothing of aggregates, upcasting or retries, which live once in the engine.
+//! The [`EventStore`] trait: the narrow interface a storage backend implements.
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-
 use chrono::{DateTime, Utc};
 
-use crate::envelope::{NewEvent, Snapshot, StoredEvent};
 use crate::error::{Error, Result};
 use crate::idempotency::IdempotencyRecord;
-use crate::view::{ViewChange, ViewStore};
+use crate::view::ViewStore;
 
-/// What an append expects of the stream's current version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExpectedVersion {
-    /// No expectation.
-    Any,
-    /// The stream must have no events.
-    NoStream,
-    /// The stream must have at least one event.
-    StreamExists,
-    /// The stream must be at exactly this version (0 is the same as `NoStream`).
-    Exact(u64),
-}
-
-impl ExpectedVersion {
-    /// Whether a stream at `current` (0 for none) satisfies the expectation.
-    pub fn is_satisfied_by(self, current: u64) -> bool {
-        match self {
-            Self::Any => true,
-            Self::NoStream => current == 0,
-            Self::StreamExists => current > 0,
-            Self::Exact(expected) => current == expected,
-        }
-    }
-}
-
-impl fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Any => f.write_str("any version"),
-            Self::NoStream => f.write_str("no stream"),
-            Self::StreamExists => f.write_str("an existing stream"),
-            Self::Exact(v) => write!(f, "version {v}"),
-        }
-    }
-}
-
-/// One atomic append to one aggregate's stream.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppendRequest {
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// The aggregate id.
-    pub aggregate_id: String,
-    /// The expectation on the stream's version before the append.
-    pub expected: ExpectedVersion,
-    /// The events, in order. They get versions `current + 1 ..`.
-    pub events: Vec<NewEvent>,
-    /// A snapshot to write in the same transaction. Its version must be that of the last
-    /// appended event; it replaces an older stored snapshot, never a newer one.
-    pub snapshot: Option<Snapshot>,
-    /// Inline view record changes to write in the same transaction (stores without views
-    /// refuse a request that has any).
-    pub view_changes: Vec<ViewChange>,
-    /// An idempotency record to write in the same transaction as the events: stored with
-    /// them or not at all. If a live record of the same scope and key is stored already, the
-    /// append fails with [`Error::IdempotencyKeyTaken`] and stores nothing (stores without
-    /// idempotency support refuse a request that has one).
-    pub idempotency: Option<IdempotencyRecord>,
-}
-
-impl AppendRequest {
-    /// An append of `events` with no snapshot and no view changes.
-    pub fn new(
-        aggregate_type: impl Into<String>,
-        aggregate_id: impl Into<String>,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Self {
-        Self {
-            aggregate_type: aggregate_type.into(),
-            aggregate_id: aggregate_id.into(),
-            expected,
-            events,
-            snapshot: None,
-            view_changes: Vec::new(),
-            idempotency: None,
-        }
-    }
-}
+use super::record::{Snapshot, StoredEvent};
+use super::request::AppendRequest;
 
 /// The event store interface every backend implements.
 ///
