@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
 
+use crate::connection::path_from_url;
 use crate::error::{Error, Result};
-use crate::store::path_from_url;
 
 /// An exclusive claim on a store file, held until dropped. See the [module docs](self).
 ///
