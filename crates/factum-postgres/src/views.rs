@@ -1,6 +1,6 @@
 //! The [`ViewStore`] of [`PostgresEventStore`]: record reads and queries, projection batches,
 //! parked events and resets. The SQL of records lives in `view_records`, the translation of a
-//! [`ViewQuery`](factum_core::ViewQuery) in `view_query`.
+//! [`ViewQuery`] in `view_query`.
 //!
 //! Records live in `<schema>.views`, their JSON in a `jsonb` column `data`. Inline view
 //! changes are written by `append_events` in the append's own transaction (see the

@@ -19,7 +19,9 @@ use fs4::fs_std::FileExt;
 use crate::connection::path_from_url;
 use crate::error::{Error, Result};
 
-/// An exclusive claim on a store file, held until dropped. See the [module docs](self).
+/// An exclusive claim on a store file, held until dropped: one serving process per file, by an
+/// OS advisory lock (`flock`) on the sidecar file `PATH.lock`, which the OS drops when the
+/// process ends, killed or not.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
