@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use bank::domain::{Account, AccountCommand, OpenAccountCommand};
 use bank::money::{Amount, AmountProblem, Money};
 use factum_core::{CqrsCommandEngine, InMemoryEventStore};
-use factum_http::{decode_json_body, AggregateService, CommandSpec, HttpAggregate, ParsedCommand};
+use factum_http::{decode_json_body, AggregateService, CommandSpec, ParsedCommand};
 use libfuzzer_sys::fuzz_target;
 
 fn service() -> &'static AggregateService<Account> {
@@ -23,9 +23,9 @@ fn service() -> &'static AggregateService<Account> {
 }
 
 fn spec(name: &str) -> CommandSpec {
-    Account::create_commands()
+    CommandSpec::all::<OpenAccountCommand>()
         .into_iter()
-        .chain(Account::update_commands())
+        .chain(CommandSpec::all::<AccountCommand>())
         .find(|spec| spec.name() == name)
         .unwrap()
 }

@@ -85,6 +85,7 @@ extern crate self as factum_core;
 mod aggregate;
 mod authz;
 mod command_error;
+mod commands;
 mod context;
 mod engine;
 mod envelope;
@@ -104,6 +105,7 @@ mod view;
 pub use aggregate::{Aggregate, CommandHandler, Event};
 pub use authz::{Access, AccessPolicy, Authorizer, Denied};
 pub use command_error::CommandError;
+pub use commands::Commands;
 pub use context::{
     Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
 };
@@ -115,7 +117,7 @@ pub use engine::{
 pub use envelope::EventEnvelope;
 pub use error::{CqrsError, DomainError, Error, Result, standard};
 /// `#[derive(Event)]`: event names from serde tags, schema versions from `#[event(version = N)]`.
-pub use factum_macros::Event;
+pub use factum_macros::{Commands, Event};
 pub use id::{
     AggregateIdGenerator, FnIdGenerator, MAX_AGGREGATE_ID_LEN, UuidIdGenerator,
     validate_aggregate_id,

@@ -10,8 +10,9 @@
 
 use factum_core::{Access, CqrsContext, Denied};
 
-use crate::aggregate::{AggregateService, HttpAggregate};
+use crate::aggregate::HttpAggregate;
 use crate::error::{ApiError, clip};
+use crate::service::AggregateService;
 
 impl<A: HttpAggregate> AggregateService<A> {
     /// Checks that `ctx`'s caller may do `access` to the aggregate `id` (`None`: one not

@@ -33,17 +33,19 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::aggregate::{AggregateService, HttpAggregate, aggregate_routes};
+use crate::aggregate::HttpAggregate;
 use crate::auth::JwtAuth;
 use crate::context::{ContextConfig, context_middleware, require_caller};
 use crate::error::{ApiError, Error, Result};
 use crate::health::{self, InFlight, limit_in_flight};
-use crate::openapi::{
-    aggregate_openapi, child_view_openapi, common_openapi, projections_openapi, secure_document,
-    view_openapi,
-};
+use crate::openapi::{common_openapi, secure_document};
+use crate::openapi_aggregate::{aggregate_openapi, tagged_openapi};
+use crate::openapi_views::{child_view_openapi, projections_openapi, view_openapi};
 use crate::projections::projection_routes;
+use crate::routes::aggregate_routes;
 use crate::server::{ServeConfig, serve_with_config};
+use crate::service::AggregateService;
+use crate::tagged::tagged_routes;
 use crate::views::{HttpView, child_view_routes_limited, view_routes_limited, view_store_of};
 
 /// The routes served without a token when auth is on (besides the docs, if configured so).
@@ -237,6 +239,26 @@ impl Api {
         self.router = self.router.merge(aggregate_routes(prefix, engine));
         self.openapi
             .merge(aggregate_openapi::<A>(prefix, self.config.auth.is_some()));
+        self
+    }
+
+    /// Mounts the tagged-command routes of `A` under `{prefix}/{A::PATH}`: `POST
+    /// {collection}/{id}` with a body whose tag names the command (201 for a create, 200 for
+    /// an update), `GET {collection}/{id}` and `GET {collection}/{id}/events` (see
+    /// [`tagged_routes`](crate::tagged_routes)), and adds them to the document.
+    #[must_use]
+    pub fn with_tagged_commands<A: HttpAggregate>(
+        mut self,
+        prefix: &str,
+        engine: CqrsCommandEngine<A>,
+    ) -> Self {
+        let service = AggregateService::new(engine);
+        self.router = self.router.merge(tagged_routes(prefix, service.clone()));
+        self.services
+            .entry(TypeId::of::<A>())
+            .or_insert_with(|| Box::new(service));
+        self.openapi
+            .merge(tagged_openapi::<A>(prefix, self.config.auth.is_some()));
         self
     }
 

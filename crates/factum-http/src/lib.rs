@@ -1,8 +1,12 @@
 //! # factum-http
 //!
 //! axum routers for Factum. Implement [`HttpAggregate`] for an aggregate (its collection
-//! path, its command names with their body schemas, how its state is shown) and
-//! [`Api::with_aggregate`] gives it a REST surface with an OpenAPI document:
+//! path and how its state is shown: the command names and every schema come from the
+//! domain's own types, which derive [`Commands`](factum_core::Commands) and `ToSchema`), and
+//! [`Api::with_tagged_commands`] serves the reference shape (`POST /{type}/{id}` with a body
+//! whose `type` names the command: 201 for a create, 200 for an update; `GET /{type}/{id}`,
+//! `GET /{type}/{id}/events`), [`Api::with_aggregate`] the generic REST surface, both with an
+//! OpenAPI document:
 //!
 //! - `POST /{type}/commands/{command}`: a create command, generated id → 201
 //! - `POST /{type}/{id}/commands/{command}`: create with this id → 201, or update → 200;
@@ -33,27 +37,29 @@
 //! use axum::body::{Body, to_bytes};
 //! use axum::http::Request;
 //! use factum_core::*;
-//! use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig};
+//! use factum_http::{Api, HttpAggregate, HttpConfig};
 //! use serde::{Deserialize, Serialize};
 //! use tower::ServiceExt;
 //! use utoipa::ToSchema;
 //!
-//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+//! // The domain: its types derive what the HTTP layer reads (names, schemas).
+//! #[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 //! #[serde(tag = "type")]
 //! enum CounterEvent { Started, Added { by: u32 } }
-//! impl Event for CounterEvent {
-//!     fn event_type(&self) -> &'static str {
-//!         match self { Self::Started => "Started", Self::Added { .. } => "Added" }
-//!     }
+//! #[derive(Commands, Debug, Deserialize, ToSchema)]
+//! #[serde(tag = "type", deny_unknown_fields)]
+//! enum CreateCounter {
+//!     /// Start a counter at 0.
+//!     Start,
 //! }
-//! #[derive(Debug, Deserialize)]
-//! #[serde(tag = "type")]
-//! enum CreateCounter { Start }
-//! #[derive(Debug, Deserialize)]
-//! #[serde(tag = "type")]
-//! enum ChangeCounter { Add { by: u32 } }
+//! #[derive(Commands, Debug, Deserialize, ToSchema)]
+//! #[serde(tag = "type", deny_unknown_fields)]
+//! enum ChangeCounter {
+//!     /// Add to a counter.
+//!     Add { by: u32 },
+//! }
 //!
-//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 //! struct Counter { id: String, value: u64 }
 //! impl Aggregate for Counter {
 //!     const TYPE: &'static str = "counter";
@@ -78,39 +84,36 @@
 //!     }
 //! }
 //!
-//! // The HTTP side: the view clients see and the body schema of each command.
-//! #[derive(Serialize, ToSchema)]
-//! struct CounterView { value: u64 }
-//! #[derive(ToSchema)]
-//! struct StartBody {}
-//! #[derive(ToSchema)]
-//! struct AddBody { by: u32 }
+//! // The HTTP side: where the collection is and what a client sees.
 //! impl HttpAggregate for Counter {
 //!     const PATH: &'static str = "counters";
-//!     type View = CounterView;
-//!     type EventSchema = CounterEvent;
-//!     fn view(&self, _version: u64) -> CounterView { CounterView { value: self.value } }
-//!     fn create_commands() -> Vec<CommandSpec> {
-//!         vec![CommandSpec::new::<StartBody>("Start", "Start a counter at 0")]
-//!     }
-//!     fn update_commands() -> Vec<CommandSpec> {
-//!         vec![CommandSpec::new::<AddBody>("Add", "Add to a counter")]
-//!     }
+//!     type View = Self;
+//!     fn view(&self) -> Self { self.clone() }
 //! }
 //!
 //! let engine = CqrsCommandEngine::<Counter>::new(Arc::new(InMemoryEventStore::new()), ());
-//! let app = Api::new(HttpConfig::default()).with_aggregate("/api", engine).into_router();
+//! let app = Api::new(HttpConfig::default())
+//!     .with_tagged_commands("", engine.clone())
+//!     .with_aggregate("/api", engine)
+//!     .into_router();
 //!
 //! let post = |uri: &str, body: &'static str| {
 //!     Request::post(uri).header("content-type", "application/json").body(Body::from(body)).unwrap()
 //! };
-//! let created = app.clone().oneshot(post("/api/counters/c-1/commands/Start", "{}")).await.unwrap();
+//! // The tagged routes: the body names the command.
+//! let created = app.clone().oneshot(post("/counters/c-1", r#"{"type": "Start"}"#)).await.unwrap();
 //! assert_eq!(created.status(), 201);
-//! let added = app.clone().oneshot(post("/api/counters/c-1/commands/Add", r#"{"by": 5}"#)).await.unwrap();
+//! let added = app.clone().oneshot(post("/counters/c-1", r#"{"type": "Add", "by": 2}"#)).await.unwrap();
 //! assert_eq!(added.status(), 200);
-//! assert_eq!(added.headers()["etag"], "\"2\"");
 //! let body = to_bytes(added.into_body(), usize::MAX).await.unwrap();
-//! assert_eq!(body, r#"{"id":"c-1","state":{"value":5},"version":2}"#);
+//! assert_eq!(body, r#"{"id":"c-1","value":2,"version":2}"#);
+//!
+//! // The generic routes: the path names the command.
+//! let added = app.clone().oneshot(post("/api/counters/c-1/commands/Add", r#"{"by": 3}"#)).await.unwrap();
+//! assert_eq!(added.status(), 200);
+//! assert_eq!(added.headers()["etag"], "\"3\"");
+//! let body = to_bytes(added.into_body(), usize::MAX).await.unwrap();
+//! assert_eq!(body, r#"{"id":"c-1","state":{"id":"c-1","value":5},"version":3}"#);
 //!
 //! let unknown = app.clone().oneshot(post("/api/counters/c-1/commands/Reset", "{}")).await.unwrap();
 //! assert_eq!(unknown.status(), 404);
@@ -124,21 +127,26 @@ mod access;
 mod aggregate;
 mod app;
 mod auth;
+mod bodies;
+mod body_schemas;
 mod context;
 mod error;
 mod extract;
 mod health;
 pub mod idempotency;
 mod openapi;
+mod openapi_aggregate;
+mod openapi_views;
 mod projections;
+mod routes;
+pub mod schema_check;
 mod server;
+mod service;
+mod spec;
+mod tagged;
 mod views;
 
-pub use aggregate::{
-    AggregateService, CommandKind, CommandSpec, DEFAULT_PAGE, EnvelopeBody, EventPage, EventsQuery,
-    Executed, HttpAggregate, MAX_PAGE, ParsedCommand, StateBody, StateQuery, aggregate_routes,
-    with_etag,
-};
+pub use aggregate::HttpAggregate;
 pub use app::{
     Api, DEFAULT_BODY_LIMIT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_TIMEOUT, HttpConfig, serve,
     serve_with_shutdown, shutdown_signal,
@@ -146,6 +154,10 @@ pub use app::{
 pub use auth::{
     AuthRejection, DEFAULT_JWKS_MIN_REFETCH, DEFAULT_JWKS_REFRESH, DEFAULT_ROLES_CLAIM, JwtAuth,
     JwtAuthBuilder, Principal,
+};
+pub use bodies::{
+    DEFAULT_PAGE, EnvelopeBody, EventPage, EventsQuery, History, HistoryQuery, MAX_PAGE, StateBody,
+    StateQuery, VersionedState, with_etag,
 };
 pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
@@ -156,11 +168,17 @@ pub use idempotency::{
     IDEMPOTENT_REPLAYED, Idempotency, IdempotentRequest,
 };
 pub use openapi::{
-    AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, aggregate_openapi,
-    child_view_openapi, error_response, json_response, projections_openapi, view_openapi,
+    AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, error_response,
+    json_response,
 };
+pub use openapi_aggregate::{aggregate_openapi, tagged_openapi};
+pub use openapi_views::{child_view_openapi, projections_openapi, view_openapi};
 pub use projections::projection_routes;
+pub use routes::aggregate_routes;
 pub use server::{DEFAULT_HEADER_READ_TIMEOUT, ServeConfig, serve_with_config};
+pub use service::{AggregateService, CommandKind, Executed, ParsedCommand};
+pub use spec::{CommandSpec, tagged_schema};
+pub use tagged::tagged_routes;
 pub use views::{
     HttpView, ViewListQuery, child_view_routes, child_view_routes_limited, view_routes,
     view_routes_limited, view_store_of,

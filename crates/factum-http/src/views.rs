@@ -39,22 +39,20 @@ use factum_core::{
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::aggregate::{AggregateService, HttpAggregate};
+use crate::aggregate::HttpAggregate;
 use crate::context::RequestContext;
 use crate::error::{ApiError, Error, Result, clip};
+use crate::service::AggregateService;
 
 /// What a [`View`] declares to be served over HTTP.
 ///
 /// The domain crate defines its views with `factum-core` and serde only, so the OpenAPI
 /// schema of a record is given by [`Schema`](Self::Schema), a type of the HTTP layer that
 /// derives `ToSchema` (a mirror of the record; test that real records deserialize into it).
-pub trait HttpView: View {
+pub trait HttpView: View + ToSchema {
     /// The collection's path segment: `accounts` gives `/views/accounts/{id}`, and for a
     /// child view `movements` gives `/accounts/{id}/movements`.
     const PATH: &'static str = <Self as View>::TYPE;
-    /// The OpenAPI schema of one record's JSON.
-    type Schema: ToSchema;
-
     /// The sort used when a request gives none (same syntax as `?sort=`; `""` sorts by
     /// record id). A child view of one record per event sorts by `version`, say.
     fn default_sort() -> &'static str {

@@ -77,18 +77,12 @@ impl EventStore for Store {
 }
 
 async fn get_json(app: &Router, uri: &str) -> (StatusCode, Option<String>, Value) {
-    let response = app
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let retry_after = response
-        .headers()
+    let reply = factum_testing::http::get(app, uri).await;
+    let retry_after = reply
+        .headers
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
-    let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, retry_after, serde_json::from_slice(&body).unwrap())
+    (reply.status, retry_after, reply.json())
 }
 
 #[tokio::test]

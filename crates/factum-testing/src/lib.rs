@@ -68,6 +68,8 @@ pub mod conformance;
 #[cfg(feature = "postgres")]
 pub mod database;
 mod fixture;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod idempotency;
 pub mod jwt;
 pub mod sample;

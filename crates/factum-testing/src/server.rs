@@ -69,6 +69,30 @@ impl Server {
         self.child.id()
     }
 
+    /// Asks the process to stop gracefully (SIGTERM), without waiting for it.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(
+            status.is_ok_and(|status| status.success()),
+            "kill -TERM {}",
+            self.child.id()
+        );
+    }
+
+    /// Waits for the process to end.
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait()
+    }
+
+    /// Stops the process gracefully (SIGTERM) and waits for it: its exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate();
+        self.wait()
+            .unwrap_or_else(|e| panic!("waiting for {}: {e}", self.child.id()))
+    }
+
     /// Kills the process (SIGKILL on Unix: no shutdown code runs) and waits for it.
     pub fn kill(mut self) -> std::io::Result<std::process::ExitStatus> {
         self.child.kill()?;

@@ -3,7 +3,8 @@
 //! Imports `factum-core` and serde only; storage and HTTP are wired elsewhere.
 
 use factum_core::{
-    Access, AccessPolicy, Aggregate, CommandHandler, CqrsContext, Event, define_domain_errors,
+    Access, AccessPolicy, Aggregate, CommandHandler, Commands, CqrsContext, Event,
+    define_domain_errors,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,7 @@ define_domain_errors! {
 /// Each event is stored under its serde tag (`#[derive(Event)]`).
 #[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AccountEvent {
     /// The account was opened.
     AccountOpened {
@@ -62,9 +64,10 @@ pub enum AccountEvent {
     },
 }
 
-/// Opens an account (the create command).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Opens an account (the create command). Its name is its serde tag (`#[derive(Commands)]`).
+#[derive(Commands, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OpenAccountCommand {
     /// Open an account with an owner and an opening balance.
     OpenAccount {
@@ -76,8 +79,9 @@ pub enum OpenAccountCommand {
 }
 
 /// Moves money on an open account (the update commands).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Commands, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AccountCommand {
     /// Pay money in.
     Deposit {
@@ -91,17 +95,19 @@ pub enum AccountCommand {
     },
 }
 
-/// A bank account: its state is the fold of its events.
+/// A bank account: its state is the fold of its events, and what a client sees of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Account {
     /// The account id.
     pub id: String,
-    /// The owner; empty until opened.
+    /// The owner.
     pub owner: String,
-    /// The balance.
+    /// The balance, exact to the cent.
     pub balance: Money,
-    /// The user who opened it, if the service knew callers then.
-    #[serde(default)]
+    /// The user who opened it (the token's `sub`); absent when the service did not know
+    /// callers (authentication off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opened_by: Option<String>,
 }
 

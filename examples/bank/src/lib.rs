@@ -24,6 +24,7 @@
 //! ```
 
 pub mod domain;
+#[cfg(feature = "openapi")]
 pub mod http;
 pub mod money;
 pub mod views;

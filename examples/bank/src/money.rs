@@ -292,6 +292,40 @@ impl<'de> Visitor<'de> for AmountVisitor {
     }
 }
 
+/// The OpenAPI schemas of money: JSON numbers, exact to the cent (utoipa's derive would
+/// document the Rust representation, not the JSON).
+#[cfg(feature = "openapi")]
+mod schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Amount, Money};
+
+    fn number(description: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .description(Some(description))
+            .into()
+    }
+
+    impl PartialSchema for Money {
+        fn schema() -> RefOr<Schema> {
+            number("An amount of money, exact to the cent (at most 2 decimals)")
+        }
+    }
+
+    impl ToSchema for Money {}
+
+    impl PartialSchema for Amount {
+        fn schema() -> RefOr<Schema> {
+            number("An amount of money: at most 2 decimals, at most 1e15")
+        }
+    }
+
+    impl ToSchema for Amount {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

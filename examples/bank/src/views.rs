@@ -9,6 +9,7 @@ use crate::money::Money;
 
 /// One record per account.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountSummary {
     /// The account id.
     pub id: String,
@@ -66,6 +67,7 @@ impl View for AccountSummary {
 /// What kind of movement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MovementKind {
     /// The opening balance.
     #[default]
@@ -78,6 +80,7 @@ pub enum MovementKind {
 
 /// One record per event of an account: a child view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Movement {
     /// The account.
     pub account_id: String,

@@ -3,63 +3,19 @@
 //! graceful SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use factum_testing::server::Server;
 use serde_json::{Value, json};
 
-struct Bank {
-    child: Child,
-    base: String,
-}
-
-impl Bank {
-    /// Starts the binary on a free port with this store and waits until it listens.
-    fn start(store: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bank"))
-            .args(["--listen", "127.0.0.1:0", "--store", store])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the bank binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Self { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn sigkill(mut self) {
-        // `Child::kill` is SIGKILL on Unix: no shutdown code runs.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Bank {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The bank binary on a free port over `store`.
+fn start(store: &str) -> Server {
+    Server::start(
+        env!("CARGO_BIN_EXE_bank"),
+        &["--listen", "127.0.0.1:0", "--store", store],
+        &[],
+    )
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, String) {
@@ -87,7 +43,7 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_url(dir.path());
     let client = reqwest::Client::new();
-    let bank = Bank::start(&store);
+    let bank = start(&store);
     let account = bank.url("/accounts/acc-001");
 
     // The walkthrough of the reference, verbatim.
@@ -168,8 +124,8 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
     assert_eq!(status, 400, "{body}");
 
     // SIGKILL right after the last reply; the restarted service shows every change.
-    bank.sigkill();
-    let bank = Bank::start(&store);
+    bank.kill().unwrap();
+    let bank = start(&store);
     assert_eq!(get(&client, &bank.url("/accounts/acc-001")).await, state);
     let (_, body) = get(&client, &bank.url("/accounts/acc-001/events")).await;
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), history);
@@ -206,10 +162,10 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
     assert_eq!(get(&client, &bank.url("/accounts/acc-001")).await, after);
 
     // And all of it is on disk.
-    bank.sigkill();
-    let bank = Bank::start(&store);
+    bank.kill().unwrap();
+    let bank = start(&store);
     assert_eq!(get(&client, &bank.url("/accounts/acc-001")).await, after);
-    bank.sigkill();
+    bank.kill().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -217,7 +173,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_url(dir.path());
     let client = reqwest::Client::new();
-    let mut bank = Bank::start(&store);
+    let mut bank = start(&store);
     let (status, _) = post(
         &client,
         &bank.url("/accounts/acc-1"),
@@ -255,9 +211,9 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    bank.sigterm();
+    bank.terminate();
     let exit = tokio::task::spawn_blocking(move || {
-        let status = bank.child.wait().unwrap();
+        let status = bank.wait().unwrap();
         (status, bank)
     });
     let mut acknowledged = 0;
@@ -272,7 +228,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     );
 
     // Every acknowledged deposit is stored.
-    let bank = Bank::start(&store);
+    let bank = start(&store);
     let (code, body) = get(&client, &bank.url("/accounts/acc-1")).await;
     assert_eq!(code, 200);
     let state: Value = serde_json::from_str(&body).unwrap();
@@ -286,5 +242,5 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
         version <= acknowledged + 1 + 8,
         "at most one unacknowledged in-flight deposit per client: {version} vs {acknowledged}"
     );
-    bank.sigkill();
+    bank.kill().unwrap();
 }

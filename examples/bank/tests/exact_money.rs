@@ -13,8 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use bank::domain::Account;
 use bank::http::Bank;
 use factum::postgres::PostgresEventStore;
@@ -24,7 +23,6 @@ use factum_core::json::{self, Decimal, NUMBER_MARKER};
 use factum_core::{CqrsCommandEngine, EngineConfig, EventStore, SnapshotPolicy};
 use factum_http::HttpConfig;
 use serde_json::Value;
-use tower::ServiceExt;
 
 type Open = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn EventStore>>>>>;
 
@@ -54,20 +52,11 @@ const REFUSED: &[&str] = &[
 ];
 
 async fn send(app: &Router, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes);
+    let reply = factum_testing::http::call(app, method, uri, body, &[]).await;
     // Read exactly: a number no f64 holds comes back as a marker holding its text.
-    let value = json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (status, value)
+    let value =
+        json::from_str(&reply.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", reply.text));
+    (reply.status, value)
 }
 
 /// The exact decimal a JSON value stands for.

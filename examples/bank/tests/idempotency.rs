@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use factum_core::{EventStore, InMemoryEventStore};
 use factum_http::{HttpConfig, JwtAuth};
+use factum_testing::http::Reply;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -20,50 +21,19 @@ fn bank_app(config: HttpConfig) -> (Router, Arc<dyn EventStore>) {
     (bank::http::router(&bank, config).unwrap(), store)
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    fn replayed(&self) -> bool {
-        match self.headers.get("idempotent-replayed") {
-            None => false,
-            Some(value) => {
-                assert_eq!(value, "true");
-                true
-            }
+/// Whether a reply is a remembered one (`Idempotent-Replayed: true`).
+fn replayed(reply: &Reply) -> bool {
+    match reply.headers.get("idempotent-replayed") {
+        None => false,
+        Some(value) => {
+            assert_eq!(value, "true");
+            true
         }
     }
 }
 
 async fn send(app: &Router, uri: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .header("content-type", "application/json");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    Reply {
-        status,
-        headers,
-        text: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
+    factum_testing::http::call(app, Method::POST, uri, Some(body), headers).await
 }
 
 async fn with_key(app: &Router, uri: &str, body: &str, key: &str) -> Reply {
@@ -82,30 +52,30 @@ async fn a_repeat_gets_the_first_response_and_stores_nothing() {
     let (app, store) = bank_app(HttpConfig::default());
     let opened = with_key(&app, "/accounts/a-1", OPEN, "open-a-1").await;
     assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.text);
-    assert!(!opened.replayed());
+    assert!(!replayed(&opened));
     let first = with_key(&app, "/accounts/a-1", DEPOSIT, "dep-1").await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
-    assert!(!first.replayed());
+    assert!(!replayed(&first));
     assert_eq!(events(&store, "a-1").await, 2);
 
     for _ in 0..3 {
         let again = with_key(&app, "/accounts/a-1", DEPOSIT, "dep-1").await;
         assert_eq!(again.status, StatusCode::OK);
-        assert!(again.replayed());
+        assert!(replayed(&again));
         assert_eq!(again.text, first.text, "the same body, byte for byte");
         assert_eq!(again.headers["etag"], first.headers["etag"]);
         assert_eq!(again.headers["content-type"], "application/json");
     }
     let reopened = with_key(&app, "/accounts/a-1", OPEN, "open-a-1").await;
     assert_eq!(reopened.status, StatusCode::CREATED, "not 409: replayed");
-    assert!(reopened.replayed());
+    assert!(replayed(&reopened));
     assert_eq!(reopened.text, opened.text);
     assert_eq!(events(&store, "a-1").await, 2, "counted once");
 
     // Without a key, a repeat is a new deposit.
     let plain = send(&app, "/accounts/a-1", DEPOSIT, &[]).await;
     assert_eq!(plain.status, StatusCode::OK);
-    assert!(!plain.replayed());
+    assert!(!replayed(&plain));
     assert_eq!(events(&store, "a-1").await, 3);
 }
 
@@ -142,7 +112,7 @@ async fn the_generic_routes_replay_status_location_and_body() {
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     let location = first.headers["location"].to_str().unwrap().to_owned();
     let again = with_key(&app, "/api/accounts/commands/OpenAccount", open, "gen-1").await;
-    assert!(again.replayed());
+    assert!(replayed(&again));
     assert_eq!(again.status, StatusCode::CREATED);
     assert_eq!(
         again.headers["location"],
@@ -165,7 +135,7 @@ async fn the_generic_routes_replay_status_location_and_body() {
         (deposit.status, again.status),
         (StatusCode::OK, StatusCode::OK)
     );
-    assert!(again.replayed());
+    assert!(replayed(&again));
     assert_eq!(again.text, deposit.text);
     assert_eq!(events(&store, &id).await, 2);
 }
@@ -187,7 +157,7 @@ async fn a_command_refused_by_a_rule_is_remembered_and_not_run_again() {
     )
     .await;
     let again = with_key(&app, "/accounts/a-1", withdraw, "w-1").await;
-    assert!(again.replayed());
+    assert!(replayed(&again));
     assert_eq!(again.status.as_u16(), 400);
     let (first, second) = (refused.json(), again.json());
     assert_eq!(second["code"], first["code"]);
@@ -206,11 +176,9 @@ async fn a_command_refused_by_a_rule_is_remembered_and_not_run_again() {
     // A create that finds the account there: the 409 is remembered too.
     let exists = with_key(&app, "/accounts/a-1", OPEN, "open-again").await;
     assert_eq!(exists.status, StatusCode::CONFLICT);
-    assert!(
-        with_key(&app, "/accounts/a-1", OPEN, "open-again")
-            .await
-            .replayed()
-    );
+    assert!(replayed(
+        &with_key(&app, "/accounts/a-1", OPEN, "open-again").await
+    ));
 }
 
 #[tokio::test]
@@ -227,10 +195,10 @@ async fn a_request_refused_before_it_ran_is_not_remembered() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let unknown = with_key(&app, "/accounts/a-1", r#"{"type": "Steal"}"#, "k").await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
-    assert!(!unknown.replayed());
+    assert!(!replayed(&unknown));
     let fixed = with_key(&app, "/accounts/a-1", DEPOSIT, "k").await;
     assert_eq!(fixed.status, StatusCode::OK, "{}", fixed.text);
-    assert!(!fixed.replayed());
+    assert!(!replayed(&fixed));
     assert_eq!(events(&store, "a-1").await, 2);
 }
 
@@ -286,7 +254,7 @@ async fn concurrent_duplicates_store_one_event_and_agree() {
     .await;
     assert!(replies.iter().all(|r| r.status == StatusCode::OK));
     assert!(replies.iter().all(|r| r.text == replies[0].text));
-    assert_eq!(replies.iter().filter(|r| !r.replayed()).count(), 1);
+    assert_eq!(replies.iter().filter(|r| !replayed(r)).count(), 1);
     assert_eq!(events(&store, "a-1").await, 2, "exactly one deposit");
 }
 
@@ -296,15 +264,13 @@ async fn keys_expire() {
     let (app, store) = bank_app(config);
     with_key(&app, "/accounts/a-1", OPEN, "open").await;
     with_key(&app, "/accounts/a-1", DEPOSIT, "k").await;
-    assert!(
-        with_key(&app, "/accounts/a-1", DEPOSIT, "k")
-            .await
-            .replayed()
-    );
+    assert!(replayed(
+        &with_key(&app, "/accounts/a-1", DEPOSIT, "k").await
+    ));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let later = with_key(&app, "/accounts/a-1", DEPOSIT, "k").await;
     assert_eq!(later.status, StatusCode::OK);
-    assert!(!later.replayed(), "an expired key runs afresh");
+    assert!(!replayed(&later), "an expired key runs afresh");
     assert_eq!(events(&store, "a-1").await, 3);
     // That request also started a purge of the expired records ("open"); looked up as of a
     // moment when it was still live, it is gone from the store.
@@ -368,8 +334,8 @@ async fn keys_belong_to_their_caller() {
         StatusCode::CREATED,
         "bob's key k is not alice's"
     );
-    assert!(!bobs.replayed());
-    assert!(as_user(&bob, "/accounts/b-1", OPEN).await.replayed());
+    assert!(!replayed(&bobs));
+    assert!(replayed(&as_user(&bob, "/accounts/b-1", OPEN).await));
     assert_eq!(events(&store, "a-1").await, 1);
     assert_eq!(events(&store, "b-1").await, 1);
 }

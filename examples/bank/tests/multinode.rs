@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use factum_testing::database::TestDatabase;
+use factum_testing::server::Server;
 use serde_json::{Value, json};
 
 const NODES: usize = 3;
@@ -40,8 +41,7 @@ struct LogCounts {
 
 /// A running `bank` process, killed (SIGKILL) and reaped when dropped.
 struct Node {
-    child: Child,
-    base: String,
+    server: Server,
     logs: Arc<LogCounts>,
 }
 
@@ -90,26 +90,12 @@ impl Node {
                 }
             });
         }
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("node {index} printed no address: {line:?}"))
-            .to_owned();
-        Self { child, base, logs }
+        let server = Server::ready("bank", child);
+        Self { server, logs }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.url(path)
     }
 }
 

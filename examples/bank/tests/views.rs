@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use bank::http::Bank;
 use bank::views::{AccountSummary, Movement};
 use factum_core::{EventStore, InMemoryEventStore, View};
 use factum_http::HttpConfig;
 use factum_testing::views::{all_records, replay};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct Service {
     bank: Bank,
@@ -31,21 +29,8 @@ fn service() -> Service {
 }
 
 async fn send(app: &Router, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes);
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")),
-    )
+    let reply = factum_testing::http::call(app, method, uri, body, &[]).await;
+    (reply.status, reply.json())
 }
 
 async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {

@@ -4,56 +4,19 @@
 //! with the service stopped, each giving the same rows; then a restart showing them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use factum_testing::server::Server;
 use serde_json::{Value, json};
 
-struct Bank {
-    child: Child,
-    base: String,
-}
-
-impl Bank {
-    fn start(store: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bank"))
-            .args(["--listen", "127.0.0.1:0", "--store", store])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the bank binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Self { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(self.child.wait().unwrap().success());
-    }
-}
-
-impl Drop for Bank {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The bank binary on a free port over `store`.
+fn start(store: &str) -> Server {
+    Server::start(
+        env!("CARGO_BIN_EXE_bank"),
+        &["--listen", "127.0.0.1:0", "--store", store],
+        &[],
+    )
 }
 
 /// Runs `bank rebuild-views` with these arguments; returns its stdout.
@@ -91,7 +54,7 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
 }
 
 /// Waits until the movements projection has applied every stored event (at least `head`).
-async fn caught_up(client: &reqwest::Client, bank: &Bank, head: u64) {
+async fn caught_up(client: &reqwest::Client, bank: &Server, head: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, lag) = get(client, &bank.url("/projections/movements")).await;
@@ -108,7 +71,7 @@ async fn caught_up(client: &reqwest::Client, bank: &Bank, head: u64) {
 }
 
 /// Every record of a view, page by page.
-async fn all(client: &reqwest::Client, bank: &Bank, view: &str) -> Vec<Value> {
+async fn all(client: &reqwest::Client, bank: &Server, view: &str) -> Vec<Value> {
     let mut records = Vec::new();
     for page in 1.. {
         let (status, body) = get(
@@ -132,7 +95,7 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("bank.db").display());
     let client = reqwest::Client::new();
-    let bank = Bank::start(&store);
+    let bank = start(&store);
     let account = bank.url("/accounts/acc-001");
     post(
         &client,
@@ -255,7 +218,7 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
     );
 
     // Stopped, the inline view is rebuilt too; both give the same rows after a restart.
-    bank.stop();
+    assert!(bank.stop().success(), "exits 0 on SIGTERM");
     let printed = rebuild_views(&store, &["--include-inline"]);
     assert!(
         printed.contains("accounts: rebuilt from 205 events"),
@@ -265,11 +228,11 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
         printed.contains("movements: rebuilt from 205 events"),
         "{printed}"
     );
-    let bank = Bank::start(&store);
+    let bank = start(&store);
     caught_up(&client, &bank, 205).await;
     assert_eq!(all(&client, &bank, "accounts").await, accounts);
     assert_eq!(all(&client, &bank, "movements").await, movements);
-    bank.stop();
+    assert!(bank.stop().success(), "exits 0 on SIGTERM");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use factum_core::{
-    Access, AccessPolicy, Aggregate, CommandHandler, CqrsContext, Event, async_trait,
+    Access, AccessPolicy, Aggregate, CommandHandler, Commands, CqrsContext, Event, async_trait,
     define_domain_errors,
 };
 use serde::{Deserialize, Serialize};
@@ -81,6 +81,7 @@ impl std::fmt::Debug for TodoServices {
 /// Each event is stored under its serde tag (`#[derive(Event)]`).
 #[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TodoListEvent {
     /// The list was created.
     ListCreated {
@@ -119,9 +120,10 @@ pub enum TodoListEvent {
     },
 }
 
-/// Creates a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Creates a list. A command's name is its serde tag (`#[derive(Commands)]`).
+#[derive(Commands, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CreateListCommand {
     /// Create a list with a name.
     CreateList {
@@ -131,10 +133,11 @@ pub enum CreateListCommand {
 }
 
 /// Changes a list's to-dos.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Commands, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TodoListCommand {
-    /// Add a to-do.
+    /// Add a to-do to a list.
     AddTodo {
         /// Its id on the list (letters, digits, `-`, `_`; 1 to 64 characters).
         todo_id: String,
@@ -146,14 +149,14 @@ pub enum TodoListCommand {
         /// Its id.
         todo_id: String,
     },
-    /// Assign a to-do.
+    /// Assign an open to-do to someone.
     AssignTodo {
         /// Its id.
         todo_id: String,
         /// Who does it: 1 to 200 characters.
         assignee: String,
     },
-    /// Resolve a to-do.
+    /// Resolve an open to-do.
     ResolveTodo {
         /// Its id.
         todo_id: String,

@@ -43,205 +43,17 @@ use factum_core::{
     AccessPolicy, CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, Filter, FilterOp,
     FilterValue, Projections, Projector, ViewStore,
 };
-use factum_http::{Api, CommandSpec, HttpAggregate, HttpConfig, HttpView};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use factum_http::{Api, HttpAggregate, HttpConfig, HttpView};
 
 use crate::domain::{ADMIN_ROLE, TodoList, TodoServices};
-use crate::views::{ListSummary, TodoView};
-
-/// What a client sees of a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ListState {
-    /// The list id.
-    #[schema(example = "home")]
-    pub id: String,
-    /// Its name.
-    #[schema(example = "Home")]
-    pub name: String,
-    /// Its to-dos, by id.
-    pub todos: Vec<TodoState>,
-}
-
-/// One to-do of a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct TodoState {
-    /// Its id on the list.
-    #[schema(example = "tap")]
-    pub todo_id: String,
-    /// What to do.
-    #[schema(example = "Fix the tap")]
-    pub title: String,
-    /// Who does it; `null` until assigned.
-    pub assignee: Option<String>,
-    /// Whether it is done.
-    pub resolved: bool,
-}
-
-/// The body of `CreateList`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateListBody {
-    /// 1 to 200 characters, not blank.
-    #[schema(example = "Home")]
-    pub name: String,
-}
-
-/// The body of `AddTodo`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddTodoBody {
-    /// Its id on the list: 1 to 64 letters, digits, `-` or `_`.
-    #[schema(example = "tap")]
-    pub todo_id: String,
-    /// What to do: 1 to 200 characters, not blank.
-    #[schema(example = "Fix the tap")]
-    pub title: String,
-}
-
-/// The body of `AssignTodo`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AssignTodoBody {
-    /// The to-do.
-    #[schema(example = "tap")]
-    pub todo_id: String,
-    /// Who does it: 1 to 200 characters.
-    #[schema(example = "bob")]
-    pub assignee: String,
-}
-
-/// The body of `ResolveTodo` and `RemoveTodo`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TodoIdBody {
-    /// The to-do.
-    #[schema(example = "tap")]
-    pub todo_id: String,
-}
-
-/// The JSON of a list event (the schema of [`TodoListEvent`](crate::domain::TodoListEvent)).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(tag = "type", deny_unknown_fields)]
-#[schema(as = TodoListEvent)]
-pub enum TodoListEventDoc {
-    /// The list was created.
-    ListCreated {
-        /// Its name.
-        name: String,
-        /// The user who created it, when the service knows callers.
-        #[serde(default)]
-        created_by: Option<String>,
-    },
-    /// A to-do was added.
-    TodoAdded {
-        /// Its id.
-        todo_id: String,
-        /// What to do.
-        title: String,
-    },
-    /// A to-do was removed.
-    TodoRemoved {
-        /// Its id.
-        todo_id: String,
-        /// Whether it had been resolved.
-        was_resolved: bool,
-    },
-    /// A to-do was assigned.
-    TodoAssigned {
-        /// Its id.
-        todo_id: String,
-        /// Who does it.
-        assignee: String,
-    },
-    /// A to-do was resolved.
-    TodoResolved {
-        /// Its id.
-        todo_id: String,
-    },
-}
-
-/// The JSON of a list summary record.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = ListSummary)]
-pub struct ListSummaryDoc {
-    /// The list id.
-    #[schema(example = "home")]
-    pub list_id: String,
-    /// Its name.
-    #[schema(example = "Home")]
-    pub name: String,
-    /// To-dos on the list.
-    #[schema(example = 3)]
-    pub total: u64,
-    /// Of which resolved.
-    #[schema(example = 1)]
-    pub resolved: u64,
-    /// Of which open.
-    #[schema(example = 2)]
-    pub open: u64,
-    /// The user who created it; absent when the service does not know callers.
-    #[serde(default)]
-    pub created_by: Option<String>,
-}
-
-/// The JSON of a to-do record.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = Todo)]
-pub struct TodoDoc {
-    /// The list.
-    #[schema(example = "home")]
-    pub list_id: String,
-    /// The to-do's id on the list.
-    #[schema(example = "tap")]
-    pub todo_id: String,
-    /// What to do.
-    #[schema(example = "Fix the tap")]
-    pub title: String,
-    /// Who does it; `null` until assigned.
-    pub assignee: Option<String>,
-    /// Whether it is done.
-    pub resolved: bool,
-}
+use crate::views::{ListState, ListSummary, TodoView};
 
 impl HttpAggregate for TodoList {
     const PATH: &'static str = "lists";
     type View = ListState;
-    type EventSchema = TodoListEventDoc;
 
-    fn view(&self, _version: u64) -> ListState {
-        ListState {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            todos: self
-                .todos
-                .iter()
-                .map(|(todo_id, todo)| TodoState {
-                    todo_id: todo_id.clone(),
-                    title: todo.title.clone(),
-                    assignee: todo.assignee.clone(),
-                    resolved: todo.resolved,
-                })
-                .collect(),
-        }
-    }
-
-    fn create_commands() -> Vec<CommandSpec> {
-        vec![CommandSpec::new::<CreateListBody>(
-            "CreateList",
-            "Create a list with a name",
-        )]
-    }
-
-    fn update_commands() -> Vec<CommandSpec> {
-        vec![
-            CommandSpec::new::<AddTodoBody>("AddTodo", "Add a to-do to a list"),
-            CommandSpec::new::<TodoIdBody>("RemoveTodo", "Remove a to-do"),
-            CommandSpec::new::<AssignTodoBody>("AssignTodo", "Assign an open to-do to someone"),
-            CommandSpec::new::<TodoIdBody>("ResolveTodo", "Resolve an open to-do"),
-        ]
+    fn view(&self) -> ListState {
+        ListState::from(self)
     }
 
     fn access_policy() -> AccessPolicy<Self> {
@@ -251,7 +63,6 @@ impl HttpAggregate for TodoList {
 
 impl HttpView for ListSummary {
     const PATH: &'static str = "lists";
-    type Schema = ListSummaryDoc;
 
     /// A caller sees the lists they created; an admin sees all.
     fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
@@ -268,7 +79,6 @@ impl HttpView for ListSummary {
 
 impl HttpView for TodoView {
     const PATH: &'static str = "todos";
-    type Schema = TodoDoc;
 
     /// Across lists, a caller sees the to-dos assigned to them; an admin sees all. A list's
     /// creator reads all of its to-dos at `/lists/{id}/todos`.
@@ -405,120 +215,4 @@ pub fn projected_views(store: &Arc<dyn EventStore>) -> factum_core::Result<Proje
 /// command runs.
 pub fn inline_views(store: &Arc<dyn EventStore>) -> factum_core::Result<Projections> {
     Ok(Projections::new().with(Projector::<ListSummary>::for_store(store.clone())?))
-}
-
-#[cfg(test)]
-mod tests {
-    use factum_core::{CqrsContext, EventEnvelope, Metadata, View};
-
-    use super::*;
-    use crate::domain::TodoListEvent;
-
-    fn envelope(version: u64, payload: TodoListEvent) -> EventEnvelope<TodoListEvent> {
-        let ctx = CqrsContext::new();
-        EventEnvelope {
-            event_id: ctx.new_id(),
-            aggregate_type: "todolist".into(),
-            aggregate_id: "home".into(),
-            version,
-            position: version,
-            recorded_at: ctx.now(),
-            event_type: factum_core::Event::event_type(&payload).into(),
-            metadata: Metadata::default(),
-            payload,
-        }
-    }
-
-    #[test]
-    fn events_and_records_fit_their_documented_schemas() {
-        let events = [
-            TodoListEvent::ListCreated {
-                name: "Home".into(),
-                created_by: None,
-            },
-            TodoListEvent::TodoAdded {
-                todo_id: "tap".into(),
-                title: "Fix the tap".into(),
-            },
-            TodoListEvent::TodoAssigned {
-                todo_id: "tap".into(),
-                assignee: "bob".into(),
-            },
-            TodoListEvent::TodoResolved {
-                todo_id: "tap".into(),
-            },
-            TodoListEvent::TodoRemoved {
-                todo_id: "tap".into(),
-                was_resolved: true,
-            },
-        ];
-        let mut summary = ListSummary::default();
-        let mut todo = TodoView::default();
-        for (version, event) in (1..).zip(events) {
-            let json = serde_json::to_value(&event).unwrap_or_default();
-            let doc: TodoListEventDoc =
-                serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{json}: {e}"));
-            assert!(format!("{doc:?}").starts_with(factum_core::Event::event_type(&event)));
-            let envelope = envelope(version, event);
-            if let Some(next) = summary.update(&envelope) {
-                summary = next;
-            }
-            let doc: Result<ListSummaryDoc, _> =
-                serde_json::from_value(serde_json::to_value(&summary).unwrap_or_default());
-            assert!(doc.is_ok(), "{summary:?}");
-            if let Some(next) = todo.update(&envelope) {
-                if !next.is_deleted() {
-                    let doc: Result<TodoDoc, _> =
-                        serde_json::from_value(serde_json::to_value(&next).unwrap_or_default());
-                    assert!(doc.is_ok(), "{next:?}");
-                }
-                todo = next;
-            }
-        }
-        assert!(todo.is_deleted());
-        assert_eq!((summary.total, summary.open, summary.resolved), (0, 0, 0));
-    }
-
-    #[test]
-    fn the_routes_accept_exactly_the_domains_commands() {
-        use crate::domain::{CreateListCommand, TodoListCommand};
-        let names: Vec<_> = TodoList::create_commands()
-            .iter()
-            .chain(&TodoList::update_commands())
-            .map(CommandSpec::name)
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "CreateList",
-                "AddTodo",
-                "RemoveTodo",
-                "AssignTodo",
-                "ResolveTodo"
-            ]
-        );
-        let create: Result<CreateListCommand, _> =
-            serde_json::from_value(serde_json::json!({"type": "CreateList", "name": "x"}));
-        assert!(create.is_ok());
-        for (name, body) in [
-            ("AddTodo", serde_json::json!({"todo_id": "a", "title": "t"})),
-            ("RemoveTodo", serde_json::json!({"todo_id": "a"})),
-            (
-                "AssignTodo",
-                serde_json::json!({"todo_id": "a", "assignee": "b"}),
-            ),
-            ("ResolveTodo", serde_json::json!({"todo_id": "a"})),
-        ] {
-            let mut tagged = body.clone();
-            tagged["type"] = name.into();
-            let command: Result<TodoListCommand, _> = serde_json::from_value(tagged);
-            assert!(command.is_ok(), "{name}");
-            let documented = match name {
-                "AddTodo" => serde_json::from_value::<AddTodoBody>(body).is_ok(),
-                "AssignTodo" => serde_json::from_value::<AssignTodoBody>(body).is_ok(),
-                _ => serde_json::from_value::<TodoIdBody>(body).is_ok(),
-            };
-            assert!(documented, "{name}");
-        }
-    }
 }

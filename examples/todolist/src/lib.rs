@@ -32,5 +32,6 @@
 //! ```
 
 pub mod domain;
+#[cfg(feature = "openapi")]
 pub mod http;
 pub mod views;

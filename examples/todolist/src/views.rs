@@ -6,8 +6,51 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{TodoList, TodoListEvent};
 
+/// What a client sees of a list: its to-dos as a list, in id order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ListState {
+    /// The list id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its to-dos, by id.
+    pub todos: Vec<TodoState>,
+}
+
+/// One to-do of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TodoState {
+    /// Its id on the list.
+    pub todo_id: String,
+    /// What to do.
+    pub title: String,
+    /// Who does it; `null` until assigned.
+    pub assignee: Option<String>,
+    /// Whether it is done.
+    pub resolved: bool,
+}
+
+impl From<&TodoList> for ListState {
+    fn from(list: &TodoList) -> Self {
+        let todos = list.todos.iter().map(|(todo_id, todo)| TodoState {
+            todo_id: todo_id.clone(),
+            title: todo.title.clone(),
+            assignee: todo.assignee.clone(),
+            resolved: todo.resolved,
+        });
+        Self {
+            id: list.id.clone(),
+            name: list.name.clone(),
+            todos: todos.collect(),
+        }
+    }
+}
+
 /// One record per list: its name and counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListSummary {
     /// The list id.
     pub list_id: String,
@@ -72,6 +115,7 @@ impl View for ListSummary {
 
 /// One record per to-do, a child of its list, deleted when the to-do is removed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Todo))]
 pub struct TodoView {
     /// The list.
     pub list_id: String,

@@ -4,56 +4,19 @@
 //! same rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use factum_testing::server::Server;
 use serde_json::{Value, json};
 
-struct Service {
-    child: Child,
-    base: String,
-}
-
-impl Service {
-    fn start(store: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_todolist"))
-            .args(["--listen", "127.0.0.1:0", "--store", store])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the todolist binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
-        Self { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(self.child.wait().unwrap().success(), "exits 0 on SIGTERM");
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The todolist binary on a free port over `store`.
+fn start(store: &str) -> Server {
+    Server::start(
+        env!("CARGO_BIN_EXE_todolist"),
+        &["--listen", "127.0.0.1:0", "--store", store],
+        &[],
+    )
 }
 
 fn rebuild_views(store: &str, extra: &[&str]) -> String {
@@ -77,13 +40,7 @@ struct Client {
 }
 
 impl Client {
-    async fn command(
-        &self,
-        service: &Service,
-        list: &str,
-        name: &str,
-        body: Value,
-    ) -> (u16, Value) {
+    async fn command(&self, service: &Server, list: &str, name: &str, body: Value) -> (u16, Value) {
         let response = self
             .http
             .post(service.url(&format!("/lists/{list}/commands/{name}")))
@@ -95,26 +52,26 @@ impl Client {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
-    async fn ok(&self, service: &Service, list: &str, name: &str, body: Value) -> Value {
+    async fn ok(&self, service: &Server, list: &str, name: &str, body: Value) -> Value {
         let (status, reply) = self.command(service, list, name, body).await;
         assert!((200..300).contains(&status), "{name}: {status} {reply}");
         reply
     }
 
-    async fn refused(&self, service: &Service, list: &str, name: &str, body: Value) -> Value {
+    async fn refused(&self, service: &Server, list: &str, name: &str, body: Value) -> Value {
         let (status, reply) = self.command(service, list, name, body).await;
         assert_eq!(reply["status"], status, "{reply}");
         assert!(reply["requestId"].is_string(), "{reply}");
         reply
     }
 
-    async fn get(&self, service: &Service, path: &str) -> (u16, Value) {
+    async fn get(&self, service: &Server, path: &str) -> (u16, Value) {
         let response = self.http.get(service.url(path)).send().await.unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
     /// Waits until the to-do projection has applied every stored event.
-    async fn caught_up(&self, service: &Service, head: u64) {
+    async fn caught_up(&self, service: &Server, head: u64) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (_, lag) = self.get(service, "/projections/todos").await;
@@ -127,7 +84,7 @@ impl Client {
     }
 
     /// Every record of both views.
-    async fn views(&self, service: &Service) -> (Value, Value) {
+    async fn views(&self, service: &Server) -> (Value, Value) {
         let (_, lists) = self.get(service, "/views/lists?page_size=1000").await;
         let (_, todos) = self.get(service, "/views/todos?page_size=1000").await;
         (lists, todos)
@@ -150,7 +107,7 @@ async fn the_todo_service_end_to_end() {
     let client = Client {
         http: reqwest::Client::new(),
     };
-    let service = Service::start(&store);
+    let service = start(&store);
 
     // Create a list; add, assign, resolve and remove to-dos.
     let created = client
@@ -290,8 +247,8 @@ async fn the_todo_service_end_to_end() {
     // A restart shows the same views.
     let views = client.views(&service).await;
     assert_eq!(views.1["total"], 11);
-    service.stop();
-    let service = Service::start(&store);
+    assert!(service.stop().success(), "exits 0 on SIGTERM");
+    let service = start(&store);
     client.caught_up(&service, head).await;
     assert_eq!(client.views(&service).await, views);
 
@@ -311,7 +268,7 @@ async fn the_todo_service_end_to_end() {
     assert_eq!(client.views(&service).await, views);
 
     // And the inline summaries, with the service stopped.
-    service.stop();
+    assert!(service.stop().success(), "exits 0 on SIGTERM");
     let printed = rebuild_views(&store, &["--include-inline"]);
     assert!(
         printed.contains("list_summaries: rebuilt from 24 events"),
@@ -321,7 +278,7 @@ async fn the_todo_service_end_to_end() {
         printed.contains("todos: rebuilt from 24 events"),
         "{printed}"
     );
-    let service = Service::start(&store);
+    let service = start(&store);
     client.caught_up(&service, head).await;
     assert_eq!(client.views(&service).await, views);
     // The service goes on from the rebuilt records.
@@ -333,7 +290,7 @@ async fn the_todo_service_end_to_end() {
         (work["resolved"].as_u64(), work["open"].as_u64()),
         (Some(2), Some(2))
     );
-    service.stop();
+    assert!(service.stop().success(), "exits 0 on SIGTERM");
 }
 
 #[test]

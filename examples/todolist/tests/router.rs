@@ -10,26 +10,12 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode};
 use factum_core::{InMemoryEventStore, View};
 use factum_http::HttpConfig;
+use factum_testing::http::Reply;
 use factum_testing::views::{all_records, replay};
 use serde_json::{Value, json};
 use todolist::http::TodoService;
 use todolist::views::{ListSummary, TodoView};
 use tower::ServiceExt;
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    text: String,
-}
-
-impl Reply {
-    fn error(&self, status: u16, code: &str) {
-        assert_eq!(self.status.as_u16(), status, "{}", self.text);
-        assert_eq!(self.body["code"], code, "{}", self.text);
-        assert_eq!(self.body["status"], status, "{}", self.text);
-        assert!(self.body["domain"].is_string() && self.body["requestId"].is_string());
-    }
-}
 
 fn service() -> (TodoService, Router) {
     let service = TodoService::open(Arc::new(InMemoryEventStore::new())).unwrap();
@@ -38,22 +24,7 @@ fn service() -> (TodoService, Router) {
 }
 
 async fn send(app: &Router, method: Method, uri: &str, body: Option<&str>) -> Reply {
-    let mut request = Request::builder().method(method).uri(uri);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    Reply {
-        status,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    }
+    factum_testing::http::call(app, method, uri, body, &[]).await
 }
 
 async fn command(app: &Router, list: &str, name: &str, body: Value) -> Reply {
@@ -489,7 +460,8 @@ async fn operations_and_the_document() {
         "TodoState",
         "AddTodoBody",
         "AssignTodoBody",
-        "TodoIdBody",
+        "RemoveTodoBody",
+        "ResolveTodoBody",
         "CreateListBody",
         "TodoListEvent",
         "ListSummary",

@@ -41,11 +41,9 @@ use serde::de::{self, DeserializeOwned};
 use serde_json::{Map, Value};
 
 pub use number::{
-    Decimal, ExactNumber, ExactNumberVisitor, f64_text, number_in_map, serialize_number,
+    Decimal, ExactNumber, ExactNumberVisitor, NUMBER_MARKER, f64_text, number_in_map,
+    serialize_number,
 };
-
-/// The key of the marker object that stands for a number no `f64` holds.
-pub const NUMBER_MARKER: &str = "$factum::number";
 
 /// How deep the lossless path lets objects and arrays nest.
 pub const MAX_DEPTH: usize = 128;

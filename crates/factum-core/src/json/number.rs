@@ -6,7 +6,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::NUMBER_MARKER;
+/// The key of the marker object that stands for a number no `f64` holds.
+pub const NUMBER_MARKER: &str = "$factum::number";
 
 /// A decimal number in normal form: `(-1)^negative × digits × 10^exponent`, where `digits`
 /// has neither leading nor trailing zeros (it is empty for zero, which is never negative).
@@ -146,7 +147,7 @@ pub(crate) fn f64_keeps(text: &str, v: f64) -> bool {
 }
 
 /// Reads what a map holds when it is the exact-number marker `{"$factum::number": "<text>"}`
-/// that [`from_str`](super::from_str) puts where an `f64` would lose digits; `None` (the map
+/// that [`from_str`](crate::json::from_str) puts where an `f64` would lose digits; `None` (the map
 /// consumed) for any other map. For the `visit_map` of an exact-number visitor.
 pub fn number_in_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<String>, A::Error> {
     let Some(key) = map.next_key::<String>()? else {

@@ -15,15 +15,17 @@ pub(crate) fn document(doc: &mut OpenApi) {
             continue;
         };
         let parameters = operation.parameters.get_or_insert_with(Vec::new);
-        if !parameters.iter().any(|p| p.name == "Idempotency-Key") {
-            parameters.push(key_parameter());
+        let named = |p: &RefOr<Parameter>| matches!(p, RefOr::T(p) if p.name == "Idempotency-Key");
+        if !parameters.iter().any(named) {
+            parameters.push(RefOr::T(key_parameter()));
         }
         let responses = &mut operation.responses.responses;
         for (status, response) in responses.iter_mut() {
             if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
-                response
-                    .headers
-                    .insert("Idempotent-Replayed".to_owned(), replayed_header());
+                response.headers.insert(
+                    "Idempotent-Replayed".to_owned(),
+                    RefOr::T(replayed_header()),
+                );
             }
         }
         responses.entry("422".to_owned()).or_insert_with(|| {
@@ -77,10 +79,11 @@ fn key_parameter() -> Parameter {
 
 fn replayed_header() -> utoipa::openapi::Header {
     HeaderBuilder::new()
-        .schema(
+        .schema(Some(
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .enum_values(Some(["true"])),
+        )
         )
         .description(Some(
             "true when this is the remembered response to an earlier request with the same Idempotency-Key",

@@ -5,9 +5,10 @@ use axum::response::{IntoResponse, Response};
 use factum_core::{CqrsContext, Remember};
 
 use super::{CommandReply, IdempotentRequest, Ran};
-use crate::aggregate::{AggregateService, Executed, HttpAggregate, ParsedCommand};
+use crate::aggregate::HttpAggregate;
 use crate::error::ApiError;
 use crate::extract::Precondition;
+use crate::service::{AggregateService, Executed, ParsedCommand};
 
 impl<A: HttpAggregate> AggregateService<A> {
     /// Runs a command and answers with `render`'s reply; with an idempotency key, as the

@@ -1,0 +1,113 @@
+//! The tagged-command routes of an [`HttpAggregate`]: the shape of the reference bank service,
+//! where the body names its command. For `PATH = "accounts"` mounted at `""`:
+//!
+//! | route | does |
+//! |---|---|
+//! | `POST /accounts/{id}` | the command the body's tag (`type`) names: a create command → 201, an update command → 200 |
+//! | `GET /accounts/{id}` (`?version=N`) | the state, now or after the first N events |
+//! | `GET /accounts/{id}/events` (`?metadata=true`) | every event, or their envelopes |
+//!
+//! Commands and reads answer the aggregate's view with its version beside its fields
+//! ([`VersionedState`]: `{"id","owner","balance","version"}`) and an `ETag` of the version.
+//! `If-Match`, `Idempotency-Key` and the access policy work as on the generic routes.
+
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use factum_core::validate_aggregate_id;
+
+use crate::aggregate::{HttpAggregate, collection_path};
+use crate::bodies::{EnvelopeBody, HistoryQuery, StateQuery, VersionedState, with_etag};
+use crate::context::RequestContext;
+use crate::error::ApiError;
+use crate::extract::{IfMatch, JsonBody, etag};
+use crate::idempotency::{CommandReply, Idempotency};
+use crate::service::AggregateService;
+
+/// The tagged-command routes of `A` under `{prefix}/{A::PATH}` (see the module docs).
+pub fn tagged_routes<A: HttpAggregate>(prefix: &str, service: AggregateService<A>) -> Router {
+    let base = collection_path::<A>(prefix);
+    Router::new()
+        .route(&format!("{base}/{{id}}"), post(run::<A>).get(read::<A>))
+        .route(&format!("{base}/{{id}}/events"), get(history::<A>))
+        // An empty id is a route of its own: the router would otherwise answer 404.
+        .route(&format!("{base}/"), post(empty_id).get(empty_id))
+        .with_state(service)
+}
+
+async fn run<A: HttpAggregate>(
+    State(service): State<AggregateService<A>>,
+    RequestContext(ctx): RequestContext,
+    path: Result<Path<String>, PathRejection>,
+    IfMatch(precondition): IfMatch,
+    Idempotency(idempotency): Idempotency,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let Path(id) = path?;
+    validate_aggregate_id(&id)?;
+    let name = service.command_name_in(&body)?.to_owned();
+    let command = service.parse(&name, body)?;
+    service
+        .execute_idempotent(
+            Some(&id),
+            command,
+            precondition,
+            &ctx,
+            idempotency.as_ref(),
+            |created, _id, state: &A, version| {
+                let status = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                Ok(
+                    CommandReply::json(status, &VersionedState::of(state, version))?
+                        .with_header(header::ETAG, &etag(version)),
+                )
+            },
+        )
+        .await
+}
+
+async fn read<A: HttpAggregate>(
+    State(service): State<AggregateService<A>>,
+    RequestContext(ctx): RequestContext,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<StateQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = path?;
+    let Query(query) = query?;
+    let loaded = service.load(&id, query.version, &ctx).await?;
+    Ok(with_etag(
+        StatusCode::OK,
+        loaded.version,
+        VersionedState::of(&loaded.state, loaded.version),
+    ))
+}
+
+async fn history<A: HttpAggregate>(
+    State(service): State<AggregateService<A>>,
+    RequestContext(ctx): RequestContext,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = path?;
+    let Query(query) = query?;
+    let events = service.history(&id, 1, None, &ctx).await?;
+    Ok(if query.metadata.unwrap_or(false) {
+        let envelopes: Vec<EnvelopeBody<A::Event>> =
+            events.into_iter().map(EnvelopeBody::from).collect();
+        axum::Json(envelopes).into_response()
+    } else {
+        let events: Vec<A::Event> = events.into_iter().map(|e| e.payload).collect();
+        axum::Json(events).into_response()
+    })
+}
+
+async fn empty_id(RequestContext(_ctx): RequestContext) -> ApiError {
+    ApiError::validation("aggregate id must not be empty")
+}
