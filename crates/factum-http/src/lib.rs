@@ -180,6 +180,6 @@ pub use service::{AggregateService, CommandKind, Executed, ParsedCommand};
 pub use spec::{CommandSpec, tagged_schema};
 pub use tagged::tagged_routes;
 pub use views::{
-    HttpView, ViewListQuery, child_view_routes, child_view_routes_limited, view_routes,
+    HttpView, ViewListQuery, child_view_routes, child_view_routes_limited, owned_by, view_routes,
     view_routes_limited, view_store_of,
 };

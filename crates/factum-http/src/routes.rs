@@ -23,8 +23,8 @@ use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use factum_core::CqrsCommandEngine;
 use factum_core::standard::StandardError;
+use factum_core::{CqrsCommandEngine, CqrsContext};
 
 use crate::aggregate::{HttpAggregate, collection_path};
 use crate::bodies::{
@@ -32,8 +32,8 @@ use crate::bodies::{
 };
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, etag};
-use crate::idempotency::{CommandReply, Idempotency};
+use crate::extract::{IfMatch, JsonBody, Precondition, etag};
+use crate::idempotency::{CommandReply, Idempotency, IdempotentRequest};
 use crate::service::{AggregateService, CommandKind};
 
 /// The generic routes of `A`, under `{prefix}/{A::PATH}` (`prefix` is `""` or like `/api`).
@@ -115,20 +115,12 @@ async fn create_generated<A: HttpAggregate>(
         }
         Some(CommandKind::Create) => {}
     }
-    let parsed = service.parse(&command, body)?;
-    let base = &state.base;
-    service
-        .execute_idempotent(
-            None,
-            parsed,
-            precondition,
-            &ctx,
-            idempotency.as_ref(),
-            |created, id, aggregate: &A, version| {
-                command_reply(base, created, id, aggregate, version)
-            },
-        )
-        .await
+    let command = Named {
+        id: None,
+        command: &command,
+        body,
+    };
+    execute(&state, command, precondition, &ctx, idempotency.as_ref()).await
 }
 
 async fn run_command<A: HttpAggregate>(
@@ -145,15 +137,39 @@ async fn run_command<A: HttpAggregate>(
         return Err(service.unknown_command(&command, StandardError::NotFound));
     }
     factum_core::validate_aggregate_id(&id)?;
-    let parsed = service.parse(&command, body)?;
+    let command = Named {
+        id: Some(&id),
+        command: &command,
+        body,
+    };
+    execute(&state, command, precondition, &ctx, idempotency.as_ref()).await
+}
+
+/// A command named in the path, with its body and the aggregate id if the path has one.
+struct Named<'a> {
+    id: Option<&'a str>,
+    command: &'a str,
+    body: serde_json::Value,
+}
+
+/// Parses and runs a command of the generic routes, answering `{"id","state","version"}`.
+async fn execute<A: HttpAggregate>(
+    state: &RouteState<A>,
+    named: Named<'_>,
+    precondition: Option<Precondition>,
+    ctx: &CqrsContext,
+    idempotency: Option<&IdempotentRequest>,
+) -> Result<Response, ApiError> {
+    let parsed = state.service.parse(named.command, named.body)?;
     let base = &state.base;
-    service
+    state
+        .service
         .execute_idempotent(
-            Some(&id),
+            named.id,
             parsed,
             precondition,
-            &ctx,
-            idempotency.as_ref(),
+            ctx,
+            idempotency,
             |created, id, aggregate: &A, version| {
                 command_reply(base, created, id, aggregate, version)
             },

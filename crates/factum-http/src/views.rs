@@ -33,8 +33,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::{
-    Access, Aggregate, CommandHandler, CqrsContext, EventStore, FieldKind, Filter, MAX_PAGE_SIZE,
-    Page, QueryLimits, View, ViewField, ViewQuery, ViewRecord, ViewStore,
+    Access, Aggregate, CommandHandler, CqrsContext, EventStore, FieldKind, Filter, FilterOp,
+    FilterValue, MAX_PAGE_SIZE, Page, QueryLimits, View, ViewField, ViewQuery, ViewRecord,
+    ViewStore,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -74,6 +75,29 @@ pub trait HttpView: View + ToSchema {
     fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
         let _ = ctx;
         Vec::new()
+    }
+}
+
+/// The usual [`HttpView::visible_to`]: a caller sees the records whose `field` is their user
+/// id; a caller with `admin_role` sees every record.
+///
+/// ```
+/// use factum_core::{CqrsContext, FilterValue};
+///
+/// let bob = CqrsContext::new().with_user("bob");
+/// let filters = factum_http::owned_by(&bob, "opened_by", "admin");
+/// assert_eq!(filters[0].field, "opened_by");
+/// assert_eq!(filters[0].value, FilterValue::Text("bob".into()));
+/// assert!(factum_http::owned_by(&bob.with_roles(["admin"]), "opened_by", "admin").is_empty());
+/// ```
+pub fn owned_by(ctx: &CqrsContext, field: &str, admin_role: &str) -> Vec<Filter> {
+    match ctx.user_id() {
+        Some(user) if !ctx.has_role(admin_role) => vec![Filter {
+            field: field.to_owned(),
+            op: FilterOp::Eq,
+            value: FilterValue::Text(user.to_owned()),
+        }],
+        _ => Vec::new(),
     }
 }
 

@@ -73,9 +73,14 @@ mod error;
 mod idempotency;
 mod migrations;
 mod parked;
+mod rows;
 mod sql;
+mod statements;
 pub mod store;
+mod view_query;
+mod view_records;
 pub mod views;
+mod writer;
 
 /// The sqlx release this crate is built on: [`PostgresEventStore::pool`] is one of its
 /// pools, so code that runs its own SQL on it uses this re-export and cannot pick up an

@@ -87,7 +87,6 @@
 //! (key order, whitespace), not byte for byte. An append returns its events with the stored
 //! text too, so what it returns equals what reads return. Metadata is never parsed here.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -95,20 +94,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
+use factum_core::ViewStore;
 use factum_core::store::{AppendRequest, Snapshot, StoredEvent, rules};
-use factum_core::{ExpectedVersion, ViewStore};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row, SqlStr};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use crate::breaker::Breaker;
-use crate::error::{Error, Result, database_error, unique_violation};
-use crate::idempotency::{self, RecordArrays, RecordStatements};
+use crate::error::{Error, Result, database_error};
+use crate::idempotency::{self, RecordStatements};
 use crate::migrations::{self, DEFAULT_SCHEMA, quoted, validate_schema_name};
-use crate::sql::trusted;
-use crate::views::{ChangeArrays, ViewStatements, prepare_changes, write_changes};
+use crate::rows::{clamp_usize, join_nanos, stored_event, to_u64, validate};
+use crate::statements::Statements;
+use crate::view_records::ViewStatements;
+use crate::writer::{Append, Inner, Job, Reply, write_loop};
 
 type CoreResult<T> = factum_core::Result<T>;
 
@@ -120,9 +120,6 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 /// also caps the pool's back-off between connection attempts (a fifth of this), so work
 /// resumes within a fraction of a second of the server accepting connections again.
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
-
-/// Appends committed together in one transaction at most.
-const MAX_GROUP: usize = 64;
 
 /// Appends waiting for the writer at most; further callers wait for room.
 const QUEUE_CAPACITY: usize = 1024;
@@ -203,496 +200,6 @@ impl PostgresEventStore {
 
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
-    }
-}
-
-/// What the store's handles and its writer task share.
-pub(crate) struct Inner {
-    pub(crate) pool: PgPool,
-    schema: String,
-    /// Whether the last append failed for lack of disk space (until one succeeds): what
-    /// readiness reports, since a `SELECT` still works on a full disk.
-    full: AtomicBool,
-    /// Fails calls at once while the server is known unreachable (see [`crate::breaker`]).
-    pub(crate) breaker: Breaker,
-    sql: Statements,
-    pub(crate) views_sql: ViewStatements,
-    idem_sql: RecordStatements,
-}
-
-/// One append, prepared by its caller for the writer.
-struct Append {
-    /// The request, its view changes checked and reduced to the last change of each record.
-    request: AppendRequest,
-    /// The stream versions the expectation accepts, inclusive.
-    accepted: (i64, i64),
-}
-
-/// An append queued for the writer, with where to send what became of it.
-struct Job {
-    append: Append,
-    reply: oneshot::Sender<Reply>,
-}
-
-/// What the writer did with an append. Follow-up work (finding out why an append stored
-/// nothing, redoing it alone) is left to the caller, so the writer moves on.
-enum Reply {
-    /// Stored, or failed for good.
-    Done(CoreResult<Vec<StoredEvent>>),
-    /// It stored nothing: its expectation failed, or an event id is stored already.
-    Refused(Append),
-    /// Its group's transaction failed: nothing of the group was stored, or the outcome is
-    /// unknown (the connection broke during the commit). Redone alone, an append that did
-    /// commit is recognised by its event ids, and one with input PostgreSQL refuses gets its
-    /// own error without failing the others.
-    Alone(Append),
-}
-
-/// The store's writer: takes the appends queued meanwhile and commits them together.
-/// It stops when every handle to the store is dropped.
-///
-/// When a group found no connection in time, the appends queued meanwhile fail at once
-/// with `Unavailable` rather than each waiting out another acquire timeout behind it: during
-/// an outage no append waits much longer than one timeout.
-async fn write_loop(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
-        if inner.commit_group(std::mem::take(&mut group)).await == Reached::No {
-            while let Ok(job) = jobs.try_recv() {
-                let _ = job
-                    .reply
-                    .send(Reply::Done(Err(factum_core::Error::Unavailable(
-                        "no PostgreSQL connection available in time".into(),
-                    ))));
-            }
-        }
-    }
-}
-
-/// Whether a group's transaction got a connection.
-#[derive(Debug, PartialEq, Eq)]
-enum Reached {
-    Yes,
-    No,
-}
-
-impl Inner {
-    /// Commits a group of appends in one transaction and tells each caller what became of
-    /// its append. A caller that went away does not matter: its append stands either way.
-    async fn commit_group(&self, group: Vec<Job>) -> Reached {
-        let appends: Vec<&Append> = group.iter().map(|job| &job.append).collect();
-        let outcome = self.append_events(&appends).await;
-        drop(appends);
-        if let Err(error @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)) = &outcome {
-            // No transaction began: nothing of the group is stored, and redoing each append
-            // alone would only wait for a connection again.
-            for job in group {
-                let _ = job.reply.send(Reply::Done(Err(database_error(match error {
-                    sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-                    _ => sqlx::Error::PoolTimedOut,
-                }))));
-            }
-            return Reached::No;
-        }
-        match outcome {
-            Ok(stored) => {
-                for (job, rows) in group.into_iter().zip(stored) {
-                    let reply = if rows.is_empty() {
-                        Reply::Refused(job.append)
-                    } else {
-                        Reply::Done(appended(&job.append.request, &rows))
-                    };
-                    let _ = job.reply.send(reply);
-                }
-            }
-            Err(error) if group.len() > 1 => {
-                tracing::debug!(%error, appends = group.len(), "group append failed; redoing each alone");
-                for job in group {
-                    let _ = job.reply.send(Reply::Alone(job.append));
-                }
-            }
-            Err(error) => {
-                // A group of one: `error` is its own.
-                if let Some(job) = group.into_iter().next() {
-                    let reply = if unique_violation(&error).is_some() {
-                        Reply::Refused(job.append)
-                    } else {
-                        Reply::Done(Err(database_error(error)))
-                    };
-                    let _ = job.reply.send(reply);
-                }
-            }
-        }
-        Reached::Yes
-    }
-
-    /// Runs appends in one transaction: one call of `append_events`, in autocommit. Returns
-    /// each append's stored rows, in order; none for an append whose expectation failed or
-    /// whose event ids are stored already.
-    async fn append_events(
-        &self,
-        appends: &[&Append],
-    ) -> std::result::Result<Vec<Vec<PgRow>>, sqlx::Error> {
-        let args = GroupArgs::new(appends);
-        // Appends with idempotency records go through the function that checks and writes
-        // them; the others keep the plain one.
-        let with_records = appends.iter().any(|a| a.request.idempotency.is_some());
-        let statement = if with_records {
-            self.sql.append_events_idempotent.clone()
-        } else {
-            self.sql.append_events.clone()
-        };
-        let mut records = RecordArrays::default();
-        if with_records {
-            for append in appends {
-                records.push(append.request.idempotency.as_ref());
-            }
-        }
-        let query = sqlx::query(statement)
-            .bind(&args.aggregate_types)
-            .bind(&args.aggregate_ids)
-            .bind(&args.min_versions)
-            .bind(&args.max_versions)
-            .bind(&args.event_counts)
-            .bind(&args.snapshot_versions)
-            .bind(&args.snapshot_states)
-            .bind(&args.snapshot_taken_at)
-            .bind(&args.snapshot_taken_at_ns)
-            .bind(&args.event_ids)
-            .bind(&args.event_types)
-            .bind(&args.schema_versions)
-            .bind(&args.payloads)
-            .bind(&args.metadata)
-            .bind(&args.recorded_at)
-            .bind(&args.recorded_at_ns)
-            .bind(&args.view_counts)
-            .bind(&args.views.deletes)
-            .bind(&args.views.view_types)
-            .bind(&args.views.view_ids)
-            .bind(&args.views.aggregate_ids)
-            .bind(&args.views.versions)
-            .bind(&args.views.data);
-        let query = if with_records {
-            query
-                .bind(&records.scopes)
-                .bind(&records.keys)
-                .bind(&records.hashes)
-                .bind(&records.statuses)
-                .bind(&records.responses)
-                .bind(&records.created_at)
-                .bind(&records.expires_at)
-        } else {
-            query
-        };
-        let rows = query.fetch_all(&self.pool).await?;
-        let mut by_request: BTreeMap<usize, Vec<PgRow>> = BTreeMap::new();
-        for row in rows {
-            let request: i32 = row.try_get("request")?;
-            let index = usize::try_from(request)
-                .ok()
-                .and_then(|r| r.checked_sub(1))
-                .filter(|&i| i < appends.len())
-                .ok_or_else(|| {
-                    sqlx::Error::Protocol(format!("append_events returned request {request}"))
-                })?;
-            by_request.entry(index).or_default().push(row);
-        }
-        Ok((0..appends.len())
-            .map(|index| by_request.remove(&index).unwrap_or_default())
-            .collect())
-    }
-
-    /// One append in its own transaction, for a caller whose group failed.
-    async fn append_alone(&self, append: &Append) -> CoreResult<Vec<StoredEvent>> {
-        match self.append_events(&[append]).await {
-            Ok(mut stored) => match stored.pop() {
-                Some(rows) if !rows.is_empty() => appended(&append.request, &rows),
-                _ => self.refused(&append.request).await,
-            },
-            Err(error) if unique_violation(&error).is_some() => self.refused(&append.request).await,
-            Err(error) => Err(database_error(error)),
-        }
-    }
-
-    /// Works out why an append stored nothing: a retry of an append that went through
-    /// (returns its stored events), or a conflict.
-    async fn refused(&self, request: &AppendRequest) -> CoreResult<Vec<StoredEvent>> {
-        if let Some(first) = request.events.first() {
-            let stored: Option<(String, String, i64)> = sqlx::query_as(self.sql.find_event.clone())
-                .bind(first.event_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(database_error)?;
-            if let Some((aggregate_type, aggregate_id, version)) = stored
-                && aggregate_type == request.aggregate_type
-                && aggregate_id == request.aggregate_id
-            {
-                let stored = self
-                    .read_stream_from(
-                        &request.aggregate_type,
-                        &request.aggregate_id,
-                        version,
-                        Some(request.events.len()),
-                    )
-                    .await?;
-                if let Some(stored) = rules::retry_of(request, stored) {
-                    return Ok(stored);
-                }
-            }
-        }
-        if let Some(taken) = idempotency::taken(&self.idem_sql, &self.pool, request).await? {
-            return Err(taken);
-        }
-        Err(self.conflict(request).await?)
-    }
-
-    /// The conflict error for `request`, with the stream's current version.
-    async fn conflict(&self, request: &AppendRequest) -> CoreResult<factum_core::Error> {
-        let actual = self
-            .current_version(&request.aggregate_type, &request.aggregate_id)
-            .await?;
-        // Conflicts are normal between nodes (the engine retries them); at debug level they
-        // show how often nodes contend.
-        tracing::debug!(
-            aggregate_type = %request.aggregate_type,
-            aggregate_id = %request.aggregate_id,
-            expected = %request.expected,
-            actual,
-            "append conflict"
-        );
-        Ok(rules::conflict(request, Some(actual)))
-    }
-
-    async fn current_version(&self, aggregate_type: &str, aggregate_id: &str) -> CoreResult<u64> {
-        let version: i64 = sqlx::query_scalar(self.sql.stream_version.clone())
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(database_error)?;
-        to_u64(version, "stream version").map_err(Into::into)
-    }
-
-    /// An append without events: checks the expectation and writes the snapshot, if any.
-    async fn append_no_events(&self, request: AppendRequest) -> CoreResult<Vec<StoredEvent>> {
-        if !request.view_changes.is_empty() || request.idempotency.is_some() {
-            return self.view_changes_without_events(request).await;
-        }
-        let current = self
-            .current_version(&request.aggregate_type, &request.aggregate_id)
-            .await?;
-        rules::check_expected(&request, current)?;
-        rules::check_snapshot_version(&request, current)?;
-        if let Some(snapshot) = request.snapshot {
-            self.save_snapshot(snapshot).await?;
-        }
-        Ok(Vec::new())
-    }
-
-    /// An append of view changes without events. Its check and its writes must not be split
-    /// by an append of that stream, so it takes the position lock, as appends do.
-    async fn view_changes_without_events(
-        &self,
-        request: AppendRequest,
-    ) -> CoreResult<Vec<StoredEvent>> {
-        let changes = prepare_changes(request.view_changes.clone())?;
-        let mut tx = self.pool.begin().await.map_err(database_error)?;
-        sqlx::query(self.sql.lock_positions.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(database_error)?;
-        let current: i64 = sqlx::query_scalar(self.sql.stream_version.clone())
-            .bind(&request.aggregate_type)
-            .bind(&request.aggregate_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(database_error)?;
-        let current = to_u64(current, "stream version")?;
-        if let Some(record) = &request.idempotency {
-            let holder = idempotency::find(
-                &self.idem_sql,
-                &mut *tx,
-                &record.scope,
-                &record.key,
-                record.created_at,
-            )
-            .await?;
-            if holder.is_some() {
-                return Err(rules::key_taken(record));
-            }
-        }
-        rules::check_expected(&request, current)?;
-        rules::check_snapshot_version(&request, current)?;
-        if let Some(record) = &request.idempotency {
-            idempotency::write(&self.idem_sql, &mut tx, record).await?;
-        }
-        if let Some(snapshot) = &request.snapshot {
-            let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
-            sqlx::query(self.sql.save_snapshot.clone())
-                .bind(&snapshot.aggregate_type)
-                .bind(&snapshot.aggregate_id)
-                .bind(clamp_i64(snapshot.version))
-                .bind(&snapshot.state)
-                .bind(taken_at)
-                .bind(taken_at_ns)
-                .execute(&mut *tx)
-                .await
-                .map_err(database_error)?;
-        }
-        write_changes(&mut tx, &self.views_sql, &changes)
-            .await
-            .map_err(database_error)?;
-        tx.commit().await.map_err(database_error)?;
-        Ok(Vec::new())
-    }
-
-    async fn read_stream_from(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        from_version: i64,
-        limit: Option<usize>,
-    ) -> CoreResult<Vec<StoredEvent>> {
-        if limit == Some(0) {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(self.sql.read_stream.clone())
-            .bind(aggregate_type)
-            .bind(aggregate_id)
-            .bind(from_version)
-            .bind(limit.map(clamp_usize))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(database_error)?;
-        rows.iter()
-            .map(|row| stored_event(row).map_err(Into::into))
-            .collect()
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> CoreResult<()> {
-        validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
-        let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
-        sqlx::query(self.sql.save_snapshot.clone())
-            .bind(&snapshot.aggregate_type)
-            .bind(&snapshot.aggregate_id)
-            .bind(clamp_i64(snapshot.version))
-            .bind(&snapshot.state)
-            .bind(taken_at)
-            .bind(taken_at_ns)
-            .execute(&self.pool)
-            .await
-            .map_err(database_error)?;
-        Ok(())
-    }
-}
-
-/// The stream versions an expectation accepts, inclusive.
-fn accepted_versions(expected: ExpectedVersion) -> (i64, i64) {
-    match expected {
-        ExpectedVersion::Any => (0, i64::MAX),
-        ExpectedVersion::NoStream => (0, 0),
-        ExpectedVersion::StreamExists => (1, i64::MAX),
-        ExpectedVersion::Exact(version) => match i64::try_from(version) {
-            Ok(version) => (version, version),
-            // No stream can be that long: a conflict, unless the append is a retry.
-            Err(_) => (1, 0),
-        },
-    }
-}
-
-/// The arguments of one `append_events` call: one array element per append, and one per
-/// event of all the appends in order. Text is borrowed from the appends, not copied.
-struct GroupArgs<'a> {
-    aggregate_types: Vec<&'a str>,
-    aggregate_ids: Vec<&'a str>,
-    min_versions: Vec<i64>,
-    max_versions: Vec<i64>,
-    event_counts: Vec<i32>,
-    snapshot_versions: Vec<Option<i64>>,
-    snapshot_states: Vec<Option<&'a str>>,
-    snapshot_taken_at: Vec<Option<DateTime<Utc>>>,
-    snapshot_taken_at_ns: Vec<Option<i16>>,
-    event_ids: Vec<Uuid>,
-    event_types: Vec<&'a str>,
-    schema_versions: Vec<i64>,
-    payloads: Vec<&'a str>,
-    metadata: Vec<&'a str>,
-    recorded_at: Vec<DateTime<Utc>>,
-    recorded_at_ns: Vec<i16>,
-    /// How many of `views` belong to each append.
-    view_counts: Vec<i32>,
-    views: ChangeArrays<'a>,
-}
-
-impl<'a> GroupArgs<'a> {
-    fn new(appends: &[&'a Append]) -> Self {
-        let requests = appends.len();
-        let events = appends.iter().map(|a| a.request.events.len()).sum();
-        let mut args = Self {
-            aggregate_types: Vec::with_capacity(requests),
-            aggregate_ids: Vec::with_capacity(requests),
-            min_versions: Vec::with_capacity(requests),
-            max_versions: Vec::with_capacity(requests),
-            event_counts: Vec::with_capacity(requests),
-            snapshot_versions: Vec::with_capacity(requests),
-            snapshot_states: Vec::with_capacity(requests),
-            snapshot_taken_at: Vec::with_capacity(requests),
-            snapshot_taken_at_ns: Vec::with_capacity(requests),
-            event_ids: Vec::with_capacity(events),
-            event_types: Vec::with_capacity(events),
-            schema_versions: Vec::with_capacity(events),
-            payloads: Vec::with_capacity(events),
-            metadata: Vec::with_capacity(events),
-            recorded_at: Vec::with_capacity(events),
-            recorded_at_ns: Vec::with_capacity(events),
-            view_counts: Vec::with_capacity(requests),
-            views: ChangeArrays::default(),
-        };
-        for append in appends {
-            let request = &append.request;
-            args.aggregate_types.push(&request.aggregate_type);
-            args.aggregate_ids.push(&request.aggregate_id);
-            args.min_versions.push(append.accepted.0);
-            args.max_versions.push(append.accepted.1);
-            // `rules::validate` refuses more events than fit.
-            args.event_counts
-                .push(i32::try_from(request.events.len()).unwrap_or(i32::MAX));
-            let snapshot = request.snapshot.as_ref();
-            let taken_at = snapshot.map(|s| split_nanos(s.taken_at));
-            args.snapshot_versions
-                .push(snapshot.map(|s| clamp_i64(s.version)));
-            args.snapshot_states
-                .push(snapshot.map(|s| s.state.as_str()));
-            args.snapshot_taken_at.push(taken_at.map(|(at, _)| at));
-            args.snapshot_taken_at_ns.push(taken_at.map(|(_, ns)| ns));
-            for event in &request.events {
-                let (at, ns) = split_nanos(event.recorded_at);
-                args.event_ids.push(event.event_id);
-                args.event_types.push(&event.event_type);
-                args.schema_versions.push(i64::from(event.schema_version));
-                args.payloads.push(&event.payload);
-                args.metadata.push(&event.metadata);
-                args.recorded_at.push(at);
-                args.recorded_at_ns.push(ns);
-            }
-            // `rules::validate` refuses more changes than fit.
-            args.view_counts
-                .push(i32::try_from(request.view_changes.len()).unwrap_or(i32::MAX));
-            args.views.push_all(&request.view_changes);
-        }
-        args
-    }
-}
-
-impl Append {
-    /// Checks `request` and prepares what the writer needs.
-    fn new(mut request: AppendRequest) -> CoreResult<Self> {
-        validate(&request)?;
-        request.view_changes = prepare_changes(std::mem::take(&mut request.view_changes))?;
-        Ok(Self {
-            accepted: accepted_versions(request.expected),
-            request,
-        })
     }
 }
 
@@ -904,252 +411,80 @@ impl factum_core::EventStore for PostgresEventStore {
     }
 }
 
-/// Checks the request by the core's rules, then what PostgreSQL would otherwise refuse with a
-/// less helpful message, before anything is sent: bad input changes nothing.
-fn validate(request: &AppendRequest) -> CoreResult<()> {
-    rules::validate(request)?;
-    // PostgreSQL text cannot hold NUL characters.
-    let texts = [&request.aggregate_type, &request.aggregate_id]
-        .into_iter()
-        .chain(request.events.iter().map(|e| &e.event_type))
-        .chain(
-            request
-                .idempotency
-                .iter()
-                .flat_map(|r| [&r.scope, &r.key, &r.request_hash, &r.response]),
-        );
-    for text in texts {
-        if text.contains('\0') {
-            return Err(factum_core::Error::Validation(format!(
-                "{text:?} contains a NUL character, which PostgreSQL text cannot hold"
-            )));
-        }
-    }
-    for (index, event) in request.events.iter().enumerate() {
-        validate_json(&event.payload, || {
-            format!("the payload of event {index} ({})", event.event_type)
-        })?;
-    }
-    if let Some(snapshot) = &request.snapshot {
-        validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
-    }
-    Ok(())
-}
-
-fn validate_json(text: &str, what: impl FnOnce() -> String) -> CoreResult<()> {
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map(drop)
-        .map_err(|source| factum_core::Error::Serialization {
-            what: what(),
-            source,
-        })
-}
-
-/// The stored events of an append, from its request and the rows `append_events` returned
-/// for it, in position order (which is the order of its events).
-fn appended(request: &AppendRequest, rows: &[PgRow]) -> CoreResult<Vec<StoredEvent>> {
-    if rows.len() != request.events.len() {
-        return Err(Error::CorruptRow(format!(
-            "an append of {} events stored {}",
-            request.events.len(),
-            rows.len()
-        ))
-        .into());
-    }
-    rows.iter()
-        .zip(&request.events)
-        .map(|(row, event)| {
-            let position: i64 = row.try_get("position").map_err(database_error)?;
-            let version: i64 = row.try_get("version").map_err(database_error)?;
-            let payload: String = row.try_get("payload").map_err(database_error)?;
-            // As stored: jsonb's normal form, the same text reads return.
-            let metadata: String = row.try_get("metadata").map_err(database_error)?;
-            Ok(StoredEvent {
-                position: to_u64(position, "position")?,
-                event_id: event.event_id,
-                aggregate_type: request.aggregate_type.clone(),
-                aggregate_id: request.aggregate_id.clone(),
-                version: to_u64(version, "version")?,
-                event_type: event.event_type.clone(),
-                schema_version: event.schema_version,
-                payload,
-                metadata,
-                recorded_at: event.recorded_at,
-            })
-        })
-        .collect()
-}
-
-/// Decodes a row of the events table (columns as in [`EVENT_COLUMNS`]).
-fn stored_event(row: &PgRow) -> Result<StoredEvent> {
-    let schema_version: i64 = row.try_get("schema_version")?;
-    Ok(StoredEvent {
-        position: to_u64(row.try_get("position")?, "position")?,
-        event_id: row.try_get("event_id")?,
-        aggregate_type: row.try_get("aggregate_type")?,
-        aggregate_id: row.try_get("aggregate_id")?,
-        version: to_u64(row.try_get("version")?, "version")?,
-        event_type: row.try_get("event_type")?,
-        schema_version: u32::try_from(schema_version)
-            .map_err(|_| Error::CorruptRow(format!("schema version {schema_version}")))?,
-        payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
-        recorded_at: join_nanos(row.try_get("recorded_at")?, row.try_get("recorded_at_ns")?),
-    })
-}
-
-fn to_u64(value: i64, what: &str) -> Result<u64> {
-    u64::try_from(value).map_err(|_| Error::CorruptRow(format!("{what} {value}")))
-}
-
-/// Versions and limits beyond `i64::MAX` cannot occur in a table; clamping keeps comparisons
-/// right without an error path.
-fn clamp_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn clamp_usize(value: usize) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// Splits a timestamp into the whole microseconds `timestamptz` keeps and the nanoseconds
-/// below them, so it round-trips exactly.
-fn split_nanos(at: DateTime<Utc>) -> (DateTime<Utc>, i16) {
-    let nanos = at.nanosecond();
-    let below_micro = nanos % 1_000;
-    let truncated = at.with_nanosecond(nanos - below_micro).unwrap_or(at);
-    // `below_micro` < 1000, so it fits.
-    (truncated, i16::try_from(below_micro).unwrap_or(0))
-}
-
-fn join_nanos(at: DateTime<Utc>, nanos: i16) -> DateTime<Utc> {
-    at + chrono::Duration::nanoseconds(i64::from(nanos))
-}
-
-/// The columns every event read returns, in the names [`stored_event`] decodes.
-const EVENT_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, version, \
-    event_type, schema_version, payload::text AS payload, metadata::text AS metadata, \
-    recorded_at, recorded_at_ns";
-
-/// The SQL of a store, built once with its validated, quoted schema name (the only text
-/// spliced in; every value is a bound parameter).
-#[derive(Clone)]
-struct Statements {
-    append_events: SqlStr,
-    append_events_idempotent: SqlStr,
-    find_event: SqlStr,
-    read_stream: SqlStr,
-    read_all: SqlStr,
-    stream_version: SqlStr,
-    load_snapshot: SqlStr,
-    save_snapshot: SqlStr,
-    head_position: SqlStr,
-    lock_positions: SqlStr,
-}
-
-impl Statements {
-    fn new(s: &str) -> Self {
-        Self {
-            append_events: trusted(format!(
-                "SELECT request, event_position AS position, event_version AS version,
-                    event_payload AS payload, event_metadata AS metadata
-                FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
-                ORDER BY event_position"
-            )),
-            append_events_idempotent: trusted(format!(
-                "SELECT request, event_position AS position, event_version AS version,
-                    event_payload AS payload, event_metadata AS metadata
-                FROM {s}.append_events_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-                    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,
-                    $26, $27, $28, $29, $30)
-                ORDER BY event_position"
-            )),
-            find_event: trusted(format!(
-                "SELECT aggregate_type, aggregate_id, version FROM {s}.events WHERE event_id = $1"
-            )),
-            read_stream: trusted(format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events
-                WHERE aggregate_type = $1 AND aggregate_id = $2 AND version >= $3
-                ORDER BY version LIMIT $4"
-            )),
-            read_all: trusted(format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position > $1
-                ORDER BY position LIMIT $2"
-            )),
-            stream_version: trusted(format!(
-                "SELECT coalesce(max(version), 0) FROM {s}.events
-                WHERE aggregate_type = $1 AND aggregate_id = $2"
-            )),
-            load_snapshot: trusted(format!(
-                "SELECT version, state::text AS state, taken_at, taken_at_ns FROM {s}.snapshots
-                WHERE aggregate_type = $1 AND aggregate_id = $2"
-            )),
-            save_snapshot: trusted(format!(
-                "INSERT INTO {s}.snapshots (aggregate_type, aggregate_id, version, state,
-                    taken_at, taken_at_ns)
-                VALUES ($1, $2, $3, $4::jsonb, $5, $6)
-                ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
-                SET version = EXCLUDED.version, state = EXCLUDED.state,
-                    taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
-                WHERE snapshots.version <= EXCLUDED.version"
-            )),
-            head_position: trusted(format!("SELECT last_position FROM {s}.event_position")),
-            lock_positions: trusted(format!(
-                "SELECT last_position FROM {s}.event_position FOR UPDATE"
-            )),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migrations::migrate_to;
 
-    #[test]
-    fn timestamps_split_and_join_exactly() {
-        let at = DateTime::parse_from_rfc3339("2024-05-06T07:08:09.123456789Z")
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default();
-        let (micros, ns) = split_nanos(at);
-        assert_eq!(micros.nanosecond(), 123_456_000);
-        assert_eq!(ns, 789);
-        assert_eq!(join_nanos(micros, ns), at);
-    }
+    /// A schema a release before views created, with events in it, is upgraded in place when
+    /// a newer release opens it: the events stay, and appends write view changes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_at_migration_1_is_upgraded_in_place() {
+        use factum_core::ViewStore;
+        use factum_core::store::AppendRequest;
+        use factum_core::{EventStore, ExpectedVersion, ViewChange, ViewRecord};
 
-    #[test]
-    fn timestamps_before_2000_split_the_same_way() {
-        let at = DateTime::parse_from_rfc3339("1999-12-31T23:59:59.999999999Z")
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default();
-        let (micros, ns) = split_nanos(at);
-        assert_eq!(ns, 999);
-        assert_eq!(join_nanos(micros, ns), at);
-    }
+        let url = std::env::var("FACTUM_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let pool = sqlx::PgPool::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is required at {url}: {e}"));
+        let schema = format!("factum_test_{}", uuid::Uuid::new_v4().simple());
+        migrate_to(&pool, &schema, 1).await.unwrap();
+        let q = quoted(&schema);
+        // An event as release 1 stored it.
+        sqlx::raw_sql(crate::sql::trusted(format!(
+            "INSERT INTO {q}.events (position, aggregate_type, aggregate_id, version, event_id,
+                event_type, schema_version, payload, metadata, recorded_at)
+            VALUES (1, 'account', 'a', 1, gen_random_uuid(), 'Opened', 1, '{{}}', '{{}}', now());
+            UPDATE {q}.event_position SET last_position = 1;"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
 
-    #[test]
-    fn huge_values_clamp_instead_of_wrapping() {
-        assert_eq!(clamp_i64(u64::MAX), i64::MAX);
-        assert_eq!(clamp_i64(7), 7);
-        assert!(matches!(to_u64(-1, "version"), Err(Error::CorruptRow(_))));
-    }
-
-    #[test]
-    fn invalid_json_is_refused_before_sending() {
-        assert!(validate_json("{\"a\":1}", String::new).is_ok());
-        assert!(matches!(
-            validate_json("{not json", || "the payload".into()),
-            Err(factum_core::Error::Serialization { ref what, .. }) if what == "the payload"
-        ));
-    }
-
-    #[test]
-    fn the_schema_is_the_only_text_spliced_into_sql() {
-        let sql = Statements::new("\"bank\"");
-        for statement in [&sql.append_events, &sql.read_all, &sql.save_snapshot] {
-            let statement = statement.as_str();
-            assert!(statement.contains("\"bank\"."));
-            assert!(!statement.contains('\''), "no literals: {statement}");
+        let outcome = async {
+            let store = PostgresEventStore::from_pool(pool.clone(), &schema).await?;
+            let applied: Vec<i32> = sqlx::query_scalar(crate::sql::trusted(format!(
+                "SELECT version FROM {q}.factum_migrations ORDER BY version"
+            )))
+            .fetch_all(&pool)
+            .await?;
+            assert_eq!(applied, [1, 2, 3, 4]);
+            assert_eq!(store.head_position().await?, 1);
+            let mut append = AppendRequest::new(
+                "account",
+                "a",
+                ExpectedVersion::Exact(1),
+                vec![factum_core::store::NewEvent {
+                    event_id: uuid::Uuid::new_v4(),
+                    event_type: "Deposited".into(),
+                    schema_version: 1,
+                    payload: "{}".into(),
+                    metadata: "{}".into(),
+                    recorded_at: chrono::Utc::now(),
+                }],
+            );
+            append.view_changes = vec![ViewChange::Upsert(ViewRecord {
+                view_type: "accounts".into(),
+                view_id: "a".into(),
+                aggregate_id: "a".into(),
+                version: 2,
+                data: "{}".into(),
+            })];
+            let stored = store.append(append).await?;
+            assert_eq!((stored[0].position, stored[0].version), (2, 2));
+            assert_eq!(
+                store.get_view("accounts", "a").await?.map(|r| r.version),
+                Some(2)
+            );
+            Ok::<_, Box<dyn std::error::Error>>(())
         }
+        .await;
+        sqlx::raw_sql(crate::sql::trusted(format!("DROP SCHEMA {q} CASCADE")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        outcome.unwrap();
     }
 }

@@ -134,6 +134,11 @@ impl From<Error> for factum_core::Error {
     }
 }
 
+/// A SQLite failure as the core error a store method returns.
+pub(crate) fn sql_error(error: rusqlite::Error) -> factum_core::Error {
+    Error::Sqlite(error).into()
+}
+
 /// Whether SQLite refused a write for lack of space (`SQLITE_FULL`: the disk is full, or the
 /// database reached its size limit). Decided by the error code.
 fn is_disk_full(error: &Error) -> bool {

@@ -109,6 +109,7 @@
 //! # });
 //! ```
 
+mod connection;
 mod error;
 mod idempotency;
 mod owner;
@@ -116,6 +117,8 @@ mod parked;
 mod rows;
 mod schema;
 mod store;
+mod view_query;
+mod view_records;
 mod views;
 mod writer;
 

@@ -16,10 +16,12 @@ use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
 
+use crate::connection::path_from_url;
 use crate::error::{Error, Result};
-use crate::store::path_from_url;
 
-/// An exclusive claim on a store file, held until dropped. See the [module docs](self).
+/// An exclusive claim on a store file, held until dropped: one serving process per file, by an
+/// OS advisory lock (`flock`) on the sidecar file `PATH.lock`, which the OS drops when the
+/// process ends, killed or not.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();

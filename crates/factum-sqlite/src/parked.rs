@@ -4,9 +4,8 @@
 use factum_core::ParkedEvent;
 use rusqlite::{Connection, params};
 
-use crate::error::Error;
+use crate::error::{Error, sql_error};
 use crate::rows::to_sql_int;
-use crate::store::sql_error;
 
 /// A parked event ready to write.
 pub(crate) struct EncodedParked {

@@ -1,27 +1,24 @@
 //! [`SqliteEventStore`]: opening, the reader pool, and the [`EventStore`] implementation.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use factum_core::store::{AppendRequest, Snapshot, StoredEvent, rules};
 use factum_core::{EventStore, ViewStore, async_trait};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{Error, Result};
+use crate::connection::{ReaderPool, checked_path, open_reader, open_writer, path_from_url};
+use crate::error::{Error, Result, sql_error};
 use crate::rows::{
     clamp_to_sql, decode_snapshot, encode_time, query_events, snapshot_from_row, sql_limit,
 };
 use crate::writer::{self, Counters, EncodedAppend, EncodedEvent, EncodedSnapshot, WriteRequest};
 
-/// Each connection's page cache, in KiB (SQLite reads a negative `cache_size` as KiB).
-const CACHE_KIB: i64 = 16 * 1024;
 /// The most rows a read reserves room for up front: enough for typical pages and streams,
 /// small enough that a large `limit` on a short result wastes little.
 const PRESIZE: usize = 1024;
-/// The size the write-ahead log is truncated back to after a checkpoint.
-const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// Tuning of a [`SqliteEventStore`]; the defaults suit most uses.
 ///
@@ -188,12 +185,12 @@ impl SqliteEventStore {
             })
             .map_err(Error::Thread)?;
         Ok(Self {
-            readers: Arc::new(ReaderPool {
-                path: path.clone(),
+            readers: Arc::new(ReaderPool::new(
+                path.clone(),
                 busy_timeout,
-                idle: Mutex::new(vec![reader]),
-                permits: Arc::new(Semaphore::new(options.readers.max(1))),
-            }),
+                reader,
+                options.readers,
+            )),
             path,
             writer: sender,
             thread,
@@ -258,139 +255,6 @@ impl SqliteEventStore {
     }
 }
 
-/// Read-only connections, opened on demand and kept for reuse.
-struct ReaderPool {
-    path: PathBuf,
-    busy_timeout: Duration,
-    idle: Mutex<Vec<Connection>>,
-    permits: Arc<Semaphore>,
-}
-
-impl ReaderPool {
-    async fn run<T: Send + 'static>(
-        self: &Arc<Self>,
-        query: impl FnOnce(&Connection) -> factum_core::Result<T> + Send + 'static,
-    ) -> factum_core::Result<T> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::Closed)?;
-        let pool = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let conn = match idle {
-                Some(conn) => conn,
-                None => open_reader(&pool.path, pool.busy_timeout)?,
-            };
-            let result = query(&conn);
-            pool.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn);
-            result
-        })
-        .await
-        .map_err(Error::Task)?
-    }
-}
-
-/// Refuses paths that cannot hold a durable, shared store.
-fn checked_path(path: &Path) -> Result<PathBuf> {
-    let invalid = |reason: &str| Error::InvalidPath {
-        path: path.to_path_buf(),
-        reason: reason.to_owned(),
-    };
-    if path.as_os_str().is_empty() {
-        return Err(invalid("the path is empty"));
-    }
-    if path.as_os_str() == ":memory:" {
-        return Err(invalid(
-            "an in-memory database is neither durable nor shared between connections; use factum_core::InMemoryEventStore",
-        ));
-    }
-    if path.is_dir() {
-        return Err(invalid("it is a folder; name a file inside it"));
-    }
-    Ok(path.to_path_buf())
-}
-
-/// The path of a `sqlite://PATH` or `sqlite:PATH` URL.
-pub(crate) fn path_from_url(url: &str) -> Result<PathBuf> {
-    let invalid = |reason: &str| Error::InvalidUrl {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let rest = match url.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("sqlite:") => &url[7..],
-        _ => return Err(invalid("expected sqlite://PATH")),
-    };
-    let path = rest.strip_prefix("//").unwrap_or(rest);
-    if path.contains(['?', '#']) {
-        return Err(invalid(
-            "query parameters and fragments are not supported; the store sets its own options",
-        ));
-    }
-    if path.is_empty() {
-        return Err(invalid("no path after sqlite://"));
-    }
-    Ok(PathBuf::from(path))
-}
-
-fn open_writer(path: &Path, busy_timeout: Duration, max_size: Option<u64>) -> Result<Connection> {
-    // No URI flag: the path is a file name, never parsed as `file:` options.
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(busy_timeout)?;
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::InvalidPath {
-            path: path.to_path_buf(),
-            reason: format!("SQLite cannot use write-ahead logging there (journal mode {mode})"),
-        });
-    }
-    // FULL: with WAL, every commit fsyncs the log, so an acknowledged append survives a
-    // power cut, not only a process crash.
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
-    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    if let Some(max_size) = max_size {
-        let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
-        let pages = max_size / u64::try_from(page_size.max(1)).unwrap_or(4096);
-        conn.pragma_update(
-            None,
-            "max_page_count",
-            i64::try_from(pages.max(1)).unwrap_or(i64::MAX),
-        )?;
-    }
-    conn.set_prepared_statement_cache_capacity(32);
-    Ok(conn)
-}
-
-fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(busy_timeout)?;
-    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    conn.set_prepared_statement_cache_capacity(32);
-    Ok(conn)
-}
-
-pub(crate) fn sql_error(error: rusqlite::Error) -> factum_core::Error {
-    Error::Sqlite(error).into()
-}
-
 fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
     rules::validate(&request)?;
     let snapshot = request
@@ -415,7 +279,7 @@ fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
         expected: request.expected,
         events,
         snapshot,
-        view_changes: crate::views::encode_changes(request.view_changes)?,
+        view_changes: crate::view_records::encode_changes(request.view_changes)?,
         idempotency: request
             .idempotency
             .map(|record| crate::idempotency::EncodedRecord::encode(record).map(Box::new))
@@ -596,57 +460,5 @@ impl EventStore for SqliteEventStore {
 
     fn into_view_store(self: Arc<Self>) -> Option<Arc<dyn ViewStore>> {
         Some(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_relative_and_absolute_paths() {
-        assert_eq!(
-            path_from_url("sqlite://data/bank.db").unwrap(),
-            PathBuf::from("data/bank.db")
-        );
-        assert_eq!(
-            path_from_url("sqlite:///var/lib/bank.db").unwrap(),
-            PathBuf::from("/var/lib/bank.db")
-        );
-        assert_eq!(
-            path_from_url("SQLite:bank.db").unwrap(),
-            PathBuf::from("bank.db")
-        );
-    }
-
-    #[test]
-    fn bad_urls_are_refused_with_a_reason() {
-        for url in [
-            "",
-            "sqlite",
-            "sqlite://",
-            "sqlite:",
-            "postgres://localhost/db",
-            "sqlite://bank.db?mode=ro",
-            "sqlite://bank.db#x",
-            "sqlité://x",
-        ] {
-            assert!(
-                matches!(path_from_url(url), Err(Error::InvalidUrl { .. })),
-                "{url:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn paths_that_cannot_hold_a_store_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        for path in [Path::new(""), Path::new(":memory:"), dir.path()] {
-            assert!(
-                matches!(checked_path(path), Err(Error::InvalidPath { .. })),
-                "{path:?}"
-            );
-        }
-        assert!(checked_path(&dir.path().join("x.db")).is_ok());
     }
 }

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, is_constraint_violation};
 use crate::idempotency::{self, EncodedRecord};
 use crate::rows::{query_events, stream_event_columns};
-use crate::views::{self, EncodedProjection, EncodedViewChange, ProjectionReset};
+use crate::view_records::{self, EncodedProjection, EncodedViewChange, ProjectionReset};
 
 /// An event ready to insert: the caller's event plus its encoded columns.
 pub(crate) struct EncodedEvent {
@@ -262,10 +262,10 @@ fn run_batch(
                 save_snapshot(&savepoint, &snapshot).map_err(sql_error),
             ),
             WriteRequest::ApplyProjection(batch, reply) => {
-                Pending::Done(reply, views::apply_projection(&savepoint, &batch))
+                Pending::Done(reply, view_records::apply_projection(&savepoint, &batch))
             }
             WriteRequest::ResetProjection(reset, reply) => {
-                Pending::Done(reply, views::reset_projection(&savepoint, &reset))
+                Pending::Done(reply, view_records::reset_projection(&savepoint, &reset))
             }
             WriteRequest::RememberIdempotency(record, reply) => {
                 Pending::Remembered(reply, idempotency::remember(&savepoint, &record))
@@ -435,7 +435,7 @@ fn append_one(
         save_snapshot(conn, snapshot).map_err(sql_error)?;
     }
     // In the append's savepoint: refused or rolled back with its events, committed with them.
-    views::write_changes(conn, &append.view_changes)?;
+    view_records::write_changes(conn, &append.view_changes)?;
     if let Some(record) = &append.idempotency {
         idempotency::write(conn, record)?;
     }

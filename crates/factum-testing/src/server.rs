@@ -19,6 +19,12 @@ impl Server {
         Self::ready(program, Self::spawn(program, args, envs))
     }
 
+    /// Starts a Factum service binary the usual way (`--listen 127.0.0.1:0 --store STORE`)
+    /// and waits until it listens.
+    pub fn on_store(program: &str, store: &str) -> Self {
+        Self::start(program, &["--listen", "127.0.0.1:0", "--store", store], &[])
+    }
+
     /// Starts the process without waiting for it; [`ready`](Self::ready) waits. Spawning
     /// several before waiting starts them at the same moment.
     pub fn spawn(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
@@ -122,4 +128,20 @@ pub fn run_to_end(program: &str, args: &[&str], envs: &[(&str, &str)]) -> (Optio
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs `program` with `args` to its end and asserts it succeeds: what it wrote to stdout.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("{program} does not run: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }

@@ -11,11 +11,7 @@ use serde_json::{Value, json};
 
 /// The bank binary on a free port over `store`.
 fn start(store: &str) -> Server {
-    Server::start(
-        env!("CARGO_BIN_EXE_bank"),
-        &["--listen", "127.0.0.1:0", "--store", store],
-        &[],
-    )
+    Server::on_store(env!("CARGO_BIN_EXE_bank"), store)
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, String) {

@@ -7,33 +7,21 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use factum_testing::server::Server;
+use factum_testing::server::{Server, run_ok};
 use serde_json::{Value, json};
 
 /// The bank binary on a free port over `store`.
 fn start(store: &str) -> Server {
-    Server::start(
-        env!("CARGO_BIN_EXE_bank"),
-        &["--listen", "127.0.0.1:0", "--store", store],
-        &[],
-    )
+    Server::on_store(env!("CARGO_BIN_EXE_bank"), store)
 }
 
 /// Runs `bank rebuild-views` with these arguments; returns its stdout.
 fn rebuild_views(store: &str, extra: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_bank"))
-        .args(["rebuild-views", "--store", store])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "rebuild-views failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    let args: Vec<&str> = ["rebuild-views", "--store", store]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    run_ok(env!("CARGO_BIN_EXE_bank"), &args)
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> Value {

@@ -40,10 +40,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use factum_core::{
-    AccessPolicy, CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, Filter, FilterOp,
-    FilterValue, Projections, Projector, ViewStore,
+    AccessPolicy, CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, Filter, Projections,
+    Projector, ViewStore,
 };
-use factum_http::{Api, HttpAggregate, HttpConfig, HttpView};
+use factum_http::{Api, HttpAggregate, HttpConfig, HttpView, owned_by};
 
 use crate::domain::{ADMIN_ROLE, TodoList, TodoServices};
 use crate::views::{ListState, ListSummary, TodoView};
@@ -66,14 +66,7 @@ impl HttpView for ListSummary {
 
     /// A caller sees the lists they created; an admin sees all.
     fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
-        match ctx.user_id() {
-            Some(user) if !ctx.has_role(ADMIN_ROLE) => vec![Filter {
-                field: "created_by".to_owned(),
-                op: FilterOp::Eq,
-                value: FilterValue::Text(user.to_owned()),
-            }],
-            _ => Vec::new(),
-        }
+        owned_by(ctx, "created_by", ADMIN_ROLE)
     }
 }
 
@@ -83,14 +76,7 @@ impl HttpView for TodoView {
     /// Across lists, a caller sees the to-dos assigned to them; an admin sees all. A list's
     /// creator reads all of its to-dos at `/lists/{id}/todos`.
     fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
-        match ctx.user_id() {
-            Some(user) if !ctx.has_role(ADMIN_ROLE) => vec![Filter {
-                field: "assignee".to_owned(),
-                op: FilterOp::Eq,
-                value: FilterValue::Text(user.to_owned()),
-            }],
-            _ => Vec::new(),
-        }
+        owned_by(ctx, "assignee", ADMIN_ROLE)
     }
 }
 

@@ -33,8 +33,8 @@
 //! compute from a half-rebuilt record: `bank rebuild-views --include-inline` is for a stopped
 //! service (or one taking no commands).
 
-use factum_core::{CqrsContext, Filter, FilterOp, FilterValue};
-use factum_http::HttpView;
+use factum_core::{CqrsContext, Filter};
+use factum_http::{HttpView, owned_by};
 
 use crate::domain::ADMIN_ROLE;
 use crate::views::{AccountSummary, Movement};
@@ -45,14 +45,7 @@ impl HttpView for AccountSummary {
     /// A caller sees the accounts they opened; an admin sees all (the rule of
     /// [`account_access`](crate::domain::account_access)), filtered in the store's query.
     fn visible_to(ctx: &CqrsContext) -> Vec<Filter> {
-        match ctx.user_id() {
-            Some(user) if !ctx.has_role(ADMIN_ROLE) => vec![Filter {
-                field: "opened_by".to_owned(),
-                op: FilterOp::Eq,
-                value: FilterValue::Text(user.to_owned()),
-            }],
-            _ => Vec::new(),
-        }
+        owned_by(ctx, "opened_by", ADMIN_ROLE)
     }
 }
 

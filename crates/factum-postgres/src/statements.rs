@@ -1,0 +1,97 @@
+//! The SQL text of the event store, built once per store with its validated, quoted schema
+//! name.
+
+use sqlx::SqlStr;
+
+use crate::sql::trusted;
+
+/// The columns every event read returns, in the names [`stored_event`] decodes.
+pub(crate) const EVENT_COLUMNS: &str = "position, event_id, aggregate_type, aggregate_id, version, \
+    event_type, schema_version, payload::text AS payload, metadata::text AS metadata, \
+    recorded_at, recorded_at_ns";
+
+/// The SQL of a store, built once with its validated, quoted schema name (the only text
+/// spliced in; every value is a bound parameter).
+#[derive(Clone)]
+pub(crate) struct Statements {
+    pub(crate) append_events: SqlStr,
+    pub(crate) append_events_idempotent: SqlStr,
+    pub(crate) find_event: SqlStr,
+    pub(crate) read_stream: SqlStr,
+    pub(crate) read_all: SqlStr,
+    pub(crate) stream_version: SqlStr,
+    pub(crate) load_snapshot: SqlStr,
+    pub(crate) save_snapshot: SqlStr,
+    pub(crate) head_position: SqlStr,
+    pub(crate) lock_positions: SqlStr,
+}
+
+impl Statements {
+    pub(crate) fn new(s: &str) -> Self {
+        Self {
+            append_events: trusted(format!(
+                "SELECT request, event_position AS position, event_version AS version,
+                    event_payload AS payload, event_metadata AS metadata
+                FROM {s}.append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                    $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+                ORDER BY event_position"
+            )),
+            append_events_idempotent: trusted(format!(
+                "SELECT request, event_position AS position, event_version AS version,
+                    event_payload AS payload, event_metadata AS metadata
+                FROM {s}.append_events_idempotent($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25,
+                    $26, $27, $28, $29, $30)
+                ORDER BY event_position"
+            )),
+            find_event: trusted(format!(
+                "SELECT aggregate_type, aggregate_id, version FROM {s}.events WHERE event_id = $1"
+            )),
+            read_stream: trusted(format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events
+                WHERE aggregate_type = $1 AND aggregate_id = $2 AND version >= $3
+                ORDER BY version LIMIT $4"
+            )),
+            read_all: trusted(format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position > $1
+                ORDER BY position LIMIT $2"
+            )),
+            stream_version: trusted(format!(
+                "SELECT coalesce(max(version), 0) FROM {s}.events
+                WHERE aggregate_type = $1 AND aggregate_id = $2"
+            )),
+            load_snapshot: trusted(format!(
+                "SELECT version, state::text AS state, taken_at, taken_at_ns FROM {s}.snapshots
+                WHERE aggregate_type = $1 AND aggregate_id = $2"
+            )),
+            save_snapshot: trusted(format!(
+                "INSERT INTO {s}.snapshots (aggregate_type, aggregate_id, version, state,
+                    taken_at, taken_at_ns)
+                VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+                ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+                SET version = EXCLUDED.version, state = EXCLUDED.state,
+                    taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
+                WHERE snapshots.version <= EXCLUDED.version"
+            )),
+            head_position: trusted(format!("SELECT last_position FROM {s}.event_position")),
+            lock_positions: trusted(format!(
+                "SELECT last_position FROM {s}.event_position FOR UPDATE"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_is_the_only_text_spliced_into_sql() {
+        let sql = Statements::new("\"bank\"");
+        for statement in [&sql.append_events, &sql.read_all, &sql.save_snapshot] {
+            let statement = statement.as_str();
+            assert!(statement.contains("\"bank\"."));
+            assert!(!statement.contains('\''), "no literals: {statement}");
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Helpers shared by the SQLite store's own tests: fresh stores, holding SQLite's write lock
+//! from a second connection (as another process would) so that appends queue up behind it
+//! deterministically, and inline view changes.
+// Each test binary uses a part of these.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use factum_core::store::{AppendRequest, NewEvent, StoredEvent};
+use factum_core::{
+    Error, EventStore, ExpectedVersion, ViewChange, ViewQuery, ViewRecord, ViewStore,
+};
+use factum_sqlite::SqliteEventStore;
+
+pub const TYPE: &str = "sqlite-test";
+
+pub fn request(id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest::new(TYPE, id, expected, events)
+}
+
+pub async fn fresh() -> (Arc<SqliteEventStore>, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let store = SqliteEventStore::open(&path).await.unwrap();
+    (Arc::new(store), path, dir)
+}
+
+/// Takes SQLite's write lock from a separate connection; dropping it releases the lock.
+pub fn hold_write_lock(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    conn
+}
+
+/// Long enough for the writer thread to take what is queued and block on the lock.
+pub const SETTLE: Duration = Duration::from_millis(250);
+
+pub type Pending<'a, T = Vec<StoredEvent>> =
+    Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+
+/// Polls a write once, which puts it in the writer's queue, and returns it: requests queue in
+/// the order this is called (spawned tasks would start in any order).
+pub fn started<T>(mut write: Pending<'_, T>) -> Pending<'_, T> {
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(
+        write.as_mut().poll(&mut cx).is_pending(),
+        "the write waits for the writer"
+    );
+    write
+}
+
+/// Starts an append and returns once it sits in the writer's queue.
+pub fn queue(store: &SqliteEventStore, request: AppendRequest) -> Pending<'_> {
+    started(store.append(request))
+}
+
+pub const VIEW: &str = "sqlite_test_view";
+
+pub fn upsert(view_id: &str, data: &str) -> ViewChange {
+    ViewChange::Upsert(ViewRecord {
+        view_type: VIEW.to_owned(),
+        view_id: view_id.to_owned(),
+        aggregate_id: "agg".to_owned(),
+        version: 1,
+        data: data.to_owned(),
+    })
+}
+
+pub fn delete(view_id: &str) -> ViewChange {
+    ViewChange::Delete {
+        view_type: VIEW.to_owned(),
+        view_id: view_id.to_owned(),
+    }
+}
+
+pub fn with_views(mut request: AppendRequest, changes: Vec<ViewChange>) -> AppendRequest {
+    request.view_changes = changes;
+    request
+}
+
+/// The `data` of every record of [`VIEW`], by id.
+pub async fn view_data(store: &SqliteEventStore) -> Vec<(String, String)> {
+    let page = store
+        .query_views(VIEW, &ViewQuery::default(), &[])
+        .await
+        .unwrap();
+    page.items
+        .into_iter()
+        .map(|r| (r.view_id, r.data))
+        .collect()
+}
+
+pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(id, data)| ((*id).to_owned(), (*data).to_owned()))
+        .collect()
+}

@@ -1,0 +1,86 @@
+//! Expected versions: `NoStream`, `Exact`, `StreamExists` and `Any`.
+
+// Test code shipped in a library: a failed expectation must panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use factum_core::{EventStore, ExpectedVersion};
+
+use super::requests::*;
+
+/// `NoStream`: succeeds on an empty stream only.
+pub async fn expected_no_stream(store: Arc<dyn EventStore>) {
+    append(&*store, "a-1", ExpectedVersion::NoStream, 1)
+        .await
+        .unwrap();
+    assert_conflict(
+        append(&*store, "a-1", ExpectedVersion::NoStream, 1).await,
+        "NoStream on an existing stream",
+    );
+    assert_eq!(
+        store.stream_version(TYPE, "a-1").await.unwrap(),
+        1,
+        "a conflict stores nothing"
+    );
+    let zero = append(&*store, "a-2", ExpectedVersion::Exact(0), 1)
+        .await
+        .unwrap();
+    assert_eq!(zero[0].version, 1, "Exact(0) is NoStream");
+}
+
+/// `Exact(n)`: succeeds only at exactly n.
+pub async fn expected_exact(store: Arc<dyn EventStore>) {
+    append(&*store, "a-1", ExpectedVersion::NoStream, 2)
+        .await
+        .unwrap();
+    assert_conflict(
+        append(&*store, "a-1", ExpectedVersion::Exact(1), 1).await,
+        "Exact below the version",
+    );
+    assert_conflict(
+        append(&*store, "a-1", ExpectedVersion::Exact(3), 1).await,
+        "Exact above the version",
+    );
+    assert_conflict(
+        append(&*store, "a-1", ExpectedVersion::Exact(0), 1).await,
+        "Exact(0) on an existing stream",
+    );
+    assert_conflict(
+        append(&*store, "a-9", ExpectedVersion::Exact(1), 1).await,
+        "Exact(1) on no stream",
+    );
+    let ok = append(&*store, "a-1", ExpectedVersion::Exact(2), 2)
+        .await
+        .unwrap();
+    assert_eq!(ok.iter().map(|e| e.version).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(store.stream_version(TYPE, "a-1").await.unwrap(), 4);
+    assert_eq!(store.stream_version(TYPE, "a-9").await.unwrap(), 0);
+}
+
+/// `StreamExists`: fails on an empty stream.
+pub async fn expected_stream_exists(store: Arc<dyn EventStore>) {
+    assert_conflict(
+        append(&*store, "a-1", ExpectedVersion::StreamExists, 1).await,
+        "StreamExists on no stream",
+    );
+    append(&*store, "a-1", ExpectedVersion::NoStream, 1)
+        .await
+        .unwrap();
+    let ok = append(&*store, "a-1", ExpectedVersion::StreamExists, 1)
+        .await
+        .unwrap();
+    assert_eq!(ok[0].version, 2);
+}
+
+/// `Any`: always succeeds.
+pub async fn expected_any(store: Arc<dyn EventStore>) {
+    let first = append(&*store, "a-1", ExpectedVersion::Any, 2)
+        .await
+        .unwrap();
+    let second = append(&*store, "a-1", ExpectedVersion::Any, 1)
+        .await
+        .unwrap();
+    assert_eq!(first.last().map(|e| e.version), Some(2));
+    assert_eq!(second[0].version, 3);
+}

@@ -1,0 +1,86 @@
+//! The view records the view cases store, and how they seed a store with them.
+
+// Test code shipped in a library: a failed expectation must panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use factum_core::{
+    EventStore, FieldKind, Page, ProjectionBatch, ProjectionCheckpoint, ViewChange, ViewField,
+    ViewRecord, ViewStore,
+};
+
+pub(super) fn views(store: &Arc<dyn EventStore>) -> &dyn ViewStore {
+    store.as_view_store().expect("the store keeps views")
+}
+
+pub(super) const VIEW: &str = "conformance_items";
+
+/// The fields of the records the view cases store.
+pub const ITEM_FIELDS: &[ViewField] = &[
+    ViewField::new("name", FieldKind::Text),
+    ViewField::new("n", FieldKind::Number),
+    ViewField::new("done", FieldKind::Boolean),
+    ViewField {
+        name: "note",
+        kind: FieldKind::Text,
+        filterable: false,
+        sortable: false,
+    },
+];
+
+pub(super) fn item(id: &str, aggregate: &str, data: serde_json::Value) -> ViewChange {
+    ViewChange::Upsert(ViewRecord {
+        view_type: VIEW.to_owned(),
+        view_id: id.to_owned(),
+        aggregate_id: aggregate.to_owned(),
+        version: 1,
+        data: data.to_string(),
+    })
+}
+
+pub(super) fn items() -> Vec<ViewChange> {
+    let names = [
+        "alpha", "Beta", "gamma", "delta", "alphabet", "", "zeta ω", "beta",
+    ];
+    (0..24)
+        .map(|i| {
+            let data = if i == 23 {
+                // A record without `n` and `done`: matches no comparison but `ne`.
+                serde_json::json!({"name": "sparse"})
+            } else {
+                serde_json::json!({
+                    "name": names[i % names.len()],
+                    "n": (i as f64) * 1.5 - 10.0,
+                    "done": i % 3 == 0,
+                    "note": "x",
+                })
+            };
+            item(&format!("item-{i:02}"), &format!("agg-{}", i % 4), data)
+        })
+        .collect()
+}
+
+pub(super) async fn seed(store: &Arc<dyn EventStore>, projection: &str) {
+    seed_from(store, projection, ProjectionCheckpoint::at(0)).await;
+}
+
+pub(super) async fn seed_from(
+    store: &Arc<dyn EventStore>,
+    projection: &str,
+    expected: ProjectionCheckpoint,
+) {
+    views(store)
+        .apply_projection(ProjectionBatch {
+            projection: projection.to_owned(),
+            expected,
+            checkpoint: 7,
+            changes: items(),
+        })
+        .await
+        .unwrap();
+}
+
+pub(super) fn ids(page: &Page<ViewRecord>) -> Vec<String> {
+    page.items.iter().map(|r| r.view_id.clone()).collect()
+}
