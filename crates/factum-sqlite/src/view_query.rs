@@ -18,29 +18,22 @@
 //! - sorting ranks missing/null, booleans, numbers, text, then arrays/objects, compares
 //!   within a rank, reverses both for a descending key, and breaks ties by view id.
 
-use factum_core::{FilterOp, FilterValue, ViewQuery};
+use factum_core::ValueType as Typed;
+use factum_core::{FilterOp, FilterValue, TranslatedQuery, ViewQuery};
 use rusqlite::types::Value;
 
-/// A query translated to SQL: the `WHERE` clause and its parameters, then the `ORDER BY`
-/// clause, whose parameters come after them (so the count query binds `filter_params` only).
-#[derive(Debug)]
-pub(crate) struct Translation {
-    pub(crate) where_sql: String,
-    pub(crate) order_sql: String,
-    pub(crate) filter_params: Vec<Value>,
-    pub(crate) order_params: Vec<Value>,
-}
+/// A query translated to SQL, with SQLite values as its parameters.
+pub(crate) type Translation = TranslatedQuery<Value>;
 
 /// How a JSON type is matched and compared in SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Typed {
-    Text,
-    Number,
-    Bool,
+trait Sql {
+    /// True exactly when the field holds this JSON type; never NULL.
+    fn guard(self, path: usize) -> String;
+    /// The field's value as compared: numbers as doubles, booleans as 0/1, text as is.
+    fn value(self, path: usize) -> String;
 }
 
-impl Typed {
-    /// True exactly when the field holds this JSON type; never NULL.
+impl Sql for Typed {
     fn guard(self, path: usize) -> String {
         match self {
             Self::Text => format!("json_type(data, ?{path}) IS 'text'"),
@@ -51,7 +44,6 @@ impl Typed {
         }
     }
 
-    /// The field's value as compared: numbers as doubles, booleans as 0/1, text as is.
     fn value(self, path: usize) -> String {
         match self {
             Self::Number => format!("CAST(json_extract(data, ?{path}) AS REAL)"),
@@ -225,13 +217,12 @@ pub(crate) fn translate(view_type: &str, query: &ViewQuery) -> factum_core::Resu
         ));
     }
     order_sql.push_str("view_id ASC");
-    let order_params = params.values.split_off(filter_count);
-    Ok(Translation {
+    Ok(Translation::new(
         where_sql,
         order_sql,
-        filter_params: params.values,
-        order_params,
-    })
+        params.values,
+        filter_count,
+    ))
 }
 
 #[cfg(test)]
