@@ -41,10 +41,10 @@ CREATE INDEX idempotency_expiry_idx ON {schema}.idempotency (expires_at);
 
 CREATE FUNCTION {schema}.append_events_idempotent(
 "#,
-    crate::migrations::append_params!(),
+    crate::append_sql::append_params!(),
     r#"    p_recorded_at_ns smallint[],
 "#,
-    crate::migrations::view_params!(),
+    crate::append_sql::view_params!(),
     r#"    p_view_data text[],
     p_idem_scopes text[],
     p_idem_keys text[],
@@ -54,8 +54,8 @@ CREATE FUNCTION {schema}.append_events_idempotent(
     p_idem_created_at timestamptz[],
     p_idem_expires_at timestamptz[]
 "#,
-    crate::migrations::returns_with_metadata!(),
-    crate::migrations::plpgsql_head!(),
+    crate::append_sql::returns_with_metadata!(),
+    crate::append_sql::plpgsql_head!(),
     r#"DECLARE
     v_min bigint[] := p_min_versions;
     v_max bigint[] := p_max_versions;
