@@ -136,8 +136,9 @@ pub use store::{EventStore, ExpectedVersion};
 pub use upcast::Upcasters;
 pub use view::{
     DEFAULT_MAX_CLAUSES, DEFAULT_MAX_IN_VALUES, FieldKind, Filter, FilterOp, FilterValue,
-    MAX_PAGE_SIZE, Page, ProjectionBatch, ProjectionCheckpoint, QueryLimits, SortKey, View,
-    ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord, ViewStore,
+    MAX_PAGE_SIZE, Page, ProjectionBatch, ProjectionCheckpoint, QueryLimits, SortKey,
+    TranslatedQuery, ValueType, View, ViewChange, ViewField, ViewKind, ViewQuery, ViewRecord,
+    ViewStore,
 };
 
 /// Re-exports for code that implements [`EventStore`] or [`Dispatcher`].

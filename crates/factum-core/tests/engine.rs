@@ -109,8 +109,31 @@ impl CommandHandler for Tally {
     }
 }
 
+fn start(owner: &str) -> Start {
+    Start {
+        owner: owner.to_owned(),
+    }
+}
+
 fn store() -> Arc<InMemoryEventStore> {
     Arc::new(InMemoryEventStore::new())
+}
+
+/// Creates tally `t-1` (version 1) with a plain context, and returns the context.
+async fn create_t1(engine: &CqrsCommandEngine<Tally>) -> CqrsContext {
+    let ctx = CqrsContext::new();
+    engine
+        .create_with_id("t-1", &start("a"), &ctx)
+        .await
+        .unwrap();
+    ctx
+}
+
+/// An engine on a fresh store where tally `t-1` exists, and a plain context.
+async fn with_tally() -> (CqrsCommandEngine<Tally>, CqrsContext) {
+    let engine = CqrsCommandEngine::<Tally>::new(store(), ());
+    let ctx = create_t1(&engine).await;
+    (engine, ctx)
 }
 
 #[tokio::test]
@@ -127,15 +150,7 @@ async fn create_generates_ids_and_records_the_context() {
         .with_clock(clock.clone())
         .with_id_source(Arc::new(SequentialIds::default()));
     let engine = CqrsCommandEngine::<Tally>::new(store(), ());
-    let created = engine
-        .create(
-            &Start {
-                owner: "alice".into(),
-            },
-            &ctx,
-        )
-        .await
-        .unwrap();
+    let created = engine.create(&start("alice"), &ctx).await.unwrap();
     assert_eq!(created.aggregate_id, "00000000-0000-0000-0000-000000000001");
     assert_eq!(created.version, 1);
     let event = &created.events[0];
@@ -165,25 +180,9 @@ async fn a_derived_id_makes_a_repeated_create_a_conflict() {
         .build()
         .unwrap();
     let ctx = CqrsContext::new();
-    let first = engine
-        .create(
-            &Start {
-                owner: "bob".into(),
-            },
-            &ctx,
-        )
-        .await
-        .unwrap();
+    let first = engine.create(&start("bob"), &ctx).await.unwrap();
     assert_eq!(first.aggregate_id, "owner_bob");
-    let again = engine
-        .create(
-            &Start {
-                owner: "bob".into(),
-            },
-            &ctx,
-        )
-        .await
-        .unwrap_err();
+    let again = engine.create(&start("bob"), &ctx).await.unwrap_err();
     assert!(
         matches!(again, CommandError::AlreadyExists { .. }),
         "{again:?}"
@@ -201,12 +200,7 @@ async fn a_derived_id_makes_a_repeated_create_a_conflict() {
 
 #[tokio::test]
 async fn updates_report_typed_domain_errors_and_store_nothing() {
-    let engine = CqrsCommandEngine::<Tally>::new(store(), ());
-    let ctx = CqrsContext::new();
-    engine
-        .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
-        .await
-        .unwrap();
+    let (engine, ctx) = with_tally().await;
     let err = engine.update("t-1", &0, &ctx).await.unwrap_err();
     assert_eq!(err.domain_error(), Some(&TallyError::Zero));
     assert_eq!(err.to_cqrs_error().internal_code, 42_001);
@@ -223,12 +217,7 @@ async fn updates_report_typed_domain_errors_and_store_nothing() {
 
 #[tokio::test]
 async fn explicit_expected_version_is_checked_not_retried() {
-    let engine = CqrsCommandEngine::<Tally>::new(store(), ());
-    let ctx = CqrsContext::new();
-    engine
-        .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
-        .await
-        .unwrap();
+    let (engine, ctx) = with_tally().await;
     let ok = engine.update_at_version("t-1", 1, &5, &ctx).await.unwrap();
     assert_eq!(ok.version, 2);
     let stale = engine
@@ -270,11 +259,7 @@ async fn snapshots_follow_the_policy_and_loading_uses_them() {
             )
             .build()
             .unwrap();
-        let ctx = CqrsContext::new();
-        engine
-            .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
-            .await
-            .unwrap();
+        let ctx = create_t1(&engine).await;
         for n in 1..=6 {
             engine.update("t-1", &n, &ctx).await.unwrap();
         }
@@ -296,11 +281,7 @@ async fn an_unreadable_snapshot_falls_back_to_events() {
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
         .build()
         .unwrap();
-    let ctx = CqrsContext::new();
-    engine
-        .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
-        .await
-        .unwrap();
+    let ctx = create_t1(&engine).await;
     engine.update("t-1", &4, &ctx).await.unwrap();
     store
         .save_snapshot(Snapshot {
@@ -322,11 +303,7 @@ async fn time_travel_returns_past_states() {
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
         .build()
         .unwrap();
-    let ctx = CqrsContext::new();
-    engine
-        .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
-        .await
-        .unwrap();
+    let ctx = create_t1(&engine).await;
     for n in [10, 20, 30] {
         engine.update("t-1", &n, &ctx).await.unwrap();
     }
@@ -463,11 +440,7 @@ async fn dispatchers_see_committed_events_and_failures_are_reported() {
         })
         .build()
         .unwrap();
-    let ctx = CqrsContext::new();
-    engine
-        .create_with_id("t-1", &Start { owner: "a".into() }, &ctx)
-        .await
-        .unwrap();
+    let ctx = create_t1(&engine).await;
     engine
         .update("t-1", &3, &ctx)
         .await
@@ -486,10 +459,7 @@ async fn commands_on_different_aggregates_do_not_wait_for_each_other() {
     let engine = CqrsCommandEngine::<Tally>::new(store(), ());
     let ctx = CqrsContext::new();
     for id in ["a", "b"] {
-        engine
-            .create_with_id(id, &Start { owner: id.into() }, &ctx)
-            .await
-            .unwrap();
+        engine.create_with_id(id, &start(id), &ctx).await.unwrap();
     }
     let mut tasks = Vec::new();
     for i in 0..200u64 {

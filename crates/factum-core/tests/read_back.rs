@@ -165,6 +165,14 @@ async fn refused(
     (what.clone(), path.clone())
 }
 
+/// Creates ledger `l-1`.
+async fn create_l1(engine: &CqrsCommandEngine<Ledger>) {
+    engine
+        .create_with_id("l-1", &(), &CqrsContext::new())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn commands_whose_values_would_not_read_back_are_refused_and_store_nothing() {
     let store = Arc::new(InMemoryEventStore::new());
@@ -172,10 +180,7 @@ async fn commands_whose_values_would_not_read_back_are_refused_and_store_nothing
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
         .build()
         .unwrap();
-    engine
-        .create_with_id("l-1", &(), &CqrsContext::new())
-        .await
-        .unwrap();
+    create_l1(&engine).await;
 
     // 93213944218088.35 through an f64: the event decodes to other cents.
     let (what, path) = refused(&engine, &store, LedgerCommand::Post(9_321_394_421_808_835)).await;
@@ -205,10 +210,7 @@ async fn inline_view_records_that_would_not_read_back_refuse_the_command() {
         .inline_view::<LastPost>()
         .build()
         .unwrap();
-    engine
-        .create_with_id("l-1", &(), &CqrsContext::new())
-        .await
-        .unwrap();
+    create_l1(&engine).await;
     engine
         .update("l-1", &LedgerCommand::Post(1_230), &CqrsContext::new())
         .await

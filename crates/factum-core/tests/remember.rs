@@ -7,66 +7,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use factum_core::*;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-enum CounterEvent {
-    Added { by: u32 },
-}
-impl Event for CounterEvent {
-    fn event_type(&self) -> &'static str {
-        "Added"
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Counter {
-    id: String,
-    total: u64,
-}
-impl Aggregate for Counter {
-    const TYPE: &'static str = "counter";
-    type Event = CounterEvent;
-    type Error = CqrsError;
-    fn with_aggregate_id(id: String) -> Self {
-        Self { id, total: 0 }
-    }
-    fn aggregate_id(&self) -> &str {
-        &self.id
-    }
-    fn apply(&mut self, CounterEvent::Added { by }: &CounterEvent) {
-        self.total += u64::from(*by);
-    }
-}
-impl CommandHandler for Counter {
-    type CreateCommand = ();
-    type UpdateCommand = u32;
-    type Services = ();
-    async fn handle_create(
-        &self,
-        _: &(),
-        _: &(),
-        _: &CqrsContext,
-    ) -> Result<Vec<CounterEvent>, CqrsError> {
-        Ok(vec![CounterEvent::Added { by: 0 }])
-    }
-    async fn handle_update(
-        &self,
-        by: &u32,
-        _: &(),
-        _: &CqrsContext,
-    ) -> Result<Vec<CounterEvent>, CqrsError> {
-        match by {
-            0 => Ok(Vec::new()),
-            13 => Err(CqrsError::standard(
-                standard::StandardError::Validation,
-                "unlucky",
-            )),
-            by => Ok(vec![CounterEvent::Added { by: *by }]),
-        }
-    }
-}
+use factum_testing::counter::{Counter, CounterCommand};
 
 fn remember(key: &str) -> Remember<'static, Counter> {
     let now = Utc::now();
@@ -99,13 +40,17 @@ async fn the_record_is_written_with_the_events_and_only_then() {
         .execute(create, &ctx, Some(&remember("k-0")))
         .await
         .unwrap();
-    let update = |by: &'static u32| CommandCall::Update {
+    let update = |command: &'static CounterCommand| CommandCall::Update {
         id: "c-1",
-        command: by,
+        command,
         expected_version: None,
     };
     let outcome = engine
-        .execute(update(&5), &ctx, Some(&remember("k-1")))
+        .execute(
+            update(&CounterCommand::Add(5)),
+            &ctx,
+            Some(&remember("k-1")),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.version, 2);
@@ -128,13 +73,21 @@ async fn the_record_is_written_with_the_events_and_only_then() {
 
     // Nothing to store, or refused: no record (the caller remembers those alone).
     let nothing = engine
-        .execute(update(&0), &ctx, Some(&remember("k-2")))
+        .execute(
+            update(&CounterCommand::Add(0)),
+            &ctx,
+            Some(&remember("k-2")),
+        )
         .await
         .unwrap();
     assert!(nothing.events.is_empty());
     assert!(
         engine
-            .execute(update(&13), &ctx, Some(&remember("k-3")))
+            .execute(
+                update(&CounterCommand::Refuse),
+                &ctx,
+                Some(&remember("k-3"))
+            )
             .await
             .is_err()
     );
@@ -144,7 +97,11 @@ async fn the_record_is_written_with_the_events_and_only_then() {
 
     // A taken key: the command stores nothing and says so.
     let taken = engine
-        .execute(update(&7), &ctx, Some(&remember("k-1")))
+        .execute(
+            update(&CounterCommand::Add(7)),
+            &ctx,
+            Some(&remember("k-1")),
+        )
         .await;
     assert!(
         matches!(taken, Err(CommandError::Store(Error::IdempotencyKeyTaken { ref key, .. })) if key == "k-1"),

@@ -25,7 +25,8 @@ use crate::sql::trusted;
 /// record holds as impossible (min version 1, max version 0), so `append_events` stores
 /// nothing of it, then writes the records of the requests that stored events. An expired
 /// record is replaced.
-pub(crate) const MIGRATION_SQL: &str = r#"
+pub(crate) const MIGRATION_SQL: &str = concat!(
+    r#"
 CREATE TABLE {schema}.idempotency (
     scope           text COLLATE "C"    NOT NULL,
     idem_key        text COLLATE "C"    NOT NULL,
@@ -39,29 +40,12 @@ CREATE TABLE {schema}.idempotency (
 CREATE INDEX idempotency_expiry_idx ON {schema}.idempotency (expires_at);
 
 CREATE FUNCTION {schema}.append_events_idempotent(
-    p_aggregate_types text[],
-    p_aggregate_ids text[],
-    p_min_versions bigint[],
-    p_max_versions bigint[],
-    p_event_counts integer[],
-    p_snapshot_versions bigint[],
-    p_snapshot_states text[],
-    p_snapshot_taken_at timestamptz[],
-    p_snapshot_taken_at_ns smallint[],
-    p_event_ids uuid[],
-    p_event_types text[],
-    p_schema_versions bigint[],
-    p_payloads text[],
-    p_metadata text[],
-    p_recorded_at timestamptz[],
-    p_recorded_at_ns smallint[],
-    p_view_counts integer[],
-    p_view_deletes boolean[],
-    p_view_types text[],
-    p_view_ids text[],
-    p_view_aggregate_ids text[],
-    p_view_versions bigint[],
-    p_view_data text[],
+"#,
+    crate::append_sql::append_params!(),
+    r#"    p_recorded_at_ns smallint[],
+"#,
+    crate::append_sql::view_params!(),
+    r#"    p_view_data text[],
     p_idem_scopes text[],
     p_idem_keys text[],
     p_idem_hashes text[],
@@ -69,13 +53,10 @@ CREATE FUNCTION {schema}.append_events_idempotent(
     p_idem_responses text[],
     p_idem_created_at timestamptz[],
     p_idem_expires_at timestamptz[]
-) RETURNS TABLE (request integer, event_position bigint, event_version bigint,
-    event_payload text, event_metadata text)
-LANGUAGE plpgsql
-SET plan_cache_mode = force_generic_plan
-SET search_path = pg_catalog, pg_temp
-AS $function$
-DECLARE
+"#,
+    crate::append_sql::returns_with_metadata!(),
+    crate::append_sql::plpgsql_head!(),
+    r#"DECLARE
     v_min bigint[] := p_min_versions;
     v_max bigint[] := p_max_versions;
     v_stored integer[] := '{}';
@@ -118,7 +99,8 @@ BEGIN
     WHERE i.expires_at <= EXCLUDED.created_at;
 END;
 $function$;
-"#;
+"#
+);
 
 /// The per-request record arrays of `append_events_idempotent`.
 #[derive(Default)]

@@ -68,6 +68,7 @@
 //! # });
 //! ```
 
+mod append_sql;
 mod breaker;
 mod error;
 mod idempotency;

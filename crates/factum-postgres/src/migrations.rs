@@ -7,6 +7,10 @@
 
 use sqlx::{Executor, PgConnection, PgPool};
 
+use crate::append_sql::{
+    append_declare, append_insert_events, append_loop_head, append_params, append_snapshot,
+    append_tail, plpgsql_head, returns_with_metadata, view_params,
+};
 use crate::error::{Error, Result};
 use crate::sql::trusted;
 
@@ -23,7 +27,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "events, positions and snapshots",
-        sql: r#"
+        sql: concat!(
+            r#"
 CREATE TABLE {schema}.events (
     position        bigint      NOT NULL PRIMARY KEY CHECK (position > 0),
     aggregate_type  text        NOT NULL,
@@ -65,95 +70,32 @@ CREATE TABLE {schema}.snapshots (
 -- Generic plans: its statements are fixed index lookups, planning them per call costs more
 -- than running them.
 CREATE FUNCTION {schema}.append_events(
-    p_aggregate_types text[],
-    p_aggregate_ids text[],
-    p_min_versions bigint[],
-    p_max_versions bigint[],
-    p_event_counts integer[],
-    p_snapshot_versions bigint[],
-    p_snapshot_states text[],
-    p_snapshot_taken_at timestamptz[],
-    p_snapshot_taken_at_ns smallint[],
-    p_event_ids uuid[],
-    p_event_types text[],
-    p_schema_versions bigint[],
-    p_payloads text[],
-    p_metadata text[],
-    p_recorded_at timestamptz[],
-    p_recorded_at_ns smallint[]
+"#,
+            append_params!(),
+            r#"    p_recorded_at_ns smallint[]
 ) RETURNS TABLE (request integer, event_position bigint, event_version bigint, event_payload text)
-LANGUAGE plpgsql
-SET plan_cache_mode = force_generic_plan
-SET search_path = pg_catalog, pg_temp
-AS $function$
-DECLARE
-    v_start bigint;
-    v_last bigint;
-    v_current bigint;
-    v_first integer := 1;
-    v_count integer;
-    v_until integer;
-    v_ids uuid[];
-    v_new_ids boolean;
-BEGIN
-    -- The lock comes first: every statement below runs on a fresh snapshot that shows all
-    -- appends committed before it, so version and event-id checks are exact.
-    SELECT p.last_position INTO v_start FROM {schema}.event_position AS p FOR UPDATE;
-    v_last := v_start;
-    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
-        v_count := p_event_counts[v_request];
-        v_until := v_first + v_count - 1;
-        v_ids := p_event_ids[v_first : v_until];
-        -- One statement for all checks: the stream's version, and that the event ids are
-        -- new and distinct.
-        SELECT (SELECT coalesce(max(e.version), 0) FROM {schema}.events AS e
-                WHERE e.aggregate_type = p_aggregate_types[v_request]
-                    AND e.aggregate_id = p_aggregate_ids[v_request]),
-            NOT EXISTS (SELECT 1 FROM {schema}.events AS e WHERE e.event_id = ANY (v_ids))
-                AND (SELECT count(DISTINCT i) FROM unnest(v_ids) AS i) = v_count
-        INTO v_current, v_new_ids;
-        IF v_new_ids AND v_current BETWEEN p_min_versions[v_request] AND p_max_versions[v_request]
-        THEN
-            RETURN QUERY
-            INSERT INTO {schema}.events AS e (position, aggregate_type, aggregate_id, version,
-                event_id, event_type, schema_version, payload, metadata, recorded_at,
-                recorded_at_ns)
-            SELECT v_last + u.ord, p_aggregate_types[v_request], p_aggregate_ids[v_request],
-                v_current + u.ord, u.event_id, u.event_type, u.schema_version,
-                u.payload::jsonb, u.metadata::jsonb, u.recorded_at, u.recorded_at_ns
-            FROM unnest(v_ids, p_event_types[v_first : v_until],
-                    p_schema_versions[v_first : v_until], p_payloads[v_first : v_until],
-                    p_metadata[v_first : v_until], p_recorded_at[v_first : v_until],
-                    p_recorded_at_ns[v_first : v_until])
-                WITH ORDINALITY AS u(event_id, event_type, schema_version, payload, metadata,
-                    recorded_at, recorded_at_ns, ord)
-            RETURNING v_request, e.position, e.version, e.payload::text;
-            v_last := v_last + v_count;
-            IF p_snapshot_states[v_request] IS NOT NULL THEN
-                INSERT INTO {schema}.snapshots AS s (aggregate_type, aggregate_id, version,
-                    state, taken_at, taken_at_ns)
-                VALUES (p_aggregate_types[v_request], p_aggregate_ids[v_request],
-                    p_snapshot_versions[v_request], p_snapshot_states[v_request]::jsonb,
-                    p_snapshot_taken_at[v_request], p_snapshot_taken_at_ns[v_request])
-                ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
-                SET version = EXCLUDED.version, state = EXCLUDED.state,
-                    taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
-                WHERE s.version <= EXCLUDED.version;
-            END IF;
-        END IF;
+"#,
+            plpgsql_head!(),
+            append_declare!(),
+            r#"BEGIN
+"#,
+            append_loop_head!(),
+            append_insert_events!(),
+            r#"            RETURNING v_request, e.position, e.version, e.payload::text;
+"#,
+            append_snapshot!(),
+            r#"        END IF;
         v_first := v_until + 1;
     END LOOP;
-    IF v_last <> v_start THEN
-        UPDATE {schema}.event_position SET last_position = v_last;
-    END IF;
-END;
-$function$;
 "#,
+            append_tail!(),
+        ),
     },
     Migration {
         version: 2,
         name: "views, projection checkpoints, inline view changes in appends",
-        sql: r#"
+        sql: concat!(
+            r#"
 -- View records. Ids and types compare bytewise (COLLATE "C"), as the core's reference query
 -- semantics do, whatever the database's collation.
 CREATE TABLE {schema}.views (
@@ -185,95 +127,30 @@ DROP FUNCTION {schema}.append_events(text[], text[], bigint[], bigint[], integer
 -- `p_view_*` arrays, each a delete or an upsert, at most one per (view type, view id) within
 -- a request (the caller keeps the last change of each record).
 CREATE FUNCTION {schema}.append_events(
-    p_aggregate_types text[],
-    p_aggregate_ids text[],
-    p_min_versions bigint[],
-    p_max_versions bigint[],
-    p_event_counts integer[],
-    p_snapshot_versions bigint[],
-    p_snapshot_states text[],
-    p_snapshot_taken_at timestamptz[],
-    p_snapshot_taken_at_ns smallint[],
-    p_event_ids uuid[],
-    p_event_types text[],
-    p_schema_versions bigint[],
-    p_payloads text[],
-    p_metadata text[],
-    p_recorded_at timestamptz[],
-    p_recorded_at_ns smallint[],
-    p_view_counts integer[],
-    p_view_deletes boolean[],
-    p_view_types text[],
-    p_view_ids text[],
-    p_view_aggregate_ids text[],
-    p_view_versions bigint[],
-    p_view_data text[]
-) RETURNS TABLE (request integer, event_position bigint, event_version bigint,
-    event_payload text, event_metadata text)
-LANGUAGE plpgsql
-SET plan_cache_mode = force_generic_plan
-SET search_path = pg_catalog, pg_temp
-AS $function$
-DECLARE
-    v_start bigint;
-    v_last bigint;
-    v_current bigint;
-    v_first integer := 1;
-    v_count integer;
-    v_until integer;
-    v_ids uuid[];
-    v_new_ids boolean;
-    v_view_first integer := 1;
+"#,
+            append_params!(),
+            r#"    p_recorded_at_ns smallint[],
+"#,
+            view_params!(),
+            r#"    p_view_data text[]
+"#,
+            returns_with_metadata!(),
+            plpgsql_head!(),
+            append_declare!(),
+            r#"    v_view_first integer := 1;
     v_view_count integer;
     v_view_until integer;
 BEGIN
-    -- The lock comes first: every statement below runs on a fresh snapshot that shows all
-    -- appends committed before it, so version and event-id checks are exact.
-    SELECT p.last_position INTO v_start FROM {schema}.event_position AS p FOR UPDATE;
-    v_last := v_start;
-    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
-        v_count := p_event_counts[v_request];
-        v_until := v_first + v_count - 1;
-        v_ids := p_event_ids[v_first : v_until];
-        v_view_count := coalesce(p_view_counts[v_request], 0);
+"#,
+            append_loop_head!(),
+            r#"        v_view_count := coalesce(p_view_counts[v_request], 0);
         v_view_until := v_view_first + v_view_count - 1;
-        -- One statement for all checks: the stream's version, and that the event ids are
-        -- new and distinct.
-        SELECT (SELECT coalesce(max(e.version), 0) FROM {schema}.events AS e
-                WHERE e.aggregate_type = p_aggregate_types[v_request]
-                    AND e.aggregate_id = p_aggregate_ids[v_request]),
-            NOT EXISTS (SELECT 1 FROM {schema}.events AS e WHERE e.event_id = ANY (v_ids))
-                AND (SELECT count(DISTINCT i) FROM unnest(v_ids) AS i) = v_count
-        INTO v_current, v_new_ids;
-        IF v_new_ids AND v_current BETWEEN p_min_versions[v_request] AND p_max_versions[v_request]
-        THEN
-            RETURN QUERY
-            INSERT INTO {schema}.events AS e (position, aggregate_type, aggregate_id, version,
-                event_id, event_type, schema_version, payload, metadata, recorded_at,
-                recorded_at_ns)
-            SELECT v_last + u.ord, p_aggregate_types[v_request], p_aggregate_ids[v_request],
-                v_current + u.ord, u.event_id, u.event_type, u.schema_version,
-                u.payload::jsonb, u.metadata::jsonb, u.recorded_at, u.recorded_at_ns
-            FROM unnest(v_ids, p_event_types[v_first : v_until],
-                    p_schema_versions[v_first : v_until], p_payloads[v_first : v_until],
-                    p_metadata[v_first : v_until], p_recorded_at[v_first : v_until],
-                    p_recorded_at_ns[v_first : v_until])
-                WITH ORDINALITY AS u(event_id, event_type, schema_version, payload, metadata,
-                    recorded_at, recorded_at_ns, ord)
-            RETURNING v_request, e.position, e.version, e.payload::text, e.metadata::text;
-            v_last := v_last + v_count;
-            IF p_snapshot_states[v_request] IS NOT NULL THEN
-                INSERT INTO {schema}.snapshots AS s (aggregate_type, aggregate_id, version,
-                    state, taken_at, taken_at_ns)
-                VALUES (p_aggregate_types[v_request], p_aggregate_ids[v_request],
-                    p_snapshot_versions[v_request], p_snapshot_states[v_request]::jsonb,
-                    p_snapshot_taken_at[v_request], p_snapshot_taken_at_ns[v_request])
-                ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
-                SET version = EXCLUDED.version, state = EXCLUDED.state,
-                    taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
-                WHERE s.version <= EXCLUDED.version;
-            END IF;
-            IF v_view_count > 0 THEN
+"#,
+            append_insert_events!(),
+            r#"            RETURNING v_request, e.position, e.version, e.payload::text, e.metadata::text;
+"#,
+            append_snapshot!(),
+            r#"            IF v_view_count > 0 THEN
                 DELETE FROM {schema}.views AS v
                 USING unnest(p_view_deletes[v_view_first : v_view_until],
                         p_view_types[v_view_first : v_view_until],
@@ -298,12 +175,9 @@ BEGIN
         v_first := v_until + 1;
         v_view_first := v_view_until + 1;
     END LOOP;
-    IF v_last <> v_start THEN
-        UPDATE {schema}.event_position SET last_position = v_last;
-    END IF;
-END;
-$function$;
 "#,
+            append_tail!(),
+        ),
     },
     Migration {
         version: 3,

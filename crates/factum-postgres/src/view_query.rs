@@ -23,7 +23,8 @@
 //! - the total comes from a `count(*)` and the page from `LIMIT`/`OFFSET`, both in one
 //!   read-only repeatable-read transaction, so they see the same records.
 
-use factum_core::{FilterOp, FilterValue, ViewField, ViewQuery};
+use factum_core::ValueType as Typed;
+use factum_core::{FilterOp, FilterValue, TranslatedQuery, ViewField, ViewQuery};
 use sqlx::Postgres;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
@@ -66,27 +67,19 @@ pub(crate) fn bind_all<'q>(
     query
 }
 
-/// A query translated to SQL: the `WHERE` clause and its arguments, then the `ORDER BY`
-/// clause, whose arguments follow them (so the count binds `filter_args` only).
-#[derive(Debug)]
-pub(crate) struct Translation {
-    pub(crate) where_sql: String,
-    pub(crate) order_sql: String,
-    pub(crate) filter_args: Vec<Arg>,
-    pub(crate) order_args: Vec<Arg>,
-}
+/// A query translated to SQL, with [`Arg`]s as its parameters.
+pub(crate) type Translation = TranslatedQuery<Arg>;
 
-/// The JSON type a comparison reads a field as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Typed {
-    Text,
-    Number,
-    Bool,
-}
-
-impl Typed {
+/// How a JSON type is read and bound in SQL.
+trait Sql {
     /// The field `$f` as this type, NULL when it holds anything else or is missing. The
     /// `CASE` makes sure a cast only ever sees a value of its type.
+    fn read(self, f: usize) -> String;
+    /// The SQL type of a parameter of this type.
+    fn sql_type(self) -> &'static str;
+}
+
+impl Sql for Typed {
     fn read(self, f: usize) -> String {
         match self {
             Self::Text => format!(
@@ -104,7 +97,6 @@ impl Typed {
         }
     }
 
-    /// The SQL type of a parameter of this type.
     fn sql_type(self) -> &'static str {
         match self {
             Self::Text => "text",
@@ -277,13 +269,12 @@ pub(crate) fn translate(
         ));
     }
     order_sql.push_str("view_id COLLATE \"C\" ASC");
-    let order_args = args.values.split_off(filter_count);
-    Ok(Translation {
+    Ok(Translation::new(
         where_sql,
         order_sql,
-        filter_args: args.values,
-        order_args,
-    })
+        args.values,
+        filter_count,
+    ))
 }
 
 #[cfg(test)]
@@ -335,7 +326,7 @@ mod tests {
         }
         // Each field's name is bound once and used by filters and sorts alike.
         assert_eq!(
-            t.filter_args,
+            t.filter_params,
             [
                 Arg::Text("v' OR 1=1".into()),
                 Arg::Field("name"),
@@ -344,7 +335,7 @@ mod tests {
                 Arg::Numbers(vec![1.0, 2.5]),
             ]
         );
-        assert_eq!(t.order_args, [Arg::Field("done")]);
+        assert_eq!(t.order_params, [Arg::Field("done")]);
         assert!(t.order_sql.contains("$2::text"), "{}", t.order_sql);
         assert!(t.order_sql.contains("$6::text"), "{}", t.order_sql);
         assert!(t.order_sql.ends_with("view_id COLLATE \"C\" ASC"));

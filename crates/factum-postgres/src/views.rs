@@ -178,7 +178,7 @@ impl ViewStore for PostgresEventStore {
                 "SELECT count(*) FROM {s}.views WHERE {}",
                 translation.where_sql
             );
-            let limit = translation.filter_args.len() + translation.order_args.len() + 1;
+            let limit = translation.filter_params.len() + translation.order_params.len() + 1;
             let page_sql = format!(
                 "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE {} ORDER BY {} LIMIT ${limit}::bigint \
                  OFFSET ${}::bigint",
@@ -198,7 +198,7 @@ impl ViewStore for PostgresEventStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(database_error)?;
-            let total: i64 = bind_all(sqlx::query(trusted(count_sql)), &translation.filter_args)
+            let total: i64 = bind_all(sqlx::query(trusted(count_sql)), &translation.filter_params)
                 .fetch_one(&mut *tx)
                 .await
                 .and_then(|row| row.try_get(0))
@@ -208,9 +208,9 @@ impl ViewStore for PostgresEventStore {
                 Vec::new()
             } else {
                 let all = translation
-                    .filter_args
+                    .filter_params
                     .iter()
-                    .chain(&translation.order_args)
+                    .chain(&translation.order_params)
                     .chain(&paging);
                 let rows = bind_all(sqlx::query(trusted(page_sql)), all)
                     .fetch_all(&mut *tx)

@@ -357,14 +357,7 @@ impl Inner {
             idempotency::write(&self.idem_sql, &mut tx, record).await?;
         }
         if let Some(snapshot) = &request.snapshot {
-            let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
-            sqlx::query(self.sql.save_snapshot.clone())
-                .bind(&snapshot.aggregate_type)
-                .bind(&snapshot.aggregate_id)
-                .bind(clamp_i64(snapshot.version))
-                .bind(&snapshot.state)
-                .bind(taken_at)
-                .bind(taken_at_ns)
+            self.snapshot_query(snapshot)
                 .execute(&mut *tx)
                 .await
                 .map_err(database_error)?;
@@ -399,8 +392,11 @@ impl Inner {
             .collect()
     }
 
-    pub(crate) async fn save_snapshot(&self, snapshot: Snapshot) -> CoreResult<()> {
-        validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
+    /// The statement that stores `snapshot` unless a newer one is stored already.
+    fn snapshot_query<'q>(
+        &self,
+        snapshot: &'q Snapshot,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
         let (taken_at, taken_at_ns) = split_nanos(snapshot.taken_at);
         sqlx::query(self.sql.save_snapshot.clone())
             .bind(&snapshot.aggregate_type)
@@ -409,6 +405,11 @@ impl Inner {
             .bind(&snapshot.state)
             .bind(taken_at)
             .bind(taken_at_ns)
+    }
+
+    pub(crate) async fn save_snapshot(&self, snapshot: Snapshot) -> CoreResult<()> {
+        validate_json(&snapshot.state, || "the snapshot state".to_owned())?;
+        self.snapshot_query(&snapshot)
             .execute(&self.pool)
             .await
             .map_err(database_error)?;

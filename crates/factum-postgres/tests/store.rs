@@ -109,43 +109,20 @@ async fn reads_page_by_version_and_position() {
     let b = store.read_stream("account", "b", 2, Some(1)).await.unwrap();
     assert_eq!(b.len(), 1);
     assert_eq!((b[0].version, b[0].position), (2, 5));
-    assert_eq!(
-        store
-            .read_stream("account", "b", 2, None)
+    // From a version, at most a number: how many of b's events read back.
+    for (from, limit, expected) in [
+        (2, None, 2),
+        (0, None, 3),
+        (4, None, 0),
+        (u64::MAX, None, 0),
+        (1, Some(0), 0),
+    ] {
+        let read = store
+            .read_stream("account", "b", from, limit)
             .await
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        store
-            .read_stream("account", "b", 0, None)
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
-    assert!(
-        store
-            .read_stream("account", "b", 4, None)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .read_stream("account", "b", u64::MAX, None)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        store
-            .read_stream("account", "b", 1, Some(0))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+            .unwrap();
+        assert_eq!(read.len(), expected, "from {from}, limit {limit:?}");
+    }
 
     let page = store.read_all(2, 3).await.unwrap();
     assert_eq!(
@@ -161,34 +138,22 @@ async fn reads_page_by_version_and_position() {
 async fn expected_versions_are_enforced_and_refusals_change_nothing() {
     let (store, _guard) = open_store().await;
     let one = || vec![event("E", json!({"n": 1}))];
-    let refused = store
-        .append(request("a", ExpectedVersion::StreamExists, one()))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            refused,
-            Error::Conflict {
-                actual: Some(0),
-                ..
-            }
-        ),
-        "{refused}"
-    );
-    let refused = store
-        .append(request("a", ExpectedVersion::Exact(1), one()))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            refused,
-            Error::Conflict {
-                actual: Some(0),
-                ..
-            }
-        ),
-        "{refused}"
-    );
+    for expected in [ExpectedVersion::StreamExists, ExpectedVersion::Exact(1)] {
+        let refused = store
+            .append(request("a", expected, one()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::Conflict {
+                    actual: Some(0),
+                    ..
+                }
+            ),
+            "{refused}"
+        );
+    }
 
     store
         .append(request("a", ExpectedVersion::Exact(0), one()))

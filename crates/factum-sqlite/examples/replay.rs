@@ -9,73 +9,11 @@ use std::time::{Duration, Instant};
 
 use factum_core::store::{AppendRequest, NewEvent};
 use factum_core::{
-    Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, CqrsError, EngineConfig, Event,
-    EventStore, ExpectedVersion, SnapshotPolicy,
+    Aggregate, CqrsCommandEngine, CqrsContext, EngineConfig, Event, EventStore, ExpectedVersion,
+    SnapshotPolicy,
 };
 use factum_sqlite::SqliteEventStore;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-enum AccountEvent {
-    Opened { owner: String, initial_cents: i64 },
-    Deposited { cents: i64 },
-}
-
-impl Event for AccountEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Opened { .. } => "Opened",
-            Self::Deposited { .. } => "Deposited",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Account {
-    id: String,
-    balance: i64,
-}
-
-impl Aggregate for Account {
-    const TYPE: &'static str = "account";
-    type Event = AccountEvent;
-    type Error = CqrsError;
-    fn with_aggregate_id(id: String) -> Self {
-        Self { id, balance: 0 }
-    }
-    fn aggregate_id(&self) -> &str {
-        &self.id
-    }
-    fn apply(&mut self, event: &AccountEvent) {
-        match event {
-            AccountEvent::Opened { initial_cents, .. } => self.balance = *initial_cents,
-            AccountEvent::Deposited { cents } => self.balance += cents,
-        }
-    }
-}
-
-impl CommandHandler for Account {
-    type CreateCommand = ();
-    type UpdateCommand = ();
-    type Services = ();
-    async fn handle_create(
-        &self,
-        _: &(),
-        _: &(),
-        _: &CqrsContext,
-    ) -> Result<Vec<AccountEvent>, CqrsError> {
-        Ok(Vec::new())
-    }
-    async fn handle_update(
-        &self,
-        _: &(),
-        _: &(),
-        _: &CqrsContext,
-    ) -> Result<Vec<AccountEvent>, CqrsError> {
-        Ok(Vec::new())
-    }
-}
+use factum_testing::counter::{Counter, CounterEvent};
 
 fn arg(index: usize, default: usize) -> usize {
     std::env::args()
@@ -112,12 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut batch = Vec::new();
     for i in 0..events {
         let event = if i == 0 {
-            AccountEvent::Opened {
-                owner: "bench".to_owned(),
-                initial_cents: 1_000,
-            }
+            CounterEvent::Created
         } else {
-            AccountEvent::Deposited { cents: 1 }
+            CounterEvent::Added { by: 1 }
         };
         batch.push(NewEvent {
             event_id: ctx.new_id(),
@@ -130,8 +65,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if batch.len() == 1000 || i + 1 == events {
             let n = batch.len() as u64;
             let request = AppendRequest::new(
-                Account::TYPE,
-                "acc-1",
+                Counter::TYPE,
+                "c-1",
                 ExpectedVersion::Exact(version),
                 std::mem::take(&mut batch),
             );
@@ -140,28 +75,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let engine = CqrsCommandEngine::<Account>::builder(store.clone())
+    let engine = CqrsCommandEngine::<Counter>::builder(store.clone())
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::Never))
         .build()?;
-    let want = 1_000 + events as i64 - 1;
+    let want = events as u64 - 1;
     let mut loads = Vec::with_capacity(reps);
     let mut reads = Vec::with_capacity(reps);
     for _ in 0..reps {
         let started = Instant::now();
-        let loaded = engine
-            .load("acc-1")
-            .await?
-            .ok_or("the account is missing")?;
+        let loaded = engine.load("c-1").await?.ok_or("the counter is missing")?;
         loads.push(started.elapsed());
-        if (loaded.state.balance, loaded.version) != (want, events as u64) {
+        if (loaded.state.total, loaded.version) != (want, events as u64) {
             return Err(format!(
-                "wrong state: balance {} at version {}",
-                loaded.state.balance, loaded.version
+                "wrong state: total {} at version {}",
+                loaded.state.total, loaded.version
             )
             .into());
         }
         let started = Instant::now();
-        let stored = store.read_stream(Account::TYPE, "acc-1", 1, None).await?;
+        let stored = store.read_stream(Counter::TYPE, "c-1", 1, None).await?;
         reads.push(started.elapsed());
         assert_eq!(stored.len(), events);
     }

@@ -18,83 +18,16 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use factum_core::{
-    Aggregate, CommandHandler, CqrsCommandEngine, CqrsContext, CqrsError, EngineConfig, Event,
-    EventEnvelope, EventStore, SnapshotPolicy, View, ViewKind, ViewStore,
+    Aggregate, CqrsCommandEngine, CqrsContext, EngineConfig, EventEnvelope, EventStore,
+    SnapshotPolicy, View, ViewKind, ViewStore,
 };
 use factum_sqlite::SqliteEventStore;
+use factum_testing::counter::{Counter, CounterCommand, CounterEvent};
 use serde::{Deserialize, Serialize};
 
 const DB_ENV: &str = "FACTUM_CRASH_TEST_DB";
 const CYCLES: usize = 20;
 const TASKS: usize = 4;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-enum CounterEvent {
-    Created,
-    /// One command records `of` of these, `part` 1..=`of`: all or none must be stored.
-    Step {
-        part: u32,
-        of: u32,
-    },
-}
-
-impl Event for CounterEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Created => "Created",
-            Self::Step { .. } => "Step",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Counter {
-    id: String,
-    steps: u64,
-}
-
-impl Aggregate for Counter {
-    const TYPE: &'static str = "crash-counter";
-    type Event = CounterEvent;
-    type Error = CqrsError;
-    fn with_aggregate_id(id: String) -> Self {
-        Self { id, steps: 0 }
-    }
-    fn aggregate_id(&self) -> &str {
-        &self.id
-    }
-    fn apply(&mut self, event: &CounterEvent) {
-        if let CounterEvent::Step { .. } = event {
-            self.steps += 1;
-        }
-    }
-}
-
-impl CommandHandler for Counter {
-    type CreateCommand = ();
-    /// How many events the command records.
-    type UpdateCommand = u32;
-    type Services = ();
-    async fn handle_create(
-        &self,
-        _: &(),
-        _: &(),
-        _: &CqrsContext,
-    ) -> Result<Vec<CounterEvent>, CqrsError> {
-        Ok(vec![CounterEvent::Created])
-    }
-    async fn handle_update(
-        &self,
-        of: &u32,
-        _: &(),
-        _: &CqrsContext,
-    ) -> Result<Vec<CounterEvent>, CqrsError> {
-        Ok((1..=*of)
-            .map(|part| CounterEvent::Step { part, of: *of })
-            .collect())
-    }
-}
 
 /// Each counter's number of steps, kept inline: after any crash it must equal what the stored
 /// events say.
@@ -109,8 +42,8 @@ impl View for StepCount {
     type Aggregate = Counter;
     fn update(&self, envelope: &EventEnvelope<CounterEvent>) -> Option<Self> {
         let steps = match envelope.payload {
-            CounterEvent::Created => self.steps,
             CounterEvent::Step { .. } => self.steps + 1,
+            CounterEvent::Created | CounterEvent::Added { .. } => self.steps,
         };
         Some(Self { steps })
     }
@@ -150,7 +83,10 @@ fn crash_child() {
                 for seq in 0u64.. {
                     let ctx = CqrsContext::new().with_request_id(format!("{run}-{task}-{seq}"));
                     let of = 2 + u32::from(seq % 2 == 1);
-                    let outcome = engine.update(&id, &of, &ctx).await.unwrap();
+                    let outcome = engine
+                        .update(&id, &CounterCommand::Steps(of), &ctx)
+                        .await
+                        .unwrap();
                     ack(&id, outcome.version, ctx.request_id());
                 }
             }));
@@ -275,7 +211,7 @@ async fn check(path: &Path, acked: &[Ack]) -> usize {
             .iter()
             .filter_map(|(_, e)| match e {
                 CounterEvent::Step { part, .. } => Some(*part),
-                CounterEvent::Created => None,
+                CounterEvent::Created | CounterEvent::Added { .. } => None,
             })
             .collect();
         if let Some((_, CounterEvent::Step { of, .. })) = events.first() {

@@ -113,13 +113,9 @@ async fn concurrent_writers_are_group_committed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_append_fails_alone_and_its_neighbours_commit() {
     let (store, path, _dir) = fresh().await;
-    let lock = hold_write_lock(&path);
     let plug_event = event(0);
-    let plug = queue(
-        &store,
-        request("plug", ExpectedVersion::NoStream, vec![plug_event.clone()]),
-    );
-    tokio::time::sleep(SETTLE).await;
+    let plug = request("plug", ExpectedVersion::NoStream, vec![plug_event.clone()]);
+    let held = hold_writer(&store, &path, Some(plug)).await;
 
     let mut bad_snapshot = request("w", ExpectedVersion::NoStream, vec![event(1)]);
     bad_snapshot.snapshot = Some(Snapshot {
@@ -144,14 +140,7 @@ async fn a_refused_append_fails_alone_and_its_neighbours_commit() {
     .into_iter()
     .map(|request| queue(&store, request))
     .collect();
-    tokio::time::sleep(SETTLE).await;
-    drop(lock);
-
-    plug.await.unwrap();
-    let mut results = Vec::new();
-    for append in appends {
-        results.push(append.await);
-    }
+    let results = held.release(appends).await;
     assert_eq!(results[0].as_ref().unwrap().len(), 2);
     assert!(matches!(
         results[1],
@@ -193,7 +182,7 @@ async fn a_refused_append_fails_alone_and_its_neighbours_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retry_in_the_same_batch_as_its_original_returns_the_stored_events() {
     let (store, path, _dir) = fresh().await;
-    let lock = hold_write_lock(&path);
+    let held = hold_writer(&store, &path, None).await;
     let events = vec![event(1), event(2)];
     let appends: Vec<_> = (0..3)
         .map(|_| {
@@ -203,12 +192,12 @@ async fn a_retry_in_the_same_batch_as_its_original_returns_the_stored_events() {
             )
         })
         .collect();
-    tokio::time::sleep(SETTLE).await;
-    drop(lock);
-    let mut results = Vec::new();
-    for append in appends {
-        results.push(append.await.unwrap());
-    }
+    let results: Vec<_> = held
+        .release(appends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert!(results.iter().all(|r| *r == results[0]));
     assert_eq!(store.read_all(0, 10).await.unwrap(), results[0]);
     let stats = store.stats();

@@ -28,12 +28,8 @@ async fn inline_view_changes_of_a_refused_append_roll_back_alone_in_a_group_comm
         ))
         .await
         .unwrap();
-    let lock = hold_write_lock(&path);
-    let plug = queue(
-        &store,
-        request("plug", ExpectedVersion::NoStream, vec![event(1)]),
-    );
-    tokio::time::sleep(SETTLE).await;
+    let plug = request("plug", ExpectedVersion::NoStream, vec![event(1)]);
+    let held = hold_writer(&store, &path, Some(plug)).await;
     let appends: Vec<_> = [
         with_views(
             request("x", ExpectedVersion::NoStream, vec![event(2)]),
@@ -67,14 +63,7 @@ async fn inline_view_changes_of_a_refused_append_roll_back_alone_in_a_group_comm
     .into_iter()
     .map(|request| queue(&store, request))
     .collect();
-    tokio::time::sleep(SETTLE).await;
-    drop(lock);
-
-    plug.await.unwrap();
-    let mut results = Vec::new();
-    for append in appends {
-        results.push(append.await);
-    }
+    let results = held.release(appends).await;
     assert!(results[0].is_ok(), "{:?}", results[0]);
     assert!(
         matches!(results[1], Err(Error::Conflict { .. })),
@@ -121,12 +110,8 @@ async fn a_projection_batch_whose_checkpoint_moved_writes_nothing_and_its_neighb
         .apply_projection(batch("p", 0, 5, vec![upsert("p-1", r#"{"at":5}"#)]))
         .await
         .unwrap();
-    let lock = hold_write_lock(&path);
-    let plug = queue(
-        &store,
-        request("plug", ExpectedVersion::NoStream, vec![event(1)]),
-    );
-    tokio::time::sleep(SETTLE).await;
+    let plug = request("plug", ExpectedVersion::NoStream, vec![event(1)]);
+    let held = hold_writer(&store, &path, Some(plug)).await;
     let writes: Vec<Pending<'_, ()>> = vec![
         // A runner still on checkpoint 0: refused, with none of its changes.
         started(store.apply_projection(batch(
@@ -145,13 +130,7 @@ async fn a_projection_batch_whose_checkpoint_moved_writes_nothing_and_its_neighb
         // Not valid JSON: refused whole, its checkpoint unmoved.
         started(store.apply_projection(batch("r", 0, 4, vec![upsert("r-1", "nope")]))),
     ];
-    tokio::time::sleep(SETTLE).await;
-    drop(lock);
-    plug.await.unwrap();
-    let mut results = Vec::new();
-    for write in writes {
-        results.push(write.await);
-    }
+    let results = held.release(writes).await;
     assert!(
         matches!(
             results[0],

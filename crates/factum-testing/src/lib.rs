@@ -6,6 +6,7 @@
 //!   or the error it returns. Pure: no store, no engine.
 //! - [`conformance`]: the one suite every event store runs, wired into a test crate with
 //!   [`event_store_conformance_tests!`].
+//! - [`counter`]: a small aggregate for engine and store tests that need any aggregate.
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
 //! - [`server`]: a service binary started on a free port for end-to-end tests, killed
 //!   (SIGKILL) when done; with the `postgres` feature, `database::TestDatabase`, a
@@ -65,6 +66,7 @@
 
 pub mod cluster;
 pub mod conformance;
+pub mod counter;
 #[cfg(feature = "postgres")]
 pub mod database;
 mod fixture;

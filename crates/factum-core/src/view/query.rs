@@ -84,6 +84,18 @@ pub enum FilterValue {
     List(Vec<FilterValue>),
 }
 
+/// The JSON type of a scalar [`FilterValue`]: a store's SQL compares a field as the type of
+/// the value it is compared with, and only when the field holds that type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// A JSON string.
+    Text,
+    /// A JSON number.
+    Number,
+    /// A JSON boolean.
+    Bool,
+}
+
 /// One filter: `field op value`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Filter {
@@ -212,6 +224,40 @@ impl<T> Page<T> {
             page: self.page,
             page_size: self.page_size,
         })
+    }
+}
+
+/// A query a SQL store translated: the `WHERE` clause and its bound parameters `P`, then
+/// the `ORDER BY` clause, whose parameters follow them (so a count binds `filter_params`
+/// only).
+#[derive(Debug)]
+pub struct TranslatedQuery<P> {
+    /// The condition on the store's view records.
+    pub where_sql: String,
+    /// The order of the records, ending in a unique key.
+    pub order_sql: String,
+    /// The parameters of `where_sql`, numbered from 1.
+    pub filter_params: Vec<P>,
+    /// The parameters of `order_sql`, numbered after `filter_params`.
+    pub order_params: Vec<P>,
+}
+
+impl<P> TranslatedQuery<P> {
+    /// The translation whose parameters are `params`: the first `filter_count` those of
+    /// `where_sql`, the rest those of `order_sql`.
+    pub fn new(
+        where_sql: String,
+        order_sql: String,
+        mut params: Vec<P>,
+        filter_count: usize,
+    ) -> Self {
+        let order_params = params.split_off(filter_count.min(params.len()));
+        Self {
+            where_sql,
+            order_sql,
+            filter_params: params,
+            order_params,
+        }
     }
 }
 

@@ -101,3 +101,41 @@ pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
         .map(|(id, data)| ((*id).to_owned(), (*data).to_owned()))
         .collect()
 }
+
+/// The writer held up: a second connection holds SQLite's write lock, and the plug, if any,
+/// is the write the writer took and waits with, so whatever is queued next waits behind it.
+pub struct Held<'a> {
+    lock: rusqlite::Connection,
+    plug: Option<Pending<'a>>,
+}
+
+/// Holds the writer of `store` (whose file is `path`), with `plug` queued first.
+pub async fn hold_writer<'a>(
+    store: &'a SqliteEventStore,
+    path: &Path,
+    plug: Option<AppendRequest>,
+) -> Held<'a> {
+    let lock = hold_write_lock(path);
+    let plug = plug.map(|request| queue(store, request));
+    if plug.is_some() {
+        tokio::time::sleep(SETTLE).await;
+    }
+    Held { lock, plug }
+}
+
+impl<'a> Held<'a> {
+    /// Lets the writer go once `writes` sit in its queue, and returns their results in order
+    /// (the plug must succeed).
+    pub async fn release<T>(self, writes: Vec<Pending<'a, T>>) -> Vec<Result<T, Error>> {
+        tokio::time::sleep(SETTLE).await;
+        drop(self.lock);
+        if let Some(plug) = self.plug {
+            plug.await.unwrap();
+        }
+        let mut results = Vec::new();
+        for write in writes {
+            results.push(write.await);
+        }
+        results
+    }
+}

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use factum_core::{
-    Error, EventStore, ProjectionBatch, ProjectionCheckpoint, ViewChange, ViewQuery, ViewRecord,
+    Error, EventStore, ProjectionBatch, ProjectionCheckpoint, ViewChange, ViewRecord,
 };
 
 use super::items::*;
@@ -15,14 +15,7 @@ use super::items::*;
 /// A projection batch commits only on the checkpoint it started from; a reset clears the
 /// projection's views and checkpoint and nothing else.
 pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
-    assert_eq!(
-        views(&store)
-            .projection_checkpoint("p")
-            .await
-            .unwrap()
-            .position,
-        0
-    );
+    assert_eq!(checkpoint(&store, "p").await.position, 0);
     seed(&store, "p").await;
     let stale = views(&store)
         .apply_projection(ProjectionBatch {
@@ -41,14 +34,7 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
             .is_none(),
         "a refused batch writes nothing"
     );
-    assert_eq!(
-        views(&store)
-            .projection_checkpoint("p")
-            .await
-            .unwrap()
-            .position,
-        7
-    );
+    assert_eq!(checkpoint(&store, "p").await.position, 7);
     // Another projection, another view type.
     views(&store)
         .apply_projection(ProjectionBatch {
@@ -66,7 +52,7 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
         .await
         .unwrap();
     views(&store).reset_projection("p", &[VIEW]).await.unwrap();
-    let reset = views(&store).projection_checkpoint("p").await.unwrap();
+    let reset = checkpoint(&store, "p").await;
     assert_eq!(
         reset,
         ProjectionCheckpoint {
@@ -74,22 +60,8 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
             generation: 1
         }
     );
-    assert_eq!(
-        views(&store)
-            .query_views(VIEW, &ViewQuery::default(), ITEM_FIELDS)
-            .await
-            .unwrap()
-            .total,
-        0
-    );
-    assert_eq!(
-        views(&store)
-            .projection_checkpoint("q")
-            .await
-            .unwrap()
-            .position,
-        3
-    );
+    assert_eq!(total(&store).await, 0);
+    assert_eq!(checkpoint(&store, "q").await.position, 3);
     assert!(
         views(&store)
             .get_view("other_view", "o-1")
@@ -113,27 +85,13 @@ pub async fn projection_checkpoints(store: Arc<dyn EventStore>) {
     );
     seed_from(&store, "p", reset).await;
     assert_eq!(
-        views(&store).projection_checkpoint("p").await.unwrap(),
+        checkpoint(&store, "p").await,
         ProjectionCheckpoint {
             position: 7,
             generation: 1
         }
     );
-    assert_eq!(
-        views(&store)
-            .query_views(VIEW, &ViewQuery::default(), ITEM_FIELDS)
-            .await
-            .unwrap()
-            .total,
-        24
-    );
+    assert_eq!(total(&store).await, 24);
     views(&store).reset_projection("p", &[VIEW]).await.unwrap();
-    assert_eq!(
-        views(&store)
-            .projection_checkpoint("p")
-            .await
-            .unwrap()
-            .generation,
-        2
-    );
+    assert_eq!(checkpoint(&store, "p").await.generation, 2);
 }

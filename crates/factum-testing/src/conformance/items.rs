@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use factum_core::{
     EventStore, FieldKind, Page, ProjectionBatch, ProjectionCheckpoint, ViewChange, ViewField,
-    ViewRecord, ViewStore,
+    ViewQuery, ViewRecord, ViewStore,
 };
 
 pub(super) fn views(store: &Arc<dyn EventStore>) -> &dyn ViewStore {
@@ -79,6 +79,35 @@ pub(super) async fn seed_from(
         })
         .await
         .unwrap();
+}
+
+/// The checkpoint of `projection`.
+pub(super) async fn checkpoint(
+    store: &Arc<dyn EventStore>,
+    projection: &str,
+) -> ProjectionCheckpoint {
+    views(store)
+        .projection_checkpoint(projection)
+        .await
+        .unwrap()
+}
+
+/// How many records of [`VIEW`] there are.
+pub(super) async fn total(store: &Arc<dyn EventStore>) -> u64 {
+    views(store)
+        .query_views(VIEW, &ViewQuery::default(), ITEM_FIELDS)
+        .await
+        .unwrap()
+        .total
+}
+
+/// Every record of [`VIEW`], by aggregate (the seeded items are on `agg-0` to `agg-3`).
+pub(super) async fn every_item(store: &Arc<dyn EventStore>) -> Vec<ViewRecord> {
+    let mut all = Vec::new();
+    for aggregate in ["agg-0", "agg-1", "agg-2", "agg-3"] {
+        all.extend(views(store).list_views_of(VIEW, aggregate).await.unwrap());
+    }
+    all
 }
 
 pub(super) fn ids(page: &Page<ViewRecord>) -> Vec<String> {

@@ -14,6 +14,7 @@ mod retries;
 mod snapshots;
 mod streams;
 mod upcasting;
+mod view_odd_values;
 mod view_queries;
 mod view_records;
 
@@ -33,6 +34,7 @@ pub use self::streams::{
     streams_are_isolated_by_type_and_id,
 };
 pub use self::upcasting::{Renamed, upcasting_on_read};
+pub use self::view_odd_values::views_query_odd_values;
 pub use self::view_queries::{
     views_query_many_clauses, views_query_operators_sort_and_paging, views_query_rejections,
 };
@@ -77,6 +79,7 @@ macro_rules! event_store_conformance_tests {
             views_query_operators_sort_and_paging,
             views_query_rejections,
             views_query_many_clauses,
+            views_query_odd_values,
             projection_checkpoints,
             inline_view_changes_commit_with_events,
         );

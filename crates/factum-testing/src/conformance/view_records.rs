@@ -91,14 +91,7 @@ pub async fn views_get_and_list(store: Arc<dyn EventStore>) {
             .len(),
         5
     );
-    assert_eq!(
-        views(&store)
-            .projection_checkpoint("p")
-            .await
-            .unwrap()
-            .position,
-        9
-    );
+    assert_eq!(checkpoint(&store, "p").await.position, 9);
 }
 
 /// View changes in an append are written with its events, and not at all when it fails.
