@@ -47,9 +47,8 @@ use crate::service::AggregateService;
 
 /// What a [`View`] declares to be served over HTTP.
 ///
-/// The domain crate defines its views with `factum-core` and serde only, so the OpenAPI
-/// schema of a record is given by [`Schema`](Self::Schema), a type of the HTTP layer that
-/// derives `ToSchema` (a mirror of the record; test that real records deserialize into it).
+/// The record's OpenAPI schema is the view's own (`ToSchema`, derived in the domain crate
+/// behind its `openapi` feature with `cfg_attr`), so no second description of it exists.
 pub trait HttpView: View + ToSchema {
     /// The collection's path segment: `accounts` gives `/views/accounts/{id}`, and for a
     /// child view `movements` gives `/accounts/{id}/movements`.
