@@ -7,7 +7,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use factum_testing::http::{column, fetch};
 use factum_testing::server::{Server, run_ok};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The bank binary on a free port over `store`.
@@ -17,28 +19,21 @@ fn start(store: &str) -> Server {
 
 /// Runs `bank rebuild-views` with these arguments; returns its stdout.
 fn rebuild_views(store: &str, extra: &[&str]) -> String {
-    let args: Vec<&str> = ["rebuild-views", "--store", store]
-        .into_iter()
-        .chain(extra.iter().copied())
-        .collect();
+    let args = [&["rebuild-views", "--store", store][..], extra].concat();
     run_ok(env!("CARGO_BIN_EXE_bank"), &args)
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> Value {
-    let response = client
-        .post(url)
-        .header("Content-Type", "application/json")
-        .body(body.to_owned())
-        .send()
+    let reply = fetch(client, Method::POST, url, Some(body), &[])
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{url} {body}");
-    response.json().await.unwrap()
+    assert!(reply.status.is_success(), "{url} {body}");
+    reply.json()
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
-    let response = client.get(url).send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    let reply = fetch(client, Method::GET, url, None, &[]).await.unwrap();
+    (reply.status.as_u16(), reply.json())
 }
 
 /// Waits until the movements projection has applied every stored event (at least `head`).
@@ -188,14 +183,8 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
         &bank.url("/accounts/acc-003/movements?page_size=1000"),
     )
     .await;
-    let versions: Vec<u64> = acc3["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["version"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        versions,
+        column(&acc3, "version", Value::as_u64),
         (1..=201).collect::<Vec<_>>(),
         "every deposit, once"
     );
