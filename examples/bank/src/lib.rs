@@ -1,25 +1,24 @@
 //! The reference bank account service of Factum: a bank account whose every change is an
-//! event. [`domain`] is the model (it imports `factum-core` and serde only); [`money`] keeps
-//! amounts exact.
+//! event. [`domain`] is the model (it imports `factum-core` and serde only), [`money`] keeps
+//! amounts exact, [`http`] serves them: the first request of the reference, in process.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use std::sync::Arc;
-//! use bank::domain::{Account, AccountCommand, OpenAccountCommand};
-//! use bank::money::{Amount, Money};
-//! use factum_core::{CqrsCommandEngine, CqrsContext, InMemoryEventStore};
+//! use axum::body::{Body, to_bytes};
+//! use axum::http::Request;
+//! use tower::ServiceExt;
 //!
-//! let engine = CqrsCommandEngine::<Account>::new(Arc::new(InMemoryEventStore::new()), ());
-//! let ctx = CqrsContext::new();
-//! let open = OpenAccountCommand::OpenAccount {
-//!     owner: "Alice".into(),
-//!     initial_balance: Amount::from_cents(100_000),
-//! };
-//! engine.create_with_id("acc-001", &open, &ctx).await.unwrap();
-//! let deposit = AccountCommand::Deposit { amount: Amount::from_cents(50_000) };
-//! let outcome = engine.update("acc-001", &deposit, &ctx).await.unwrap();
-//! assert_eq!(outcome.state.balance, Money::from_cents(150_000));
-//! assert_eq!(outcome.version, 2);
+//! let store = std::sync::Arc::new(factum_core::InMemoryEventStore::new());
+//! let bank = bank::http::Bank::open(store).unwrap();
+//! let app = bank::http::router(&bank, factum_http::HttpConfig::default()).unwrap();
+//! let open = Request::post("/accounts/acc-001")
+//!     .header("content-type", "application/json")
+//!     .body(Body::from(r#"{"type": "OpenAccount", "owner": "Alice", "initial_balance": 1000.0}"#))
+//!     .unwrap();
+//! let response = app.oneshot(open).await.unwrap();
+//! assert_eq!(response.status(), 201);
+//! let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+//! assert_eq!(body, r#"{"id":"acc-001","owner":"Alice","balance":1000.0,"version":1}"#);
 //! # });
 //! ```
 

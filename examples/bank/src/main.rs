@@ -23,11 +23,11 @@ async fn main() -> std::process::ExitCode {
         .default_store("sqlite://data/bank.db")
         .default_listen("127.0.0.1:8080")
         .app(|store, engine_config| {
-            let bank = bank::http::Bank::with_config(store.clone(), engine_config)?;
-            let projections = bank.projections().clone();
-            Ok(App::new(move |http| bank::http::api(&bank, http))
-                .projections(projections)
-                .inline_views(bank::http::inline_views(&store)?))
+            let bank = bank::http::Bank::with_config(store, engine_config)?;
+            let engine = bank.engine().clone();
+            Ok(App::of_engine(&engine, move |http| {
+                bank::http::api(&bank, http)
+            }))
         })
         .run()
         .await

@@ -1,5 +1,25 @@
 //! The bank's read side: an accounts view queryable by owner and balance, and a movements
 //! view with one record per event of an account (id `{account}-{version}`).
+//!
+//! ## Inline or asynchronous, per view
+//!
+//! - **accounts** ([`AccountSummary`]) is kept **inline**: its record is written in the same
+//!   transaction as the command's events, so `GET /views/accounts?...` answered after a
+//!   command's reply always includes it (a client that just deposited finds the new balance
+//!   when it queries by balance). It is one small record per account, read and rewritten by
+//!   each command on that account.
+//! - **movements** ([`Movement`]) runs as an **asynchronous projection**: it is append-only
+//!   history, one record per event, the largest view, and nobody needs it in the same
+//!   instant as the command; keeping it out of the append keeps commands lean. The service
+//!   follows the log (woken by each commit, polling for other processes' events) and
+//!   reports its lag at `/projections/movements`.
+//!
+//! The choice decides how a view is **rebuilt** (`bank rebuild-views`): a projection commits
+//! each batch with its checkpoint, refused if the checkpoint moved, so rebuilding it while
+//! the service runs is safe (the service's runner re-reads from 0). An inline view is written
+//! by every command from its current record, so a command landing during its rebuild would
+//! compute from a half-rebuilt record: `bank rebuild-views --include-inline` is for a stopped
+//! service (or one taking no commands).
 
 use factum_core::{EventEnvelope, FieldKind, View, ViewField, ViewKind};
 use serde::{Deserialize, Serialize};

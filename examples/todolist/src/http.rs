@@ -1,17 +1,9 @@
 //! The to-do lists over HTTP: the generic aggregate routes of `factum-http` for a list, the
 //! view routes, `/projections`, `/health`, `/openapi.json` and `/docs`.
 //!
-//! | route | does |
-//! |---|---|
-//! | `POST /lists/{id}/commands/CreateList` (`{"name"}`) | create a list → 201 (`POST /lists/commands/CreateList` picks the id) |
-//! | `POST /lists/{id}/commands/AddTodo` (`{"todo_id","title"}`) | add a to-do → 200 |
-//! | `POST /lists/{id}/commands/AssignTodo` (`{"todo_id","assignee"}`), `ResolveTodo`, `RemoveTodo` (`{"todo_id"}`) | change a to-do → 200 |
-//! | `GET /lists/{id}` (`?version=N`), `GET /lists/{id}/events` | the list's state, its audit log |
-//! | `GET /views/lists?filter=open:gt:0&sort=-total` | list summaries: `name`, `total`, `resolved`, `open` |
-//! | `GET /views/todos?filter=assignee:eq:bob,resolved:eq:false&sort=title` | to-dos across lists: `list_id`, `title`, `assignee`, `resolved` |
-//! | `GET /lists/{id}/todos` | one list's to-dos (same query string) |
-//! | `GET /views/lists/{id}`, `GET /views/todos/{list}:{todo}` | one record |
-//! | `GET /projections` | how far the to-do projection is behind |
+//! Commands are `POST /lists/{id}/commands/{CreateList|AddTodo|AssignTodo|ResolveTodo|RemoveTodo}`;
+//! `GET /lists/{id}` and `/lists/{id}/events` read a list; `/views/lists`, `/views/todos` and
+//! `/lists/{id}/todos` query the views. `/docs` documents every route and shape.
 //!
 //! With authentication on (`--jwt-secret`), a list is for the user who created it and for the
 //! `admin` role (403 for anyone else); `/views/lists` shows each caller the lists they
@@ -20,21 +12,7 @@
 //! Domain errors are the structured JSON of every Factum error: `TODO_NOT_FOUND` 404,
 //! `TODO_ALREADY_RESOLVED` 409, `TODO_EMPTY_TITLE` 400, `TODO_LIST_NAME_REQUIRED` 400, ...
 //!
-//! ## Inline or asynchronous, per view
-//!
-//! - **list summaries** ([`ListSummary`]) are kept **inline**: the counts a client shows next
-//!   to a list are right in the same instant the command answers (add a to-do, and the list's
-//!   `open` count already includes it). One small record per list.
-//! - **to-dos** ([`TodoView`]) run as an **asynchronous projection**: the big queryable set
-//!   (every to-do of every list, by assignee and state), which a client reads a moment later
-//!   anyway, and which can then be rebuilt while the service runs. The service follows the
-//!   log (woken by each commit, polling for other processes) and reports its lag at
-//!   `/projections/todos`.
-//!
-//! `todolist rebuild-views` rebuilds the projection safely while the service runs (each
-//! batch commits with its checkpoint, refused if a rebuild reset it). The summaries are
-//! written by every command from their current record, so they are rebuilt only with
-//! `--include-inline`, with the service stopped.
+//! How each view is kept (inline or as a projection) and rebuilt: see [`crate::views`].
 
 use std::sync::Arc;
 
@@ -80,33 +58,11 @@ impl HttpView for TodoView {
     }
 }
 
-/// The to-do lists over one store: an engine that keeps the list summaries inline, and the
-/// to-do projection (run it with [`Projections::spawn`]; the engine wakes it after each
-/// commit).
-///
-/// ```
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use std::sync::Arc;
-/// use factum_core::{CqrsContext, InMemoryEventStore};
-/// use todolist::domain::{CreateListCommand, TodoListCommand};
-/// use todolist::http::TodoService;
-///
-/// let service = TodoService::open(Arc::new(InMemoryEventStore::new())).unwrap();
-/// let ctx = CqrsContext::new();
-/// service.engine().create_with_id("home", &CreateListCommand::CreateList { name: "Home".into() }, &ctx).await.unwrap();
-/// let add = TodoListCommand::AddTodo { todo_id: "tap".into(), title: "Fix the tap".into() };
-/// service.engine().update("home", &add, &ctx).await.unwrap();
-/// // The summary is written with the events; the to-do once projected.
-/// assert!(service.views().get_view("list_summaries", "home").await.unwrap().is_some());
-/// assert!(service.views().get_view("todos", "home:tap").await.unwrap().is_none());
-/// service.projections().catch_up().await.unwrap();
-/// assert!(service.views().get_view("todos", "home:tap").await.unwrap().is_some());
-/// # });
-/// ```
+/// The to-do lists over one store: an engine that keeps the list summaries inline and wakes
+/// the to-do projection after each commit (run it with `service.projections().spawn(..)`).
 #[derive(Clone)]
 pub struct TodoService {
     engine: CqrsCommandEngine<TodoList>,
-    projections: Projections,
     views: Arc<dyn ViewStore>,
 }
 
@@ -114,46 +70,32 @@ impl std::fmt::Debug for TodoService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TodoService")
             .field("engine", &self.engine)
-            .field("projections", &self.projections)
             .finish_non_exhaustive()
     }
 }
 
 impl TodoService {
-    /// The service over `store`, with no limits. A store that keeps no views is an error.
+    /// The service over `store`, with no limits.
     pub fn open(store: Arc<dyn EventStore>) -> factum_core::Result<Self> {
-        Self::with_services(store, TodoServices::default())
+        Self::with_config(store, TodoServices::default(), EngineConfig::default())
     }
 
-    /// The service over `store`, whose handlers consult `services`.
-    pub fn with_services(
-        store: Arc<dyn EventStore>,
-        services: TodoServices,
-    ) -> factum_core::Result<Self> {
-        Self::with_config(store, services, EngineConfig::default())
-    }
-
-    /// The service over `store` with `services` and this engine configuration.
+    /// The service over `store` with `services` and this engine configuration; a store
+    /// without views is an error.
     pub fn with_config(
         store: Arc<dyn EventStore>,
         services: TodoServices,
         config: EngineConfig,
     ) -> factum_core::Result<Self> {
-        let views = store.clone().into_view_store().ok_or_else(|| {
-            factum_core::Error::Validation("the to-do views need a store that keeps views".into())
-        })?;
-        let projections = projected_views(&store)?;
+        let views = store.clone().into_view_store();
         let engine = CqrsCommandEngine::builder(store)
             .services(services)
             .config(config)
             .inline_view::<ListSummary>()
-            .dispatcher(projections.waker::<TodoList>())
+            .projection::<TodoView>()
             .build()?;
-        Ok(Self {
-            engine,
-            projections,
-            views,
-        })
+        let views = views.ok_or_else(|| factum_core::Error::Validation("no views".into()))?;
+        Ok(Self { engine, views })
     }
 
     /// The engine.
@@ -163,7 +105,7 @@ impl TodoService {
 
     /// The asynchronous projections (to-dos).
     pub fn projections(&self) -> &Projections {
-        &self.projections
+        self.engine.projections()
     }
 
     /// The view side of the store.
@@ -181,7 +123,7 @@ impl TodoService {
                 .with_view::<ListSummary>("/views", &store)?
                 .with_view::<TodoView>("/views", &store)?
                 .with_child_view::<TodoView>("", &store)?
-                .with_projections(&self.projections),
+                .with_projections(self.engine.projections()),
         )
     }
 
@@ -195,10 +137,4 @@ impl TodoService {
 /// service runs.
 pub fn projected_views(store: &Arc<dyn EventStore>) -> factum_core::Result<Projections> {
     Ok(Projections::new().with(Projector::<TodoView>::for_store(store.clone())?))
-}
-
-/// The views kept inline (list summaries), as projectors for a rebuild: only while no
-/// command runs.
-pub fn inline_views(store: &Arc<dyn EventStore>) -> factum_core::Result<Projections> {
-    Ok(Projections::new().with(Projector::<ListSummary>::for_store(store.clone())?))
 }

@@ -25,12 +25,9 @@ async fn main() -> std::process::ExitCode {
         .default_store("sqlite://data/todolist.db")
         .default_listen("127.0.0.1:8081")
         .app(|store, engine_config| {
-            let service =
-                TodoService::with_config(store.clone(), TodoServices::default(), engine_config)?;
-            let projections = service.projections().clone();
-            Ok(App::new(move |http| service.api(http))
-                .projections(projections)
-                .inline_views(todolist::http::inline_views(&store)?))
+            let service = TodoService::with_config(store, TodoServices::default(), engine_config)?;
+            let engine = service.engine().clone();
+            Ok(App::of_engine(&engine, move |http| service.api(http)))
         })
         .run()
         .await

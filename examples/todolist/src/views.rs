@@ -1,5 +1,49 @@
 //! The read side of the to-do lists: a summary per list and a record per to-do, queryable
 //! by assignee and resolved state.
+//!
+//! ## Inline or asynchronous, per view
+//!
+//! - **list summaries** ([`ListSummary`]) are kept **inline**: the counts a client shows next
+//!   to a list are right in the same instant the command answers (add a to-do, and the list's
+//!   `open` count already includes it). One small record per list.
+//! - **to-dos** ([`TodoView`]) run as an **asynchronous projection**: the big queryable set
+//!   (every to-do of every list, by assignee and state), which a client reads a moment later
+//!   anyway, and which can then be rebuilt while the service runs. The service follows the
+//!   log (woken by each commit, polling for other processes) and reports its lag at
+//!   `/projections/todos`.
+//!
+//! `todolist rebuild-views` rebuilds the projection safely while the service runs (each
+//! batch commits with its checkpoint, refused if a rebuild reset it). The summaries are
+//! written by every command from their current record, so they are rebuilt only with
+//! `--include-inline`, with the service stopped.
+//!
+//! Both views can also be kept inline, as here (the engine writes them with its events):
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use factum_core::*;
+//! use todolist::domain::{CreateListCommand, TodoList, TodoListCommand};
+//! use todolist::views::{ListSummary, TodoView};
+//!
+//! let store = Arc::new(InMemoryEventStore::new());
+//! let engine = CqrsCommandEngine::<TodoList>::builder(store.clone())
+//!     .inline_view::<ListSummary>()
+//!     .inline_view::<TodoView>()
+//!     .build()
+//!     .unwrap();
+//! let ctx = CqrsContext::new();
+//! engine.create_with_id("home", &CreateListCommand::CreateList { name: "Home".into() }, &ctx).await.unwrap();
+//! let add = TodoListCommand::AddTodo { todo_id: "t1".into(), title: "Fix the tap".into() };
+//! engine.update("home", &add, &ctx).await.unwrap();
+//!
+//! let query = ViewQuery::parse(Some("resolved:eq:false"), None, None, None, TodoView::fields()).unwrap();
+//! let open = store.query_views(TodoView::TYPE, &query, TodoView::fields()).await.unwrap();
+//! assert_eq!(open.total, 1);
+//! let summary: ListSummary = store.get_view(ListSummary::TYPE, "home").await.unwrap().unwrap().decode().unwrap();
+//! assert_eq!((summary.total, summary.open), (1, 1));
+//! # });
+//! ```
 
 use factum_core::{EventEnvelope, FieldKind, View, ViewField, ViewKind};
 use serde::{Deserialize, Serialize};

@@ -46,9 +46,10 @@ async fn post(app: &axum::Router, uri: &str, body: Value) -> (u16, Value) {
 #[tokio::test]
 async fn an_async_handler_awaits_its_service_through_the_engine_and_over_http() {
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
-    let service = TodoService::with_services(
+    let service = TodoService::with_config(
         store.clone(),
         TodoServices::with_limits(Arc::new(SlowLimits)),
+        factum_core::EngineConfig::default(),
     )
     .unwrap();
     let app = service.router(HttpConfig::default()).unwrap();

@@ -11,7 +11,8 @@ use crate::aggregate::CommandHandler;
 use crate::error::{Error, Result};
 use crate::id::{AggregateIdGenerator, UuidIdGenerator};
 use crate::keyed_lock::KeyedLock;
-use crate::projection::{InlineView, InlineViewOf};
+use crate::projection::{InlineView, InlineViewOf, Projector};
+use crate::projections::Projections;
 use crate::store::EventStore;
 use crate::upcast::Upcasters;
 use crate::view::View;
@@ -78,6 +79,8 @@ pub struct EngineBuilder<A: CommandHandler, S = NoServices> {
     upcasters: Upcasters,
     dispatchers: Vec<Arc<dyn Dispatcher<A>>>,
     inline_views: Vec<(&'static str, Box<dyn InlineView<A>>)>,
+    inline_projections: Projections,
+    projections: Projections,
     on_dispatch_error: Option<DispatchErrorHandler>,
     problems: Vec<String>,
 }
@@ -113,6 +116,8 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             upcasters: Upcasters::new(),
             dispatchers: Vec::new(),
             inline_views: Vec::new(),
+            inline_projections: Projections::new(),
+            projections: Projections::new(),
             on_dispatch_error: None,
             problems: Vec::new(),
         }
@@ -196,8 +201,30 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
             self.problems
                 .push(format!("inline view {} is added twice", V::TYPE));
         }
+        // The same view as a projector, for rebuilds (only while no command runs).
+        if let Ok(projector) = Projector::<V>::for_store(self.store.clone()) {
+            self.inline_projections = std::mem::take(&mut self.inline_projections).with(projector);
+        }
         self.inline_views
             .push((V::TYPE, Box::new(InlineViewOf::<V>::new())));
+        self
+    }
+
+    /// Keeps view `V` as an asynchronous projection: it follows the event log from its own
+    /// checkpoint (run it with [`Projections::spawn`] on
+    /// [`CqrsCommandEngine::projections`]), and this engine wakes it after each commit. The
+    /// store must keep views (else `build` fails).
+    pub fn projection<V: View>(mut self) -> Self {
+        if self.projections.names().contains(&V::TYPE) {
+            self.problems
+                .push(format!("projection {} is added twice", V::TYPE));
+        }
+        match Projector::<V>::for_store(self.store.clone()) {
+            Ok(projector) => {
+                self.projections = std::mem::take(&mut self.projections).with(projector);
+            }
+            Err(error) => self.problems.push(error.to_string()),
+        }
         self
     }
 
@@ -242,6 +269,8 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
             upcasters: self.upcasters,
             dispatchers: self.dispatchers,
             inline_views: self.inline_views,
+            inline_projections: self.inline_projections,
+            projections: self.projections,
             on_dispatch_error: self.on_dispatch_error,
             problems: self.problems,
         };
@@ -249,6 +278,10 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
     }
 
     fn assemble(self, services: A::Services) -> CqrsCommandEngine<A> {
+        let mut dispatchers = self.dispatchers;
+        if !self.projections.is_empty() {
+            dispatchers.push(self.projections.waker::<A>());
+        }
         CqrsCommandEngine {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -256,8 +289,10 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
                 config: self.config,
                 id_generator: self.id_generator,
                 upcasters: self.upcasters,
-                dispatchers: self.dispatchers,
+                dispatchers,
                 inline_views: self.inline_views.into_iter().map(|(_, v)| v).collect(),
+                inline_projections: self.inline_projections,
+                projections: self.projections,
                 on_dispatch_error: self.on_dispatch_error,
                 dispatch_failures: AtomicU64::new(0),
                 conflicts: AtomicU64::new(0),

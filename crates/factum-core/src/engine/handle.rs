@@ -10,6 +10,7 @@ use crate::aggregate::CommandHandler;
 use crate::id::AggregateIdGenerator;
 use crate::keyed_lock::KeyedLock;
 use crate::projection::InlineView;
+use crate::projections::Projections;
 use crate::store::EventStore;
 use crate::upcast::Upcasters;
 
@@ -27,6 +28,8 @@ pub(super) struct Inner<A: CommandHandler> {
     pub(super) upcasters: Upcasters,
     pub(super) dispatchers: Vec<Arc<dyn Dispatcher<A>>>,
     pub(super) inline_views: Vec<Box<dyn InlineView<A>>>,
+    pub(super) inline_projections: Projections,
+    pub(super) projections: Projections,
     pub(super) on_dispatch_error: Option<DispatchErrorHandler>,
     pub(super) dispatch_failures: AtomicU64,
     pub(super) conflicts: AtomicU64,
@@ -124,6 +127,20 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
     /// The services the handlers are given.
     pub fn services(&self) -> &A::Services {
         &self.inner.services
+    }
+
+    /// The asynchronous projections added with
+    /// [`EngineBuilder::projection`](super::EngineBuilder::projection), which this engine
+    /// wakes after each commit: spawn them, report their lag, rebuild them.
+    pub fn projections(&self) -> &Projections {
+        &self.inner.projections
+    }
+
+    /// The inline views, as projectors over the same store: for a rebuild from the log,
+    /// which must run while no command does (a command writes them from their current
+    /// records).
+    pub fn inline_projections(&self) -> &Projections {
+        &self.inner.inline_projections
     }
 
     /// How many dispatcher calls have failed since the engine was built.

@@ -1,7 +1,7 @@
 //! What a service's wiring gives the runner: its HTTP surface (built once the options are
 //! known), the projections it runs, and the views its engine keeps inline.
 
-use factum_core::Projections;
+use factum_core::{CommandHandler, CqrsCommandEngine, Projections};
 use factum_http::{Api, HttpConfig};
 
 /// Builds the service's [`Api`] from the HTTP configuration the options made.
@@ -44,6 +44,18 @@ impl App {
             projections: Projections::new(),
             inline_views: Projections::new(),
         }
+    }
+
+    /// A service over `engine`: the projections and the inline views are the ones its
+    /// builder was given ([`EngineBuilder::projection`](factum_core::EngineBuilder::projection),
+    /// [`inline_view`](factum_core::EngineBuilder::inline_view)).
+    pub fn of_engine<A: CommandHandler>(
+        engine: &CqrsCommandEngine<A>,
+        api: impl FnOnce(HttpConfig) -> Result<Api, factum_http::Error> + Send + 'static,
+    ) -> Self {
+        Self::new(api)
+            .projections(engine.projections().clone())
+            .inline_views(engine.inline_projections().clone())
     }
 
     /// The asynchronous projections. Serve their lag too, with [`Api::with_projections`].

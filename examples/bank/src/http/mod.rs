@@ -57,28 +57,8 @@ pub fn api(bank: &Bank, config: HttpConfig) -> Result<Api, factum_http::Error> {
     )
 }
 
-/// The bank's router, ready to serve or to test with `tower::ServiceExt::oneshot`.
-///
-/// ```
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// use std::sync::Arc;
-/// use axum::body::{Body, to_bytes};
-/// use axum::http::Request;
-/// use factum_core::InMemoryEventStore;
-/// use tower::ServiceExt;
-///
-/// let bank = bank::http::Bank::open(Arc::new(InMemoryEventStore::new())).unwrap();
-/// let app = bank::http::router(&bank, factum_http::HttpConfig::default()).unwrap();
-/// let open = Request::post("/accounts/acc-001")
-///     .header("content-type", "application/json")
-///     .body(Body::from(r#"{"type": "OpenAccount", "owner": "Alice", "initial_balance": 1000.0}"#))
-///     .unwrap();
-/// let response = app.oneshot(open).await.unwrap();
-/// assert_eq!(response.status(), 201);
-/// let body = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-/// assert_eq!(body, r#"{"id":"acc-001","owner":"Alice","balance":1000.0,"version":1}"#);
-/// # });
-/// ```
+/// The bank's router, ready to serve or to test with `tower::ServiceExt::oneshot` (the
+/// crate's example).
 pub fn router(bank: &Bank, config: HttpConfig) -> Result<Router, factum_http::Error> {
     Ok(api(bank, config)?.into_router())
 }
