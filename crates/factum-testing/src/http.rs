@@ -93,6 +93,44 @@ pub async fn send(app: &Router, request: Request<Body>) -> Reply {
     Reply::read(status, headers, &bytes)
 }
 
+/// [`send`] of a [`request`].
+pub async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    send(app, request(method, uri, body, headers)).await
+}
+
+/// [`call`] with a bearer token (none when `token` is empty).
+pub async fn call_as(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+    token: &str,
+) -> Reply {
+    let bearer = format!("Bearer {token}");
+    let headers: &[(&str, &str)] = if token.is_empty() {
+        &[]
+    } else {
+        &[("authorization", &bearer)]
+    };
+    call(app, method, uri, body, headers).await
+}
+
+/// `GET uri`.
+pub async fn get(app: &Router, uri: &str) -> Reply {
+    call(app, Method::GET, uri, None, &[]).await
+}
+
+/// `POST uri` with a JSON body.
+pub async fn post(app: &Router, uri: &str, body: &str) -> Reply {
+    call(app, Method::POST, uri, Some(body), &[]).await
+}
+
 impl Reply {
     fn read(status: StatusCode, headers: HeaderMap, bytes: &[u8]) -> Self {
         let text = String::from_utf8_lossy(bytes).into_owned();
@@ -145,55 +183,17 @@ pub async fn fetch(
     Ok(Reply::read(status, headers, &bytes))
 }
 
-/// One field of every item of a page of a view (`{"items": [...]}`), read with `as_t`
-/// (`Value::as_str`, `Value::as_u64`, ...); panics when an item has no such field.
+/// One field of every item of a JSON array (a view page's `items`, an event list), read
+/// with `as_t` (`Value::as_str`, `Value::as_u64`, ...); panics when an item has no such field.
 pub fn column<'a, T>(
-    page: &'a Value,
+    items: &'a Value,
     field: &str,
     as_t: impl Fn(&'a Value) -> Option<T>,
 ) -> Vec<T> {
-    page["items"]
+    items
         .as_array()
-        .unwrap_or_else(|| panic!("not a page: {page}"))
+        .unwrap_or_else(|| panic!("not an array: {items}"))
         .iter()
         .map(|item| as_t(&item[field]).unwrap_or_else(|| panic!("{field} of {item}")))
         .collect()
-}
-
-/// [`send`] of a [`request`].
-pub async fn call(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    body: Option<&str>,
-    headers: &[(&str, &str)],
-) -> Reply {
-    send(app, request(method, uri, body, headers)).await
-}
-
-/// [`call`] with a bearer token (none when `token` is empty).
-pub async fn call_as(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    body: Option<&str>,
-    token: &str,
-) -> Reply {
-    let bearer = format!("Bearer {token}");
-    let headers: &[(&str, &str)] = if token.is_empty() {
-        &[]
-    } else {
-        &[("authorization", &bearer)]
-    };
-    call(app, method, uri, body, headers).await
-}
-
-/// `GET uri`.
-pub async fn get(app: &Router, uri: &str) -> Reply {
-    call(app, Method::GET, uri, None, &[]).await
-}
-
-/// `POST uri` with a JSON body.
-pub async fn post(app: &Router, uri: &str, body: &str) -> Reply {
-    call(app, Method::POST, uri, Some(body), &[]).await
 }

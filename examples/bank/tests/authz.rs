@@ -125,21 +125,9 @@ async fn an_account_is_for_its_opener_and_admins_and_refusals_store_nothing() {
         &alice,
     )
     .await;
-    let users: Vec<_> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["user_id"].clone())
-        .collect();
     assert_eq!(
-        users,
-        [
-            json!("alice"),
-            json!("alice"),
-            json!("alice"),
-            json!("root"),
-            json!("root")
-        ]
+        column(&events, "user_id", Value::as_str),
+        ["alice", "alice", "alice", "root", "root"]
     );
     let (_, account) = call(&app, Method::GET, "/accounts/acc-a", None, &alice).await;
     assert_eq!(
@@ -214,7 +202,7 @@ async fn accounts_view_shows_each_caller_their_own(store: Arc<dyn EventStore>) {
     open(&app, "b-0", &bob).await;
     open(&app, "b-1", &bob).await;
 
-    let ids = |page: &Value| column(page, "id", Value::as_str).join(" ");
+    let ids = |page: &Value| column(&page["items"], "id", Value::as_str).join(" ");
     let view = async |query: &str, who: &str| {
         let uri = format!("/views/accounts{query}");
         call(&app, Method::GET, &uri, None, who).await

@@ -67,7 +67,7 @@ async fn walkthrough(app: &Router) {
 }
 
 fn ids(page: &Value) -> Vec<&str> {
-    column(page, "id", Value::as_str)
+    column(&page["items"], "id", Value::as_str)
 }
 
 #[tokio::test]
@@ -268,7 +268,10 @@ async fn movements_follow_as_a_projection_after_the_walkthrough() {
         "/views/movements?filter=amount:gte:1000&sort=-amount",
     )
     .await;
-    assert_eq!(column(&page, "amount", Value::as_f64), [2500.0, 1000.0]);
+    assert_eq!(
+        column(&page["items"], "amount", Value::as_f64),
+        [2500.0, 1000.0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -184,7 +184,7 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
     )
     .await;
     assert_eq!(
-        column(&acc3, "version", Value::as_u64),
+        column(&acc3["items"], "version", Value::as_u64),
         (1..=201).collect::<Vec<_>>(),
         "every deposit, once"
     );
