@@ -12,15 +12,12 @@ use factum_testing::server::{Server, run_ok};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The bank binary on a free port over `store`.
-fn start(store: &str) -> Server {
-    Server::on_store(env!("CARGO_BIN_EXE_bank"), store)
-}
+const BANK: &str = env!("CARGO_BIN_EXE_bank");
 
 /// Runs `bank rebuild-views` with these arguments; returns its stdout.
 fn rebuild_views(store: &str, extra: &[&str]) -> String {
     let args = [&["rebuild-views", "--store", store][..], extra].concat();
-    run_ok(env!("CARGO_BIN_EXE_bank"), &args)
+    run_ok(BANK, &args)
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> Value {
@@ -78,7 +75,7 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("bank.db").display());
     let client = reqwest::Client::new();
-    let bank = start(&store);
+    let bank = Server::on_store(BANK, &store);
     let account = bank.url("/accounts/acc-001");
     post(
         &client,
@@ -197,15 +194,11 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
     // Stopped, the inline view is rebuilt too; both give the same rows after a restart.
     assert!(bank.stop().success(), "exits 0 on SIGTERM");
     let printed = rebuild_views(&store, &["--include-inline"]);
-    assert!(
-        printed.contains("accounts: rebuilt from 205 events"),
-        "{printed}"
-    );
-    assert!(
-        printed.contains("movements: rebuilt from 205 events"),
-        "{printed}"
-    );
-    let bank = start(&store);
+    for view in ["accounts", "movements"] {
+        let line = format!("{view}: rebuilt from 205 events");
+        assert!(printed.contains(&line), "{printed}");
+    }
+    let bank = Server::on_store(BANK, &store);
     caught_up(&client, &bank, 205).await;
     assert_eq!(all(&client, &bank, "accounts").await, accounts);
     assert_eq!(all(&client, &bank, "movements").await, movements);
@@ -214,7 +207,7 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
 
 #[test]
 fn rebuild_views_explains_itself_and_refuses_a_bad_store() {
-    let help = Command::new(env!("CARGO_BIN_EXE_bank"))
+    let help = Command::new(BANK)
         .args(["rebuild-views", "--help"])
         .output()
         .unwrap();
@@ -222,7 +215,7 @@ fn rebuild_views_explains_itself_and_refuses_a_bad_store() {
     assert!(help.status.success());
     assert!(text.contains("--include-inline"), "{text}");
     assert!(text.contains("--store"), "{text}");
-    let bad = Command::new(env!("CARGO_BIN_EXE_bank"))
+    let bad = Command::new(BANK)
         .args(["rebuild-views", "--store", "ftp://nowhere"])
         .output()
         .unwrap();
