@@ -90,13 +90,7 @@ pub async fn send(app: &Router, request: Request<Body>) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    Reply {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    }
+    Reply::read(status, headers, &bytes)
 }
 
 /// [`send`] of a [`request`].
@@ -135,4 +129,71 @@ pub async fn get(app: &Router, uri: &str) -> Reply {
 /// `POST uri` with a JSON body.
 pub async fn post(app: &Router, uri: &str, body: &str) -> Reply {
     call(app, Method::POST, uri, Some(body), &[]).await
+}
+
+impl Reply {
+    fn read(status: StatusCode, headers: HeaderMap, bytes: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        Self {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+}
+
+/// The same request as [`request`], for a running server over real HTTP (`url` is whole).
+#[cfg(feature = "client")]
+pub fn request_to(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+}
+
+/// Sends a [`request_to`] and reads the reply whole; the transport's error when there is
+/// none.
+#[cfg(feature = "client")]
+pub async fn fetch(
+    client: &reqwest::Client,
+    method: Method,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> reqwest::Result<Reply> {
+    let response = request_to(client, method, url, body, headers)
+        .send()
+        .await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await?;
+    Ok(Reply::read(status, headers, &bytes))
+}
+
+/// One field of every item of a JSON array (a view page's `items`, an event list), read
+/// with `as_t` (`Value::as_str`, `Value::as_u64`, ...); panics when an item has no such field.
+pub fn column<'a, T>(
+    items: &'a Value,
+    field: &str,
+    as_t: impl Fn(&'a Value) -> Option<T>,
+) -> Vec<T> {
+    items
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {items}"))
+        .iter()
+        .map(|item| as_t(&item[field]).unwrap_or_else(|| panic!("{field} of {item}")))
+        .collect()
 }

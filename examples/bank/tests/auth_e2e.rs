@@ -3,6 +3,7 @@
 //! the settings it refuses at start.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use factum_testing::http::fetch;
 use factum_testing::jwt::{self, TestKey};
 use factum_testing::server::{Server, run_to_end};
 use serde_json::{Value, json};
@@ -24,20 +25,13 @@ async fn call(
     body: Option<&str>,
     token: Option<&str>,
 ) -> (u16, Value, reqwest::header::HeaderMap) {
-    let mut request = client.request(method, url);
-    if let Some(body) = body {
-        request = request
-            .header("Content-Type", "application/json")
-            .body(body.to_owned());
-    }
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.json().await.unwrap_or(Value::Null);
-    (status, body, headers)
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
+    let reply = fetch(client, method, url, body, &headers).await.unwrap();
+    (reply.status.as_u16(), reply.body, reply.headers)
 }
 
 #[tokio::test]
@@ -79,25 +73,12 @@ async fn with_a_jwks_an_account_is_its_openers_and_the_admins() {
     assert_eq!(status, 401);
     // Wrong audience, and an HS256 token to a server without a secret.
     let mut wrong = json!({"sub": "alice", "exp": jwt::now() + 600, "iss": ISSUER, "aud": "other"});
-    let (status, _, _) = call(
-        &client,
-        post.clone(),
-        &account,
-        Some(open),
-        Some(&TestKey::Rsa1.sign(&wrong)),
-    )
-    .await;
-    assert_eq!(status, 401);
+    let wrong_audience = TestKey::Rsa1.sign(&wrong);
     wrong["aud"] = json!(AUDIENCE);
-    let (status, _, _) = call(
-        &client,
-        post.clone(),
-        &account,
-        Some(open),
-        Some(&jwt::hs256("guess", &wrong)),
-    )
-    .await;
-    assert_eq!(status, 401);
+    for wrong in [wrong_audience, jwt::hs256("guess", &wrong)] {
+        let (status, _, _) = call(&client, post.clone(), &account, Some(open), Some(&wrong)).await;
+        assert_eq!(status, 401);
+    }
 
     let (status, body, _) = call(&client, post.clone(), &account, Some(open), Some(&alice)).await;
     assert_eq!(
@@ -121,73 +102,26 @@ async fn with_a_jwks_an_account_is_its_openers_and_the_admins() {
     }
     let (_, body, _) = call(&client, get.clone(), &account, None, Some(&alice)).await;
     assert_eq!(body["balance"], 15.0, "the admin's deposit only");
-    let (_, page, _) = call(
-        &client,
-        get.clone(),
-        &bank.url("/views/accounts"),
-        None,
-        Some(&bob),
-    )
-    .await;
-    assert_eq!(page["total"], 0);
-    let (_, page, _) = call(
-        &client,
-        get.clone(),
-        &bank.url("/views/accounts"),
-        None,
-        Some(&alice),
-    )
-    .await;
-    assert_eq!(page["total"], 1);
+    let views = bank.url("/views/accounts");
+    for (who, total) in [(&bob, 0), (&alice, 1)] {
+        let (_, page, _) = call(&client, get.clone(), &views, None, Some(who)).await;
+        assert_eq!(page["total"], total);
+    }
 }
 
 #[test]
 fn settings_that_would_leave_the_bank_open_or_blind_are_refused_at_start() {
-    let (code, stderr) = run_to_end(
-        BANK,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            "memory",
-            "--jwt-issuer",
-            ISSUER,
-        ],
-        &[],
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("--jwt-issuer"), "{stderr}");
-
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
     drop(listener);
-    let (code, stderr) = run_to_end(
-        BANK,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            "memory",
-            "--jwks-url",
-            &url,
-        ],
-        &[],
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("--jwks-url"), "{stderr}");
-
-    let (code, stderr) = run_to_end(
-        BANK,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            "memory",
-            "--jwks-file",
-            "/nonexistent/jwks.json",
-        ],
-        &[],
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("JWKS"), "{stderr}");
+    for (setting, value, named) in [
+        ("--jwt-issuer", ISSUER, "--jwt-issuer"),
+        ("--jwks-url", url.as_str(), "--jwks-url"),
+        ("--jwks-file", "/nonexistent/jwks.json", "JWKS"),
+    ] {
+        let memory = ["--listen", "127.0.0.1:0", "--store", "memory"];
+        let (code, stderr) = run_to_end(BANK, &[&memory[..], &[setting, value]].concat(), &[]);
+        assert_eq!(code, Some(1), "{setting}: {stderr}");
+        assert!(stderr.contains(named), "{setting}: {stderr}");
+    }
 }

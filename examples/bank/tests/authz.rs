@@ -12,6 +12,7 @@ use axum::http::{Method, Request, StatusCode};
 use bank::http::Bank;
 use factum_core::{EventStore, InMemoryEventStore};
 use factum_http::{HttpConfig, JwtAuth};
+use factum_testing::http::column;
 use factum_testing::jwt::{self, claims};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -124,21 +125,9 @@ async fn an_account_is_for_its_opener_and_admins_and_refusals_store_nothing() {
         &alice,
     )
     .await;
-    let users: Vec<_> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["user_id"].clone())
-        .collect();
     assert_eq!(
-        users,
-        [
-            json!("alice"),
-            json!("alice"),
-            json!("alice"),
-            json!("root"),
-            json!("root")
-        ]
+        column(&events, "user_id", Value::as_str),
+        ["alice", "alice", "alice", "root", "root"]
     );
     let (_, account) = call(&app, Method::GET, "/accounts/acc-a", None, &alice).await;
     assert_eq!(
@@ -213,68 +202,28 @@ async fn accounts_view_shows_each_caller_their_own(store: Arc<dyn EventStore>) {
     open(&app, "b-0", &bob).await;
     open(&app, "b-1", &bob).await;
 
-    let ids = |page: &Value| -> Vec<String> {
-        page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item["id"].as_str().unwrap().to_owned())
-            .collect()
+    let ids = |page: &Value| column(&page["items"], "id", Value::as_str).join(" ");
+    let view = async |query: &str, who: &str| {
+        let uri = format!("/views/accounts{query}");
+        call(&app, Method::GET, &uri, None, who).await
     };
     // The filter is part of the query: totals and pages count bob's accounts only.
-    let (status, page) = call(&app, Method::GET, "/views/accounts?page_size=1", None, &bob).await;
+    let (status, page) = view("?page_size=1", &bob).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(
         (page["total"].clone(), ids(&page)),
-        (json!(2), vec!["b-0".to_owned()])
+        (json!(2), "b-0".into())
     );
-    let (_, page) = call(
-        &app,
-        Method::GET,
-        "/views/accounts?page_size=1&page=2",
-        None,
-        &bob,
-    )
-    .await;
-    assert_eq!(ids(&page), ["b-1"]);
+    assert_eq!(ids(&view("?page_size=1&page=2", &bob).await.1), "b-1");
     // A filter of the caller's own cannot widen what they see.
-    let (_, page) = call(
-        &app,
-        Method::GET,
-        "/views/accounts?filter=opened_by:eq:alice",
-        None,
-        &bob,
-    )
-    .await;
+    let (_, page) = view("?filter=opened_by:eq:alice", &bob).await;
     assert_eq!(page["total"], 0);
-    let (_, page) = call(
-        &app,
-        Method::GET,
-        "/views/accounts?sort=-version",
-        None,
-        &alice,
-    )
-    .await;
+    let (_, page) = view("?sort=-version", &alice).await;
     assert_eq!(page["total"], 5);
-    assert!(ids(&page).iter().all(|id| id.starts_with("a-")));
-    let (_, page) = call(
-        &app,
-        Method::GET,
-        "/views/accounts?page_size=100",
-        None,
-        &admin,
-    )
-    .await;
-    assert_eq!(page["total"], 7);
-    let (_, page) = call(
-        &app,
-        Method::GET,
-        "/views/accounts?filter=opened_by:eq:bob",
-        None,
-        &admin,
-    )
-    .await;
-    assert_eq!(ids(&page), ["b-0", "b-1"]);
+    assert!(ids(&page).split(' ').all(|id| id.starts_with("a-")));
+    assert_eq!(view("?page_size=100", &admin).await.1["total"], 7);
+    let (_, page) = view("?filter=opened_by:eq:bob", &admin).await;
+    assert_eq!(ids(&page), "b-0 b-1");
 }
 
 /// Every operation of the document, without a token: 401 with the structured error, except

@@ -32,6 +32,14 @@ fn opened(balance: i64) -> AccountEvent {
     }
 }
 
+fn deposited(c: i64) -> AccountEvent {
+    AccountEvent::MoneyDeposited { amount: cents(c) }
+}
+
+fn withdrawn(c: i64) -> AccountEvent {
+    AccountEvent::MoneyWithdrawn { amount: cents(c) }
+}
+
 fn deposit(json: &str) -> AccountCommand {
     AccountCommand::Deposit {
         amount: amount(json),
@@ -126,22 +134,17 @@ async fn deposit_adds_money() {
         .given(vec![opened(100_000)])
         .when_update(deposit("500.0"))
         .await
-        .then_expect_events(vec![AccountEvent::MoneyDeposited {
-            amount: cents(50_000),
-        }]);
+        .then_expect_events(vec![deposited(50_000)]);
     assert_eq!(state.balance, cents(150_000));
 }
 
 #[tokio::test]
 async fn deposits_are_exact() {
     let state = fixture()
-        .given(vec![
-            opened(0),
-            AccountEvent::MoneyDeposited { amount: cents(10) },
-        ])
+        .given(vec![opened(0), deposited(10)])
         .when_update(deposit("0.2"))
         .await
-        .then_expect_events(vec![AccountEvent::MoneyDeposited { amount: cents(20) }]);
+        .then_expect_events(vec![deposited(20)]);
     assert_eq!(state.balance, cents(30));
     assert_eq!(serde_json::to_string(&state.balance).unwrap(), "0.3");
 }
@@ -167,25 +170,16 @@ async fn deposit_amount_must_be_positive_finite_and_at_most_two_decimals() {
         .given(vec![opened(100)])
         .when_update(deposit("1e15"))
         .await
-        .then_expect_events(vec![AccountEvent::MoneyDeposited {
-            amount: cents(100_000_000_000_000_000),
-        }]);
+        .then_expect_events(vec![deposited(100_000_000_000_000_000)]);
 }
 
 #[tokio::test]
 async fn withdraw_takes_money_out() {
     let state = fixture()
-        .given(vec![
-            opened(100_000),
-            AccountEvent::MoneyDeposited {
-                amount: cents(50_000),
-            },
-        ])
+        .given(vec![opened(100_000), deposited(50_000)])
         .when_update(withdraw("200.0"))
         .await
-        .then_expect_events(vec![AccountEvent::MoneyWithdrawn {
-            amount: cents(20_000),
-        }]);
+        .then_expect_events(vec![withdrawn(20_000)]);
     assert_eq!(state.balance, cents(130_000));
 }
 
@@ -195,9 +189,7 @@ async fn withdrawing_exactly_the_balance_is_allowed() {
         .given(vec![opened(1234)])
         .when_update(withdraw("12.34"))
         .await
-        .then_expect_events(vec![AccountEvent::MoneyWithdrawn {
-            amount: cents(1234),
-        }]);
+        .then_expect_events(vec![withdrawn(1234)]);
     assert_eq!(state.balance, Money::ZERO);
 }
 
@@ -306,16 +298,8 @@ async fn error_codes_and_statuses_match_the_reference() {
 
 #[tokio::test]
 async fn events_serialize_in_the_reference_shape() {
-    let json = serde_json::to_value([
-        opened(100_000),
-        AccountEvent::MoneyDeposited {
-            amount: cents(50_000),
-        },
-        AccountEvent::MoneyWithdrawn {
-            amount: cents(20_000),
-        },
-    ])
-    .unwrap();
+    let json =
+        serde_json::to_value([opened(100_000), deposited(50_000), withdrawn(20_000)]).unwrap();
     assert_eq!(
         json,
         serde_json::json!([

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use factum_testing::http::{fetch, request_to};
 use factum_testing::server::Server;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The bank binary on a free port over `store`.
@@ -15,19 +17,15 @@ fn start(store: &str) -> Server {
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, String) {
-    let response = client
-        .post(url)
-        .header("Content-Type", "application/json")
-        .body(body.to_owned())
-        .send()
+    let reply = fetch(client, Method::POST, url, Some(body), &[])
         .await
         .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    (reply.status.as_u16(), reply.text)
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
-    let response = client.get(url).send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    let reply = fetch(client, Method::GET, url, None, &[]).await.unwrap();
+    (reply.status.as_u16(), reply.text)
 }
 
 fn sqlite_url(dir: &Path) -> String {
@@ -186,10 +184,8 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
         clients.push(tokio::spawn(async move {
             let mut acknowledged = 0u64;
             for _ in 0..10_000 {
-                let sent = client
-                    .post(&url)
-                    .header("Content-Type", "application/json")
-                    .body(r#"{"type": "Deposit", "amount": 0.01}"#)
+                let deposit = Some(r#"{"type": "Deposit", "amount": 0.01}"#);
+                let sent = request_to(&client, Method::POST, &url, deposit, &[])
                     .send()
                     .await;
                 match sent {

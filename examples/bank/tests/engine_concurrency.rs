@@ -9,6 +9,19 @@ use factum_core::{
     CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, InMemoryEventStore, SnapshotPolicy,
 };
 
+/// `times` deposits of one cent each on `id`, every one answered without an error.
+async fn deposit_cents(engine: CqrsCommandEngine<Account>, id: &'static str, times: usize) {
+    let deposit = AccountCommand::Deposit {
+        amount: Amount::from_cents(1),
+    };
+    for _ in 0..times {
+        engine
+            .update(id, &deposit, &CqrsContext::new())
+            .await
+            .expect("no error reaches any caller");
+    }
+}
+
 async fn sixteen_by_hundred(engine: CqrsCommandEngine<Account>) {
     let ctx = CqrsContext::new();
     let open = OpenAccountCommand::OpenAccount {
@@ -19,17 +32,7 @@ async fn sixteen_by_hundred(engine: CqrsCommandEngine<Account>) {
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let engine = engine.clone();
-        tasks.push(tokio::spawn(async move {
-            let deposit = AccountCommand::Deposit {
-                amount: Amount::from_cents(1),
-            };
-            for _ in 0..100 {
-                engine
-                    .update("acc-hot", &deposit, &CqrsContext::new())
-                    .await
-                    .expect("no error reaches any caller");
-            }
-        }));
+        tasks.push(tokio::spawn(deposit_cents(engine, "acc-hot", 100)));
     }
     for task in tasks {
         task.await.unwrap();
@@ -73,17 +76,7 @@ async fn sixteen_tasks_across_four_engines_sharing_one_store_retry_their_conflic
     let mut tasks = Vec::new();
     for task in 0..16 {
         let engine = engines[task % 4].clone();
-        tasks.push(tokio::spawn(async move {
-            let deposit = AccountCommand::Deposit {
-                amount: Amount::from_cents(1),
-            };
-            for _ in 0..50 {
-                engine
-                    .update("shared", &deposit, &CqrsContext::new())
-                    .await
-                    .unwrap();
-            }
-        }));
+        tasks.push(tokio::spawn(deposit_cents(engine, "shared", 50)));
     }
     for task in tasks {
         task.await.unwrap();

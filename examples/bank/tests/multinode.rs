@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use factum_testing::database::TestDatabase;
+use factum_testing::http::{Reply, fetch};
 use factum_testing::server::Server;
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const NODES: usize = 3;
@@ -100,25 +102,20 @@ impl Node {
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> (u16, Value) {
-    let response = client
-        .post(url)
-        .header("Content-Type", "application/json")
-        .body(body.to_owned())
-        .send()
+    let reply = fetch(client, Method::POST, url, Some(body), &[])
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
+    (reply.status.as_u16(), text_or_json(reply))
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
-    let response = client.get(url).send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, body)
+    let reply = fetch(client, Method::GET, url, None, &[]).await.unwrap();
+    (reply.status.as_u16(), text_or_json(reply))
+}
+
+/// The body as JSON, or as a JSON string when it is not JSON.
+fn text_or_json(reply: Reply) -> Value {
+    serde_json::from_str(&reply.text).unwrap_or(Value::String(reply.text))
 }
 
 /// Waits until a node's movements projection has applied every event up to `head`.

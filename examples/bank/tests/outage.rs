@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use factum_testing::cluster::ThrowawayPostgres;
+use factum_testing::http::{fetch, request_to};
 use factum_testing::server::Server;
+use reqwest::Method;
 use serde_json::Value;
 
 const CLIENTS: usize = 6;
@@ -49,10 +51,8 @@ async fn deposit_loop(
     };
     while !stop.load(Ordering::SeqCst) {
         let sent = Instant::now();
-        let response = client
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .body(r#"{"type": "Deposit", "amount": 1}"#)
+        let deposit = Some(r#"{"type": "Deposit", "amount": 1}"#);
+        let response = request_to(&client, Method::POST, &url, deposit, &[])
             .send()
             .await;
         let latency = sent.elapsed();
@@ -246,14 +246,11 @@ async fn postgres_stopped_for_twenty_seconds_under_load_fails_fast_loses_nothing
             .filter(|s| s.account == a)
             .map(|s| s.acknowledged)
             .sum();
-        let state: Value = client
-            .get(account_url(a))
-            .send()
+        let url = account_url(a);
+        let state = fetch(&client, Method::GET, &url, None, &[])
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json();
         assert_eq!(state["version"], 1 + acknowledged, "{state}");
         assert_eq!(
             number(&state["balance"]),

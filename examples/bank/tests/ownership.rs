@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use factum_core::CqrsContext;
+use factum_testing::http::fetch;
 use factum_testing::server::Server;
-use serde_json::{Value, json};
+use reqwest::Method;
+use serde_json::json;
 
 const BANK: &str = env!("CARGO_BIN_EXE_bank");
 
@@ -35,20 +37,12 @@ async fn a_second_server_on_one_sqlite_file_is_refused_and_read_only_commands_wo
     let store = format!("sqlite://{}", dir.path().join("bank.db").display());
     let first = Server::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store], &[]);
     let client = reqwest::Client::new();
-    let open = |client: &reqwest::Client, url: String| {
-        client
-            .post(url)
-            .header("Content-Type", "application/json")
-            .body(r#"{"type": "OpenAccount", "owner": "Ann", "initial_balance": 5}"#)
-            .send()
+    let open = async |url: String| {
+        let body = r#"{"type": "OpenAccount", "owner": "Ann", "initial_balance": 5}"#;
+        let reply = fetch(&client, Method::POST, &url, Some(body), &[]).await;
+        reply.unwrap().status
     };
-    assert_eq!(
-        open(&client, first.url("/accounts/a-1"))
-            .await
-            .unwrap()
-            .status(),
-        201
-    );
+    assert_eq!(open(first.url("/accounts/a-1")).await, 201);
 
     let second = bank(&store, &[]);
     assert_eq!(second.status.code(), Some(3), "{second:?}");
@@ -74,23 +68,14 @@ async fn a_second_server_on_one_sqlite_file_is_refused_and_read_only_commands_wo
     assert!(text(&rebuild.stdout).contains("movements: rebuilt from 1 events"));
 
     // The first still serves; once it is gone (killed: the OS drops its lock), another may.
-    assert_eq!(
-        open(&client, first.url("/accounts/a-2"))
-            .await
-            .unwrap()
-            .status(),
-        201
-    );
+    assert_eq!(open(first.url("/accounts/a-2")).await, 201);
     first.kill().unwrap();
     let next = Server::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store], &[]);
-    let state: Value = client
-        .get(next.url("/accounts/a-2"))
-        .send()
+    let url = next.url("/accounts/a-2");
+    let state = fetch(&client, Method::GET, &url, None, &[])
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json();
     assert_eq!(state["version"], 1);
 }
 
@@ -203,18 +188,16 @@ async fn an_inline_rebuild_killed_midway_stops_the_service_from_starting_until_i
     assert!(redone.status.success(), "{redone:?}");
     assert!(text(&redone.stdout).contains(&format!("accounts: rebuilt from {head} events")));
     let service = Server::start(BANK, &["--listen", "127.0.0.1:0", "--store", &store], &[]);
-    let page: Value = reqwest::get(service.url("/views/accounts?page_size=1"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let client = reqwest::Client::new();
+    let view = async |path: &str| {
+        let url = service.url(path);
+        fetch(&client, Method::GET, &url, None, &[])
+            .await
+            .unwrap()
+            .json()
+    };
+    let page = view("/views/accounts?page_size=1").await;
     assert_eq!(page["total"], ACCOUNTS, "{page}");
-    let one: Value = reqwest::get(service.url("/views/accounts/r-0123"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = view("/views/accounts/r-0123").await;
     assert_eq!(one["version"], DEPOSITS + 1, "{one}");
 }

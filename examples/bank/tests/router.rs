@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use factum_core::InMemoryEventStore;
 use factum_http::{HttpConfig, JwtAuth};
@@ -482,18 +482,10 @@ async fn commands_need_a_json_content_type_else_415_and_nothing_stored() {
             Some("application/jsonx"),
             Some("application/+json"),
         ] {
-            let response = app
-                .clone()
-                .oneshot(raw(uri, content_type, body))
-                .await
-                .unwrap();
-            assert_eq!(
-                response.status(),
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "{uri} {content_type:?}"
-            );
-            let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-            let error: Value = serde_json::from_slice(&bytes).unwrap();
+            let reply = factum_testing::http::send(&app, raw(uri, content_type, body)).await;
+            let unsupported = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            assert_eq!(reply.status, unsupported, "{uri} {content_type:?}");
+            let error = reply.json();
             assert_eq!(error["code"], "UNSUPPORTED_MEDIA_TYPE", "{error}");
             assert_eq!(error["status"], 415);
             assert!(
@@ -533,12 +525,9 @@ async fn commands_need_a_json_content_type_else_415_and_nothing_stored() {
             StatusCode::OK,
         ),
     ] {
-        let response = app
-            .clone()
-            .oneshot(raw("/accounts/acc-1", Some(content_type), body))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), status, "{content_type}");
+        let request = raw("/accounts/acc-1", Some(content_type), body);
+        let reply = factum_testing::http::send(&app, request).await;
+        assert_eq!(reply.status, status, "{content_type}");
     }
     assert_eq!(event_count(&app, "acc-1").await, 3);
 }

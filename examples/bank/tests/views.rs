@@ -12,6 +12,7 @@ use bank::http::Bank;
 use bank::views::{AccountSummary, Movement};
 use factum_core::{EventStore, InMemoryEventStore, View};
 use factum_http::HttpConfig;
+use factum_testing::http::column;
 use factum_testing::views::{all_records, replay};
 use serde_json::{Value, json};
 
@@ -45,24 +46,13 @@ async fn post(app: &Router, uri: &str, body: &str) -> Value {
 
 /// The reference walkthrough's commands, then a few more accounts.
 async fn walkthrough(app: &Router) {
-    post(
-        app,
-        "/accounts/acc-001",
+    for body in [
         r#"{"type": "OpenAccount", "owner": "Alice", "initial_balance": 1000.0}"#,
-    )
-    .await;
-    post(
-        app,
-        "/accounts/acc-001",
         r#"{"type": "Deposit", "amount": 500.0}"#,
-    )
-    .await;
-    post(
-        app,
-        "/accounts/acc-001",
         r#"{"type": "Withdraw", "amount": 200.0}"#,
-    )
-    .await;
+    ] {
+        post(app, "/accounts/acc-001", body).await;
+    }
     for (id, owner, initial) in [
         ("acc-002", "Bob", "50.25"),
         ("acc-003", "Alice", "2500"),
@@ -77,12 +67,7 @@ async fn walkthrough(app: &Router) {
 }
 
 fn ids(page: &Value) -> Vec<&str> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["id"].as_str().unwrap())
-        .collect()
+    column(&page["items"], "id", Value::as_str)
 }
 
 #[tokio::test]
@@ -283,13 +268,10 @@ async fn movements_follow_as_a_projection_after_the_walkthrough() {
         "/views/movements?filter=amount:gte:1000&sort=-amount",
     )
     .await;
-    let amounts: Vec<f64> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["amount"].as_f64().unwrap())
-        .collect();
-    assert_eq!(amounts, [2500.0, 1000.0]);
+    assert_eq!(
+        column(&page["items"], "amount", Value::as_f64),
+        [2500.0, 1000.0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

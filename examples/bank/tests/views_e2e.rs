@@ -7,38 +7,30 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use factum_testing::http::{column, fetch};
 use factum_testing::server::{Server, run_ok};
+use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The bank binary on a free port over `store`.
-fn start(store: &str) -> Server {
-    Server::on_store(env!("CARGO_BIN_EXE_bank"), store)
-}
+const BANK: &str = env!("CARGO_BIN_EXE_bank");
 
 /// Runs `bank rebuild-views` with these arguments; returns its stdout.
 fn rebuild_views(store: &str, extra: &[&str]) -> String {
-    let args: Vec<&str> = ["rebuild-views", "--store", store]
-        .into_iter()
-        .chain(extra.iter().copied())
-        .collect();
-    run_ok(env!("CARGO_BIN_EXE_bank"), &args)
+    let args = [&["rebuild-views", "--store", store][..], extra].concat();
+    run_ok(BANK, &args)
 }
 
 async fn post(client: &reqwest::Client, url: &str, body: &str) -> Value {
-    let response = client
-        .post(url)
-        .header("Content-Type", "application/json")
-        .body(body.to_owned())
-        .send()
+    let reply = fetch(client, Method::POST, url, Some(body), &[])
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{url} {body}");
-    response.json().await.unwrap()
+    assert!(reply.status.is_success(), "{url} {body}");
+    reply.json()
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
-    let response = client.get(url).send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    let reply = fetch(client, Method::GET, url, None, &[]).await.unwrap();
+    (reply.status.as_u16(), reply.json())
 }
 
 /// Waits until the movements projection has applied every stored event (at least `head`).
@@ -83,7 +75,7 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("bank.db").display());
     let client = reqwest::Client::new();
-    let bank = start(&store);
+    let bank = Server::on_store(BANK, &store);
     let account = bank.url("/accounts/acc-001");
     post(
         &client,
@@ -188,14 +180,8 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
         &bank.url("/accounts/acc-003/movements?page_size=1000"),
     )
     .await;
-    let versions: Vec<u64> = acc3["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["version"].as_u64().unwrap())
-        .collect();
     assert_eq!(
-        versions,
+        column(&acc3["items"], "version", Value::as_u64),
         (1..=201).collect::<Vec<_>>(),
         "every deposit, once"
     );
@@ -208,15 +194,11 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
     // Stopped, the inline view is rebuilt too; both give the same rows after a restart.
     assert!(bank.stop().success(), "exits 0 on SIGTERM");
     let printed = rebuild_views(&store, &["--include-inline"]);
-    assert!(
-        printed.contains("accounts: rebuilt from 205 events"),
-        "{printed}"
-    );
-    assert!(
-        printed.contains("movements: rebuilt from 205 events"),
-        "{printed}"
-    );
-    let bank = start(&store);
+    for view in ["accounts", "movements"] {
+        let line = format!("{view}: rebuilt from 205 events");
+        assert!(printed.contains(&line), "{printed}");
+    }
+    let bank = Server::on_store(BANK, &store);
     caught_up(&client, &bank, 205).await;
     assert_eq!(all(&client, &bank, "accounts").await, accounts);
     assert_eq!(all(&client, &bank, "movements").await, movements);
@@ -225,7 +207,7 @@ async fn views_follow_the_walkthrough_and_rebuild_to_the_same_rows() {
 
 #[test]
 fn rebuild_views_explains_itself_and_refuses_a_bad_store() {
-    let help = Command::new(env!("CARGO_BIN_EXE_bank"))
+    let help = Command::new(BANK)
         .args(["rebuild-views", "--help"])
         .output()
         .unwrap();
@@ -233,7 +215,7 @@ fn rebuild_views_explains_itself_and_refuses_a_bad_store() {
     assert!(help.status.success());
     assert!(text.contains("--include-inline"), "{text}");
     assert!(text.contains("--store"), "{text}");
-    let bad = Command::new(env!("CARGO_BIN_EXE_bank"))
+    let bad = Command::new(BANK)
         .args(["rebuild-views", "--store", "ftp://nowhere"])
         .output()
         .unwrap();

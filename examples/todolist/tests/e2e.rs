@@ -7,7 +7,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use factum_testing::http::{column, fetch};
 use factum_testing::server::{Server, run_ok};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// The todolist binary on a free port over `store`.
@@ -16,10 +18,7 @@ fn start(store: &str) -> Server {
 }
 
 fn rebuild_views(store: &str, extra: &[&str]) -> String {
-    let args: Vec<&str> = ["rebuild-views", "--store", store]
-        .into_iter()
-        .chain(extra.iter().copied())
-        .collect();
+    let args = [&["rebuild-views", "--store", store][..], extra].concat();
     run_ok(env!("CARGO_BIN_EXE_todolist"), &args)
 }
 
@@ -29,15 +28,11 @@ struct Client {
 
 impl Client {
     async fn command(&self, service: &Server, list: &str, name: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(service.url(&format!("/lists/{list}/commands/{name}")))
-            .header("Content-Type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        let url = service.url(&format!("/lists/{list}/commands/{name}"));
+        let body = body.to_string();
+        let reply = fetch(&self.http, Method::POST, &url, Some(&body), &[]);
+        let reply = reply.await.unwrap();
+        (reply.status.as_u16(), reply.json())
     }
 
     async fn ok(&self, service: &Server, list: &str, name: &str, body: Value) -> Value {
@@ -54,8 +49,11 @@ impl Client {
     }
 
     async fn get(&self, service: &Server, path: &str) -> (u16, Value) {
-        let response = self.http.get(service.url(path)).send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        let url = service.url(path);
+        let reply = fetch(&self.http, Method::GET, &url, None, &[])
+            .await
+            .unwrap();
+        (reply.status.as_u16(), reply.json())
     }
 
     /// Waits until the to-do projection has applied every stored event.
@@ -80,12 +78,7 @@ impl Client {
 }
 
 fn titles(page: &Value) -> Vec<&str> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["title"].as_str().unwrap())
-        .collect()
+    column(&page["items"], "title", Value::as_str)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -129,41 +122,22 @@ async fn the_todo_service_end_to_end() {
     assert_eq!(removed["state"]["todos"].as_array().unwrap().len(), 7);
 
     // Every domain error, as structured JSON.
-    let error = client
-        .refused(&service, "home", "ResolveTodo", json!({"todo_id": "t99"}))
-        .await;
-    assert_eq!(
-        (error["status"].as_u64(), error["code"].as_str()),
-        (Some(404), Some("TODO_NOT_FOUND"))
-    );
-    assert_eq!(error["message"], "to-do 't99' not found");
-    assert_eq!(error["domain"], "TODO");
-    let error = client
-        .refused(&service, "home", "ResolveTodo", json!({"todo_id": "t04"}))
-        .await;
-    assert_eq!(
-        (error["status"].as_u64(), error["code"].as_str()),
-        (Some(409), Some("TODO_ALREADY_RESOLVED"))
-    );
-    let error = client
-        .refused(
-            &service,
-            "home",
-            "AddTodo",
-            json!({"todo_id": "t13", "title": ""}),
-        )
-        .await;
-    assert_eq!(
-        (error["status"].as_u64(), error["code"].as_str()),
-        (Some(400), Some("TODO_EMPTY_TITLE"))
-    );
-    let error = client
-        .refused(&service, "shed", "CreateList", json!({"name": " "}))
-        .await;
-    assert_eq!(
-        (error["status"].as_u64(), error["code"].as_str()),
-        (Some(400), Some("TODO_LIST_NAME_REQUIRED"))
-    );
+    #[rustfmt::skip]
+    let refusals = [
+        ("home", "ResolveTodo", json!({"todo_id": "t99"}), 404, "TODO_NOT_FOUND"),
+        ("home", "ResolveTodo", json!({"todo_id": "t04"}), 409, "TODO_ALREADY_RESOLVED"),
+        ("home", "AddTodo", json!({"todo_id": "t13", "title": ""}), 400, "TODO_EMPTY_TITLE"),
+        ("shed", "CreateList", json!({"name": " "}), 400, "TODO_LIST_NAME_REQUIRED"),
+    ];
+    for (i, (list, name, body, status, code)) in refusals.into_iter().enumerate() {
+        let error = client.refused(&service, list, name, body).await;
+        let seen = (error["status"].as_u64(), error["code"].as_str());
+        assert_eq!(seen, (Some(status), Some(code)));
+        if i == 0 {
+            assert_eq!(error["message"], "to-do 't99' not found");
+            assert_eq!(error["domain"], "TODO");
+        }
+    }
     let (status, _) = client.get(&service, "/lists/shed").await;
     assert_eq!(status, 404, "a refused create stores nothing");
 
@@ -183,43 +157,22 @@ async fn the_todo_service_end_to_end() {
 
     // Queries by assignee and resolved state, with sort and paging.
     // bob: t04 (home, resolved), t08 (home), t12 (work, resolved); ann: t02, t06 (work), t10.
-    let (_, page) = client
-        .get(&service, "/views/todos?filter=assignee:eq:bob&sort=-title")
-        .await;
-    assert_eq!(titles(&page), ["Task 12", "Task 08", "Task 04"]);
-    let (_, page) = client
-        .get(
-            &service,
-            "/views/todos?filter=assignee:eq:bob,resolved:eq:false",
-        )
-        .await;
-    assert_eq!(titles(&page), ["Task 08"]);
-    let (_, page) = client
-        .get(
-            &service,
-            "/views/todos?filter=resolved:eq:false&sort=title&page=2&page_size=3",
-        )
-        .await;
-    assert_eq!(page["total"], 8);
-    assert_eq!(titles(&page), ["Task 07", "Task 08", "Task 09"]);
-    let (_, page) = client
-        .get(
-            &service,
-            "/views/todos?filter=resolved:eq:true&sort=assignee,title",
-        )
-        .await;
-    assert_eq!(
-        titles(&page),
-        ["Task 01", "Task 04", "Task 12"],
-        "no assignee sorts first"
-    );
-    let (_, page) = client
-        .get(
-            &service,
-            "/lists/work/todos?filter=assignee:in:ann|bob&sort=-title",
-        )
-        .await;
-    assert_eq!(titles(&page), ["Task 12", "Task 06"]);
+    #[rustfmt::skip]
+    let queries: [(&str, &[&str]); 5] = [
+        ("/views/todos?filter=assignee:eq:bob&sort=-title", &["Task 12", "Task 08", "Task 04"]),
+        ("/views/todos?filter=assignee:eq:bob,resolved:eq:false", &["Task 08"]),
+        ("/views/todos?filter=resolved:eq:false&sort=title&page=2&page_size=3", &["Task 07", "Task 08", "Task 09"]),
+        // No assignee sorts first.
+        ("/views/todos?filter=resolved:eq:true&sort=assignee,title", &["Task 01", "Task 04", "Task 12"]),
+        ("/lists/work/todos?filter=assignee:in:ann|bob&sort=-title", &["Task 12", "Task 06"]),
+    ];
+    for (i, (query, expected)) in queries.into_iter().enumerate() {
+        let (_, page) = client.get(&service, query).await;
+        assert_eq!(titles(&page), expected, "{query}");
+        if i == 2 {
+            assert_eq!(page["total"], 8);
+        }
+    }
 
     // A rejected query.
     let (status, error) = client

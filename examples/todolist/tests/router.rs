@@ -10,7 +10,7 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode};
 use factum_core::{InMemoryEventStore, View};
 use factum_http::HttpConfig;
-use factum_testing::http::Reply;
+use factum_testing::http::{Reply, column};
 use factum_testing::views::{all_records, replay};
 use serde_json::{Value, json};
 use todolist::http::TodoService;
@@ -18,9 +18,18 @@ use todolist::views::{ListSummary, TodoView};
 use tower::ServiceExt;
 
 fn service() -> (TodoService, Router) {
+    service_with(HttpConfig::default())
+}
+
+fn service_with(config: HttpConfig) -> (TodoService, Router) {
     let service = TodoService::open(Arc::new(InMemoryEventStore::new())).unwrap();
-    let app = service.router(HttpConfig::default()).unwrap();
+    let app = service.router(config).unwrap();
     (service, app)
+}
+
+/// The configuration of the tests with auth: HS256 tokens signed with `secret`.
+fn with_auth(secret: &str) -> HttpConfig {
+    HttpConfig::default().with_auth(factum_http::JwtAuth::hs256(secret).unwrap())
 }
 
 async fn send(app: &Router, method: Method, uri: &str, body: Option<&str>) -> Reply {
@@ -52,35 +61,23 @@ async fn get(app: &Router, uri: &str) -> Reply {
 async fn seed(app: &Router) {
     ok(app, "home", "CreateList", json!({"name": "Home"})).await;
     ok(app, "work", "CreateList", json!({"name": "Work"})).await;
-    for (list, todo, title) in [
-        ("home", "tap", "Fix the tap"),
-        ("home", "bins", "Take out the bins"),
-        ("home", "lamp", "Buy a lamp"),
-        ("home", "old", "Something old"),
-        ("work", "report", "Write the report"),
-        ("work", "slides", "Make slides"),
-    ] {
-        ok(
-            app,
-            list,
-            "AddTodo",
-            json!({"todo_id": todo, "title": title}),
-        )
-        .await;
+    let todos = [
+        ("home", "tap", "Fix the tap", Some("bob")),
+        ("home", "bins", "Take out the bins", Some("ann")),
+        ("home", "lamp", "Buy a lamp", None),
+        ("home", "old", "Something old", None),
+        ("work", "report", "Write the report", Some("bob")),
+        ("work", "slides", "Make slides", Some("ann")),
+    ];
+    for (list, todo, title, _) in todos {
+        let body = json!({"todo_id": todo, "title": title});
+        ok(app, list, "AddTodo", body).await;
     }
-    for (list, todo, who) in [
-        ("home", "tap", "bob"),
-        ("home", "bins", "ann"),
-        ("work", "report", "bob"),
-        ("work", "slides", "ann"),
-    ] {
-        ok(
-            app,
-            list,
-            "AssignTodo",
-            json!({"todo_id": todo, "assignee": who}),
-        )
-        .await;
+    for (list, todo, _, assignee) in todos {
+        if let Some(who) = assignee {
+            let body = json!({"todo_id": todo, "assignee": who});
+            ok(app, list, "AssignTodo", body).await;
+        }
     }
     ok(app, "home", "ResolveTodo", json!({"todo_id": "tap"})).await;
     ok(app, "work", "ResolveTodo", json!({"todo_id": "slides"})).await;
@@ -88,12 +85,7 @@ async fn seed(app: &Router) {
 }
 
 fn titles(page: &Value) -> Vec<&str> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["title"].as_str().unwrap())
-        .collect()
+    column(&page["items"], "title", Value::as_str)
 }
 
 #[tokio::test]
@@ -105,20 +97,10 @@ async fn commands_change_the_list_and_answer_its_state() {
         created.body,
         json!({"id": "home", "state": {"id": "home", "name": "Home", "todos": []}, "version": 1})
     );
-    ok(
-        &app,
-        "home",
-        "AddTodo",
-        json!({"todo_id": "tap", "title": "Fix the tap"}),
-    )
-    .await;
-    ok(
-        &app,
-        "home",
-        "AssignTodo",
-        json!({"todo_id": "tap", "assignee": "bob"}),
-    )
-    .await;
+    let add = json!({"todo_id": "tap", "title": "Fix the tap"});
+    ok(&app, "home", "AddTodo", add).await;
+    let assign = json!({"todo_id": "tap", "assignee": "bob"});
+    ok(&app, "home", "AssignTodo", assign).await;
     let resolved = ok(&app, "home", "ResolveTodo", json!({"todo_id": "tap"})).await;
     assert_eq!(
         resolved,
@@ -165,69 +147,23 @@ async fn every_domain_error_is_structured_and_changes_nothing() {
     seed(&app).await;
     let before = get(&app, "/lists/home").await.body;
 
-    command(&app, "home", "ResolveTodo", json!({"todo_id": "nope"}))
-        .await
-        .error(404, "TODO_NOT_FOUND");
-    command(&app, "home", "RemoveTodo", json!({"todo_id": "old"}))
-        .await
-        .error(404, "TODO_NOT_FOUND");
-    command(&app, "home", "ResolveTodo", json!({"todo_id": "tap"}))
-        .await
-        .error(409, "TODO_ALREADY_RESOLVED");
-    command(
-        &app,
-        "home",
-        "AssignTodo",
-        json!({"todo_id": "tap", "assignee": "cy"}),
-    )
-    .await
-    .error(409, "TODO_ALREADY_RESOLVED");
-    command(
-        &app,
-        "home",
-        "AddTodo",
-        json!({"todo_id": "new", "title": ""}),
-    )
-    .await
-    .error(400, "TODO_EMPTY_TITLE");
-    command(
-        &app,
-        "home",
-        "AddTodo",
-        json!({"todo_id": "new", "title": "   "}),
-    )
-    .await
-    .error(400, "TODO_EMPTY_TITLE");
-    command(
-        &app,
-        "home",
-        "AddTodo",
-        json!({"todo_id": "lamp", "title": "Again"}),
-    )
-    .await
-    .error(409, "TODO_ALREADY_EXISTS");
-    command(
-        &app,
-        "home",
-        "AddTodo",
-        json!({"todo_id": "a b", "title": "Spaces"}),
-    )
-    .await
-    .error(400, "TODO_INVALID_ID");
-    command(&app, "shed", "CreateList", json!({"name": ""}))
-        .await
-        .error(400, "TODO_LIST_NAME_REQUIRED");
-    command(&app, "home", "CreateList", json!({"name": "Again"}))
-        .await
-        .error(409, "TODO_LIST_ALREADY_EXISTS");
-    command(
-        &app,
-        "shed",
-        "AddTodo",
-        json!({"todo_id": "x", "title": "y"}),
-    )
-    .await
-    .error(404, "TODO_LIST_NOT_FOUND");
+    #[rustfmt::skip]
+    let refusals = [
+        ("home", "ResolveTodo", json!({"todo_id": "nope"}), 404, "TODO_NOT_FOUND"),
+        ("home", "RemoveTodo", json!({"todo_id": "old"}), 404, "TODO_NOT_FOUND"),
+        ("home", "ResolveTodo", json!({"todo_id": "tap"}), 409, "TODO_ALREADY_RESOLVED"),
+        ("home", "AssignTodo", json!({"todo_id": "tap", "assignee": "cy"}), 409, "TODO_ALREADY_RESOLVED"),
+        ("home", "AddTodo", json!({"todo_id": "new", "title": ""}), 400, "TODO_EMPTY_TITLE"),
+        ("home", "AddTodo", json!({"todo_id": "new", "title": "   "}), 400, "TODO_EMPTY_TITLE"),
+        ("home", "AddTodo", json!({"todo_id": "lamp", "title": "Again"}), 409, "TODO_ALREADY_EXISTS"),
+        ("home", "AddTodo", json!({"todo_id": "a b", "title": "Spaces"}), 400, "TODO_INVALID_ID"),
+        ("shed", "CreateList", json!({"name": ""}), 400, "TODO_LIST_NAME_REQUIRED"),
+        ("home", "CreateList", json!({"name": "Again"}), 409, "TODO_LIST_ALREADY_EXISTS"),
+        ("shed", "AddTodo", json!({"todo_id": "x", "title": "y"}), 404, "TODO_LIST_NOT_FOUND"),
+    ];
+    for (list, name, body, status, code) in refusals {
+        command(&app, list, name, body).await.error(status, code);
+    }
     get(&app, "/lists/shed")
         .await
         .error(404, "TODO_LIST_NOT_FOUND");
@@ -270,19 +206,12 @@ async fn summaries_are_current_at_once_and_queryable() {
     let (_, app) = service();
     seed(&app).await;
     let home = get(&app, "/views/lists/home").await;
-    assert_eq!(home.status, StatusCode::OK);
-    assert_eq!(
-        home.body,
-        json!({"list_id": "home", "name": "Home", "total": 3, "resolved": 1, "open": 2})
-    );
+    let summary = json!({"list_id": "home", "name": "Home", "total": 3, "resolved": 1, "open": 2});
+    assert_eq!((home.status, &home.body), (StatusCode::OK, &summary));
+    let work = json!({"list_id": "work", "name": "Work", "total": 2, "resolved": 1, "open": 1});
     let page = get(&app, "/views/lists?sort=-open").await.body;
-    assert_eq!(
-        page,
-        json!({"items": [
-            {"list_id": "home", "name": "Home", "total": 3, "resolved": 1, "open": 2},
-            {"list_id": "work", "name": "Work", "total": 2, "resolved": 1, "open": 1},
-        ], "total": 2, "page": 1, "page_size": 50})
-    );
+    let expected = json!({"items": [summary, work], "total": 2, "page": 1, "page_size": 50});
+    assert_eq!(page, expected);
     let page = get(&app, "/views/lists?filter=name:contains:or").await.body;
     assert_eq!(page["total"], 1);
     // The next command's effect is there as soon as it answered.
@@ -455,21 +384,13 @@ async fn operations_and_the_document() {
     }
     assert_eq!(paths.len(), 18, "{:?}", paths.keys().collect::<Vec<_>>());
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in [
-        "ListState",
-        "TodoState",
-        "AddTodoBody",
-        "AssignTodoBody",
-        "RemoveTodoBody",
-        "ResolveTodoBody",
-        "CreateListBody",
-        "TodoListEvent",
-        "ListSummary",
-        "ListSummaryPage",
-        "Todo",
-        "TodoPage",
-        "ErrorBody",
-    ] {
+    #[rustfmt::skip]
+    let names = [
+        "ListState", "TodoState", "TodoListEvent", "ErrorBody",
+        "AddTodoBody", "AssignTodoBody", "RemoveTodoBody", "ResolveTodoBody", "CreateListBody",
+        "ListSummary", "ListSummaryPage", "Todo", "TodoPage",
+    ];
+    for name in names {
         assert!(schemas.contains_key(name), "schema {name}");
     }
     assert_eq!(
@@ -496,15 +417,15 @@ async fn commands_need_json_and_only_their_documented_fields() {
         let request = request
             .body(Body::from(r#"{"todo_id": "a", "title": "t"}"#))
             .unwrap();
-        let response = app.clone().oneshot(request).await.unwrap();
+        let reply = factum_testing::http::send(&app, request).await;
+        let unsupported = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        assert_eq!(reply.status, unsupported, "{content_type:?}");
         assert_eq!(
-            response.status(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "{content_type:?}"
+            reply.json()["code"],
+            "UNSUPPORTED_MEDIA_TYPE",
+            "{}",
+            reply.text
         );
-        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let error: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(error["code"], "UNSUPPORTED_MEDIA_TYPE", "{error}");
     }
     // Fields the document does not list: 400 naming the field.
     for (name, body) in [
@@ -549,9 +470,7 @@ async fn commands_need_json_and_only_their_documented_fields() {
 #[tokio::test]
 async fn with_auth_every_documented_route_needs_a_token() {
     let secret = "todo-s3cret";
-    let service = TodoService::open(Arc::new(InMemoryEventStore::new())).unwrap();
-    let config = HttpConfig::default().with_auth(factum_http::JwtAuth::hs256(secret).unwrap());
-    let app = service.router(config).unwrap();
+    let (_service, app) = service_with(with_auth(secret));
     let token = factum_testing::jwt::hs256(secret, &factum_testing::jwt::claims("ann", 600));
     let request = |method: Method, uri: &str, token: Option<&str>| {
         let mut request = Request::builder().method(method).uri(uri);
@@ -613,9 +532,7 @@ async fn with_auth_every_documented_route_needs_a_token() {
 #[tokio::test]
 async fn with_auth_a_list_is_its_creators_and_the_admins() {
     let secret = "todo-s3cret";
-    let service = TodoService::open(Arc::new(InMemoryEventStore::new())).unwrap();
-    let config = HttpConfig::default().with_auth(factum_http::JwtAuth::hs256(secret).unwrap());
-    let app = service.router(config).unwrap();
+    let (service, app) = service_with(with_auth(secret));
     let token = |sub: &str, roles: &[&str]| {
         let mut claims = factum_testing::jwt::claims(sub, 600);
         claims["roles"] = json!(roles);
@@ -626,51 +543,23 @@ async fn with_auth_a_list_is_its_creators_and_the_admins() {
         token("bob", &[]),
         token("root", &["admin"]),
     );
-    let call = |method: Method, uri: &str, body: Option<Value>, token: &str| {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-            .unwrap();
-        let app = app.clone();
-        async move {
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-            (
-                status,
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-            )
-        }
+    let call = async |method: Method, uri: &str, body: Option<Value>, token: &str| {
+        let body = body.map(|b| b.to_string());
+        let reply = factum_testing::http::call_as(&app, method, uri, body.as_deref(), token).await;
+        (reply.status, reply.body)
     };
-    for (list, who) in [("anns", &ann), ("bobs", &bob)] {
-        let (status, _) = call(
-            Method::POST,
-            &format!("/lists/{list}/commands/CreateList"),
-            Some(json!({"name": list})),
-            who,
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED);
+    #[rustfmt::skip]
+    let setup = [
+        (&ann, "anns", "CreateList", json!({"name": "anns"}), StatusCode::CREATED),
+        (&bob, "bobs", "CreateList", json!({"name": "bobs"}), StatusCode::CREATED),
+        (&ann, "anns", "AddTodo", json!({"todo_id": "t1", "title": "for bob"}), StatusCode::OK),
+        (&ann, "anns", "AssignTodo", json!({"todo_id": "t1", "assignee": "bob"}), StatusCode::OK),
+    ];
+    for (who, list, name, body, expected) in setup {
+        let uri = format!("/lists/{list}/commands/{name}");
+        let (status, _) = call(Method::POST, &uri, Some(body), who).await;
+        assert_eq!(status, expected, "{name} {list}");
     }
-    let (status, _) = call(
-        Method::POST,
-        "/lists/anns/commands/AddTodo",
-        Some(json!({"todo_id": "t1", "title": "for bob"})),
-        &ann,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _) = call(
-        Method::POST,
-        "/lists/anns/commands/AssignTodo",
-        Some(json!({"todo_id": "t1", "assignee": "bob"})),
-        &ann,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
 
     for (method, uri, body) in [
         (Method::GET, "/lists/anns", None),
@@ -688,30 +577,20 @@ async fn with_auth_a_list_is_its_creators_and_the_admins() {
         assert!(status.is_success(), "admin {method} {uri}: {reply}");
     }
     let (_, state) = call(Method::GET, "/lists/anns/events", None, &ann).await;
-    let users: Vec<_> = state["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["user_id"].clone())
-        .collect();
-    assert_eq!(
-        users,
-        [json!("ann"), json!("ann"), json!("ann"), json!("root")]
-    );
+    let users = column(&state["events"], "user_id", Value::as_str);
+    assert_eq!(users, ["ann", "ann", "ann", "root"]);
 
-    let (_, page) = call(Method::GET, "/views/lists", None, &bob).await;
-    assert_eq!(
-        (page["total"].clone(), page["items"][0]["list_id"].clone()),
-        (json!(1), json!("bobs"))
-    );
-    let (_, page) = call(Method::GET, "/views/lists", None, &admin).await;
-    assert_eq!(page["total"], 2);
+    // Each view page: its total and its first item's id.
+    let view = async |uri: &str, who: &str, id: &str| {
+        let (_, page) = call(Method::GET, uri, None, who).await;
+        let first = page["items"][0][id].as_str().map(str::to_owned);
+        (page["total"].as_u64().unwrap(), first)
+    };
+    let bobs = Some("bobs".to_owned());
+    assert_eq!(view("/views/lists", &bob, "list_id").await, (1, bobs));
+    assert_eq!(view("/views/lists", &admin, "list_id").await.0, 2);
     service.projections().catch_up().await.unwrap();
-    let (_, page) = call(Method::GET, "/views/todos", None, &bob).await;
-    assert_eq!(
-        (page["total"].clone(), page["items"][0]["todo_id"].clone()),
-        (json!(1), json!("t1"))
-    );
-    let (_, page) = call(Method::GET, "/views/todos", None, &ann).await;
-    assert_eq!(page["total"], 0);
+    let t1 = Some("t1".to_owned());
+    assert_eq!(view("/views/todos", &bob, "todo_id").await, (1, t1));
+    assert_eq!(view("/views/todos", &ann, "todo_id").await.0, 0);
 }
