@@ -24,10 +24,7 @@ async fn main() -> std::process::ExitCode {
         .default_listen("127.0.0.1:8080")
         .app(|store, engine_config| {
             let bank = bank::http::Bank::with_config(store, engine_config)?;
-            let engine = bank.engine().clone();
-            Ok(App::of_engine(&engine, move |http| {
-                bank::http::api(&bank, http)
-            }))
+            Ok(App::of_engine(bank.engine().clone(), bank::http::api))
         })
         .run()
         .await

@@ -18,8 +18,9 @@ fn commands_and_events_read_as_documented() {
 #[test]
 fn documented_commands_are_the_domains() {
     let doc = bank::http::api(
-        &bank::http::Bank::open(std::sync::Arc::new(factum_core::InMemoryEventStore::new()))
-            .unwrap(),
+        bank::http::Bank::open(std::sync::Arc::new(factum_core::InMemoryEventStore::new()))
+            .unwrap()
+            .engine(),
         factum_http::HttpConfig::default(),
     )
     .unwrap()

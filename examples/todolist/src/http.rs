@@ -19,7 +19,7 @@ use std::sync::Arc;
 use axum::Router;
 use factum_core::{
     AccessPolicy, CqrsCommandEngine, CqrsContext, EngineConfig, EventStore, Filter, Projections,
-    Projector, ViewStore,
+    Projector,
 };
 use factum_http::{Api, HttpAggregate, HttpConfig, HttpView, owned_by};
 
@@ -58,79 +58,45 @@ impl HttpView for TodoView {
     }
 }
 
-/// The to-do lists over one store: an engine that keeps the list summaries inline and wakes
-/// the to-do projection after each commit (run it with `service.projections().spawn(..)`).
-#[derive(Clone)]
-pub struct TodoService {
-    engine: CqrsCommandEngine<TodoList>,
-    views: Arc<dyn ViewStore>,
+/// The to-do lists' engine over `store`: it keeps the list summaries inline and wakes the
+/// to-do projection after each commit (run `engine.projections().spawn(..)`); a store
+/// without views is an error.
+pub fn engine(
+    store: Arc<dyn EventStore>,
+    services: TodoServices,
+    config: EngineConfig,
+) -> factum_core::Result<CqrsCommandEngine<TodoList>> {
+    CqrsCommandEngine::builder(store)
+        .services(services)
+        .config(config)
+        .inline_view::<ListSummary>()
+        .projection::<TodoView>()
+        .build()
 }
 
-impl std::fmt::Debug for TodoService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TodoService")
-            .field("engine", &self.engine)
-            .finish_non_exhaustive()
-    }
+/// Every route and its document over `engine`, not yet turned into a router.
+pub fn api(
+    engine: &CqrsCommandEngine<TodoList>,
+    config: HttpConfig,
+) -> Result<Api, factum_http::Error> {
+    let store = engine.store().clone();
+    Ok(
+        Api::new(config.with_title("Factum to-do lists", env!("CARGO_PKG_VERSION")))
+            .with_health(store.clone())
+            .with_aggregate("", engine.clone())
+            .with_view::<ListSummary>("/views", &store)?
+            .with_view::<TodoView>("/views", &store)?
+            .with_child_view::<TodoView>("", &store)?
+            .with_projections(engine.projections()),
+    )
 }
 
-impl TodoService {
-    /// The service over `store`, with no limits.
-    pub fn open(store: Arc<dyn EventStore>) -> factum_core::Result<Self> {
-        Self::with_config(store, TodoServices::default(), EngineConfig::default())
-    }
-
-    /// The service over `store` with `services` and this engine configuration; a store
-    /// without views is an error.
-    pub fn with_config(
-        store: Arc<dyn EventStore>,
-        services: TodoServices,
-        config: EngineConfig,
-    ) -> factum_core::Result<Self> {
-        let views = store.clone().into_view_store();
-        let engine = CqrsCommandEngine::builder(store)
-            .services(services)
-            .config(config)
-            .inline_view::<ListSummary>()
-            .projection::<TodoView>()
-            .build()?;
-        let views = views.ok_or_else(|| factum_core::Error::Validation("no views".into()))?;
-        Ok(Self { engine, views })
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &CqrsCommandEngine<TodoList> {
-        &self.engine
-    }
-
-    /// The asynchronous projections (to-dos).
-    pub fn projections(&self) -> &Projections {
-        self.engine.projections()
-    }
-
-    /// The view side of the store.
-    pub fn views(&self) -> &Arc<dyn ViewStore> {
-        &self.views
-    }
-
-    /// Every route and its document, not yet turned into a router.
-    pub fn api(&self, config: HttpConfig) -> Result<Api, factum_http::Error> {
-        let store = self.engine.store().clone();
-        Ok(
-            Api::new(config.with_title("Factum to-do lists", env!("CARGO_PKG_VERSION")))
-                .with_health(store.clone())
-                .with_aggregate("", self.engine.clone())
-                .with_view::<ListSummary>("/views", &store)?
-                .with_view::<TodoView>("/views", &store)?
-                .with_child_view::<TodoView>("", &store)?
-                .with_projections(self.engine.projections()),
-        )
-    }
-
-    /// The router, ready to serve or to test with `tower::ServiceExt::oneshot`.
-    pub fn router(&self, config: HttpConfig) -> Result<Router, factum_http::Error> {
-        Ok(self.api(config)?.into_router())
-    }
+/// The router, ready to serve or to test with `tower::ServiceExt::oneshot`.
+pub fn router(
+    engine: &CqrsCommandEngine<TodoList>,
+    config: HttpConfig,
+) -> Result<Router, factum_http::Error> {
+    Ok(api(engine, config)?.into_router())
 }
 
 /// The views run as asynchronous projections: to-dos. Rebuilding them is safe while the

@@ -3,7 +3,6 @@
 
 use factum::service::{App, Service};
 use todolist::domain::TodoServices;
-use todolist::http::TodoService;
 
 const ABOUT: &str = "\
 The to-do list service of Factum: lists of to-dos, every change an event.
@@ -25,9 +24,8 @@ async fn main() -> std::process::ExitCode {
         .default_store("sqlite://data/todolist.db")
         .default_listen("127.0.0.1:8081")
         .app(|store, engine_config| {
-            let service = TodoService::with_config(store, TodoServices::default(), engine_config)?;
-            let engine = service.engine().clone();
-            Ok(App::of_engine(&engine, move |http| service.api(http)))
+            let engine = todolist::http::engine(store, TodoServices::default(), engine_config)?;
+            Ok(App::of_engine(engine, todolist::http::api))
         })
         .run()
         .await

@@ -10,7 +10,6 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use factum_core::{EventStore, InMemoryEventStore};
 use factum_http::HttpConfig;
-use todolist::http::TodoService;
 use tower::ServiceExt;
 
 async fn post(app: &Router, uri: &str, body: &str, key: &str) -> (StatusCode, bool, String) {
@@ -29,8 +28,9 @@ async fn post(app: &Router, uri: &str, body: &str, key: &str) -> (StatusCode, bo
 #[tokio::test]
 async fn list_commands_are_safe_to_repeat() {
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
-    let service = TodoService::open(store.clone()).unwrap();
-    let app = service.router(HttpConfig::default()).unwrap();
+    let engine =
+        todolist::http::engine(store.clone(), Default::default(), Default::default()).unwrap();
+    let app = todolist::http::router(&engine, HttpConfig::default()).unwrap();
     let create = post(
         &app,
         "/lists/home/commands/CreateList",

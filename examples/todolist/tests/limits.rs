@@ -11,7 +11,6 @@ use factum_core::{CqrsContext, EventStore, InMemoryEventStore, async_trait};
 use factum_http::HttpConfig;
 use serde_json::{Value, json};
 use todolist::domain::{TodoLimits, TodoServices};
-use todolist::http::TodoService;
 use tower::ServiceExt;
 
 /// Answers after a real timer: the handler has to await it across a suspension point.
@@ -46,13 +45,13 @@ async fn post(app: &axum::Router, uri: &str, body: Value) -> (u16, Value) {
 #[tokio::test]
 async fn an_async_handler_awaits_its_service_through_the_engine_and_over_http() {
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
-    let service = TodoService::with_config(
+    let engine = todolist::http::engine(
         store.clone(),
         TodoServices::with_limits(Arc::new(SlowLimits)),
         factum_core::EngineConfig::default(),
     )
     .unwrap();
-    let app = service.router(HttpConfig::default()).unwrap();
+    let app = todolist::http::router(&engine, HttpConfig::default()).unwrap();
     let add = |id: &str| json!({"todo_id": id, "title": format!("do {id}")});
 
     for list in ["small-1", "big-1"] {
@@ -79,7 +78,6 @@ async fn an_async_handler_awaits_its_service_through_the_engine_and_over_http() 
 
     // Through the engine directly: the same service, the same verdict, and a caller the
     // policy treats differently.
-    let engine = service.engine();
     let add_c = todolist::domain::TodoListCommand::AddTodo {
         todo_id: "c".into(),
         title: "do c".into(),

@@ -8,22 +8,24 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode};
+use factum_core::CqrsCommandEngine;
 use factum_core::{InMemoryEventStore, View};
 use factum_http::HttpConfig;
 use factum_testing::http::{Reply, column};
 use factum_testing::views::{all_records, replay};
 use serde_json::{Value, json};
-use todolist::http::TodoService;
+use todolist::domain::TodoList;
 use todolist::views::{ListSummary, TodoView};
 use tower::ServiceExt;
 
-fn service() -> (TodoService, Router) {
+fn service() -> (CqrsCommandEngine<TodoList>, Router) {
     service_with(HttpConfig::default())
 }
 
-fn service_with(config: HttpConfig) -> (TodoService, Router) {
-    let service = TodoService::open(Arc::new(InMemoryEventStore::new())).unwrap();
-    let app = service.router(config).unwrap();
+fn service_with(config: HttpConfig) -> (CqrsCommandEngine<TodoList>, Router) {
+    let store = Arc::new(InMemoryEventStore::new());
+    let service = todolist::http::engine(store, Default::default(), Default::default()).unwrap();
+    let app = todolist::http::router(&service, config).unwrap();
     (service, app)
 }
 
@@ -195,7 +197,7 @@ async fn every_domain_error_is_structured_and_changes_nothing() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        service.engine().store().head_position().await.unwrap(),
+        service.store().head_position().await.unwrap(),
         15,
         "2 lists, 6 added, 4 assigned, 2 resolved, 1 removed: no event for any refusal"
     );
@@ -322,18 +324,18 @@ async fn todos_are_projected_then_queried_by_assignee_and_state() {
     }
 
     // The projected rows are a replay from scratch; so are the inline summaries.
-    let store = service.engine().store();
-    let views = service.views();
+    let store = service.store();
+    let views = service.store().as_view_store().unwrap();
     assert_eq!(
-        all_records(&**views, TodoView::TYPE, TodoView::fields()).await,
+        all_records(views, TodoView::TYPE, TodoView::fields()).await,
         replay::<TodoView>(&**store).await
     );
     assert_eq!(
-        all_records(&**views, ListSummary::TYPE, ListSummary::fields()).await,
+        all_records(views, ListSummary::TYPE, ListSummary::fields()).await,
         replay::<ListSummary>(&**store).await
     );
     // A rebuild gives the same rows.
-    let before = all_records(&**views, TodoView::TYPE, TodoView::fields()).await;
+    let before = all_records(views, TodoView::TYPE, TodoView::fields()).await;
     let rebuilt = todolist::http::projected_views(store)
         .unwrap()
         .rebuild(|_, _| {})
@@ -341,7 +343,7 @@ async fn todos_are_projected_then_queried_by_assignee_and_state() {
         .unwrap();
     assert_eq!(rebuilt, [("todos".to_owned(), 15)]);
     assert_eq!(
-        all_records(&**views, TodoView::TYPE, TodoView::fields()).await,
+        all_records(views, TodoView::TYPE, TodoView::fields()).await,
         before
     );
 }

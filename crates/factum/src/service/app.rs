@@ -49,13 +49,18 @@ impl App {
     /// A service over `engine`: the projections and the inline views are the ones its
     /// builder was given ([`EngineBuilder::projection`](factum_core::EngineBuilder::projection),
     /// [`inline_view`](factum_core::EngineBuilder::inline_view)).
+    /// `api` builds the routes over the engine.
     pub fn of_engine<A: CommandHandler>(
-        engine: &CqrsCommandEngine<A>,
-        api: impl FnOnce(HttpConfig) -> Result<Api, factum_http::Error> + Send + 'static,
+        engine: CqrsCommandEngine<A>,
+        api: impl FnOnce(&CqrsCommandEngine<A>, HttpConfig) -> Result<Api, factum_http::Error>
+        + Send
+        + 'static,
     ) -> Self {
-        Self::new(api)
-            .projections(engine.projections().clone())
-            .inline_views(engine.inline_projections().clone())
+        let projections = engine.projections().clone();
+        let inline_views = engine.inline_projections().clone();
+        Self::new(move |http| api(&engine, http))
+            .projections(projections)
+            .inline_views(inline_views)
     }
 
     /// The asynchronous projections. Serve their lag too, with [`Api::with_projections`].

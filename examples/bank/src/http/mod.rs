@@ -13,7 +13,7 @@
 //! | `GET /health`, `GET /openapi.json`, `/docs` | operations and documentation |
 
 use axum::Router;
-use factum_core::AccessPolicy;
+use factum_core::{AccessPolicy, CqrsCommandEngine};
 use factum_http::{Api, HttpAggregate, HttpConfig};
 
 use crate::domain::Account;
@@ -42,23 +42,25 @@ impl HttpAggregate for Account {
 /// The bank's service: reference routes, the account's generic routes under `/api`, the
 /// view routes, `/projections`, `/health`, `/openapi.json` and `/docs`, not yet turned into a
 /// router (see [`router`]).
-pub fn api(bank: &Bank, config: HttpConfig) -> Result<Api, factum_http::Error> {
-    let engine = bank.engine().clone();
+pub fn api(
+    engine: &CqrsCommandEngine<Account>,
+    config: HttpConfig,
+) -> Result<Api, factum_http::Error> {
     let store = engine.store().clone();
     Ok(
         Api::new(config.with_title("Factum bank account service", env!("CARGO_PKG_VERSION")))
             .with_health(store.clone())
             .with_tagged_commands("", engine.clone())
-            .with_aggregate("/api", engine)
+            .with_aggregate("/api", engine.clone())
             .with_view::<AccountSummary>("/views", &store)?
             .with_view::<Movement>("/views", &store)?
             .with_child_view::<Movement>("", &store)?
-            .with_projections(bank.projections()),
+            .with_projections(engine.projections()),
     )
 }
 
 /// The bank's router, ready to serve or to test with `tower::ServiceExt::oneshot` (the
 /// crate's example).
 pub fn router(bank: &Bank, config: HttpConfig) -> Result<Router, factum_http::Error> {
-    Ok(api(bank, config)?.into_router())
+    Ok(api(bank.engine(), config)?.into_router())
 }
