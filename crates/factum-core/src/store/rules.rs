@@ -48,11 +48,13 @@ pub fn validate(request: &AppendRequest) -> Result<()> {
             request.view_changes.len()
         )));
     }
-    let mut ids = std::collections::HashSet::with_capacity(request.events.len());
-    if !request
-        .events
-        .iter()
-        .all(|event| ids.insert(event.event_id))
+    // Most commands append one event: no set to build for those on the hot path.
+    let mut ids = std::collections::HashSet::new();
+    if request.events.len() > 1
+        && !request
+            .events
+            .iter()
+            .all(|event| ids.insert(event.event_id))
     {
         return Err(conflict(request, None));
     }

@@ -42,7 +42,9 @@ impl Bank {
             .inline_view::<AccountSummary>()
             .projection::<Movement>()
             .build()?;
-        let views = views.ok_or_else(|| factum_core::Error::Validation("no views".into()))?;
+        let views = views.ok_or_else(|| {
+            factum_core::Error::Validation("the bank's views need a store that keeps views".into())
+        })?;
         Ok(Self { engine, views })
     }
 
