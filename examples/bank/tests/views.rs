@@ -300,7 +300,10 @@ async fn rebuilding_gives_the_same_rows_even_while_commands_and_the_runner_go_on
     for _ in 0..2 {
         let rebuilt = projected.rebuild(|_, _| {}).await.unwrap();
         assert_eq!(rebuilt[0].0, "movements");
-        assert!(rebuilt[0].1 >= 7);
+        // The running runner may apply some batches of the replay itself (the rebuild then
+        // reads only what is left), so the count is not a bound: the checkpoint is.
+        let status = projected.status("movements").await.unwrap().unwrap();
+        assert!(status.checkpoint >= 7, "{status:?}");
     }
     writer.await.unwrap();
 
