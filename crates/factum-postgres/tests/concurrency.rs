@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{event, open_on, open_store, request};
+use common::{append_one, assert_numbered_from_one, event, open_on, open_store, request};
 use factum_core::{Error, EventStore, ExpectedVersion};
 use factum_postgres::PostgresEventStore;
 use serde_json::json;
@@ -51,11 +51,7 @@ async fn race_one_version(a: Arc<PostgresEventStore>, b: Arc<PostgresEventStore>
     }
     let all = a.read_all(0, 1000).await.unwrap();
     assert_eq!(all.len() as u64, rounds);
-    assert!(
-        all.iter()
-            .zip(1..)
-            .all(|(e, n)| e.position == n && e.version == n)
-    );
+    assert_numbered_from_one(&all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -82,12 +78,7 @@ async fn any_expectation_never_conflicts_under_contention() {
             let store = if i % 2 == 0 { a.clone() } else { b.clone() };
             tokio::spawn(async move {
                 for _ in 0..10 {
-                    store
-                        .append(request(
-                            "hot",
-                            ExpectedVersion::Any,
-                            vec![event("E", json!({}))],
-                        ))
+                    append_one(&store, "hot", ExpectedVersion::Any, "E", json!({}))
                         .await
                         .unwrap();
                 }
@@ -99,11 +90,7 @@ async fn any_expectation_never_conflicts_under_contention() {
     }
     let all = a.read_stream("account", "hot", 1, None).await.unwrap();
     assert_eq!(all.len(), 80);
-    assert!(
-        all.iter()
-            .zip(1..)
-            .all(|(e, n)| e.version == n && e.position == n)
-    );
+    assert_numbered_from_one(&all);
 }
 
 /// Appends arriving together are committed as one group; one bad or refused append in a

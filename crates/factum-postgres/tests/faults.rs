@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{event, open_store, request};
+use common::{append_one, open_store};
 use factum_core::{Error, EventStore, ExpectedVersion};
 use serde_json::json;
 // SQL built by these tests splices only schema names the tests generated themselves
@@ -18,12 +18,7 @@ use sqlx::AssertSqlSafe;
 async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_succeeds() {
     let (store, guard) = open_store().await;
     let schema = guard.schema();
-    store
-        .append(request(
-            "a",
-            ExpectedVersion::NoStream,
-            vec![event("Opened", json!({}))],
-        ))
+    append_one(&store, "a", ExpectedVersion::NoStream, "Opened", json!({}))
         .await
         .unwrap();
     store.health_check().await.unwrap();
@@ -39,14 +34,15 @@ async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_su
     .await
     .unwrap();
 
-    let error = store
-        .append(request(
-            "a",
-            ExpectedVersion::Exact(1),
-            vec![event("Deposited", json!({"amount": 1}))],
-        ))
-        .await
-        .unwrap_err();
+    let error = append_one(
+        &store,
+        "a",
+        ExpectedVersion::Exact(1),
+        "Deposited",
+        json!({"amount": 1}),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(error, Error::StoreFull(_)), "{error}");
     assert_eq!(
         (error.status(), error.code()),
@@ -63,14 +59,15 @@ async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_su
     .execute(store.pool())
     .await
     .unwrap();
-    store
-        .append(request(
-            "a",
-            ExpectedVersion::Exact(1),
-            vec![event("Deposited", json!({"amount": 1}))],
-        ))
-        .await
-        .unwrap();
+    append_one(
+        &store,
+        "a",
+        ExpectedVersion::Exact(1),
+        "Deposited",
+        json!({"amount": 1}),
+    )
+    .await
+    .unwrap();
     store.health_check().await.unwrap();
 }
 

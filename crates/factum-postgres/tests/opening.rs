@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{SchemaGuard, event, open_on, open_store, request, unique_schema};
+use common::{SchemaGuard, append_one, open_on, open_store, unique_schema};
 use factum_core::{Error, EventStore, ExpectedVersion};
 use factum_postgres::PostgresEventStore;
 use serde_json::json;
@@ -35,12 +35,7 @@ async fn many_nodes_opening_one_schema_at_once_migrate_it_once() {
     .unwrap();
     assert_eq!(versions, [1, 2, 3, 4]);
     // And reopening later is a no-op that keeps the data.
-    stores[1]
-        .append(request(
-            "a",
-            ExpectedVersion::NoStream,
-            vec![event("E", json!({}))],
-        ))
+    append_one(&stores[1], "a", ExpectedVersion::NoStream, "E", json!({}))
         .await
         .unwrap();
     let reopened = open_on(&schema).await;

@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::{DateTime, Utc};
-use common::{event, open_store, request};
+use common::{append_one, event, open_store, request};
 use factum_core::store::Snapshot;
 use factum_core::{Error, EventStore, ExpectedVersion, Metadata};
 use serde_json::json;
@@ -96,12 +96,7 @@ async fn reads_page_by_version_and_position() {
     let (store, _guard) = open_store().await;
     for id in ["a", "b"] {
         for _ in 0..3 {
-            store
-                .append(request(
-                    id,
-                    ExpectedVersion::Any,
-                    vec![event("E", json!({}))],
-                ))
+            append_one(&store, id, ExpectedVersion::Any, "E", json!({}))
                 .await
                 .unwrap();
         }
@@ -306,12 +301,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     );
 
     // PostgreSQL text cannot hold NUL: a validation error, not a broken store.
-    let err = store
-        .append(request(
-            "nul\0id",
-            ExpectedVersion::Any,
-            vec![event("E", json!({}))],
-        ))
+    let err = append_one(&store, "nul\0id", ExpectedVersion::Any, "E", json!({}))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Validation(_)), "{err}");
@@ -342,12 +332,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert!(store.read_all(0, 10).await.unwrap().is_empty());
     assert_eq!(store.load_snapshot("account", "other").await.unwrap(), None);
     // The next good append gets position 1: the refusals left no gap.
-    let stored = store
-        .append(request(
-            "a",
-            ExpectedVersion::Any,
-            vec![event("E", json!({}))],
-        ))
+    let stored = append_one(&store, "a", ExpectedVersion::Any, "E", json!({}))
         .await
         .unwrap();
     assert_eq!(stored[0].position, 1);

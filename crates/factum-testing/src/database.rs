@@ -62,29 +62,39 @@ impl TestDatabase {
     }
 }
 
+/// Runs `sql` on the server of [`admin_url`] from a thread and a runtime of its own, so that
+/// a guard's `drop` can run it inside the test's runtime or outside any.
+pub fn execute_detached(sql: String) -> Result<(), String> {
+    let ran = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+            conn.close().await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+    })
+    .join();
+    match ran {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("the thread running the statement panicked".to_owned()),
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Its own thread and runtime: drop may run inside the test's runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;
-                // The plain identifier `create` checked and built.
-                sqlx::raw_sql(AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await?;
-                conn.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
-            panic!("could not drop database {}: {dropped:?}", self.name);
+        // The plain identifier `create` checked and built.
+        let dropped = execute_detached(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+        if let Err(error) = dropped
+            && !std::thread::panicking()
+        {
+            panic!("could not drop database {}: {error}", self.name);
         }
     }
 }
