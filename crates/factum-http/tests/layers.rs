@@ -4,11 +4,11 @@
 
 mod tickets;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use factum_http::{HttpConfig, JwtAuth};
+use factum_testing::faulty::Fault;
 use factum_testing::http::call as send;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,7 +118,7 @@ async fn store_failures_are_500_or_503_without_internals() {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    store.broken.store(true, Ordering::SeqCst);
+    store.fail(Fault::Broken);
     for (method, uri, body) in [
         (
             Method::POST,
@@ -143,7 +143,7 @@ async fn store_failures_are_500_or_503_without_internals() {
     let r = send(&app, Method::GET, "/health", None, &[]).await;
     assert_error(&r, 503, "STORE_UNAVAILABLE");
     assert!(!r.text.contains("10.0.0.7"), "{}", r.text);
-    store.broken.store(false, Ordering::SeqCst);
+    store.fail(Fault::None);
     let r = send(&app, Method::GET, "/tickets/t-1", None, &[]).await;
     assert_eq!(r.body["version"], 1, "the failed comment stored nothing");
 }

@@ -5,76 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
-use factum_core::{EventStore, InMemoryEventStore, async_trait};
 use factum_http::{Api, HttpConfig, ServeConfig};
+use factum_testing::faulty::{Fault, FaultyStore};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
-
-const UP: u8 = 0;
-const DOWN: u8 = 1;
-const FULL: u8 = 2;
-const HANGING: u8 = 3;
-
-/// An in-memory store whose health check answers as told: the failures a real backend
-/// reports (its own tests produce them from a real server or file).
-#[derive(Default)]
-struct Store {
-    inner: InMemoryEventStore,
-    mode: AtomicU8,
-}
-
-#[async_trait]
-impl EventStore for Store {
-    async fn append(&self, request: AppendRequest) -> factum_core::Result<Vec<StoredEvent>> {
-        self.inner.append(request).await
-    }
-    async fn read_stream(
-        &self,
-        t: &str,
-        id: &str,
-        from: u64,
-        limit: Option<usize>,
-    ) -> factum_core::Result<Vec<StoredEvent>> {
-        self.inner.read_stream(t, id, from, limit).await
-    }
-    async fn read_all(&self, after: u64, limit: usize) -> factum_core::Result<Vec<StoredEvent>> {
-        self.inner.read_all(after, limit).await
-    }
-    async fn stream_version(&self, t: &str, id: &str) -> factum_core::Result<u64> {
-        self.inner.stream_version(t, id).await
-    }
-    async fn load_snapshot(&self, t: &str, id: &str) -> factum_core::Result<Option<Snapshot>> {
-        self.inner.load_snapshot(t, id).await
-    }
-    async fn save_snapshot(&self, snapshot: Snapshot) -> factum_core::Result<()> {
-        self.inner.save_snapshot(snapshot).await
-    }
-    async fn head_position(&self) -> factum_core::Result<u64> {
-        self.inner.head_position().await
-    }
-    async fn health_check(&self) -> factum_core::Result<()> {
-        match self.mode.load(Ordering::SeqCst) {
-            DOWN => Err(factum_core::Error::Unavailable(
-                "connection refused by 10.0.0.7:5432".into(),
-            )),
-            FULL => Err(factum_core::Error::StoreFull(
-                "/srv/bank.db: database or disk is full".into(),
-            )),
-            HANGING => std::future::pending().await,
-            _ => Ok(()),
-        }
-    }
-}
 
 async fn get_json(app: &Router, uri: &str) -> (StatusCode, Option<String>, Value) {
     let reply = factum_testing::http::get(app, uri).await;
@@ -87,7 +29,7 @@ async fn get_json(app: &Router, uri: &str) -> (StatusCode, Option<String>, Value
 
 #[tokio::test]
 async fn ready_follows_the_store_and_live_never_asks_it() {
-    let store = Arc::new(Store::default());
+    let store = Arc::new(FaultyStore::new());
     let app = Api::new(HttpConfig::default())
         .with_health(store.clone())
         .into_router();
@@ -100,8 +42,11 @@ async fn ready_follows_the_store_and_live_never_asks_it() {
         );
     }
 
-    for (mode, code) in [(DOWN, "STORE_UNAVAILABLE"), (FULL, "STORE_FULL")] {
-        store.mode.store(mode, Ordering::SeqCst);
+    for (fault, code) in [
+        (Fault::Unreachable, "STORE_UNAVAILABLE"),
+        (Fault::Full, "STORE_FULL"),
+    ] {
+        store.fail(fault);
         for uri in ["/health/ready", "/health"] {
             let (status, retry_after, body) = get_json(&app, uri).await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {body}");
@@ -119,7 +64,7 @@ async fn ready_follows_the_store_and_live_never_asks_it() {
     }
 
     // A store that does not answer is not ready, within the check's own bound.
-    store.mode.store(HANGING, Ordering::SeqCst);
+    store.fail(Fault::Hanging);
     let started = Instant::now();
     let (status, _, body) = get_json(&app, "/health/ready").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -128,7 +73,7 @@ async fn ready_follows_the_store_and_live_never_asks_it() {
     let (status, _, _) = get_json(&app, "/health/live").await;
     assert_eq!(status, StatusCode::OK);
 
-    store.mode.store(UP, Ordering::SeqCst);
+    store.fail(Fault::None);
     let (status, _, _) = get_json(&app, "/health/ready").await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -151,7 +96,7 @@ async fn requests_above_the_in_flight_bound_are_503_at_once_and_health_is_not_co
         )
     };
     let app = Api::new(HttpConfig::default().with_max_in_flight(2))
-        .with_health(Arc::new(Store::default()))
+        .with_health(Arc::new(FaultyStore::new()))
         .with_routes(waiting, utoipa::openapi::OpenApiBuilder::new().build())
         .into_router();
 
@@ -197,7 +142,7 @@ async fn requests_above_the_in_flight_bound_are_503_at_once_and_health_is_not_co
 /// Serves a health-only app with this header-read timeout; returns its address.
 async fn serve(header_read_timeout: Duration) -> std::net::SocketAddr {
     let app = Api::new(HttpConfig::default())
-        .with_health(Arc::new(Store::default()))
+        .with_health(Arc::new(FaultyStore::new()))
         .into_router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
-use factum_core::{CqrsContext, EventStore, InMemoryEventStore, async_trait};
+use factum_core::store::AppendRequest;
+use factum_core::{CqrsContext, EventStore};
 use factum_http::{Api, HttpConfig, JwtAuth, view_routes};
+use factum_testing::faulty::FaultyStore;
 use serde_json::json;
 
 use players::*;
@@ -201,44 +202,9 @@ async fn view_routes_need_a_token_when_auth_is_on() {
     assert!(doc["paths"]["/views/cards"]["get"]["responses"]["401"].is_object());
 }
 
-/// A store that keeps events only.
-#[derive(Default)]
-struct EventsOnly(InMemoryEventStore);
-
-#[async_trait]
-impl EventStore for EventsOnly {
-    async fn append(&self, request: AppendRequest) -> factum_core::Result<Vec<StoredEvent>> {
-        self.0.append(request).await
-    }
-    async fn read_stream(
-        &self,
-        t: &str,
-        id: &str,
-        from: u64,
-        limit: Option<usize>,
-    ) -> factum_core::Result<Vec<StoredEvent>> {
-        self.0.read_stream(t, id, from, limit).await
-    }
-    async fn read_all(&self, after: u64, limit: usize) -> factum_core::Result<Vec<StoredEvent>> {
-        self.0.read_all(after, limit).await
-    }
-    async fn stream_version(&self, t: &str, id: &str) -> factum_core::Result<u64> {
-        self.0.stream_version(t, id).await
-    }
-    async fn load_snapshot(&self, t: &str, id: &str) -> factum_core::Result<Option<Snapshot>> {
-        self.0.load_snapshot(t, id).await
-    }
-    async fn save_snapshot(&self, snapshot: Snapshot) -> factum_core::Result<()> {
-        self.0.save_snapshot(snapshot).await
-    }
-    async fn head_position(&self) -> factum_core::Result<u64> {
-        self.0.head_position().await
-    }
-}
-
 #[test]
 fn a_store_without_views_is_a_clear_startup_error() {
-    let store: Arc<dyn EventStore> = Arc::new(EventsOnly::default());
+    let store: Arc<dyn EventStore> = Arc::new(FaultyStore::new());
     let error = Api::new(HttpConfig::default())
         .with_view::<PlayerCard>("/views", &store)
         .unwrap_err();

@@ -7,6 +7,7 @@
 //! - [`conformance`]: the one suite every event store runs, wired into a test crate with
 //!   [`event_store_conformance_tests!`].
 //! - [`counter`]: a small aggregate for engine and store tests that need any aggregate.
+//! - [`faulty`]: an in-memory store that fails as told (broken, unreachable, full, hanging).
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
 //! - [`server`]: a service binary started on a free port for end-to-end tests, killed
 //!   (SIGKILL) when done; with the `postgres` feature, `database::TestDatabase`, a
@@ -69,6 +70,7 @@ pub mod conformance;
 pub mod counter;
 #[cfg(feature = "postgres")]
 pub mod database;
+pub mod faulty;
 mod fixture;
 #[cfg(feature = "http")]
 pub mod http;

@@ -1,19 +1,18 @@
 //! The test domain of the router tests: tickets whose command enums are tagged by `kind`,
-//! not `type`, a store that can be broken on demand, and routes of the tests' own.
+//! not `type`, over a store that can be broken on demand, and routes of the tests' own.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
 use factum_core::{
-    Aggregate, CommandHandler, Commands, CqrsCommandEngine, CqrsContext, Event, EventStore,
-    InMemoryEventStore, async_trait, define_domain_errors,
+    Aggregate, CommandHandler, Commands, CqrsCommandEngine, CqrsContext, Event,
+    define_domain_errors,
 };
 use factum_http::{Api, ApiError, HttpAggregate, HttpConfig, RequestContext};
+use factum_testing::faulty::FaultyStore;
 use factum_testing::http::Reply;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -156,72 +155,6 @@ impl HttpAggregate for Ticket {
     }
 }
 
-/// A store that can be broken on demand, failing with internals a client must not see.
-#[derive(Default)]
-pub struct BreakableStore {
-    inner: InMemoryEventStore,
-    pub broken: AtomicBool,
-}
-
-impl BreakableStore {
-    fn check(&self) -> factum_core::Result<()> {
-        if self.broken.load(Ordering::SeqCst) {
-            Err(factum_core::Error::store(std::io::Error::other(
-                "/srv/secret/events.db: disk I/O error in SELECT * FROM events",
-            )))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl EventStore for BreakableStore {
-    async fn append(&self, request: AppendRequest) -> factum_core::Result<Vec<StoredEvent>> {
-        self.check()?;
-        self.inner.append(request).await
-    }
-    async fn read_stream(
-        &self,
-        t: &str,
-        id: &str,
-        from: u64,
-        limit: Option<usize>,
-    ) -> factum_core::Result<Vec<StoredEvent>> {
-        self.check()?;
-        self.inner.read_stream(t, id, from, limit).await
-    }
-    async fn read_all(&self, after: u64, limit: usize) -> factum_core::Result<Vec<StoredEvent>> {
-        self.check()?;
-        self.inner.read_all(after, limit).await
-    }
-    async fn stream_version(&self, t: &str, id: &str) -> factum_core::Result<u64> {
-        self.check()?;
-        self.inner.stream_version(t, id).await
-    }
-    async fn load_snapshot(&self, t: &str, id: &str) -> factum_core::Result<Option<Snapshot>> {
-        self.check()?;
-        self.inner.load_snapshot(t, id).await
-    }
-    async fn save_snapshot(&self, snapshot: Snapshot) -> factum_core::Result<()> {
-        self.check()?;
-        self.inner.save_snapshot(snapshot).await
-    }
-    async fn head_position(&self) -> factum_core::Result<u64> {
-        self.check()?;
-        self.inner.head_position().await
-    }
-    async fn health_check(&self) -> factum_core::Result<()> {
-        if self.broken.load(Ordering::SeqCst) {
-            Err(factum_core::Error::Unavailable(
-                "connection refused to 10.0.0.7".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
 /// Routes of the tests' own: a panic, a slow handler, and one that reports the context.
 pub fn extra_routes() -> Router {
     async fn boom() -> &'static str {
@@ -244,8 +177,8 @@ pub fn extra_routes() -> Router {
         .route("/whoami", get(whoami))
 }
 
-pub fn service(config: HttpConfig) -> (Router, Arc<BreakableStore>) {
-    let store = Arc::new(BreakableStore::default());
+pub fn service(config: HttpConfig) -> (Router, Arc<FaultyStore>) {
+    let store = Arc::new(FaultyStore::new());
     let engine = CqrsCommandEngine::<Ticket>::new(store.clone(), ());
     let router = Api::new(config)
         .with_health(store.clone())
