@@ -5,10 +5,11 @@
 mod notes;
 
 use axum::Router;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use factum_http::{HttpConfig, JwtAuth};
+use factum_testing::http::column;
 use factum_testing::jwt::{self, claims};
-use serde_json::json;
+use serde_json::{Value, json};
 
 // A note: written by its author; editing is the author's or an admin's; purging needs the
 // `moderator` role; its events need `auditor` or `moderator`.
@@ -30,15 +31,9 @@ async fn every_mounted_route_needs_a_token_even_one_added_later_by_the_service()
         ] {
             get_as(&app, uri, token).await.unauthorized(uri);
         }
-        send(
-            &app,
-            Method::POST,
-            "/notes/n1/commands/Write",
-            Some(r#"{"text": "hi"}"#),
-            token,
-        )
-        .await
-        .unauthorized("a command");
+        post_as(&app, "/notes/n1/commands/Write", r#"{"text": "hi"}"#, token)
+            .await
+            .unauthorized("a command");
     }
     // The handler of /plain knows nothing of auth, yet a valid token is what lets it run.
     let r = get_as(&app, "/plain", &good).await;
@@ -106,11 +101,10 @@ async fn roles_and_the_rule_decide_and_a_refused_command_stores_nothing() {
     let bob = token("bob", "auditor");
     let admin = token("root", "admin auditor");
 
-    let r = send(
+    let r = post_as(
         &app,
-        Method::POST,
         "/notes/n1/commands/Write",
-        Some(r#"{"text": "mine"}"#),
+        r#"{"text": "mine"}"#,
         &alice,
     )
     .await;
@@ -121,11 +115,10 @@ async fn roles_and_the_rule_decide_and_a_refused_command_stores_nothing() {
     get_as(&app, "/notes/n1/events", &bob)
         .await
         .forbidden("bob's audit");
-    let r = send(
+    let r = post_as(
         &app,
-        Method::POST,
         "/notes/n1/commands/Edit",
-        Some(r#"{"text": "bob was here"}"#),
+        r#"{"text": "bob was here"}"#,
         &bob,
     )
     .await;
@@ -138,14 +131,7 @@ async fn roles_and_the_rule_decide_and_a_refused_command_stores_nothing() {
     );
 
     // The roles: alice is the author but purging needs `moderator`, her events `auditor`.
-    let r = send(
-        &app,
-        Method::POST,
-        "/notes/n1/commands/Purge",
-        Some("{}"),
-        &alice,
-    )
-    .await;
+    let r = post_as(&app, "/notes/n1/commands/Purge", "{}", &alice).await;
     r.forbidden("alice purges");
     assert_eq!(r.body["details"]["required_roles"], json!(["moderator"]));
     get_as(&app, "/notes/n1/events", &alice)
@@ -160,45 +146,27 @@ async fn roles_and_the_rule_decide_and_a_refused_command_stores_nothing() {
     // Allowed: the author reads, the moderator author purges, the admin edits.
     let r = get_as(&app, "/notes/n1", &alice).await;
     assert_eq!(r.body["state"]["text"], "mine");
-    let r = send(
-        &app,
-        Method::POST,
-        "/notes/n1/commands/Purge",
-        Some("{}"),
-        &alice_mod,
-    )
-    .await;
+    let r = post_as(&app, "/notes/n1/commands/Purge", "{}", &alice_mod).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = send(
+    let r = post_as(
         &app,
-        Method::POST,
         "/notes/n1/commands/Edit",
-        Some(r#"{"text": "by admin"}"#),
+        r#"{"text": "by admin"}"#,
         &admin,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = get_as(&app, "/notes/n1/events", &admin).await;
-    let users: Vec<_> = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["user_id"].clone())
-        .collect();
-    assert_eq!(users, [json!("alice"), json!("alice"), json!("root")]);
+    assert_eq!(
+        column(&r.body["events"], "user_id", Value::as_str),
+        ["alice", "alice", "root"]
+    );
 
     // A missing note is a 404 for anyone; anyone may write a new one.
     assert_eq!(
         get_as(&app, "/notes/none", &bob).await.status,
         StatusCode::NOT_FOUND
     );
-    let r = send(
-        &app,
-        Method::POST,
-        "/notes/commands/Write",
-        Some(r#"{"text": "bob's"}"#),
-        &bob,
-    )
-    .await;
+    let r = post_as(&app, "/notes/commands/Write", r#"{"text": "bob's"}"#, &bob).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }

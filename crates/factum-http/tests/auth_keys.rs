@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use factum_http::{HttpConfig, JwtAuth};
 use factum_testing::jwt::{self, TestKey, claims};
@@ -74,11 +74,10 @@ async fn a_jwks_file_verifies_rs256_and_es256_with_issuer_and_audience() {
     let rs = TestKey::Rsa1.sign(&full_claims("alice"));
     let es = TestKey::Ec1.sign(&full_claims("bob"));
     for (token, user) in [(&rs, "alice"), (&es, "bob")] {
-        let r = send(
+        let r = post_as(
             &app,
-            Method::POST,
             &format!("/notes/of-{user}/commands/Write"),
-            Some(r#"{"text": "hi"}"#),
+            r#"{"text": "hi"}"#,
             token,
         )
         .await;
@@ -151,11 +150,10 @@ async fn a_jwks_file_verifies_rs256_and_es256_with_issuer_and_audience() {
     ];
     for (what, token) in &refused {
         get_as(&app, "/plain", token).await.unauthorized(what);
-        let r = send(
+        let r = post_as(
             &app,
-            Method::POST,
             "/notes/n-refused/commands/Write",
-            Some(r#"{"text": "x"}"#),
+            r#"{"text": "x"}"#,
             token,
         )
         .await;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use factum_http::{HttpConfig, JwtAuth};
 use factum_testing::faulty::Fault;
-use factum_testing::http::call as send;
-use serde::Serialize;
+use factum_testing::http::{call as send, call_as, get, post};
+use factum_testing::jwt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use tickets::*;
@@ -19,104 +19,54 @@ use tickets::*;
 async fn auth_guards_every_route_but_health() {
     let secret = "k3y";
     let (app, _) = service(HttpConfig::default().with_auth(JwtAuth::hs256(secret).unwrap()));
-    let r = send(&app, Method::GET, "/whoami", None, &[]).await;
+    let r = get(&app, "/whoami").await;
     assert_error(&r, 401, "UNAUTHORIZED");
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/commands/Open",
-        Some(r#"{"title": "x"}"#),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/commands/Open", r#"{"title": "x"}"#).await;
     assert_error(&r, 401, "UNAUTHORIZED");
-    #[derive(Serialize)]
-    struct Claims {
-        sub: &'static str,
-        exp: u64,
-    }
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &Claims { sub: "bob", exp },
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap();
-    let bearer = format!("Bearer {token}");
-    let r = send(
-        &app,
-        Method::GET,
-        "/whoami",
-        None,
-        &[("authorization", &bearer)],
-    )
-    .await;
+    let token = jwt::hs256(secret, &jwt::claims("bob", 600));
+    let r = call_as(&app, Method::GET, "/whoami", None, &token).await;
     assert_eq!(r.body["user"], "bob");
-    let r = send(
+    let r = call_as(
         &app,
         Method::POST,
         "/tickets/t-9/commands/Open",
         Some(r#"{"title": "x"}"#),
-        &[("authorization", &bearer)],
+        &token,
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = send(
-        &app,
-        Method::GET,
-        "/tickets/t-9/events",
-        None,
-        &[("authorization", &bearer)],
-    )
-    .await;
+    let r = call_as(&app, Method::GET, "/tickets/t-9/events", None, &token).await;
     assert_eq!(r.body["events"][0]["user_id"], "bob");
     // Health stays open; the docs are protected unless configured public.
-    assert_eq!(
-        send(&app, Method::GET, "/health", None, &[]).await.status,
-        StatusCode::OK
-    );
-    let r = send(&app, Method::GET, "/openapi.json", None, &[]).await;
+    assert_eq!(get(&app, "/health").await.status, StatusCode::OK);
+    let r = get(&app, "/openapi.json").await;
     assert_error(&r, 401, "UNAUTHORIZED");
 }
 
 #[tokio::test]
 async fn a_panic_is_a_structured_500_without_its_message() {
     let (app, _) = service(HttpConfig::default());
-    let r = send(&app, Method::GET, "/boom", None, &[]).await;
+    let r = get(&app, "/boom").await;
     assert_error(&r, 500, "INTERNAL_ERROR");
     assert!(!r.text.contains("secret"), "{}", r.text);
     // The service goes on.
-    assert_eq!(
-        send(&app, Method::GET, "/health", None, &[]).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(get(&app, "/health").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_slow_request_times_out_with_a_structured_408() {
     let (app, _) = service(HttpConfig::default().with_request_timeout(Duration::from_millis(50)));
-    let r = send(&app, Method::GET, "/slow", None, &[]).await;
+    let r = get(&app, "/slow").await;
     assert_error(&r, 408, "REQUEST_TIMEOUT");
     let (app, _) = service(HttpConfig::default());
-    let r = send(&app, Method::GET, "/slow", None, &[]).await;
+    let r = get(&app, "/slow").await;
     assert_eq!(r.text, "done");
 }
 
 #[tokio::test]
 async fn store_failures_are_500_or_503_without_internals() {
     let (app, store) = service(HttpConfig::default());
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/t-1/commands/Open",
-        Some(r#"{"title": "x"}"#),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/t-1/commands/Open", r#"{"title": "x"}"#).await;
     assert_eq!(r.status, StatusCode::CREATED);
     store.fail(Fault::Broken);
     for (method, uri, body) in [
@@ -140,11 +90,11 @@ async fn store_failures_are_500_or_503_without_internals() {
             assert!(!r.text.contains(secret), "{}", r.text);
         }
     }
-    let r = send(&app, Method::GET, "/health", None, &[]).await;
+    let r = get(&app, "/health").await;
     assert_error(&r, 503, "STORE_UNAVAILABLE");
     assert!(!r.text.contains("10.0.0.7"), "{}", r.text);
     store.fail(Fault::None);
-    let r = send(&app, Method::GET, "/tickets/t-1", None, &[]).await;
+    let r = get(&app, "/tickets/t-1").await;
     assert_eq!(r.body["version"], 1, "the failed comment stored nothing");
 }
 
@@ -152,24 +102,10 @@ async fn store_failures_are_500_or_503_without_internals() {
 async fn the_body_limit_is_configurable() {
     let (app, _) = service(HttpConfig::default().with_body_limit(100));
     let long = format!(r#"{{"title": "{}"}}"#, "x".repeat(200));
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/t-1/commands/Open",
-        Some(&long),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/t-1/commands/Open", &long).await;
     assert_error(&r, 413, "PAYLOAD_TOO_LARGE");
     assert!(r.text.contains("100 bytes"), "{}", r.text);
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/t-1/commands/Open",
-        Some(r#"{"title": "short"}"#),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/t-1/commands/Open", r#"{"title": "short"}"#).await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
 

@@ -7,20 +7,18 @@ mod tickets;
 
 use axum::http::{Method, StatusCode};
 use factum_http::HttpConfig;
-use factum_testing::http::call as send;
-use serde_json::json;
+use factum_testing::http::{call as send, column, get, post};
+use serde_json::{Value, json};
 
 use tickets::*;
 
 #[tokio::test]
 async fn commands_use_the_aggregates_own_tag_field() {
     let (app, _) = service(HttpConfig::default());
-    let r = send(
+    let r = post(
         &app,
-        Method::POST,
         "/tickets/commands/Open",
-        Some(r#"{"title": "Printer on fire"}"#),
-        &[],
+        r#"{"title": "Printer on fire"}"#,
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -32,129 +30,58 @@ async fn commands_use_the_aggregates_own_tag_field() {
     assert_eq!(r.headers["location"], format!("/tickets/{id}").as_str());
 
     let uri = format!("/tickets/{id}/commands/Comment");
-    let r = send(
+    let r = post(
         &app,
-        Method::POST,
         &uri,
-        Some(r#"{"text": "still burning", "kind": "Comment"}"#),
-        &[],
+        r#"{"text": "still burning", "kind": "Comment"}"#,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["version"], 2);
-    let r = send(
-        &app,
-        Method::POST,
-        &uri,
-        Some(r#"{"text": "x", "kind": "Close"}"#),
-        &[],
-    )
-    .await;
+    let r = post(&app, &uri, r#"{"text": "x", "kind": "Close"}"#).await;
     assert_error(&r, 400, "VALIDATION_ERROR");
     assert!(
         r.body["message"].as_str().unwrap().contains("`kind`"),
         "{}",
         r.text
     );
-    let r = send(&app, Method::POST, &uri, Some(r#"{"text": 5}"#), &[]).await;
+    let r = post(&app, &uri, r#"{"text": 5}"#).await;
     assert_error(&r, 400, "VALIDATION_ERROR");
     assert!(r.text.contains("invalid Comment command"), "{}", r.text);
 
     // A unit command takes an empty object.
-    let r = send(
-        &app,
-        Method::POST,
-        &format!("/tickets/{id}/commands/Close"),
-        Some("{}"),
-        &[],
-    )
-    .await;
+    let r = post(&app, &format!("/tickets/{id}/commands/Close"), "{}").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = send(
-        &app,
-        Method::POST,
-        &uri,
-        Some(r#"{"text": "reopen?"}"#),
-        &[],
-    )
-    .await;
+    let r = post(&app, &uri, r#"{"text": "reopen?"}"#).await;
     assert_error(&r, 409, "TICKET_CLOSED");
     assert_eq!(r.body["domain"], "TICKET");
     assert_eq!(r.body["internalCode"], 77001);
 
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/t-1/commands/Open",
-        Some(r#"{"title": ""}"#),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/t-1/commands/Open", r#"{"title": ""}"#).await;
     assert_error(&r, 400, "TICKET_EMPTY_TITLE");
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/t-1/commands/Open",
-        Some(r#"{"title": "ok"}"#),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/t-1/commands/Open", r#"{"title": "ok"}"#).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/t-1/commands/Open",
-        Some(r#"{"title": "again"}"#),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/t-1/commands/Open", r#"{"title": "again"}"#).await;
     // No domain error for "exists": the standard conflict.
     assert_error(&r, 409, "CONFLICT");
 
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/t-1/commands/Reopen",
-        Some("{}"),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/t-1/commands/Reopen", "{}").await;
     assert_error(&r, 404, "NOT_FOUND");
     assert_eq!(
         r.body["details"]["allowed"],
         json!(["Open", "Comment", "Close"])
     );
     // No domain error for "missing": the standard not-found.
-    let r = send(
-        &app,
-        Method::POST,
-        "/tickets/t-2/commands/Close",
-        Some("{}"),
-        &[],
-    )
-    .await;
+    let r = post(&app, "/tickets/t-2/commands/Close", "{}").await;
     assert_error(&r, 404, "NOT_FOUND");
     assert!(r.text.contains("ticket 't-2' not found"), "{}", r.text);
-    let r = send(&app, Method::GET, "/tickets/t-2", None, &[]).await;
+    let r = get(&app, "/tickets/t-2").await;
     assert_error(&r, 404, "NOT_FOUND");
 
-    let r = send(
-        &app,
-        Method::GET,
-        &format!("/tickets/{id}/events"),
-        None,
-        &[],
-    )
-    .await;
-    let kinds: Vec<_> = r.body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_type"].clone())
-        .collect();
+    let r = get(&app, &format!("/tickets/{id}/events")).await;
     assert_eq!(
-        kinds,
-        [json!("Opened"), json!("Commented"), json!("Closed")]
+        column(&r.body["events"], "event_type", Value::as_str),
+        ["Opened", "Commented", "Closed"]
     );
     assert_eq!(r.body["events"][2]["payload"], json!({"kind": "Closed"}));
 }
@@ -175,7 +102,7 @@ async fn the_context_reaches_handlers_and_events() {
         json!({"user": null, "request": "r-1", "correlation": "c-1"})
     );
     assert_eq!(r.headers["x-correlation-id"], "c-1");
-    let r = send(&app, Method::GET, "/whoami", None, &[]).await;
+    let r = get(&app, "/whoami").await;
     assert_eq!(r.body["request"], r.body["correlation"]);
     assert_eq!(
         r.body["request"],

@@ -177,18 +177,13 @@ pub fn app(config: HttpConfig) -> Router {
         .into_router()
 }
 
-pub async fn send(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    body: Option<&str>,
-    token: &str,
-) -> Reply {
-    call_as(app, method, uri, body, token).await
+pub async fn get_as(app: &Router, uri: &str, token: &str) -> Reply {
+    call_as(app, Method::GET, uri, None, token).await
 }
 
-pub async fn get_as(app: &Router, uri: &str, token: &str) -> Reply {
-    send(app, Method::GET, uri, None, token).await
+/// `POST uri` with a JSON body, as the bearer of `token` (none when empty).
+pub async fn post_as(app: &Router, uri: &str, body: &str, token: &str) -> Reply {
+    call_as(app, Method::POST, uri, Some(body), token).await
 }
 
 /// The refusals of the auth layer.
