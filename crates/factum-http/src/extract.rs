@@ -6,10 +6,11 @@
 //! the message can name the command and the field at fault.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use factum_core::standard::StandardError;
+use serde::de::DeserializeOwned;
 
 use crate::context::RequestInfo;
 use crate::error::{ApiError, clip};
@@ -191,5 +192,33 @@ mod tests {
             Precondition::parse(&etag(42)),
             Some(Precondition::Version(42))
         );
+    }
+}
+
+/// The one `{id}` (or `{name}`) segment of a route's path; one that does not decode is a 400
+/// in the API's error shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await?;
+        Ok(Self(id))
+    }
+}
+
+/// A route's query string, read as `Q`; one that does not read is a 400 in the API's error
+/// shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Params<Q>(pub Q);
+
+impl<S: Send + Sync, Q: DeserializeOwned> FromRequestParts<S> for Params<Q> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(query) = Query::<Q>::from_request_parts(parts, state).await?;
+        Ok(Self(query))
     }
 }

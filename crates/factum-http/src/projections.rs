@@ -5,8 +5,7 @@
 //! test below).
 
 use axum::Router;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::Projections;
@@ -16,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::context::RequestContext;
 use crate::error::{ApiError, clip};
+use crate::extract::PathId;
 
 /// The OpenAPI schema of [`ProjectionStatus`] (named `ProjectionStatus` in the document),
 /// the body of `GET /projections/{name}`. Only a description: the body served is core's type.
@@ -86,9 +86,8 @@ async fn list_statuses(
 async fn one_status(
     State(projections): State<Projections>,
     RequestContext(_ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
+    PathId(name): PathId,
 ) -> Result<Response, ApiError> {
-    let Path(name) = path?;
     let Some(status) = projections.status(&name).await? else {
         return Err(ApiError::not_found(format!(
             "no projection '{}'; this service runs: {}",

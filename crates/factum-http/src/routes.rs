@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -32,7 +32,7 @@ use crate::bodies::{
 };
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, Precondition, etag};
+use crate::extract::{IfMatch, JsonBody, Params, PathId, Precondition, etag};
 use crate::idempotency::{CommandReply, Idempotency, IdempotentRequest};
 use crate::service::{AggregateService, CommandKind};
 
@@ -98,12 +98,11 @@ fn command_reply<A: HttpAggregate>(
 async fn create_generated<A: HttpAggregate>(
     State(state): State<RouteState<A>>,
     RequestContext(ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
+    PathId(command): PathId,
     IfMatch(precondition): IfMatch,
     Idempotency(idempotency): Idempotency,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let Path(command) = path?;
     let service = &state.service;
     match service.command_kind(&command) {
         None => return Err(service.unknown_command(&command, StandardError::NotFound)),
@@ -180,11 +179,9 @@ async fn execute<A: HttpAggregate>(
 async fn read_state<A: HttpAggregate>(
     State(state): State<RouteState<A>>,
     RequestContext(ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<StateQuery>, QueryRejection>,
+    PathId(id): PathId,
+    Params(query): Params<StateQuery>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path?;
-    let Query(query) = query?;
     let loaded = state.service.load(&id, query.version, &ctx).await?;
     Ok(with_etag(
         StatusCode::OK,
@@ -196,11 +193,9 @@ async fn read_state<A: HttpAggregate>(
 async fn read_events<A: HttpAggregate>(
     State(state): State<RouteState<A>>,
     RequestContext(ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<EventsQuery>, QueryRejection>,
+    PathId(id): PathId,
+    Params(query): Params<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path?;
-    let Query(query) = query?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit > MAX_PAGE {
         return Err(ApiError::validation(format!(

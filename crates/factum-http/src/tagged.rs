@@ -12,8 +12,7 @@
 //! `If-Match`, `Idempotency-Key` and the access policy work as on the generic routes.
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -24,7 +23,7 @@ use crate::aggregate::{HttpAggregate, collection_path};
 use crate::bodies::{EnvelopeBody, HistoryQuery, StateQuery, VersionedState, with_etag};
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, etag};
+use crate::extract::{IfMatch, JsonBody, Params, PathId, etag};
 use crate::idempotency::{CommandReply, Idempotency};
 use crate::service::AggregateService;
 
@@ -42,12 +41,11 @@ pub fn tagged_routes<A: HttpAggregate>(prefix: &str, service: AggregateService<A
 async fn run<A: HttpAggregate>(
     State(service): State<AggregateService<A>>,
     RequestContext(ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
+    PathId(id): PathId,
     IfMatch(precondition): IfMatch,
     Idempotency(idempotency): Idempotency,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path?;
     validate_aggregate_id(&id)?;
     let name = service.command_name_in(&body)?.to_owned();
     let command = service.parse(&name, body)?;
@@ -76,11 +74,9 @@ async fn run<A: HttpAggregate>(
 async fn read<A: HttpAggregate>(
     State(service): State<AggregateService<A>>,
     RequestContext(ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<StateQuery>, QueryRejection>,
+    PathId(id): PathId,
+    Params(query): Params<StateQuery>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path?;
-    let Query(query) = query?;
     let loaded = service.load(&id, query.version, &ctx).await?;
     Ok(with_etag(
         StatusCode::OK,
@@ -92,11 +88,9 @@ async fn read<A: HttpAggregate>(
 async fn history<A: HttpAggregate>(
     State(service): State<AggregateService<A>>,
     RequestContext(ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    PathId(id): PathId,
+    Params(query): Params<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path?;
-    let Query(query) = query?;
     let events = service.history(&id, 1, None, &ctx).await?;
     Ok(if query.metadata.unwrap_or(false) {
         let envelopes: Vec<EnvelopeBody<A::Event>> =

@@ -28,8 +28,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use factum_core::{
@@ -43,6 +43,7 @@ use utoipa::ToSchema;
 use crate::aggregate::HttpAggregate;
 use crate::context::RequestContext;
 use crate::error::{ApiError, Error, Result, clip};
+use crate::extract::{Params, PathId};
 use crate::service::AggregateService;
 
 /// What a [`View`] declares to be served over HTTP.
@@ -336,9 +337,8 @@ where
 async fn list_records<V: HttpView>(
     State(state): State<Arc<ViewState>>,
     RequestContext(ctx): RequestContext,
-    query: Result<Query<ViewListQuery>, QueryRejection>,
+    Params(query): Params<ViewListQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query?;
     let mut query = query.to_query_limited::<V>(state.limits)?;
     // The caller's visibility filters come on top of the client's, outside the limit.
     query.filters.extend(visibility::<V>(&ctx)?);
@@ -352,9 +352,8 @@ async fn list_records<V: HttpView>(
 async fn get_record<V: HttpView>(
     State(state): State<Arc<ViewState>>,
     RequestContext(ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let Path(id) = path?;
     let filters = visibility::<V>(&ctx)?;
     match state.views.get_view(V::TYPE, &id).await? {
         Some(record) => {
@@ -389,14 +388,13 @@ async fn get_record<V: HttpView>(
 async fn list_children<V>(
     State(state): State<Arc<ChildState<V::Aggregate>>>,
     RequestContext(ctx): RequestContext,
-    path: Result<Path<String>, PathRejection>,
+    PathId(id): PathId,
     query: Result<Query<ViewListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError>
 where
     V: HttpView,
     V::Aggregate: HttpAggregate,
 {
-    let Path(id) = path?;
     factum_core::validate_aggregate_id(&id)?;
     let Query(query) = query?;
     let query = query.to_query_limited::<V>(state.limits)?;
