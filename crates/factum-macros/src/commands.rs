@@ -1,11 +1,11 @@
 //! `#[derive(Commands)]`: the command names of an internally tagged enum, as serde reads them.
 
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields};
 
-use crate::serde_attrs::{SerdeNames, apply_rename_rule, core_path};
+use crate::serde_attrs::{SerdeNames, VariantNames, apply_rename_rule, core_path, variant_pattern};
 
 pub(crate) fn expand_commands(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let core = core_path();
@@ -34,7 +34,7 @@ pub(crate) fn expand_commands(input: &DeriveInput) -> syn::Result<TokenStream2> 
         return Err(shape_error("this one has no `tag`"));
     };
     let rule = container.rename_all_de.as_deref();
-    let mut seen: Vec<(String, Span)> = Vec::new();
+    let mut seen = VariantNames::default();
     let mut arms = Vec::new();
     for variant in &data.variants {
         let serde = SerdeNames::parse(&variant.attrs)?;
@@ -53,23 +53,11 @@ pub(crate) fn expand_commands(input: &DeriveInput) -> syn::Result<TokenStream2> 
         let name = serde
             .rename_de
             .unwrap_or_else(|| apply_rename_rule(rule, &variant.ident.to_string()));
-        if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == name) {
-            let mut error = syn::Error::new(
-                variant.span(),
-                format!("two variants are read as the command \"{name}\""),
-            );
-            error.combine(syn::Error::new(*first, "first used here"));
-            return Err(error);
-        }
-        seen.push((name.clone(), variant.span()));
-        let ident = &variant.ident;
-        let pattern = match variant.fields {
-            Fields::Named(_) => quote!(Self::#ident { .. }),
-            _ => quote!(Self::#ident),
-        };
+        seen.claim(&name, variant, "read as the command")?;
+        let pattern = variant_pattern(variant);
         arms.push(quote!(#pattern => #name,));
     }
-    let names = seen.iter().map(|(name, _)| name);
+    let names = seen.names();
     let deny = container.deny_unknown_fields;
     let body = if arms.is_empty() {
         quote!(match *self {})

@@ -1,11 +1,11 @@
 //! `#[derive(Event)]`: `event_type()` and `schema_version()` from the serde names.
 
-use proc_macro2::{Span, TokenStream as TokenStream2};
+use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 use syn::spanned::Spanned;
-use syn::{Attribute, Data, DeriveInput, Fields, LitInt, LitStr};
+use syn::{Attribute, Data, DeriveInput, LitInt, LitStr};
 
-use crate::serde_attrs::{SerdeNames, apply_rename_rule, core_path};
+use crate::serde_attrs::{SerdeNames, VariantNames, apply_rename_rule, core_path, variant_pattern};
 
 pub(crate) fn expand_event(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let core = core_path();
@@ -16,7 +16,7 @@ pub(crate) fn expand_event(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let (names, versions) = match &input.data {
         Data::Enum(data) => {
             let rule = container_serde.rename_all.as_deref();
-            let mut seen: Vec<(String, Span)> = Vec::new();
+            let mut seen = VariantNames::default();
             let mut name_arms = Vec::new();
             let mut version_arms = Vec::new();
             for variant in &data.variants {
@@ -26,21 +26,8 @@ pub(crate) fn expand_event(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     (Some(name), _) | (None, Some(name)) => name,
                     (None, None) => apply_rename_rule(rule, &variant.ident.to_string()),
                 };
-                if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == name) {
-                    let mut error = syn::Error::new(
-                        variant.span(),
-                        format!("two variants are stored as the event type \"{name}\""),
-                    );
-                    error.combine(syn::Error::new(*first, "first used here"));
-                    return Err(error);
-                }
-                seen.push((name.clone(), variant.span()));
-                let ident = &variant.ident;
-                let pattern = match variant.fields {
-                    Fields::Named(_) => quote!(Self::#ident { .. }),
-                    Fields::Unnamed(_) => quote!(Self::#ident(..)),
-                    Fields::Unit => quote!(Self::#ident),
-                };
+                seen.claim(&name, variant, "stored as the event type")?;
+                let pattern = variant_pattern(variant);
                 let version = event.version.unwrap_or(default_version);
                 name_arms.push(quote!(#pattern => #name,));
                 version_arms.push(quote!(#pattern => #version,));

@@ -4,7 +4,8 @@
 use proc_macro_crate::{FoundCrate, crate_name};
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::quote;
-use syn::{Attribute, Ident, LitStr};
+use syn::spanned::Spanned;
+use syn::{Attribute, Fields, Ident, LitStr, Variant};
 
 /// The path to the crate that defines `Event`, as the calling crate names it: `factum-core`
 /// when it depends on it directly, else the `factum` facade.
@@ -157,5 +158,45 @@ mod tests {
                 "{rule:?}"
             );
         }
+    }
+}
+
+/// The variants' names, each claimed once: a second variant read or stored under a name
+/// already taken is an error at it, pointing at the first.
+#[derive(Default)]
+pub(crate) struct VariantNames {
+    seen: Vec<(String, Span)>,
+}
+
+impl VariantNames {
+    /// Claims `name` for `variant`; `what` says what the name is ("the command", "the event
+    /// type") in the error.
+    pub(crate) fn claim(&mut self, name: &str, variant: &Variant, what: &str) -> syn::Result<()> {
+        if let Some((_, first)) = self.seen.iter().find(|(seen, _)| seen == name) {
+            let mut error = syn::Error::new(
+                variant.span(),
+                format!("two variants are {what} \"{name}\""),
+            );
+            error.combine(syn::Error::new(*first, "first used here"));
+            return Err(error);
+        }
+        self.seen.push((name.to_owned(), variant.span()));
+        Ok(())
+    }
+
+    /// The names claimed, in order.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &String> {
+        self.seen.iter().map(|(name, _)| name)
+    }
+}
+
+/// The pattern that matches `variant` whatever its fields: `Self::V { .. }`, `Self::V(..)` or
+/// `Self::V`.
+pub(crate) fn variant_pattern(variant: &Variant) -> TokenStream2 {
+    let ident = &variant.ident;
+    match variant.fields {
+        Fields::Named(_) => quote!(Self::#ident { .. }),
+        Fields::Unnamed(_) => quote!(Self::#ident(..)),
+        Fields::Unit => quote!(Self::#ident),
     }
 }

@@ -397,65 +397,66 @@ impl Walker<'_> {
     }
 
     fn object(&mut self, depth: usize) -> serde_json::Result<Value> {
-        self.pos += 1;
         let mut object = Map::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(Value::Object(object));
-        }
-        loop {
-            self.skip_whitespace();
-            let key = self.string()?;
-            let len = self.path.len();
-            let _ = write!(self.path, ".{key}");
+        self.members(b'}', |this| {
+            this.skip_whitespace();
+            let key = this.string()?;
+            let len = this.path.len();
+            let _ = write!(this.path, ".{key}");
             if key == NUMBER_MARKER {
                 return Err(de::Error::custom(format_args!(
                     "the key {NUMBER_MARKER:?} is reserved (at {})",
-                    self.path
+                    this.path
                 )));
             }
-            if self.refuse_duplicates && object.contains_key(&key) {
+            if this.refuse_duplicates && object.contains_key(&key) {
                 return Err(de::Error::custom(format_args!(
                     "duplicate key {key:?} at {}",
-                    self.path
+                    this.path
                 )));
             }
-            self.expect(b':')?;
-            let value = self.value(depth + 1)?;
-            self.path.truncate(len);
+            this.expect(b':')?;
+            let value = this.value(depth + 1)?;
+            this.path.truncate(len);
             object.insert(key, value);
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Value::Object(object));
-                }
-                _ => return Err(self.unexpected()),
-            }
-        }
+            Ok(())
+        })?;
+        Ok(Value::Object(object))
     }
 
     fn array(&mut self, depth: usize) -> serde_json::Result<Value> {
-        self.pos += 1;
         let mut array = Vec::new();
+        self.members(b']', |this| {
+            let len = this.path.len();
+            let _ = write!(this.path, "[{}]", array.len());
+            array.push(this.value(depth + 1)?);
+            this.path.truncate(len);
+            Ok(())
+        })?;
+        Ok(Value::Array(array))
+    }
+
+    /// The members of an object or array whose opening bracket is at `pos`, each read by
+    /// `member`, separated by commas, up to and past `close`.
+    fn members(
+        &mut self,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> serde_json::Result<()>,
+    ) -> serde_json::Result<()> {
+        self.pos += 1;
         self.skip_whitespace();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.pos += 1;
-            return Ok(Value::Array(array));
+            return Ok(());
         }
         loop {
-            let len = self.path.len();
-            let _ = write!(self.path, "[{}]", array.len());
-            array.push(self.value(depth + 1)?);
-            self.path.truncate(len);
+            member(self)?;
             self.skip_whitespace();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b']') => {
+                Some(c) if c == close => {
                     self.pos += 1;
-                    return Ok(Value::Array(array));
+                    return Ok(());
                 }
                 _ => return Err(self.unexpected()),
             }
