@@ -34,15 +34,32 @@ fn record(key: &str, hash: &str, made: i64) -> IdempotencyRecord {
     }
 }
 
-fn with_record(
-    id: &str,
-    expected: ExpectedVersion,
-    n: u64,
-    record: IdempotencyRecord,
-) -> AppendRequest {
-    let mut request = AppendRequest::new(TYPE, id, expected, vec![event(n)]);
+/// An append of `n` that creates stream `id`, carrying `record`.
+fn with_record(id: &str, n: u64, record: IdempotencyRecord) -> AppendRequest {
+    let mut request = AppendRequest::new(TYPE, id, ExpectedVersion::NoStream, vec![event(n)]);
     request.idempotency = Some(record);
     request
+}
+
+/// The live record of `key` in [`record`]'s scope at second `second`.
+async fn find(store: &dyn EventStore, key: &str, second: i64) -> Option<IdempotencyRecord> {
+    store
+        .find_idempotency("alice", key, at(second))
+        .await
+        .unwrap()
+}
+
+/// Asserts that an append of `n` to the new stream `id` carrying `record` is refused: its key
+/// is taken.
+async fn assert_append_taken(
+    store: &dyn EventStore,
+    id: &str,
+    n: u64,
+    record: IdempotencyRecord,
+    what: &str,
+) {
+    let request = with_record(id, n, record);
+    assert_taken(store.append(request).await, what);
 }
 
 fn assert_taken<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
@@ -56,26 +73,18 @@ fn assert_taken<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
 pub async fn idempotency_record_commits_with_events(store: Arc<dyn EventStore>) {
     let mine = record("k-1", "h-1", 0);
     store
-        .append(with_record(
-            "a-1",
-            ExpectedVersion::NoStream,
-            1,
-            mine.clone(),
-        ))
+        .append(with_record("a-1", 1, mine.clone()))
         .await
         .unwrap();
     assert_eq!(store.stream_version(TYPE, "a-1").await.unwrap(), 1);
-    let found = store.find_idempotency("alice", "k-1", at(1)).await.unwrap();
+    let found = find(&*store, "k-1", 1).await;
     assert_eq!(found, Some(mine), "the record reads back as written");
     assert_eq!(
         store.find_idempotency("bob", "k-1", at(1)).await.unwrap(),
         None,
         "keys of another scope never meet"
     );
-    assert_eq!(
-        store.find_idempotency("alice", "k-2", at(1)).await.unwrap(),
-        None
-    );
+    assert_eq!(find(&*store, "k-2", 1).await, None);
 }
 
 /// An append refused for its expected version stores neither its events nor its record.
@@ -90,12 +99,7 @@ pub async fn idempotency_conflicting_append_stores_nothing(store: Arc<dyn EventS
         .await
         .unwrap();
     let refused = store
-        .append(with_record(
-            "a-1",
-            ExpectedVersion::NoStream,
-            2,
-            record("k-1", "h-1", 0),
-        ))
+        .append(with_record("a-1", 2, record("k-1", "h-1", 0)))
         .await;
     assert!(
         matches!(refused, Err(Error::Conflict { .. })),
@@ -103,7 +107,7 @@ pub async fn idempotency_conflicting_append_stores_nothing(store: Arc<dyn EventS
     );
     assert_eq!(store.stream_version(TYPE, "a-1").await.unwrap(), 1);
     assert_eq!(
-        store.find_idempotency("alice", "k-1", at(1)).await.unwrap(),
+        find(&*store, "k-1", 1).await,
         None,
         "a refused append leaves no record"
     );
@@ -112,22 +116,19 @@ pub async fn idempotency_conflicting_append_stores_nothing(store: Arc<dyn EventS
 /// A second append with a live key is refused with its own error and stores nothing; a
 /// retry of the first append (same event ids) still succeeds.
 pub async fn idempotency_duplicate_key_is_refused(store: Arc<dyn EventStore>) {
-    let first = with_record("a-1", ExpectedVersion::NoStream, 1, record("k-1", "h-1", 0));
+    let first = with_record("a-1", 1, record("k-1", "h-1", 0));
     let stored = store.append(first.clone()).await.unwrap();
-    assert_taken(
-        store
-            .append(with_record(
-                "a-2",
-                ExpectedVersion::NoStream,
-                2,
-                record("k-1", "h-2", 1),
-            ))
-            .await,
+    assert_append_taken(
+        &*store,
+        "a-2",
+        2,
+        record("k-1", "h-2", 1),
         "another append with the same key",
-    );
+    )
+    .await;
     assert_eq!(store.stream_version(TYPE, "a-2").await.unwrap(), 0);
     assert_eq!(store.head_position().await.unwrap(), 1);
-    let found = store.find_idempotency("alice", "k-1", at(2)).await.unwrap();
+    let found = find(&*store, "k-1", 2).await;
     assert_eq!(
         found.map(|r| r.request_hash).as_deref(),
         Some("h-1"),
@@ -138,7 +139,7 @@ pub async fn idempotency_duplicate_key_is_refused(store: Arc<dyn EventStore>) {
         stored,
         "a retry of the append that went through"
     );
-    let mut other_scope = with_record("a-3", ExpectedVersion::NoStream, 3, record("k-1", "h", 0));
+    let mut other_scope = with_record("a-3", 3, record("k-1", "h", 0));
     if let Some(r) = other_scope.idempotency.as_mut() {
         r.scope = "bob".to_owned();
     }
@@ -161,17 +162,14 @@ pub async fn idempotency_remember_without_events(store: Arc<dyn EventStore>) {
         first,
         "the record that was there first"
     );
-    assert_taken(
-        store
-            .append(with_record(
-                "a-1",
-                ExpectedVersion::NoStream,
-                1,
-                record("k-1", "h-3", 2),
-            ))
-            .await,
+    assert_append_taken(
+        &*store,
+        "a-1",
+        1,
+        record("k-1", "h-3", 2),
         "an append with a remembered key",
-    );
+    )
+    .await;
     assert_eq!(store.head_position().await.unwrap(), 0);
 }
 
@@ -180,46 +178,21 @@ pub async fn idempotency_remember_without_events(store: Arc<dyn EventStore>) {
 pub async fn idempotency_expiry(store: Arc<dyn EventStore>) {
     let old = record("k-1", "h-1", 0);
     store
-        .append(with_record(
-            "a-1",
-            ExpectedVersion::NoStream,
-            1,
-            old.clone(),
-        ))
+        .append(with_record("a-1", 1, old.clone()))
         .await
         .unwrap();
-    assert!(
-        store
-            .find_idempotency("alice", "k-1", at(99))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(find(&*store, "k-1", 99).await.is_some());
     assert_eq!(
-        store
-            .find_idempotency("alice", "k-1", at(100))
-            .await
-            .unwrap(),
+        find(&*store, "k-1", 100).await,
         None,
         "expired at expires_at"
     );
     let renewed = record("k-1", "h-2", 100);
     store
-        .append(with_record(
-            "a-2",
-            ExpectedVersion::NoStream,
-            2,
-            renewed.clone(),
-        ))
+        .append(with_record("a-2", 2, renewed.clone()))
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .find_idempotency("alice", "k-1", at(101))
-            .await
-            .unwrap(),
-        Some(renewed)
-    );
+    assert_eq!(find(&*store, "k-1", 101).await, Some(renewed));
     let later = record("k-1", "h-3", 200);
     assert_eq!(
         store.remember_idempotency(later.clone()).await.unwrap(),
@@ -237,13 +210,7 @@ pub async fn idempotency_expiry(store: Arc<dyn EventStore>) {
     // Expired at 300: k-1 (made at 200) and k-2 (made at 0); k-3 lives until 350.
     assert_eq!(store.purge_idempotency(at(300)).await.unwrap(), 2);
     assert_eq!(store.purge_idempotency(at(300)).await.unwrap(), 0);
-    assert!(
-        store
-            .find_idempotency("alice", "k-3", at(300))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(find(&*store, "k-3", 300).await.is_some());
     assert_eq!(store.head_position().await.unwrap(), 2, "events stay");
 }
 
@@ -256,7 +223,6 @@ pub async fn idempotency_concurrent_same_key(store: Arc<dyn EventStore>) {
                 store
                     .append(with_record(
                         &format!("a-{n}"),
-                        ExpectedVersion::NoStream,
                         n,
                         record("k-1", &format!("h-{n}"), 0),
                     ))

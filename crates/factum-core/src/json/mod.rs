@@ -77,11 +77,16 @@ pub fn parse_body(bytes: &[u8]) -> serde_json::Result<Value> {
 pub fn check_reads_back<T: serde::Serialize + DeserializeOwned>(
     text: &str,
 ) -> Result<(), Mismatch> {
-    let decoded: T = from_str(text).map_err(|error| Mismatch {
+    let decoded: T = decode_whole(text)?;
+    compare_again(text, &decoded)
+}
+
+/// `text` decoded as `T`, or why not, at the root.
+fn decode_whole<T: DeserializeOwned>(text: &str) -> Result<T, Mismatch> {
+    from_str(text).map_err(|error| Mismatch {
         path: "$".to_owned(),
         problem: format!("it cannot be decoded: {error}"),
-    })?;
-    compare_again(text, &decoded)
+    })
 }
 
 /// [`check_reads_back`] for a type with equality: the decoded value must also equal
@@ -91,10 +96,7 @@ pub fn check_value_reads_back<T: serde::Serialize + DeserializeOwned + PartialEq
     value: &T,
     text: &str,
 ) -> Result<(), Mismatch> {
-    let decoded: T = from_str(text).map_err(|error| Mismatch {
-        path: "$".to_owned(),
-        problem: format!("it cannot be decoded: {error}"),
-    })?;
+    let decoded: T = decode_whole(text)?;
     if decoded == *value {
         return Ok(());
     }

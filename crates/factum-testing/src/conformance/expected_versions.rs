@@ -34,22 +34,15 @@ pub async fn expected_exact(store: Arc<dyn EventStore>) {
     append(&*store, "a-1", ExpectedVersion::NoStream, 2)
         .await
         .unwrap();
-    assert_conflict(
-        append(&*store, "a-1", ExpectedVersion::Exact(1), 1).await,
-        "Exact below the version",
-    );
-    assert_conflict(
-        append(&*store, "a-1", ExpectedVersion::Exact(3), 1).await,
-        "Exact above the version",
-    );
-    assert_conflict(
-        append(&*store, "a-1", ExpectedVersion::Exact(0), 1).await,
-        "Exact(0) on an existing stream",
-    );
-    assert_conflict(
-        append(&*store, "a-9", ExpectedVersion::Exact(1), 1).await,
-        "Exact(1) on no stream",
-    );
+    for (id, exact, what) in [
+        ("a-1", 1, "Exact below the version"),
+        ("a-1", 3, "Exact above the version"),
+        ("a-1", 0, "Exact(0) on an existing stream"),
+        ("a-9", 1, "Exact(1) on no stream"),
+    ] {
+        let refused = append(&*store, id, ExpectedVersion::Exact(exact), 1).await;
+        assert_conflict(refused, what);
+    }
     let ok = append(&*store, "a-1", ExpectedVersion::Exact(2), 2)
         .await
         .unwrap();

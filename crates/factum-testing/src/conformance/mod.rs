@@ -58,7 +58,7 @@ pub use self::view_records::{inline_view_changes_commit_with_events, views_get_a
 #[macro_export]
 macro_rules! event_store_conformance_tests {
     ($factory:path) => {
-        $crate::event_store_conformance_tests!(@cases $factory;
+        $crate::event_store_conformance_tests!(@suite conformance = conformance, $factory;
             append_and_read_stream,
             read_stream_from_version_with_limit,
             streams_are_isolated_by_type_and_id,
@@ -83,12 +83,12 @@ macro_rules! event_store_conformance_tests {
             projection_checkpoints,
             inline_view_changes_commit_with_events,
         );
-        $crate::event_store_conformance_tests!(@views $factory;
+        $crate::event_store_conformance_tests!(@suite view_conformance = views, $factory;
             inline_views_equal_replay,
             projection_resumes_and_rebuilds,
             projection_parks_a_poison_event,
         );
-        $crate::event_store_conformance_tests!(@idempotency $factory;
+        $crate::event_store_conformance_tests!(@suite idempotency_conformance = idempotency, $factory;
             idempotency_record_commits_with_events,
             idempotency_conflicting_append_stores_nothing,
             idempotency_duplicate_key_is_refused,
@@ -97,43 +97,16 @@ macro_rules! event_store_conformance_tests {
             idempotency_concurrent_same_key,
         );
     };
-    (@idempotency $factory:path; $($case:ident),* $(,)?) => {
-        mod idempotency_conformance {
+    // One test module `$module` running each case of the crate's module `$suite`.
+    (@suite $module:ident = $suite:ident, $factory:path; $($case:ident),* $(,)?) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     let (store, guard) = $factory().await;
-                    $crate::idempotency::$case(store).await;
-                    drop(guard);
-                }
-            )*
-        }
-    };
-    (@views $factory:path; $($case:ident),* $(,)?) => {
-        mod view_conformance {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let (store, guard) = $factory().await;
-                    $crate::views::$case(store).await;
-                    drop(guard);
-                }
-            )*
-        }
-    };
-    (@cases $factory:path; $($case:ident),* $(,)?) => {
-        mod conformance {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    let (store, guard) = $factory().await;
-                    $crate::conformance::$case(store).await;
+                    $crate::$suite::$case(store).await;
                     drop(guard);
                 }
             )*
