@@ -92,6 +92,21 @@ pub(super) async fn checkpoint(
         .unwrap()
 }
 
+/// The record `id` of `view_type`, if there is one.
+pub(super) async fn record(
+    store: &Arc<dyn EventStore>,
+    view_type: &str,
+    id: &str,
+) -> Option<ViewRecord> {
+    views(store).get_view(view_type, id).await.unwrap()
+}
+
+/// The data of record `id` of [`VIEW`], which must exist.
+pub(super) async fn data_of(store: &Arc<dyn EventStore>, id: &str) -> serde_json::Value {
+    let stored = record(store, VIEW, id).await.expect("the record exists");
+    serde_json::from_str(&stored.data).unwrap()
+}
+
 /// How many records of [`VIEW`] there are.
 pub(super) async fn total(store: &Arc<dyn EventStore>) -> u64 {
     views(store)

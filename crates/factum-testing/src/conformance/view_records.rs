@@ -15,29 +15,15 @@ use super::requests::*;
 /// Records come back by id and by aggregate; deletes remove them.
 pub async fn views_get_and_list(store: Arc<dyn EventStore>) {
     seed(&store, "p").await;
-    let one = views(&store)
-        .get_view(VIEW, "item-05")
-        .await
-        .unwrap()
-        .unwrap();
+    let one = record(&store, VIEW, "item-05").await.unwrap();
     assert_eq!(one.aggregate_id, "agg-1");
     assert_eq!(one.version, 1);
-    let data: serde_json::Value = serde_json::from_str(&one.data).unwrap();
-    assert_eq!(data["n"], serde_json::json!(-2.5));
-    assert!(
-        views(&store)
-            .get_view(VIEW, "item-99")
-            .await
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        data_of(&store, "item-05").await["n"],
+        serde_json::json!(-2.5)
     );
-    assert!(
-        views(&store)
-            .get_view("other_view", "item-05")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(record(&store, VIEW, "item-99").await.is_none());
+    assert!(record(&store, "other_view", "item-05").await.is_none());
     let children = views(&store).list_views_of(VIEW, "agg-2").await.unwrap();
     assert_eq!(
         children
@@ -67,22 +53,8 @@ pub async fn views_get_and_list(store: Arc<dyn EventStore>) {
         })
         .await
         .unwrap();
-    assert!(
-        views(&store)
-            .get_view(VIEW, "item-02")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let replaced = views(&store)
-        .get_view(VIEW, "item-06")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&replaced.data).unwrap()["name"],
-        "replaced"
-    );
+    assert!(record(&store, VIEW, "item-02").await.is_none());
+    assert_eq!(data_of(&store, "item-06").await["name"], "replaced");
     assert_eq!(
         views(&store)
             .list_views_of(VIEW, "agg-2")
@@ -103,11 +75,7 @@ pub async fn inline_view_changes_commit_with_events(store: Arc<dyn EventStore>) 
         serde_json::json!({"name": "one", "n": 1}),
     )];
     store.append(first).await.unwrap();
-    let record = views(&store).get_view(VIEW, "a-1").await.unwrap().unwrap();
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&record.data).unwrap()["n"],
-        1
-    );
+    assert_eq!(data_of(&store, "a-1").await["n"], 1);
 
     let mut conflicting = request("a-1", ExpectedVersion::NoStream, vec![event(2)]);
     conflicting.view_changes = vec![
@@ -118,18 +86,8 @@ pub async fn inline_view_changes_commit_with_events(store: Arc<dyn EventStore>) 
         store.append(conflicting).await,
         "a conflicting append with view changes",
     );
-    let record = views(&store).get_view(VIEW, "a-1").await.unwrap().unwrap();
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&record.data).unwrap()["n"],
-        1
-    );
-    assert!(
-        views(&store)
-            .get_view(VIEW, "a-1-extra")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(data_of(&store, "a-1").await["n"], 1);
+    assert!(record(&store, VIEW, "a-1-extra").await.is_none());
 
     let mut delete = request("a-1", ExpectedVersion::Exact(1), vec![event(3)]);
     delete.view_changes = vec![ViewChange::Delete {
@@ -137,5 +95,5 @@ pub async fn inline_view_changes_commit_with_events(store: Arc<dyn EventStore>) 
         view_id: "a-1".to_owned(),
     }];
     store.append(delete).await.unwrap();
-    assert!(views(&store).get_view(VIEW, "a-1").await.unwrap().is_none());
+    assert!(record(&store, VIEW, "a-1").await.is_none());
 }
