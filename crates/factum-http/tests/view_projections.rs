@@ -18,8 +18,7 @@ use players::*;
 
 #[tokio::test]
 async fn an_async_child_view_catches_up_and_serves_one_aggregates_records() {
-    let s = service(HttpConfig::default());
-    seed(&s.engine).await;
+    let s = seeded(HttpConfig::default()).await;
     // Not running yet: the projection is behind by every event.
     let (status, lags) = get(&s.app, "/projections").await;
     assert_eq!(status, StatusCode::OK);
@@ -224,8 +223,7 @@ fn a_store_without_views_is_a_clear_startup_error() {
 
 #[tokio::test]
 async fn a_projection_parks_an_event_it_cannot_apply_and_reports_it() {
-    let s = service(HttpConfig::default());
-    seed(&s.engine).await;
+    let s = seeded(HttpConfig::default()).await;
     let poison = factum_core::store::NewEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: "Scored".to_owned(),

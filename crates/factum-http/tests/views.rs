@@ -13,8 +13,7 @@ use players::*;
 
 #[tokio::test]
 async fn list_filters_sorts_and_pages_records_decoded_as_the_view() {
-    let s = service(HttpConfig::default());
-    seed(&s.engine).await;
+    let s = seeded(HttpConfig::default()).await;
 
     let (status, page) = get(&s.app, "/views/cards?filter=team:eq:red&sort=-points,name").await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -95,8 +94,7 @@ async fn list_filters_sorts_and_pages_records_decoded_as_the_view() {
 
 #[tokio::test]
 async fn every_rejected_query_is_a_structured_400_listing_the_fields() {
-    let s = service(HttpConfig::default());
-    seed(&s.engine).await;
+    let s = seeded(HttpConfig::default()).await;
     let rejected = [
         ("filter=salary:eq:1", "unknown field 'salary'"),
         ("filter=team:like:red", "unknown operator 'like'"),
@@ -154,8 +152,7 @@ async fn every_rejected_query_is_a_structured_400_listing_the_fields() {
 
 #[tokio::test]
 async fn too_many_clauses_are_a_400_and_the_limit_is_configurable() {
-    let s = service(HttpConfig::default());
-    seed(&s.engine).await;
+    let s = seeded(HttpConfig::default()).await;
     let filters = |n: usize| vec!["team:ne:x"; n].join(",");
     let sorts = |n: usize| vec!["-points"; n].join(",");
     for base in ["/views/cards", "/players/p01/goals"] {
@@ -190,15 +187,13 @@ async fn too_many_clauses_are_a_400_and_the_limit_is_configurable() {
         }
     }
     // A service may allow more, or fewer.
-    let wide = service(HttpConfig::default().with_query_limits(QueryLimits::new(1000, 1000)));
-    seed(&wide.engine).await;
+    let wide = seeded(HttpConfig::default().with_query_limits(QueryLimits::new(1000, 1000))).await;
     let (status, body) = get(&wide.app, &format!("/views/cards?filter={}", filters(1000))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["total"], 10);
     let (status, body) = get(&wide.app, &format!("/views/cards?sort={}", sorts(1000))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let narrow = service(HttpConfig::default().with_query_limits(QueryLimits::new(1, 2)));
-    seed(&narrow.engine).await;
+    let narrow = seeded(HttpConfig::default().with_query_limits(QueryLimits::new(1, 2))).await;
     let (status, body) = get(&narrow.app, "/views/cards?filter=team:ne:x,team:ne:y").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["details"]["max_clauses"], 1, "{body}");
@@ -206,8 +201,7 @@ async fn too_many_clauses_are_a_400_and_the_limit_is_configurable() {
 
 #[tokio::test]
 async fn one_record_by_id_and_a_structured_404_when_missing() {
-    let s = service(HttpConfig::default());
-    seed(&s.engine).await;
+    let s = seeded(HttpConfig::default()).await;
     let (status, card) = get(&s.app, "/views/cards/p03").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

@@ -12,7 +12,6 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use factum_core::store::Snapshot;
 use factum_core::{
     Error, EventStore, ExpectedVersion, ProjectionBatch, ProjectionCheckpoint, ViewStore,
 };
@@ -118,13 +117,7 @@ async fn a_refused_append_fails_alone_and_its_neighbours_commit() {
     let held = hold_writer(&store, &path, Some(plug)).await;
 
     let mut bad_snapshot = request("w", ExpectedVersion::NoStream, vec![event(1)]);
-    bad_snapshot.snapshot = Some(Snapshot {
-        aggregate_type: TYPE.to_owned(),
-        aggregate_id: "w".to_owned(),
-        version: 7,
-        state: "{}".to_owned(),
-        taken_at: chrono::Utc::now(),
-    });
+    bad_snapshot.snapshot = Some(snapshot("w", 7));
     let appends: Vec<_> = [
         // Two creations of one stream: the first queued wins, the second conflicts.
         request("x", ExpectedVersion::NoStream, vec![event(1), event(2)]),
@@ -212,10 +205,7 @@ async fn a_retry_in_the_same_batch_as_its_original_returns_the_stored_events() {
 async fn reads_do_not_wait_for_a_blocked_writer() {
     let (store, path, _dir) = fresh().await;
     store
-        .append(with_views(
-            request("a", ExpectedVersion::NoStream, vec![event(1)]),
-            vec![upsert("a", "{}")],
-        ))
+        .append(create_with_view("a", 1, "a", "{}"))
         .await
         .unwrap();
     let lock = hold_write_lock(&path);
@@ -265,9 +255,11 @@ async fn when_the_batch_cannot_commit_every_append_in_it_fails_and_nothing_is_st
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .append(with_views(
-                        request(&format!("f-{i}"), ExpectedVersion::NoStream, vec![event(i)]),
-                        vec![upsert(&format!("f-{i}"), "{}")],
+                    .append(create_with_view(
+                        &format!("f-{i}"),
+                        i,
+                        &format!("f-{i}"),
+                        "{}",
                     ))
                     .await
                     .map(drop)

@@ -259,24 +259,12 @@ async fn values_sqlite_cannot_hold_are_refused_before_writing() {
         .unwrap_err();
     assert!(matches!(error, Error::Validation(_)), "{error}");
     let error = store
-        .save_snapshot(Snapshot {
-            aggregate_type: TYPE.to_owned(),
-            aggregate_id: "a".to_owned(),
-            version: u64::MAX,
-            state: "{}".to_owned(),
-            taken_at: chrono::Utc::now(),
-        })
+        .save_snapshot(snapshot("a", u64::MAX))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Validation(_)), "{error}");
     let mut mismatched = request("a", ExpectedVersion::NoStream, vec![event(1)]);
-    mismatched.snapshot = Some(Snapshot {
-        aggregate_type: TYPE.to_owned(),
-        aggregate_id: "other".to_owned(),
-        version: 1,
-        state: "{}".to_owned(),
-        taken_at: chrono::Utc::now(),
-    });
+    mismatched.snapshot = Some(snapshot("other", 1));
     let error = store.append(mismatched).await.unwrap_err();
     assert!(matches!(error, Error::Validation(_)), "{error}");
     assert!(store.read_all(0, 10).await.unwrap().is_empty());

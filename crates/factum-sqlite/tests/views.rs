@@ -22,19 +22,13 @@ use common::*;
 async fn inline_view_changes_of_a_refused_append_roll_back_alone_in_a_group_commit() {
     let (store, path, _dir) = fresh().await;
     store
-        .append(with_views(
-            request("keep", ExpectedVersion::NoStream, vec![event(0)]),
-            vec![upsert("kept", r#"{"v":0}"#)],
-        ))
+        .append(create_with_view("keep", 0, "kept", r#"{"v":0}"#))
         .await
         .unwrap();
     let plug = request("plug", ExpectedVersion::NoStream, vec![event(1)]);
     let held = hold_writer(&store, &path, Some(plug)).await;
     let appends: Vec<_> = [
-        with_views(
-            request("x", ExpectedVersion::NoStream, vec![event(2)]),
-            vec![upsert("x", r#"{"v":"first"}"#)],
-        ),
+        create_with_view("x", 2, "x", r#"{"v":"first"}"#),
         // Conflicts with the append before it: none of its view changes may land, the
         // delete of a record committed earlier included.
         with_views(
@@ -45,15 +39,9 @@ async fn inline_view_changes_of_a_refused_append_roll_back_alone_in_a_group_comm
                 delete("kept"),
             ],
         ),
-        with_views(
-            request("y", ExpectedVersion::NoStream, vec![event(4)]),
-            vec![upsert("y", r#"{"v":1}"#)],
-        ),
+        create_with_view("y", 4, "y", r#"{"v":1}"#),
         // A view record that is not JSON refuses the whole append, events included.
-        with_views(
-            request("z", ExpectedVersion::NoStream, vec![event(5)]),
-            vec![upsert("z", "{not json")],
-        ),
+        create_with_view("z", 5, "z", "{not json"),
         // Sees the changes of the append to "y" before it in the same transaction.
         with_views(
             request("y", ExpectedVersion::Exact(1), vec![event(6)]),
@@ -168,10 +156,7 @@ async fn a_projection_batch_whose_checkpoint_moved_writes_nothing_and_its_neighb
 async fn view_writes_persist_across_reopening() {
     let (store, path, _dir) = fresh().await;
     store
-        .append(with_views(
-            request("a", ExpectedVersion::NoStream, vec![event(1)]),
-            vec![upsert("a", r#"{"n":1}"#)],
-        ))
+        .append(create_with_view("a", 1, "a", r#"{"n":1}"#))
         .await
         .unwrap();
     store

@@ -246,6 +246,13 @@ pub fn service(config: HttpConfig) -> Service {
     }
 }
 
+/// [`service`] with [`seed`]ed players.
+pub async fn seeded(config: HttpConfig) -> Service {
+    let service = service(config);
+    seed(&service.engine).await;
+    service
+}
+
 /// Ten players in three teams, with goals; one benched.
 pub async fn seed(engine: &CqrsCommandEngine<Player>) {
     let ctx = CqrsContext::new();

@@ -11,16 +11,28 @@ use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use factum_core::store::{AppendRequest, NewEvent, StoredEvent};
+use factum_core::store::{AppendRequest, NewEvent, Snapshot, StoredEvent};
 use factum_core::{
     Error, EventStore, ExpectedVersion, ViewChange, ViewQuery, ViewRecord, ViewStore,
 };
 use factum_sqlite::SqliteEventStore;
+use factum_testing::sample::event;
 
 pub const TYPE: &str = "sqlite-test";
 
 pub fn request(id: &str, expected: ExpectedVersion, events: Vec<NewEvent>) -> AppendRequest {
     AppendRequest::new(TYPE, id, expected, events)
+}
+
+/// A snapshot of stream `id` of [`TYPE`] at `version` holding `{}`, taken now.
+pub fn snapshot(id: &str, version: u64) -> Snapshot {
+    Snapshot {
+        aggregate_type: TYPE.to_owned(),
+        aggregate_id: id.to_owned(),
+        version,
+        state: "{}".to_owned(),
+        taken_at: chrono::Utc::now(),
+    }
 }
 
 pub async fn fresh() -> (Arc<SqliteEventStore>, PathBuf, tempfile::TempDir) {
@@ -76,6 +88,15 @@ pub fn delete(view_id: &str) -> ViewChange {
         view_type: VIEW.to_owned(),
         view_id: view_id.to_owned(),
     }
+}
+
+/// The append that creates stream `id` with `event(n)` and upserts record `view_id` of
+/// [`VIEW`] with `data`.
+pub fn create_with_view(id: &str, n: u64, view_id: &str, data: &str) -> AppendRequest {
+    with_views(
+        request(id, ExpectedVersion::NoStream, vec![event(n)]),
+        vec![upsert(view_id, data)],
+    )
 }
 
 pub fn with_views(mut request: AppendRequest, changes: Vec<ViewChange>) -> AppendRequest {
