@@ -115,6 +115,17 @@ impl<A: Clone + Serialize> StateCache<A> {
         self.stats.entries = self.slots.len();
     }
 
+    /// [`put`](Self::put), unless the entry of `key` is at `version` or newer already.
+    pub(super) fn put_newer(&mut self, key: &str, state: &A, version: u64) {
+        if self
+            .slots
+            .get(key)
+            .is_none_or(|slot| slot.loaded.version < version)
+        {
+            self.put(key, state, version);
+        }
+    }
+
     pub(super) fn remove(&mut self, key: &str) {
         if let Some(slot) = self.slots.remove(key) {
             self.order.remove(&slot.used);
@@ -176,6 +187,13 @@ mod tests {
         small.put("d", &"x".repeat(100), 1);
         assert!(small.get("d").is_none());
         assert_eq!(small.stats().entries, 2);
+        small.put_newer("b", &"old".to_owned(), 0);
+        assert_eq!(small.get("b").map(|l| l.state), Some("yyyy".to_owned()));
+        small.put_newer("b", &"new".to_owned(), 2);
+        assert_eq!(
+            small.get("b").map(|l| (l.state, l.version)),
+            Some(("new".to_owned(), 2))
+        );
         small.remove("b");
         assert_eq!(small.stats().entries, 1);
     }

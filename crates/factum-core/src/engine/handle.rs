@@ -177,6 +177,14 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         }
     }
 
+    /// Keeps a state read from the store unless a newer one is cached (a command of this
+    /// process may have committed while it was read).
+    pub(super) fn remember_newer(&self, aggregate_id: &str, state: &A, version: u64) {
+        if self.inner.config.state_cache_capacity > 0 {
+            self.state_cache().put_newer(aggregate_id, state, version);
+        }
+    }
+
     /// Drops the cached state (after a conflict or a failure: trust the store).
     pub(super) fn forget(&self, aggregate_id: &str) {
         if self.inner.config.state_cache_capacity > 0 {
