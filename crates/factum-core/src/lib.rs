@@ -110,9 +110,9 @@ pub use context::{
     Clock, CqrsContext, IdSource, ManualClock, Metadata, RandomIds, SequentialIds, SystemClock,
 };
 pub use engine::{
-    CommandCall, CommandOutcome, CommandResult, CqrsCommandEngine, DispatchFailure, Dispatcher,
-    EngineBuilder, EngineConfig, LoadedAggregate, NoServices, Remember, ResponseRenderer,
-    SnapshotPolicy, WithServices,
+    CacheStats, CommandCall, CommandOutcome, CommandResult, CqrsCommandEngine, DispatchFailure,
+    Dispatcher, EngineBuilder, EngineConfig, LoadedAggregate, NoServices, Remember,
+    ResponseRenderer, SnapshotPolicy, WithServices,
 };
 pub use envelope::EventEnvelope;
 pub use error::{CqrsError, DomainError, Error, Result, standard};

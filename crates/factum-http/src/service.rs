@@ -414,7 +414,7 @@ impl<A: HttpAggregate> AggregateService<A> {
         let access = Access::ReadState;
         self.check_roles(ctx, Some(id), access)?;
         match version {
-            None => match self.engine.load(id).await? {
+            None => match self.engine.load_latest(id).await? {
                 Some(loaded) => {
                     self.authorize_state(ctx, Some(id), access, Some(&loaded.state))?;
                     Ok(loaded)

@@ -112,6 +112,7 @@
 mod connection;
 mod error;
 mod idempotency;
+mod known;
 mod owner;
 mod parked;
 mod rows;

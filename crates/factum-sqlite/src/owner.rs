@@ -14,10 +14,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use fs4::fs_std::FileExt;
 
 use crate::connection::path_from_url;
 use crate::error::{Error, Result};
+use crate::known::{FileState, file_state};
 
 /// An exclusive claim on a store file, held until dropped: one serving process per file, by an
 /// OS advisory lock (`flock`) on the sidecar file `PATH.lock`, which the OS drops when the
@@ -37,6 +40,14 @@ pub struct OwnerLock {
     // Holding the open file holds the lock; closing it (on drop) releases it.
     _file: File,
     path: PathBuf,
+    /// Tells the stores this process opens on the file that it is held.
+    file: Arc<FileState>,
+}
+
+impl Drop for OwnerLock {
+    fn drop(&mut self) {
+        self.file.set_held(false);
+    }
 }
 
 impl OwnerLock {
@@ -75,7 +86,13 @@ impl OwnerLock {
         file.rewind().map_err(io)?;
         write!(file, "{}", std::process::id()).map_err(io)?;
         file.flush().map_err(io)?;
-        Ok(Self { _file: file, path })
+        let state = file_state(db_path.as_ref());
+        state.set_held(true);
+        Ok(Self {
+            _file: file,
+            path,
+            file: state,
+        })
     }
 
     /// [`acquire`](Self::acquire) for the store a `sqlite://PATH` URL names.

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{ReaderPool, checked_path, open_reader, open_writer, path_from_url};
 use crate::error::{Error, Result, sql_error};
+use crate::known::KnownVersions;
 use crate::rows::{
     clamp_to_sql, decode_snapshot, encode_time, query_events, snapshot_from_row, sql_limit,
 };
@@ -128,6 +129,7 @@ pub struct SqliteEventStore {
     thread: std::thread::JoinHandle<()>,
     counters: Arc<Counters>,
     path: PathBuf,
+    known: KnownVersions,
 }
 
 impl std::fmt::Debug for SqliteEventStore {
@@ -184,6 +186,7 @@ impl SqliteEventStore {
                 move || writer::run(conn, queue, counters, max_batch)
             })
             .map_err(Error::Thread)?;
+        let known = KnownVersions::open(&path);
         Ok(Self {
             readers: Arc::new(ReaderPool::new(
                 path.clone(),
@@ -195,6 +198,7 @@ impl SqliteEventStore {
             writer: sender,
             thread,
             counters,
+            known,
         })
     }
 
@@ -291,8 +295,18 @@ fn encode_append(request: AppendRequest) -> factum_core::Result<EncodedAppend> {
 impl EventStore for SqliteEventStore {
     async fn append(&self, request: AppendRequest) -> factum_core::Result<Vec<StoredEvent>> {
         let encoded = encode_append(request)?;
-        self.write(|reply| WriteRequest::Append(encoded, reply))
-            .await
+        let stored = self
+            .write(|reply| WriteRequest::Append(encoded, reply))
+            .await?;
+        if let Some(last) = stored.last() {
+            self.known
+                .record(&last.aggregate_type, &last.aggregate_id, last.version);
+        }
+        Ok(stored)
+    }
+
+    fn known_stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> Option<u64> {
+        self.known.get(aggregate_type, aggregate_id)
     }
 
     async fn read_stream(

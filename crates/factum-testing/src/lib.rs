@@ -65,6 +65,7 @@
 //! # });
 //! ```
 
+pub mod batching;
 pub mod cluster;
 pub mod conformance;
 pub mod counter;

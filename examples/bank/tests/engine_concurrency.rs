@@ -169,3 +169,36 @@ async fn inline_views_track_accounts_and_movements() {
     );
     assert_eq!(withdrawal.user_id.as_deref(), Some("teller-7"));
 }
+
+/// Batched deposits write the inline views of every event of the batch in its append: one
+/// movement per event and the summary at the last balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batched_commands_keep_inline_views_exact() {
+    use bank::views::{AccountSummary, Movement};
+    use factum_core::{View, ViewStore};
+
+    let store = Arc::new(InMemoryEventStore::new());
+    let engine = CqrsCommandEngine::<Account>::builder(store.clone())
+        .inline_view::<AccountSummary>()
+        .inline_view::<Movement>()
+        .snapshot_policy(SnapshotPolicy::EveryCommand)
+        .build()
+        .unwrap();
+    sixteen_by_hundred(engine).await;
+    let movements = store
+        .list_views_of(Movement::TYPE, "acc-hot")
+        .await
+        .unwrap();
+    assert_eq!(movements.len(), 1601);
+    let summary: AccountSummary = store
+        .get_view(AccountSummary::TYPE, "acc-hot")
+        .await
+        .unwrap()
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert_eq!(
+        (summary.balance, summary.version),
+        (Money::from_cents(101_600), 1601)
+    );
+}

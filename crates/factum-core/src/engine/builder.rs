@@ -1,7 +1,6 @@
 //! [`EngineBuilder`]: every setting of an engine, checked once in [`EngineBuilder::build`],
 //! so that no setting can be lost or changed after the engine is shared.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -17,9 +16,11 @@ use crate::store::EventStore;
 use crate::upcast::Upcasters;
 use crate::view::View;
 
+use super::cache::StateCache;
 use super::config::{EngineConfig, SnapshotPolicy};
 use super::dispatch::{DispatchErrorHandler, DispatchFailure, Dispatcher};
 use super::handle::{CqrsCommandEngine, Inner};
+use super::lane::Lanes;
 
 /// Builder state: the services are not given yet (`build` then needs `A::Services: Default`).
 #[derive(Debug)]
@@ -145,6 +146,14 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
         self
     }
 
+    /// Bounds the retries of an update that conflicts with other processes by time: it is
+    /// decided again until `limit` has passed since it started, however many attempts that
+    /// takes (instead of [`max_attempts`](Self::max_attempts)).
+    pub fn retry_for(mut self, limit: Duration) -> Self {
+        self.config.retry_for = Some(limit);
+        self
+    }
+
     /// The backoff between retries: `base` first, doubled each retry up to `max`, jittered.
     pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
         self.config.backoff_base = base;
@@ -161,6 +170,13 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
     /// How many aggregates' latest state are kept in memory (0 disables the cache).
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
         self.config.state_cache_capacity = capacity;
+        self
+    }
+
+    /// The most bytes the cached states may take, counted as their JSON (states are evicted
+    /// least recently used first to stay within it, as they are for the entry capacity).
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.config.state_cache_bytes = bytes;
         self
     }
 
@@ -282,6 +298,10 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
         if !self.projections.is_empty() {
             dispatchers.push(self.projections.waker::<A>());
         }
+        let cache = StateCache::new(
+            self.config.state_cache_capacity,
+            self.config.state_cache_bytes,
+        );
         CqrsCommandEngine {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -297,7 +317,8 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
                 dispatch_failures: AtomicU64::new(0),
                 conflicts: AtomicU64::new(0),
                 locks: KeyedLock::default(),
-                cache: Mutex::new(HashMap::new()),
+                lanes: Lanes::default(),
+                cache: Mutex::new(cache),
             }),
         }
     }

@@ -1,7 +1,6 @@
-//! Running commands: create (with a given or generated id) and update (retried on
-//! conflicts with other processes), one at a time per aggregate in this process.
-
-use std::time::Duration;
+//! Running commands: create (with a given or generated id) and update (decided on the
+//! aggregate's lane, batched with the other commands waiting on it, retried on conflicts
+//! with other processes: see `batch`).
 
 use crate::aggregate::{Aggregate, CommandHandler};
 use crate::command_error::CommandError;
@@ -80,18 +79,18 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
             .handle_create(command, &self.inner.services, ctx)
             .await
             .map_err(CommandError::Domain)?;
+        let prepared = self.prepare(aggregate_id, &empty, events, ctx, remember)?;
         match self
-            .commit(
-                aggregate_id,
-                empty,
-                events,
-                ExpectedVersion::NoStream,
-                ctx,
-                remember,
-            )
+            .append_batch(aggregate_id, ExpectedVersion::NoStream, vec![prepared])
             .await
         {
-            Ok(outcome) => Ok(outcome),
+            Ok(mut outcomes) => Ok(outcomes.pop().unwrap_or_else(|| CommandOutcome {
+                aggregate_id: aggregate_id.to_owned(),
+                state: empty.state,
+                version: 0,
+                events: Vec::new(),
+                attempts: 1,
+            })),
             Err(Error::Conflict { .. }) => {
                 self.count_conflict();
                 Err(match A::already_exists_error(aggregate_id) {
@@ -128,94 +127,5 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
     ) -> CommandResult<A> {
         self.update_inner(aggregate_id, command, Some(expected_version), ctx, None)
             .await
-    }
-
-    async fn update_inner(
-        &self,
-        aggregate_id: &str,
-        command: &A::UpdateCommand,
-        expected_version: Option<u64>,
-        ctx: &CqrsContext,
-        remember: Option<&Remember<'_, A>>,
-    ) -> CommandResult<A> {
-        validate_aggregate_id(aggregate_id)?;
-        let _guard = self.inner.locks.lock(aggregate_id).await;
-        let max_attempts = self.inner.config.max_attempts.max(1);
-        let mut attempt = 0;
-        // After a conflict: the state the losing attempt decided on. Only the events appended
-        // since are read, which keeps the window between load and append short, so a process
-        // that lost a race is not starved by one that keeps winning.
-        let mut stale: Option<LoadedAggregate<A>> = None;
-        loop {
-            attempt += 1;
-            let loaded = match stale.take() {
-                Some(stale) => self.catch_up(aggregate_id, stale).await?,
-                None => self.cached_or_load(aggregate_id).await?,
-            };
-            let Some(loaded) = loaded else {
-                return Err(self.not_found(aggregate_id).into());
-            };
-            if let Some(expected) = expected_version
-                && loaded.version != expected
-            {
-                return Err(CommandError::Conflict {
-                    aggregate_type: A::TYPE.to_owned(),
-                    aggregate_id: aggregate_id.to_owned(),
-                    expected: ExpectedVersion::Exact(expected),
-                    actual: Some(loaded.version),
-                });
-            }
-            let events = loaded
-                .state
-                .handle_update(command, &self.inner.services, ctx)
-                .await
-                .map_err(CommandError::Domain)?;
-            let expected = ExpectedVersion::Exact(loaded.version);
-            let base = (expected_version.is_none() && !events.is_empty()).then(|| loaded.clone());
-            match self
-                .commit(aggregate_id, loaded, events, expected, ctx, remember)
-                .await
-            {
-                Ok(mut outcome) => {
-                    outcome.attempts = attempt;
-                    return Ok(outcome);
-                }
-                Err(Error::Conflict { actual, .. }) => {
-                    self.count_conflict();
-                    self.forget(aggregate_id);
-                    if let Some(expected) = expected_version {
-                        return Err(CommandError::Conflict {
-                            aggregate_type: A::TYPE.to_owned(),
-                            aggregate_id: aggregate_id.to_owned(),
-                            expected: ExpectedVersion::Exact(expected),
-                            actual,
-                        });
-                    }
-                    if attempt >= max_attempts {
-                        return Err(CommandError::TooManyConflicts {
-                            aggregate_type: A::TYPE.to_owned(),
-                            aggregate_id: aggregate_id.to_owned(),
-                            attempts: attempt,
-                        });
-                    }
-                    stale = base;
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                }
-                Err(error) => {
-                    self.forget(aggregate_id);
-                    return Err(error.into());
-                }
-            }
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let config = &self.inner.config;
-        let exp = config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(config.backoff_max);
-        let micros = u64::try_from(exp.as_micros()).unwrap_or(u64::MAX);
-        Duration::from_micros(fastrand::u64(0..=micros))
     }
 }

@@ -1,6 +1,6 @@
-//! Committing a decision: apply the events, check that everything to be stored reads back,
-//! compute the inline view changes and the snapshot, append it all at once, cache the new
-//! state and dispatch the committed events.
+//! Committing decisions: prepare each command (encode its events, check that they read
+//! back, compute the state after them), then append a batch of them at once with the
+//! inline view changes and the snapshot, cache the new state and dispatch the events.
 
 use std::sync::atomic::Ordering;
 
@@ -17,56 +17,93 @@ use crate::view::ViewChange;
 use super::config::SnapshotPolicy;
 use super::dispatch::DispatchFailure;
 use super::handle::CqrsCommandEngine;
+use super::lane::Prepared;
 use super::outcome::{CommandOutcome, LoadedAggregate, Remember};
 
 impl<A: CommandHandler> CqrsCommandEngine<A> {
-    /// Applies, appends (with the snapshot the policy asks for), caches and dispatches.
-    pub(super) async fn commit(
+    /// Decides nothing, changes nothing: encodes a command's events with its context's
+    /// metadata and checks that they read back, then computes the state after them and the
+    /// idempotency record it writes. `current` is left as it is, so a failure refuses only
+    /// this command.
+    pub(super) fn prepare(
         &self,
         aggregate_id: &str,
-        loaded: LoadedAggregate<A>,
+        current: &LoadedAggregate<A>,
         events: Vec<A::Event>,
-        expected: ExpectedVersion,
         ctx: &CqrsContext,
         remember: Option<&Remember<'_, A>>,
-    ) -> Result<CommandOutcome<A>> {
-        let LoadedAggregate {
-            mut state,
-            version: old_version,
-        } = loaded;
-        if events.is_empty() {
-            return Ok(CommandOutcome {
-                aggregate_id: aggregate_id.to_owned(),
-                state,
-                version: old_version,
-                events: Vec::new(),
-                attempts: 1,
-            });
-        }
+    ) -> Result<Prepared<A>> {
         let metadata = ctx.to_metadata();
-        let metadata_json =
-            serde_json::to_string(&metadata).map_err(|e| Error::serialization("metadata", e))?;
-        let recorded_at = ctx.now();
         let mut new_events = Vec::with_capacity(events.len());
+        if !events.is_empty() {
+            let metadata_json = serde_json::to_string(&metadata)
+                .map_err(|e| Error::serialization("metadata", e))?;
+            let recorded_at = ctx.now();
+            for event in &events {
+                let payload = serde_json::to_string(event)
+                    .map_err(|e| Error::serialization(event.event_type(), e))?;
+                json::check_value_reads_back(event, &payload).map_err(|mismatch| {
+                    Error::unrepresentable(format!("{} event", event.event_type()), mismatch)
+                })?;
+                new_events.push(NewEvent {
+                    event_id: ctx.new_id(),
+                    event_type: event.event_type().to_owned(),
+                    schema_version: event.schema_version(),
+                    payload,
+                    metadata: metadata_json.clone(),
+                    recorded_at,
+                });
+            }
+        }
+        let mut state = current.state.clone();
         for event in &events {
             state.apply(event);
-            let payload = serde_json::to_string(event)
-                .map_err(|e| Error::serialization(event.event_type(), e))?;
-            json::check_value_reads_back(event, &payload).map_err(|mismatch| {
-                Error::unrepresentable(format!("{} event", event.event_type()), mismatch)
-            })?;
-            new_events.push(NewEvent {
-                event_id: ctx.new_id(),
-                event_type: event.event_type().to_owned(),
-                schema_version: event.schema_version(),
-                payload,
-                metadata: metadata_json.clone(),
-                recorded_at,
-            });
         }
-        let new_version = old_version + events.len() as u64;
+        let version = current.version + events.len() as u64;
+        // A command that stores no events writes no record (see `Remember`).
+        let idempotency = match remember {
+            Some(remember) if !events.is_empty() => {
+                let (status, response) = (remember.render)(aggregate_id, &state, version)?;
+                Some(IdempotencyRecord {
+                    status,
+                    response,
+                    ..remember.record.clone()
+                })
+            }
+            _ => None,
+        };
+        Ok(Prepared {
+            base_version: current.version,
+            state,
+            events,
+            new_events,
+            metadata,
+            idempotency,
+        })
+    }
+
+    /// Appends a batch of prepared commands, decided one after the other on one aggregate,
+    /// in one append (with the snapshot the policy asks for over the whole batch and the
+    /// inline view changes of all its events); caches the last state, dispatches each
+    /// command's events and returns each command's outcome, in order.
+    pub(super) async fn append_batch(
+        &self,
+        aggregate_id: &str,
+        expected: ExpectedVersion,
+        batch: Vec<Prepared<A>>,
+    ) -> Result<Vec<CommandOutcome<A>>> {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok(Vec::new());
+        };
+        let (old_version, new_version) = (first.base_version, last.version());
+        if old_version == new_version {
+            return Ok(batch
+                .into_iter()
+                .map(|p| outcome(aggregate_id, p, Vec::new()))
+                .collect());
+        }
         let snapshot = if self.should_snapshot(old_version, new_version) {
-            let text = serde_json::to_string(&state)
+            let text = serde_json::to_string(&last.state)
                 .map_err(|e| Error::serialization(format!("{} snapshot", A::TYPE), e))?;
             reads_back::<A>(&text, || format!("{} snapshot", A::TYPE))?;
             Some(Snapshot {
@@ -74,25 +111,22 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                 aggregate_id: aggregate_id.to_owned(),
                 version: new_version,
                 state: text,
-                taken_at: recorded_at,
+                taken_at: batch
+                    .iter()
+                    .rev()
+                    .find_map(|p| p.new_events.last())
+                    .map_or_else(chrono::Utc::now, |e| e.recorded_at),
             })
         } else {
             None
         };
-        let view_changes = self
-            .inline_view_changes(aggregate_id, old_version, &new_events, &events, &metadata)
-            .await?;
-        let idempotency = match remember {
-            Some(remember) => {
-                let (status, response) = (remember.render)(aggregate_id, &state, new_version)?;
-                Some(IdempotencyRecord {
-                    status,
-                    response,
-                    ..remember.record.clone()
-                })
-            }
-            None => None,
-        };
+        let view_changes = self.inline_view_changes(aggregate_id, &batch).await?;
+        let mut idempotency = None;
+        let mut events = Vec::with_capacity(batch.iter().map(|p| p.new_events.len()).sum());
+        for prepared in &batch {
+            events.extend(prepared.new_events.iter().cloned());
+            idempotency = idempotency.or_else(|| prepared.idempotency.clone());
+        }
         let stored = self
             .inner
             .store
@@ -100,36 +134,32 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
                 aggregate_type: A::TYPE.to_owned(),
                 aggregate_id: aggregate_id.to_owned(),
                 expected,
-                events: new_events,
+                events,
                 snapshot,
                 view_changes,
                 idempotency,
             })
             .await?;
-        let envelopes: Vec<EventEnvelope<A::Event>> = stored
-            .into_iter()
-            .zip(events)
-            .map(|(stored, payload)| envelope(stored, metadata.clone(), payload))
-            .collect();
-        let version = envelopes.last().map_or(new_version, |e| e.version);
-        self.remember(aggregate_id, &state, version);
-        self.dispatch(aggregate_id, &envelopes).await;
-        Ok(CommandOutcome {
-            aggregate_id: aggregate_id.to_owned(),
-            state,
-            version,
-            events: envelopes,
-            attempts: 1,
-        })
+        self.remember(aggregate_id, &last.state, new_version);
+        let mut stored = stored.into_iter();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for prepared in batch {
+            let envelopes: Vec<EventEnvelope<A::Event>> = stored
+                .by_ref()
+                .take(prepared.events.len())
+                .zip(prepared.events.iter().cloned())
+                .map(|(stored, payload)| envelope(stored, prepared.metadata.clone(), payload))
+                .collect();
+            self.dispatch(aggregate_id, &envelopes).await;
+            outcomes.push(outcome(aggregate_id, prepared, envelopes));
+        }
+        Ok(outcomes)
     }
 
     async fn inline_view_changes(
         &self,
         aggregate_id: &str,
-        old_version: u64,
-        new_events: &[NewEvent],
-        events: &[A::Event],
-        metadata: &Metadata,
+        batch: &[Prepared<A>],
     ) -> Result<Vec<ViewChange>> {
         let Some(views) = self.inner.store.as_view_store() else {
             return Ok(Vec::new());
@@ -137,22 +167,24 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         if self.inner.inline_views.is_empty() {
             return Ok(Vec::new());
         }
-        let pending: Vec<EventEnvelope<A::Event>> = new_events
-            .iter()
-            .zip(events)
-            .enumerate()
-            .map(|(offset, (new, payload))| EventEnvelope {
-                event_id: new.event_id,
-                aggregate_type: A::TYPE.to_owned(),
-                aggregate_id: aggregate_id.to_owned(),
-                version: old_version + offset as u64 + 1,
-                position: 0,
-                recorded_at: new.recorded_at,
-                event_type: new.event_type.clone(),
-                metadata: metadata.clone(),
-                payload: payload.clone(),
-            })
-            .collect();
+        let mut pending: Vec<EventEnvelope<A::Event>> = Vec::new();
+        for prepared in batch {
+            for (offset, (new, payload)) in
+                prepared.new_events.iter().zip(&prepared.events).enumerate()
+            {
+                pending.push(EventEnvelope {
+                    event_id: new.event_id,
+                    aggregate_type: A::TYPE.to_owned(),
+                    aggregate_id: aggregate_id.to_owned(),
+                    version: prepared.base_version + offset as u64 + 1,
+                    position: 0,
+                    recorded_at: new.recorded_at,
+                    event_type: new.event_type.clone(),
+                    metadata: prepared.metadata.clone(),
+                    payload: payload.clone(),
+                });
+            }
+        }
         let mut changes = Vec::new();
         for view in &self.inner.inline_views {
             changes.extend(view.changes(views, &pending).await?);
@@ -206,6 +238,20 @@ fn reads_back<T: serde::Serialize + serde::de::DeserializeOwned>(
     what: impl FnOnce() -> String,
 ) -> Result<()> {
     json::check_reads_back::<T>(text).map_err(|mismatch| Error::unrepresentable(what(), mismatch))
+}
+
+fn outcome<A: CommandHandler>(
+    aggregate_id: &str,
+    prepared: Prepared<A>,
+    events: Vec<EventEnvelope<A::Event>>,
+) -> CommandOutcome<A> {
+    CommandOutcome {
+        aggregate_id: aggregate_id.to_owned(),
+        version: events.last().map_or(prepared.base_version, |e| e.version),
+        state: prepared.state,
+        events,
+        attempts: 1,
+    }
 }
 
 fn envelope<E: Event>(stored: StoredEvent, metadata: Metadata, payload: E) -> EventEnvelope<E> {

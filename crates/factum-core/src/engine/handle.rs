@@ -1,7 +1,6 @@
 //! The engine value itself: [`CqrsCommandEngine`], what it holds, and its state cache. The
 //! operations are in the sibling modules (`command`, `commit`, `load`).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,8 +13,10 @@ use crate::projections::Projections;
 use crate::store::EventStore;
 use crate::upcast::Upcasters;
 
+use super::cache::{CacheStats, StateCache};
 use super::config::EngineConfig;
 use super::dispatch::{DispatchErrorHandler, Dispatcher};
+use super::lane::Lanes;
 use super::outcome::LoadedAggregate;
 
 /// Everything an engine and its clones share; built once by the
@@ -33,8 +34,11 @@ pub(super) struct Inner<A: CommandHandler> {
     pub(super) on_dispatch_error: Option<DispatchErrorHandler>,
     pub(super) dispatch_failures: AtomicU64,
     pub(super) conflicts: AtomicU64,
+    /// Serializes the creates of one id.
     pub(super) locks: KeyedLock,
-    pub(super) cache: Mutex<HashMap<String, LoadedAggregate<A>>>,
+    /// The lanes of the aggregates updates are running on (hot-aggregate batching).
+    pub(super) lanes: Lanes<A>,
+    pub(super) cache: Mutex<StateCache<A>>,
 }
 
 /// The command engine for one aggregate type. Cheap to clone; clones share everything.
@@ -157,36 +161,34 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         self.inner.conflicts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Keeps the state this process just committed, for the next command on the aggregate.
+    /// What the state cache holds and how often it served.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.state_cache().stats()
+    }
+
+    fn state_cache(&self) -> std::sync::MutexGuard<'_, StateCache<A>> {
+        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps the latest state this process knows of, for the next command or read.
     pub(super) fn remember(&self, aggregate_id: &str, state: &A, version: u64) {
-        let capacity = self.inner.config.state_cache_capacity;
-        if capacity == 0 {
-            return;
+        if self.inner.config.state_cache_capacity > 0 {
+            self.state_cache().put(aggregate_id, state, version);
         }
-        let mut cache = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= capacity && !cache.contains_key(aggregate_id) {
-            // Evict an arbitrary entry: a miss only costs a load from the store.
-            if let Some(victim) = cache.keys().next().cloned() {
-                cache.remove(&victim);
-            }
+    }
+
+    /// Keeps a state read from the store unless a newer one is cached (a command of this
+    /// process may have committed while it was read).
+    pub(super) fn remember_newer(&self, aggregate_id: &str, state: &A, version: u64) {
+        if self.inner.config.state_cache_capacity > 0 {
+            self.state_cache().put_newer(aggregate_id, state, version);
         }
-        cache.insert(
-            aggregate_id.to_owned(),
-            LoadedAggregate {
-                state: state.clone(),
-                version,
-            },
-        );
     }
 
     /// Drops the cached state (after a conflict or a failure: trust the store).
     pub(super) fn forget(&self, aggregate_id: &str) {
         if self.inner.config.state_cache_capacity > 0 {
-            self.inner
-                .cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(aggregate_id);
+            self.state_cache().remove(aggregate_id);
         }
     }
 
@@ -194,11 +196,6 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         if self.inner.config.state_cache_capacity == 0 {
             return None;
         }
-        self.inner
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(aggregate_id)
-            .cloned()
+        self.state_cache().get(aggregate_id)
     }
 }

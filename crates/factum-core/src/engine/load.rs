@@ -67,6 +67,30 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         self.cached_or_load(aggregate_id).await
     }
 
+    /// The current state, from the state cache when the store confirms the cached version:
+    /// without touching the store when it knows stream versions in memory
+    /// ([`EventStore::known_stream_version`](crate::EventStore::known_stream_version)), else
+    /// with one version read; otherwise loaded (and cached). For reads of the current state
+    /// (an HTTP `GET`): never older than a command that has returned.
+    pub async fn load_latest(&self, aggregate_id: &str) -> Result<Option<LoadedAggregate<A>>> {
+        validate_aggregate_id(aggregate_id)?;
+        if let Some(cached) = self.cached(aggregate_id) {
+            let store = &self.inner.store;
+            let current = match store.known_stream_version(A::TYPE, aggregate_id) {
+                Some(version) => version,
+                None => store.stream_version(A::TYPE, aggregate_id).await?,
+            };
+            if current == cached.version {
+                return Ok(Some(cached));
+            }
+        }
+        let loaded = self.load(aggregate_id).await?;
+        if let Some(loaded) = &loaded {
+            self.remember_newer(aggregate_id, &loaded.state, loaded.version);
+        }
+        Ok(loaded)
+    }
+
     /// Loads the current state from the store: the snapshot (if any) plus newer events.
     /// `None` if the aggregate has no events.
     pub async fn load(&self, aggregate_id: &str) -> Result<Option<LoadedAggregate<A>>> {

@@ -52,6 +52,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// The current version of one aggregate's stream (0 when it has no events).
     async fn stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> Result<u64>;
 
+    /// The stream's current version when the store knows it without any I/O, because every
+    /// write to its data goes through this very value (the in-memory store; a SQLite file
+    /// this process holds exclusively); `None` when it would take a read. Never a version
+    /// older than that of an append that has returned. Lets a read of the current state be
+    /// answered from the engine's cache without touching the store.
+    fn known_stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> Option<u64> {
+        let _ = (aggregate_type, aggregate_id);
+        None
+    }
+
     /// The latest snapshot of an aggregate.
     async fn load_snapshot(
         &self,
