@@ -88,6 +88,11 @@ macro_rules! event_store_conformance_tests {
             projection_resumes_and_rebuilds,
             projection_parks_a_poison_event,
         );
+        $crate::event_store_conformance_tests!(@subscriptions $factory;
+            subscription_parks_and_replays,
+            subscription_filters_and_starts_from_now,
+            subscription_waits_out_an_unavailable_handler,
+        );
         $crate::event_store_conformance_tests!(@idempotency $factory;
             idempotency_record_commits_with_events,
             idempotency_conflicting_append_stores_nothing,
@@ -106,6 +111,20 @@ macro_rules! event_store_conformance_tests {
                 async fn $case() {
                     let (store, guard) = $factory().await;
                     $crate::idempotency::$case(store).await;
+                    drop(guard);
+                }
+            )*
+        }
+    };
+    (@subscriptions $factory:path; $($case:ident),* $(,)?) => {
+        mod subscription_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (store, guard) = $factory().await;
+                    $crate::subscriptions::$case(store).await;
                     drop(guard);
                 }
             )*
