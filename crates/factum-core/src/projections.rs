@@ -185,6 +185,14 @@ impl Projections {
         })
     }
 
+    /// Wakes every subscription now, as a commit of this process does (for wake-ups from
+    /// elsewhere: another node's commit, seen through the store's notifications).
+    pub fn wake(&self) {
+        for entry in &self.entries {
+            entry.wake.notify_one();
+        }
+    }
+
     /// Brings every projection up to the log's head, once. Returns the events read.
     pub async fn catch_up(&self) -> Result<u64> {
         let mut read = 0;

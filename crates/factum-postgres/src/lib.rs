@@ -73,6 +73,7 @@ mod breaker;
 mod error;
 mod idempotency;
 mod migrations;
+pub mod notify;
 mod parked;
 mod rows;
 mod sql;
@@ -90,4 +91,5 @@ pub use sqlx;
 
 pub use error::{Error, Result};
 pub use migrations::{DEFAULT_SCHEMA, validate_schema_name};
+pub use notify::CommitListener;
 pub use store::PostgresEventStore;
