@@ -90,6 +90,7 @@ mod context;
 mod engine;
 mod envelope;
 mod error;
+pub mod feed;
 mod id;
 pub mod idempotency;
 pub mod json;

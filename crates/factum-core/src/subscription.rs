@@ -432,18 +432,7 @@ impl Subscription {
         self.checkpoints
             .park_event(
                 expected,
-                ParkedEvent {
-                    projection: self.name.clone(),
-                    position: event.position,
-                    event_id: event.event_id,
-                    aggregate_type: event.aggregate_type.clone(),
-                    aggregate_id: event.aggregate_id.clone(),
-                    version: event.version,
-                    event_type: event.event_type.clone(),
-                    error,
-                    attempts: self.max_attempts,
-                    parked_at: chrono::Utc::now(),
-                },
+                ParkedEvent::of(&self.name, event, error, self.max_attempts),
             )
             .await
     }
