@@ -90,6 +90,7 @@ mod context;
 mod engine;
 mod envelope;
 mod error;
+pub mod feed;
 mod id;
 pub mod idempotency;
 pub mod json;
@@ -98,7 +99,10 @@ mod memory;
 mod parked;
 mod projection;
 mod projections;
+mod running;
+mod status;
 pub mod store;
+mod subscription;
 mod upcast;
 mod view;
 
@@ -129,10 +133,15 @@ pub use parked::{ParkedEvent, is_event_fault};
 pub use projection::{
     DEFAULT_PROJECTION_ATTEMPTS, ProjectionLag, Projector, REBUILD_MARKER_PREFIX, view_changes,
 };
-pub use projections::{
-    ParkedEntry, ProjectionStatus, ProjectionTasks, Projections, RunningProjection,
+pub use projections::{ProjectionTasks, Projections, Subscriptions};
+pub use running::{
+    RunningSubscription, RunningSubscription as RunningProjection, SubscriptionKind,
 };
+pub use status::{ParkedEntry, ProjectionStatus, SubscriptionStatus};
 pub use store::{EventStore, ExpectedVersion};
+pub use subscription::{
+    Backoff, EventHandler, HandlerError, ReplayReport, StartFrom, Subscription, SubscriptionFilter,
+};
 pub use upcast::Upcasters;
 pub use view::{
     DEFAULT_MAX_CLAUSES, DEFAULT_MAX_IN_VALUES, FieldKind, Filter, FilterOp, FilterValue,

@@ -399,6 +399,14 @@ impl ViewStore for InMemoryEventStore {
             .cloned()
             .collect())
     }
+
+    async fn unpark_event(&self, projection: &str, position: u64) -> Result<bool> {
+        Ok(self
+            .write()
+            .parked
+            .remove(&(projection.to_owned(), position))
+            .is_some())
+    }
 }
 
 /// Whether a live record holds `record`'s scope and key (live when `record` was made).

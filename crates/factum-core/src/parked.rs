@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::store::StoredEvent;
 
 /// An event a projection set aside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,24 @@ pub struct ParkedEvent {
     pub attempts: u32,
     /// When it was parked.
     pub parked_at: DateTime<Utc>,
+}
+
+impl ParkedEvent {
+    /// `event` as parked now by `projection` after `attempts` that ended with `error`.
+    pub fn of(projection: &str, event: &StoredEvent, error: String, attempts: u32) -> Self {
+        Self {
+            projection: projection.to_owned(),
+            position: event.position,
+            event_id: event.event_id,
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            version: event.version,
+            event_type: event.event_type.clone(),
+            error,
+            attempts,
+            parked_at: Utc::now(),
+        }
+    }
 }
 
 /// Whether `error` is a fault of the events being applied (parked after the projection's

@@ -354,18 +354,7 @@ impl<V: View> Projector<V> {
                             Ok(applied)
                         };
                     }
-                    let parked = ParkedEvent {
-                        projection: self.name.clone(),
-                        position: event.position,
-                        event_id: event.event_id,
-                        aggregate_type: event.aggregate_type.clone(),
-                        aggregate_id: event.aggregate_id.clone(),
-                        version: event.version,
-                        event_type: event.event_type.clone(),
-                        error: fault.to_string(),
-                        attempts,
-                        parked_at: chrono::Utc::now(),
-                    };
+                    let parked = ParkedEvent::of(&self.name, event, fault.to_string(), attempts);
                     self.views.park_event(expected, parked).await?;
                     tracing::error!(projection = %self.name, position = event.position, event_id = %event.event_id, attempts, error = %fault, "projection parked an event it cannot apply");
                 }

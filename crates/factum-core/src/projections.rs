@@ -1,8 +1,10 @@
-//! The projection runtime: [`Projections`] holds a service's asynchronous [`Projector`]s,
-//! runs each in a task that follows the event log ([`Projections::spawn`]), wakes them as
+//! The subscription runtime: [`Projections`] (also named [`Subscriptions`]) holds a service's
+//! asynchronous subscriptions of both kinds, view [`Projector`]s and event-handler
+//! [`Subscription`]s, runs each in a task that follows the event log ([`Projections::spawn`]), wakes them as
 //! soon as a command commits (through the [`Dispatcher`] of [`Projections::waker`], given to
 //! the engine, with a poll as the fallback for events appended by other processes), reports
-//! how far behind each is ([`ProjectionStatus`]), and rebuilds them.
+//! how far behind each is ([`ProjectionStatus`], [`SubscriptionStatus`]), rebuilds the views
+//! and replays the handlers' parked events.
 //!
 //! Every batch a projector applies commits its records with its checkpoint, refused unless
 //! the stored checkpoint is the one it started from; so a task stopped anywhere resumes where
@@ -14,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -22,150 +23,18 @@ use crate::aggregate::Aggregate;
 use crate::engine::Dispatcher;
 use crate::envelope::EventEnvelope;
 use crate::error::Result;
-use crate::parked::ParkedEvent;
 use crate::projection::{ProjectionLag, Projector};
+use crate::running::{RunningSubscription, SubscriptionKind};
+use crate::status::{ProjectionStatus, SubscriptionStatus};
+use crate::subscription::{ReplayReport, Subscription};
 use crate::view::View;
 
-/// A projection as the service sees it: a name, a lag, and a way to catch up.
-#[async_trait]
-pub trait RunningProjection: Send + Sync + 'static {
-    /// The projection's name (its checkpoint key).
-    fn name(&self) -> &str;
-
-    /// Its checkpoint and the log's head.
-    async fn lag(&self) -> Result<ProjectionLag>;
-
-    /// Applies batches until it reaches the head; returns the number of events read.
-    async fn catch_up(&self) -> Result<u64>;
-
-    /// The events it has parked (could not apply after its attempts), by position.
-    async fn parked(&self) -> Result<Vec<ParkedEvent>>;
-
-    /// Deletes the records, resets the checkpoint to 0 and replays the whole log, calling
-    /// `progress` after each batch; returns the number of events read.
-    async fn rebuild(&self, progress: &mut (dyn FnMut(ProjectionLag) + Send)) -> Result<u64>;
-
-    /// Whether a rebuild started and did not finish (see [`Projector::rebuild`]).
-    async fn rebuild_unfinished(&self) -> Result<bool>;
-
-    /// Whether its view holds no record at all (see [`Projector::is_empty`]).
-    async fn is_empty(&self) -> Result<bool>;
-}
-
-#[async_trait]
-impl<V: View> RunningProjection for Projector<V> {
-    fn name(&self) -> &str {
-        Projector::name(self)
-    }
-
-    async fn lag(&self) -> Result<ProjectionLag> {
-        Projector::lag(self).await
-    }
-
-    async fn catch_up(&self) -> Result<u64> {
-        Projector::catch_up(self, |_| {}).await
-    }
-
-    async fn parked(&self) -> Result<Vec<ParkedEvent>> {
-        Projector::parked(self).await
-    }
-
-    async fn rebuild(&self, progress: &mut (dyn FnMut(ProjectionLag) + Send)) -> Result<u64> {
-        Projector::rebuild(self, &mut *progress).await
-    }
-
-    async fn rebuild_unfinished(&self) -> Result<bool> {
-        Projector::rebuild_unfinished(self).await
-    }
-
-    async fn is_empty(&self) -> Result<bool> {
-        Projector::is_empty(self).await
-    }
-}
-
-/// How far one projection is behind: the body of `GET /projections/{name}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProjectionStatus {
-    /// The projection's name.
-    pub name: String,
-    /// The position of the last event it has applied.
-    pub checkpoint: u64,
-    /// The position of the last stored event.
-    pub head: u64,
-    /// Events stored but not applied yet.
-    pub behind: u64,
-    /// How many events it parked: events it could not apply after its attempts, set aside
-    /// so that it goes on (they need a fix and a rebuild).
-    #[serde(default)]
-    pub parked: u64,
-    /// The parked events, by position.
-    #[serde(default)]
-    pub parked_events: Vec<ParkedEntry>,
-}
-
-/// An event a projection parked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParkedEntry {
-    /// The event's global position.
-    pub position: u64,
-    /// The event's id.
-    pub event_id: String,
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// The aggregate id.
-    pub aggregate_id: String,
-    /// The event's aggregate version.
-    pub version: u64,
-    /// The event type.
-    pub event_type: String,
-    /// Why it could not be applied.
-    pub error: String,
-    /// How many times it was tried.
-    pub attempts: u32,
-    /// When it was parked (RFC 3339).
-    pub parked_at: String,
-}
-
-impl From<ParkedEvent> for ParkedEntry {
-    fn from(parked: ParkedEvent) -> Self {
-        Self {
-            position: parked.position,
-            event_id: parked.event_id.to_string(),
-            aggregate_type: parked.aggregate_type,
-            aggregate_id: parked.aggregate_id,
-            version: parked.version,
-            event_type: parked.event_type,
-            error: parked.error,
-            attempts: parked.attempts,
-            parked_at: parked.parked_at.to_rfc3339(),
-        }
-    }
-}
-
-impl ProjectionStatus {
-    /// The status of `projection` now.
-    pub async fn of(projection: &dyn RunningProjection) -> Result<Self> {
-        let lag = projection.lag().await?;
-        let parked: Vec<ParkedEntry> = projection
-            .parked()
-            .await?
-            .into_iter()
-            .map(ParkedEntry::from)
-            .collect();
-        Ok(Self {
-            name: projection.name().to_owned(),
-            checkpoint: lag.checkpoint,
-            head: lag.head,
-            behind: lag.behind(),
-            parked: parked.len() as u64,
-            parked_events: parked,
-        })
-    }
-}
+/// The runtime under the name of what it runs: the same type as [`Projections`].
+pub type Subscriptions = Projections;
 
 #[derive(Clone)]
 struct Entry {
-    projection: Arc<dyn RunningProjection>,
+    projection: Arc<dyn RunningSubscription>,
     wake: Arc<Notify>,
 }
 
@@ -248,9 +117,15 @@ impl Projections {
         self.with_running(Arc::new(projector))
     }
 
-    /// Adds a projection of your own kind.
+    /// Adds an event-handler subscription.
     #[must_use]
-    pub fn with_running(mut self, projection: Arc<dyn RunningProjection>) -> Self {
+    pub fn with_subscription(self, subscription: Subscription) -> Self {
+        self.with_running(Arc::new(subscription))
+    }
+
+    /// Adds a subscription of your own kind.
+    #[must_use]
+    pub fn with_running(mut self, projection: Arc<dyn RunningSubscription>) -> Self {
         self.entries.push(Entry {
             projection,
             wake: Arc::new(Notify::new()),
@@ -258,14 +133,43 @@ impl Projections {
         self
     }
 
-    /// The names of the projections.
+    /// The names of the view projections.
     pub fn names(&self) -> Vec<&str> {
-        self.entries.iter().map(|e| e.projection.name()).collect()
+        self.iter().map(|p| p.name()).collect()
     }
 
-    /// The projections, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn RunningProjection>> {
+    /// The view projections, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn RunningSubscription>> {
+        self.all()
+            .filter(|p| p.kind() == SubscriptionKind::Projection)
+    }
+
+    /// Every subscription (projections and handlers), in the order they were added.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn RunningSubscription>> {
         self.entries.iter().map(|e| &e.projection)
+    }
+
+    /// The names of every subscription.
+    pub fn subscription_names(&self) -> Vec<&str> {
+        self.all().map(|p| p.name()).collect()
+    }
+
+    /// How each subscription is doing.
+    pub async fn subscription_statuses(&self) -> Result<Vec<SubscriptionStatus>> {
+        let mut statuses = Vec::with_capacity(self.entries.len());
+        for subscription in self.all() {
+            statuses.push(SubscriptionStatus::of(&**subscription).await?);
+        }
+        Ok(statuses)
+    }
+
+    /// Replays the parked events of the subscription named `name`, or `None` if there is
+    /// none so named.
+    pub async fn replay_parked(&self, name: &str) -> Result<Option<ReplayReport>> {
+        match self.all().find(|p| p.name() == name) {
+            Some(subscription) => Ok(Some(subscription.replay_parked().await?)),
+            None => Ok(None),
+        }
     }
 
     /// Whether there are none.
@@ -279,6 +183,14 @@ impl Projections {
         Arc::new(Waker {
             wakes: self.entries.iter().map(|e| e.wake.clone()).collect(),
         })
+    }
+
+    /// Wakes every subscription now, as a commit of this process does (for wake-ups from
+    /// elsewhere: another node's commit, seen through the store's notifications).
+    pub fn wake(&self) {
+        for entry in &self.entries {
+            entry.wake.notify_one();
+        }
     }
 
     /// Brings every projection up to the log's head, once. Returns the events read.
@@ -302,8 +214,7 @@ impl Projections {
         mut progress: impl FnMut(&str, ProjectionLag) + Send,
     ) -> Result<Vec<(String, u64)>> {
         let mut done = Vec::with_capacity(self.entries.len());
-        for entry in &self.entries {
-            let projection = &entry.projection;
+        for projection in self.iter() {
             let name = projection.name().to_owned();
             let mut report = |lag: ProjectionLag| progress(&name, lag);
             let read = projection.rebuild(&mut report).await?;
@@ -317,9 +228,9 @@ impl Projections {
     /// service should refuse to start on it until the rebuild is run again.
     pub async fn unfinished_rebuilds(&self) -> Result<Vec<String>> {
         let mut unfinished = Vec::new();
-        for entry in &self.entries {
-            if entry.projection.rebuild_unfinished().await? {
-                unfinished.push(entry.projection.name().to_owned());
+        for projection in self.iter() {
+            if projection.rebuild_unfinished().await? {
+                unfinished.push(projection.name().to_owned());
             }
         }
         Ok(unfinished)
@@ -336,8 +247,8 @@ impl Projections {
     /// How far behind each projection is.
     pub async fn statuses(&self) -> Result<Vec<ProjectionStatus>> {
         let mut statuses = Vec::with_capacity(self.entries.len());
-        for entry in &self.entries {
-            statuses.push(ProjectionStatus::of(&*entry.projection).await?);
+        for projection in self.iter() {
+            statuses.push(ProjectionStatus::of(&**projection).await?);
         }
         Ok(statuses)
     }
@@ -370,14 +281,26 @@ impl Projections {
 async fn follow(entry: Entry, poll_interval: Duration, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            // Stopping mid-batch loses nothing: a batch commits with its checkpoint or not at all.
+        let failed = tokio::select! {
+            // Stopping mid-batch loses nothing: a batch commits with its checkpoint or not at
+            // all, and a handler's event is handed over again (at least once).
             () = &mut shutdown => return,
-            result = entry.projection.catch_up() => {
-                if let Err(error) = result {
-                    tracing::error!(projection = entry.projection.name(), %error, "projection failed; retrying");
+            result = entry.projection.catch_up() => match result {
+                Ok(_) => false,
+                Err(error) => {
+                    tracing::error!(subscription = entry.projection.name(), %error, "subscription failed; retrying");
+                    true
                 }
+            },
+        };
+        if failed {
+            // Whatever failed (a store, a broker) is given the interval, not hammered on
+            // every commit.
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(poll_interval) => {}
             }
+            continue;
         }
         tokio::select! {
             () = &mut shutdown => return,

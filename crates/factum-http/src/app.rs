@@ -316,9 +316,26 @@ impl Api {
     /// projection is behind the event log.
     #[must_use]
     pub fn with_projections(mut self, projections: &Projections) -> Self {
-        self.router = self.router.merge(projection_routes(projections.clone()));
+        self.router = self
+            .router
+            .merge(projection_routes(projections.clone()))
+            .merge(crate::subscriptions::subscription_routes(
+                projections.clone(),
+            ));
         self.openapi
             .merge(projections_openapi(self.config.auth.is_some()));
+        self
+    }
+
+    /// Serves the global feed of `store`: `GET /events` and `GET /events/stream` (SSE), with
+    /// `GET /subscriptions` and `POST /subscriptions/{name}/replay-parked` documented too
+    /// (they are mounted by [`Api::with_projections`]).
+    #[must_use]
+    pub fn with_event_feed(mut self, store: &Arc<dyn EventStore>) -> Self {
+        self.router = self.router.merge(crate::feed::feed_routes(store.clone()));
+        self.openapi.merge(crate::openapi_feed::feed_openapi(
+            self.config.auth.is_some(),
+        ));
         self
     }
 

@@ -132,10 +132,12 @@ mod body_schemas;
 mod context;
 mod error;
 mod extract;
+mod feed;
 mod health;
 pub mod idempotency;
 mod openapi;
 mod openapi_aggregate;
+mod openapi_feed;
 mod openapi_views;
 mod projections;
 mod routes;
@@ -143,6 +145,7 @@ pub mod schema_check;
 mod server;
 mod service;
 mod spec;
+mod subscriptions;
 mod tagged;
 mod views;
 
@@ -162,6 +165,7 @@ pub use bodies::{
 pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, decode_json_body, etag};
+pub use feed::{DEFAULT_FEED_LIMIT, feed_routes};
 pub use health::READY_CHECK_TIMEOUT;
 pub use idempotency::{
     CommandReply, DEFAULT_IDEMPOTENCY_TTL, DEFAULT_IDEMPOTENCY_WAIT, IDEMPOTENCY_KEY,
@@ -172,12 +176,14 @@ pub use openapi::{
     json_response,
 };
 pub use openapi_aggregate::{aggregate_openapi, tagged_openapi};
+pub use openapi_feed::feed_openapi;
 pub use openapi_views::{child_view_openapi, projections_openapi, view_openapi};
 pub use projections::projection_routes;
 pub use routes::aggregate_routes;
 pub use server::{DEFAULT_HEADER_READ_TIMEOUT, ServeConfig, serve_with_config};
 pub use service::{AggregateService, CommandKind, Executed, ParsedCommand};
 pub use spec::{CommandSpec, tagged_schema};
+pub use subscriptions::subscription_routes;
 pub use tagged::tagged_routes;
 pub use views::{
     HttpView, ViewListQuery, child_view_routes, child_view_routes_limited, owned_by, view_routes,

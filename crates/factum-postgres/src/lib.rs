@@ -72,7 +72,9 @@ mod append_sql;
 mod breaker;
 mod error;
 mod idempotency;
+pub mod lease;
 mod migrations;
+pub mod notify;
 mod parked;
 mod rows;
 mod sql;
@@ -89,5 +91,7 @@ mod writer;
 pub use sqlx;
 
 pub use error::{Error, Result};
+pub use lease::Leased;
 pub use migrations::{DEFAULT_SCHEMA, validate_schema_name};
+pub use notify::CommitListener;
 pub use store::PostgresEventStore;

@@ -84,6 +84,26 @@ pub(crate) async fn delete_all(
     Ok(())
 }
 
+/// Forgets one parked event; returns whether it was there.
+pub(crate) async fn delete_one(
+    pool: &PgPool,
+    schema: &str,
+    projection: &str,
+    position: u64,
+) -> CoreResult<bool> {
+    let position = i64::try_from(position)
+        .map_err(|_| invalid("parked event: position is too large".to_owned()))?;
+    let done = sqlx::query(trusted(format!(
+        "DELETE FROM {schema}.parked_events WHERE projection = $1 AND position = $2"
+    )))
+    .bind(projection)
+    .bind(position)
+    .execute(pool)
+    .await
+    .map_err(database_error)?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// A projection's parked events, by position.
 pub(crate) async fn list(
     pool: &PgPool,

@@ -271,6 +271,23 @@ impl ViewStore for PostgresEventStore {
             .await
     }
 
+    async fn unpark_event(&self, projection: &str, position: u64) -> CoreResult<bool> {
+        self.inner()
+            .breaker
+            .call(async move {
+                no_nul(projection, "a projection name")?;
+                let inner = self.inner();
+                crate::parked::delete_one(
+                    &inner.pool,
+                    &inner.views_sql.schema,
+                    projection,
+                    position,
+                )
+                .await
+            })
+            .await
+    }
+
     async fn projection_checkpoint(&self, projection: &str) -> CoreResult<ProjectionCheckpoint> {
         self.inner()
             .breaker

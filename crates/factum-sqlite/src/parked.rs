@@ -83,6 +83,19 @@ pub(crate) fn delete_all(conn: &Connection, projection: &str) -> factum_core::Re
     Ok(())
 }
 
+/// Forgets one parked event; returns how many rows were deleted (0 or 1).
+pub(crate) fn delete_one(
+    conn: &Connection,
+    projection: &str,
+    position: i64,
+) -> factum_core::Result<u64> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM parked_events WHERE projection = ?1 AND position = ?2")
+        .and_then(|mut stmt| stmt.execute(params![projection, position]))
+        .map_err(sql_error)?;
+    Ok(deleted as u64)
+}
+
 /// A projection's parked events, by position.
 pub(crate) fn list(conn: &Connection, projection: &str) -> factum_core::Result<Vec<ParkedEvent>> {
     let mut stmt = conn

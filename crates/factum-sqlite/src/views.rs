@@ -175,4 +175,13 @@ impl ViewStore for SqliteEventStore {
         self.read(move |conn| crate::parked::list(conn, &projection))
             .await
     }
+
+    async fn unpark_event(&self, projection: &str, position: u64) -> factum_core::Result<bool> {
+        let key = (
+            projection.to_owned(),
+            to_sql_int(position, "parked event position")?,
+        );
+        let deleted = self.write(|reply| WriteRequest::Unpark(key, reply)).await?;
+        Ok(deleted > 0)
+    }
 }

@@ -68,6 +68,8 @@ pub(crate) enum WriteRequest {
     ResetProjection(ProjectionReset, Reply<()>),
     RememberIdempotency(EncodedRecord, Reply<factum_core::IdempotencyRecord>),
     PurgeIdempotency(chrono::DateTime<chrono::Utc>, Reply<u64>),
+    /// Forgets one parked event (projection, position); replies how many rows went.
+    Unpark((String, i64), Reply<u64>),
 }
 
 /// Counters the writer keeps; read through `SqliteEventStore::stats`.
@@ -169,7 +171,9 @@ impl Pending {
             WriteRequest::RememberIdempotency(encoded, reply) => {
                 Self::Remembered(reply, Ok(encoded.record))
             }
-            WriteRequest::PurgeIdempotency(_, reply) => Self::Purged(reply, Ok(0)),
+            WriteRequest::PurgeIdempotency(_, reply) | WriteRequest::Unpark(_, reply) => {
+                Self::Purged(reply, Ok(0))
+            }
         }
     }
 
@@ -273,6 +277,10 @@ fn run_batch(
             WriteRequest::PurgeIdempotency(now, reply) => {
                 Pending::Purged(reply, idempotency::purge(&savepoint, &now))
             }
+            WriteRequest::Unpark((projection, position), reply) => Pending::Purged(
+                reply,
+                crate::parked::delete_one(&savepoint, &projection, position),
+            ),
         };
         let succeeded = done.succeeded();
         let full = done.is_full();

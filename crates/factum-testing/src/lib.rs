@@ -79,6 +79,7 @@ pub mod idempotency;
 pub mod jwt;
 pub mod sample;
 pub mod server;
+pub mod subscriptions;
 pub mod views;
 
 pub use fixture::{

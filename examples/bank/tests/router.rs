@@ -1193,6 +1193,10 @@ async fn the_openapi_document_covers_every_route_with_schemas() {
         ("/accounts/{id}/movements", &["get"]),
         ("/projections", &["get"]),
         ("/projections/{name}", &["get"]),
+        ("/events", &["get"]),
+        ("/events/stream", &["get"]),
+        ("/subscriptions", &["get"]),
+        ("/subscriptions/{name}/replay-parked", &["post"]),
     ];
     for (path, methods) in expected {
         for method in *methods {

@@ -87,7 +87,8 @@ pub fn api(
             .with_view::<ListSummary>("/views", &store)?
             .with_view::<TodoView>("/views", &store)?
             .with_child_view::<TodoView>("", &store)?
-            .with_projections(engine.projections()),
+            .with_projections(engine.projections())
+            .with_event_feed(&store),
     )
 }
 

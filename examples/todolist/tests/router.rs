@@ -381,10 +381,14 @@ async fn operations_and_the_document() {
         ("/health", "get"),
         ("/health/ready", "get"),
         ("/health/live", "get"),
+        ("/events", "get"),
+        ("/events/stream", "get"),
+        ("/subscriptions", "get"),
+        ("/subscriptions/{name}/replay-parked", "post"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path}");
     }
-    assert_eq!(paths.len(), 18, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 22, "{:?}", paths.keys().collect::<Vec<_>>());
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     #[rustfmt::skip]
     let names = [

@@ -45,4 +45,8 @@ pub trait ViewStore: Send + Sync + 'static {
 
     /// The events a projection has parked, by position.
     async fn parked_events(&self, projection: &str) -> Result<Vec<ParkedEvent>>;
+
+    /// Forgets the event a projection parked at `position` (it was replayed); returns
+    /// whether it was parked. Two callers racing on one entry see `true` once.
+    async fn unpark_event(&self, projection: &str, position: u64) -> Result<bool>;
 }

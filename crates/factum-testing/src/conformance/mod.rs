@@ -88,6 +88,11 @@ macro_rules! event_store_conformance_tests {
             projection_resumes_and_rebuilds,
             projection_parks_a_poison_event,
         );
+        $crate::event_store_conformance_tests!(@suite subscription_conformance = subscriptions, $factory;
+            subscription_parks_and_replays,
+            subscription_filters_and_starts_from_now,
+            subscription_waits_out_an_unavailable_handler,
+        );
         $crate::event_store_conformance_tests!(@suite idempotency_conformance = idempotency, $factory;
             idempotency_record_commits_with_events,
             idempotency_conflicting_append_stores_nothing,

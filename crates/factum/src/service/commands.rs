@@ -35,7 +35,7 @@ pub(crate) async fn run(
     let app = app(store.clone(), options.serve.engine_config())
         .map_err(|e| ServiceError::failed(format!("cannot set up the {name} service"), e))?;
     match options.command {
-        None => serve(name, printable, store, &options.serve, app).await,
+        None => serve(name, &options.store, store, &options.serve, app).await,
         Some(Command::RebuildViews { include_inline }) => rebuild(&app, include_inline).await,
         Some(Command::Status) => status(&store, &app).await,
     }
@@ -54,7 +54,7 @@ fn printable_store(url: &str) -> &str {
 /// the address on stdout once listening.
 async fn serve(
     name: &str,
-    printable: &str,
+    store_url: &str,
     store: Arc<dyn EventStore>,
     args: &ServeArgs,
     app: App,
@@ -86,7 +86,9 @@ async fn serve(
     let address = listener
         .local_addr()
         .map_err(|e| ServiceError::failed("the listener has no address", e))?;
+    let printable = printable_store(store_url);
     let projections = app.projections.spawn(args.projection_poll());
+    let _wakeups = super::wakeups::listen(store_url, &app.projections).await?;
     // One line on stdout, so scripts (and the end-to-end tests) learn the address.
     println!("{name} listening on http://{address} (store: {printable}, auth: {auth_mode})");
     std::io::stdout()

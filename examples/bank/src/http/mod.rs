@@ -55,7 +55,8 @@ pub fn api(
             .with_view::<AccountSummary>("/views", &store)?
             .with_view::<Movement>("/views", &store)?
             .with_child_view::<Movement>("", &store)?
-            .with_projections(engine.projections()),
+            .with_projections(engine.projections())
+            .with_event_feed(&store),
     )
 }
 

@@ -1,0 +1,151 @@
+//! The document of the feed routes (`feed`) and the subscription routes (`subscriptions`).
+
+use utoipa::PartialSchema;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::{Content, OpenApi, PathsBuilder, ResponseBuilder};
+
+use crate::openapi::{document, error_response, json_response, path_param, query_param, secured};
+
+fn feed_params() -> Vec<utoipa::openapi::path::Parameter> {
+    let text = String::schema;
+    vec![
+        query_param(
+            "after",
+            "Only events after this position (0 by default)".into(),
+            u64::schema(),
+        ),
+        query_param(
+            "limit",
+            format!(
+                "At most this many events (1 to {}, {} by default)",
+                factum_core::feed::MAX_FEED_LIMIT,
+                crate::feed::DEFAULT_FEED_LIMIT
+            ),
+            u64::schema(),
+        ),
+        query_param("aggregate_type", "Only this aggregate type".into(), text()),
+        query_param("event_type", "Only this event type".into(), text()),
+        query_param(
+            "correlation_id",
+            "Only events of commands of this correlation id".into(),
+            text(),
+        ),
+        query_param(
+            "user",
+            "Only events of commands this user issued".into(),
+            text(),
+        ),
+    ]
+}
+
+fn envelope() -> ObjectBuilder {
+    let mut object =
+        ObjectBuilder::new().description(Some("An event envelope: payload and metadata as stored"));
+    for (name, kind) in [
+        ("position", Type::Integer),
+        ("event_id", Type::String),
+        ("aggregate_type", Type::String),
+        ("aggregate_id", Type::String),
+        ("version", Type::Integer),
+        ("event_type", Type::String),
+        ("schema_version", Type::Integer),
+        ("recorded_at", Type::String),
+        ("metadata", Type::Object),
+        ("payload", Type::Object),
+    ] {
+        object = object
+            .property(name, ObjectBuilder::new().schema_type(kind))
+            .required(name);
+    }
+    object
+}
+
+/// `GET /events`, `GET /events/stream`, `GET /subscriptions` and
+/// `POST /subscriptions/{name}/replay-parked`.
+pub fn feed_openapi(auth: bool) -> OpenApi {
+    let page_schema = ObjectBuilder::new()
+        .property("events", ArrayBuilder::new().items(envelope()))
+        .required("events")
+        .property("next", ObjectBuilder::new().schema_type(Type::Integer))
+        .required("next");
+    let mut page = OperationBuilder::new()
+        .tag("events")
+        .summary(Some(
+            "Every aggregate's events in position order (the global feed and audit log)",
+        ))
+        .operation_id(Some("events"))
+        .response(
+            "200",
+            json_response("Envelopes, and the position to ask from next", page_schema),
+        )
+        .response(
+            "400",
+            error_response("A parameter is malformed or out of range"),
+        );
+    let mut stream = OperationBuilder::new()
+        .tag("events")
+        .summary(Some("The feed as Server-Sent Events (id: position, event: type, data: envelope); resumes after Last-Event-ID"))
+        .operation_id(Some("event_stream"))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("An endless event stream with keep-alives")
+                .content("text/event-stream", Content::new(Some(String::schema())))
+                .build(),
+        )
+        .response("400", error_response("A parameter or Last-Event-ID is malformed"));
+    for param in feed_params() {
+        page = page.parameter(param.clone());
+        stream = stream.parameter(param);
+    }
+    let list = OperationBuilder::new()
+        .tag("operations")
+        .summary(Some(
+            "Every subscription: position, lag, retries and parked events",
+        ))
+        .operation_id(Some("subscriptions"))
+        .response(
+            "200",
+            json_response(
+                "The subscriptions",
+                ArrayBuilder::new().items(ObjectBuilder::new()),
+            ),
+        )
+        .response("500", error_response("The store could not be read"));
+    let replay = OperationBuilder::new()
+        .tag("operations")
+        .summary(Some("Hands a subscription's parked events over again"))
+        .operation_id(Some("replay_parked"))
+        .parameter(path_param("name", "The subscription's name"))
+        .response(
+            "200",
+            json_response(
+                "The positions handled, and those that failed again",
+                ObjectBuilder::new(),
+            ),
+        )
+        .response(
+            "400",
+            error_response("A view projection: rebuild it instead"),
+        )
+        .response("404", error_response("No subscription with this name"));
+    let paths = PathsBuilder::new()
+        .path(
+            "/events",
+            PathItem::new(HttpMethod::Get, secured(page, auth).build()),
+        )
+        .path(
+            "/events/stream",
+            PathItem::new(HttpMethod::Get, secured(stream, auth).build()),
+        )
+        .path(
+            "/subscriptions",
+            PathItem::new(HttpMethod::Get, secured(list, auth).build()),
+        )
+        .path(
+            "/subscriptions/{name}/replay-parked",
+            PathItem::new(HttpMethod::Post, secured(replay, auth).build()),
+        );
+    document(paths, Vec::new())
+}

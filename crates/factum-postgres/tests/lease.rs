@@ -1,0 +1,104 @@
+//! One runner per subscription across nodes: two nodes run the same subscription under a
+//! lease; only one handles events; when it dies, the other takes over within 5 s and no
+//! event is missed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{database_url, open_on, open_store, request};
+use factum_core::{EventStore, ExpectedVersion, Projections, RunningSubscription, Subscription};
+use factum_postgres::Leased;
+use factum_testing::sample::event;
+use factum_testing::subscriptions::Recorder;
+use uuid::Uuid;
+
+fn node(store: Arc<dyn EventStore>, recorder: Arc<Recorder>, schema: &str) -> Projections {
+    let subscription = Subscription::new("publisher", store, recorder).unwrap();
+    let leased: Arc<dyn RunningSubscription> =
+        Arc::new(Leased::new(Arc::new(subscription), &database_url(), schema));
+    Projections::new().with_running(leased)
+}
+
+async fn append(store: &dyn EventStore, n: u64) -> Uuid {
+    store
+        .append(request(
+            &format!("acc-{n}"),
+            ExpectedVersion::NoStream,
+            vec![event(n)],
+        ))
+        .await
+        .unwrap()[0]
+        .event_id
+}
+
+async fn wait_for(what: &str, deadline: Duration, done: impl Fn() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < deadline, "{what} after {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_node_runs_a_subscription_and_another_takes_over_when_it_dies() {
+    let (first, guard) = open_store().await;
+    let schema = guard.schema().to_owned();
+    let stores: [Arc<dyn EventStore>; 2] = [Arc::new(first), Arc::new(open_on(&schema).await)];
+    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    let nodes = [
+        node(stores[0].clone(), recorders[0].clone(), &schema),
+        node(stores[1].clone(), recorders[1].clone(), &schema),
+    ];
+    let poll = Duration::from_millis(200);
+    let mut tasks = [Some(nodes[0].spawn(poll)), Some(nodes[1].spawn(poll))];
+
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(append(&*stores[n as usize % 2], n).await);
+    }
+    let handled_all = |ids: &[Uuid]| {
+        let (a, b) = (recorders[0].successes(), recorders[1].successes());
+        ids.iter()
+            .all(|id| a.contains_key(id) || b.contains_key(id))
+    };
+    wait_for(
+        "the events were not handled",
+        Duration::from_secs(30),
+        || handled_all(&ids),
+    )
+    .await;
+    let counts = [
+        recorders[0].successes().len(),
+        recorders[1].successes().len(),
+    ];
+    assert!(
+        counts.contains(&0),
+        "both nodes ran the subscription: {counts:?}"
+    );
+    let holder = usize::from(counts[0] == 0);
+    let other = 1 - holder;
+
+    // The holder dies: its tasks stop and its lease connection goes with it.
+    tasks[holder].take().unwrap().stop().await;
+    let [a, b] = nodes;
+    drop(if holder == 0 { a } else { b });
+    let started = Instant::now();
+    for n in 20..30 {
+        ids.push(append(&*stores[other], n).await);
+    }
+    let later: Vec<Uuid> = ids[20..].to_vec();
+    wait_for("no node took over", Duration::from_secs(5), || {
+        let got = recorders[other].successes();
+        later.iter().all(|id| got.contains_key(id))
+    })
+    .await;
+    eprintln!("takeover after the holder died: {:?}", started.elapsed());
+    assert!(handled_all(&ids), "an event was missed");
+    tasks[other].take().unwrap().stop().await;
+    drop(guard);
+}
