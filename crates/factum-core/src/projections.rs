@@ -95,7 +95,12 @@ struct Entry {
 #[derive(Clone, Default)]
 pub struct Projections {
     entries: Vec<Entry>,
+    /// The wake-ups of every entry, shared with the wakers already handed out (and with
+    /// clones), so a subscription added after an engine was built is woken by its commits.
+    wakes: SharedWakes,
 }
+
+type SharedWakes = Arc<std::sync::RwLock<Vec<Arc<Notify>>>>;
 
 impl std::fmt::Debug for Projections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -126,10 +131,12 @@ impl Projections {
     /// Adds a subscription of your own kind.
     #[must_use]
     pub fn with_running(mut self, projection: Arc<dyn RunningSubscription>) -> Self {
-        self.entries.push(Entry {
-            projection,
-            wake: Arc::new(Notify::new()),
-        });
+        let wake = Arc::new(Notify::new());
+        self.wakes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(wake.clone());
+        self.entries.push(Entry { projection, wake });
         self
     }
 
@@ -177,11 +184,12 @@ impl Projections {
         self.entries.is_empty()
     }
 
-    /// A dispatcher for an engine that wakes every projection (added so far) after each
-    /// commit, so views follow commands within a batch instead of a poll interval.
+    /// A dispatcher for an engine that wakes every subscription (those added later to this
+    /// value or its clones too) after each commit, so they follow commands at once instead
+    /// of at a poll interval.
     pub fn waker<A: Aggregate>(&self) -> Arc<dyn Dispatcher<A>> {
         Arc::new(Waker {
-            wakes: self.entries.iter().map(|e| e.wake.clone()).collect(),
+            wakes: self.wakes.clone(),
         })
     }
 
@@ -330,7 +338,7 @@ impl ProjectionTasks {
 }
 
 struct Waker {
-    wakes: Vec<Arc<Notify>>,
+    wakes: SharedWakes,
 }
 
 #[async_trait]
@@ -344,7 +352,7 @@ impl<A: Aggregate> Dispatcher<A> for Waker {
         _aggregate_id: &str,
         _events: &[EventEnvelope<A::Event>],
     ) -> Result<()> {
-        for wake in &self.wakes {
+        for wake in self.wakes.read().unwrap_or_else(|p| p.into_inner()).iter() {
             // Stores a permit when the task is busy, so a commit during a batch is not missed.
             wake.notify_one();
         }

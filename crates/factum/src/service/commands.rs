@@ -87,8 +87,11 @@ async fn serve(
         .local_addr()
         .map_err(|e| ServiceError::failed("the listener has no address", e))?;
     let printable = printable_store(store_url);
-    let projections = app.projections.spawn(args.projection_poll());
-    let _wakeups = super::wakeups::listen(store_url, &app.projections).await?;
+    let subscriptions =
+        super::publish::with_publisher(args.publish.as_deref(), &store, app.projections.clone())
+            .await?;
+    let projections = subscriptions.spawn(args.projection_poll());
+    let _wakeups = super::wakeups::listen(store_url, &subscriptions).await?;
     // One line on stdout, so scripts (and the end-to-end tests) learn the address.
     println!("{name} listening on http://{address} (store: {printable}, auth: {auth_mode})");
     std::io::stdout()

@@ -43,6 +43,7 @@
 mod app;
 mod commands;
 mod options;
+mod publish;
 mod wakeups;
 
 use std::ffi::OsString;

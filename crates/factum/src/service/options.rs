@@ -86,6 +86,11 @@ pub(crate) struct ServeArgs {
     /// keep-alive connection stays open); the connection is closed after.
     #[arg(long, env = "FACTUM_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub(crate) header_read_timeout: u64,
+
+    /// Publishes every committed event to NATS JetStream (stream `FACTUM`, subjects
+    /// `factum.<aggregate_type>.<event_type>`), e.g. `nats://127.0.0.1:4222`.
+    #[arg(long, env = "FACTUM_PUBLISH")]
+    pub(crate) publish: Option<String>,
 }
 
 /// Authentication: set a secret or a JWKS and every route but /health (and the docs, with
