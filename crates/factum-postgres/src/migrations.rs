@@ -205,6 +205,11 @@ CREATE TABLE {schema}.parked_events (
         name: "idempotency records, written with an append's events",
         sql: crate::idempotency::MIGRATION_SQL,
     },
+    Migration {
+        version: 5,
+        name: "positions from transaction ids: appends commit in parallel",
+        sql: crate::feed_sql::MIGRATION_SQL,
+    },
 ];
 
 /// The schema tables go into when none is named.
