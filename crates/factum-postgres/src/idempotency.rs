@@ -63,7 +63,15 @@ CREATE FUNCTION {schema}.append_events_idempotent(
     v_stored integer[] := '{}';
 BEGIN
     PERFORM 1 FROM {schema}.event_position AS p FOR UPDATE;
-    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
+"#,
+    idempotent_body!(),
+);
+
+/// The body of `append_events_idempotent` after its lock: marks the requests whose key a
+/// live record holds, appends, and writes the records of the requests stored.
+macro_rules! idempotent_body {
+    () => {
+        r#"    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
         IF p_idem_keys[v_request] IS NOT NULL AND EXISTS (
             SELECT 1 FROM {schema}.idempotency AS i
             WHERE i.scope = p_idem_scopes[v_request] AND i.idem_key = p_idem_keys[v_request]
@@ -101,7 +109,9 @@ BEGIN
 END;
 $function$;
 "#
-);
+    };
+}
+pub(crate) use idempotent_body;
 
 /// The per-request record arrays of `append_events_idempotent`.
 #[derive(Default)]
