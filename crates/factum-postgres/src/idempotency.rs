@@ -22,7 +22,8 @@ use crate::sql::trusted;
 /// Migration 3: the table, and the append function that writes records with events.
 ///
 /// `append_events_idempotent` takes `append_events`'s arguments plus one record per request
-/// (NULL key for none). Under the position lock it marks each request whose key a live
+/// (NULL key for none). Under its lock (the position lock here; since migration 5 the advisory
+/// locks of its streams and keys) it marks each request whose key a live
 /// record holds as impossible (min version 1, max version 0), so `append_events` stores
 /// nothing of it, then writes the records of the requests that stored events. An expired
 /// record is replaced.
