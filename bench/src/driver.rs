@@ -4,6 +4,7 @@
 //! caller, so its driver retries with the same policy as Factum's default engine config
 //! (attempts, jittered exponential backoff) to make the contention figures comparable.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -207,5 +208,44 @@ where
             .await
             .map_err(|e| anyhow::anyhow!("peer load_aggregate: {e}"))?;
         Ok(Some((context.aggregate().balance_cents, version)))
+    }
+}
+
+/// Several drivers standing for several processes on one store: account `acc-N` goes to
+/// driver `N % drivers` (so with `3 × k` tasks of [`distinct_accounts`], task `t`'s accounts
+/// all go to driver `t % 3`: each driver serves `k` clients of its own).
+///
+/// [`distinct_accounts`]: crate::workload::distinct_accounts
+pub struct RoutedDriver {
+    drivers: Vec<Arc<dyn BankDriver>>,
+}
+
+impl RoutedDriver {
+    /// Routes over `drivers` (at least one).
+    pub fn new(drivers: Vec<Arc<dyn BankDriver>>) -> Self {
+        Self { drivers }
+    }
+
+    fn route(&self, id: &str) -> Result<&Arc<dyn BankDriver>, CommandError> {
+        let digits = id.trim_start_matches(|c: char| !c.is_ascii_digit());
+        let n: usize = digits.parse().unwrap_or(0);
+        self.drivers
+            .get(n % self.drivers.len().max(1))
+            .ok_or_else(|| CommandError::Failed("no driver to route to".to_owned()))
+    }
+}
+
+#[async_trait]
+impl BankDriver for RoutedDriver {
+    async fn open(&self, id: &str, cents: i64) -> Result<Done, CommandError> {
+        self.route(id)?.open(id, cents).await
+    }
+
+    async fn deposit(&self, id: &str, cents: i64) -> Result<Done, CommandError> {
+        self.route(id)?.deposit(id, cents).await
+    }
+
+    async fn read(&self, id: &str) -> anyhow::Result<Option<(i64, u64)>> {
+        self.route(id).map_err(anyhow::Error::from)?.read(id).await
     }
 }

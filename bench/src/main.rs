@@ -158,6 +158,7 @@ const ORDER: &[&str] = &[
     "sqlite_replay_snapshot",
     "postgres_seq",
     "postgres_par16",
+    "postgres_3nodes_par16",
     "postgres_contention",
     "postgres_contention_4engines",
     "postgres_replay",
@@ -178,6 +179,9 @@ fn note(figure: &str) -> Option<&'static str> {
             "peer: cqrs-es snapshot store, load time only; its state is WRONG (it applies a command's events twice into the snapshot)"
         }
         "postgres_replay" => "peer: cqrs-es plain event store (the mode whose state is right)",
+        "postgres_3nodes_par16" => {
+            "Factum only: 3 store handles (own pool and writer each) on one schema stand for 3 processes, 16 clients each, 48 accounts; compare with postgres_par16"
+        }
         _ => return None,
     })
 }

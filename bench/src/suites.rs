@@ -16,7 +16,7 @@ use factum_sqlite::SqliteEventStore;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
-use crate::driver::{BankDriver, FactumDriver, PeerDriver};
+use crate::driver::{BankDriver, FactumDriver, PeerDriver, RoutedDriver};
 use crate::peer::PeerAccount;
 use crate::pg;
 use crate::replay;
@@ -332,6 +332,27 @@ pub async fn postgres(cfg: &Config) -> anyhow::Result<(Figures, Figures)> {
         .await?;
         p.insert(name, m);
     }
+    // Three nodes (a store handle each: its own pool and writer, as three processes would
+    // have) on one schema, each with `tasks` clients on accounts of its own.
+    let nodes = 3;
+    let m = repeat(cfg.reps, |_| {
+        n += 1;
+        with_factum_pg(cfg, n, move |store| async move {
+            let mut drivers = vec![factum(store.clone())];
+            for _ in 1..nodes {
+                let node = PostgresEventStore::connect_with_schema(&cfg.pg_url, store.schema());
+                drivers.push(factum(Arc::new(node.await?)));
+            }
+            let clients = nodes * cfg.tasks;
+            let scale = Scale {
+                accounts: clients,
+                commands_per_account: (scale.commands() / clients).max(2),
+            };
+            distinct_accounts(Arc::new(RoutedDriver::new(drivers)), clients, scale).await
+        })
+    })
+    .await?;
+    f.insert(format!("postgres_{nodes}nodes_par{}", cfg.tasks), m);
     for (name, engines) in [
         ("postgres_contention", 1),
         ("postgres_contention_4engines", 4),

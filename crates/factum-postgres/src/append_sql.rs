@@ -145,6 +145,40 @@ macro_rules! append_snapshot {
 }
 pub(crate) use append_snapshot;
 
+/// Writes a stored request's view changes, closes its `IF` and moves on to the next request,
+/// up to the end of the loop.
+macro_rules! append_view_changes {
+    () => {
+        r#"            IF v_view_count > 0 THEN
+                DELETE FROM {schema}.views AS v
+                USING unnest(p_view_deletes[v_view_first : v_view_until],
+                        p_view_types[v_view_first : v_view_until],
+                        p_view_ids[v_view_first : v_view_until])
+                    AS d(is_delete, view_type, view_id)
+                WHERE d.is_delete AND v.view_type = d.view_type AND v.view_id = d.view_id;
+                INSERT INTO {schema}.views AS v (view_type, view_id, aggregate_id, version, data)
+                SELECT u.view_type, u.view_id, u.aggregate_id, u.version, u.data::jsonb
+                FROM unnest(p_view_deletes[v_view_first : v_view_until],
+                        p_view_types[v_view_first : v_view_until],
+                        p_view_ids[v_view_first : v_view_until],
+                        p_view_aggregate_ids[v_view_first : v_view_until],
+                        p_view_versions[v_view_first : v_view_until],
+                        p_view_data[v_view_first : v_view_until])
+                    AS u(is_delete, view_type, view_id, aggregate_id, version, data)
+                WHERE NOT u.is_delete
+                ON CONFLICT (view_type, view_id) DO UPDATE
+                SET aggregate_id = EXCLUDED.aggregate_id, version = EXCLUDED.version,
+                    data = EXCLUDED.data;
+            END IF;
+        END IF;
+        v_first := v_until + 1;
+        v_view_first := v_view_until + 1;
+    END LOOP;
+"#
+    };
+}
+pub(crate) use append_view_changes;
+
 /// Stores the last assigned position and ends the function.
 macro_rules! append_tail {
     () => {

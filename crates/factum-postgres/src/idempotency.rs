@@ -1,10 +1,11 @@
 //! Idempotency records in `<schema>.idempotency`.
 //!
-//! Every write of a record happens under the position lock that appends take (see the
-//! [`store`](crate::store) module): an append's record is checked and written by
-//! `append_events_idempotent`, in the append's transaction, and a record remembered alone
-//! takes the lock first. So the check "no live record holds this key" is exact across every
-//! node, and the first writer of a key wins; the table's primary key backs that up. An
+//! Every write of a record happens under the key's transaction-scoped advisory lock (taken
+//! by `lock_streams`, see the [`store`](crate::store) module): an append's record is checked
+//! and written by `append_events_idempotent`, in the append's transaction, and a record
+//! remembered alone takes the lock first. So the check "no live record holds this key" is
+//! exact across every node, and the first writer of a key wins; the table's primary key backs
+//! that up. An
 //! append whose key is taken is refused inside its group like one whose expected version
 //! fails (it stores nothing), and its caller then reports
 //! [`IdempotencyKeyTaken`](factum_core::Error::IdempotencyKeyTaken).
@@ -21,7 +22,8 @@ use crate::sql::trusted;
 /// Migration 3: the table, and the append function that writes records with events.
 ///
 /// `append_events_idempotent` takes `append_events`'s arguments plus one record per request
-/// (NULL key for none). Under the position lock it marks each request whose key a live
+/// (NULL key for none). Under its lock (the position lock here; since migration 5 the advisory
+/// locks of its streams and keys) it marks each request whose key a live
 /// record holds as impossible (min version 1, max version 0), so `append_events` stores
 /// nothing of it, then writes the records of the requests that stored events. An expired
 /// record is replaced.
@@ -62,7 +64,15 @@ CREATE FUNCTION {schema}.append_events_idempotent(
     v_stored integer[] := '{}';
 BEGIN
     PERFORM 1 FROM {schema}.event_position AS p FOR UPDATE;
-    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
+"#,
+    idempotent_body!(),
+);
+
+/// The body of `append_events_idempotent` after its lock: marks the requests whose key a
+/// live record holds, appends, and writes the records of the requests stored.
+macro_rules! idempotent_body {
+    () => {
+        r#"    FOR v_request IN 1 .. coalesce(array_length(p_aggregate_types, 1), 0) LOOP
         IF p_idem_keys[v_request] IS NOT NULL AND EXISTS (
             SELECT 1 FROM {schema}.idempotency AS i
             WHERE i.scope = p_idem_scopes[v_request] AND i.idem_key = p_idem_keys[v_request]
@@ -100,7 +110,9 @@ BEGIN
 END;
 $function$;
 "#
-);
+    };
+}
+pub(crate) use idempotent_body;
 
 /// The per-request record arrays of `append_events_idempotent`.
 #[derive(Default)]
@@ -132,7 +144,7 @@ pub(crate) struct RecordStatements {
     find: SqlStr,
     upsert: SqlStr,
     purge: SqlStr,
-    lock_positions: SqlStr,
+    lock_key: SqlStr,
 }
 
 impl RecordStatements {
@@ -155,8 +167,8 @@ impl RecordStatements {
             purge: trusted(format!(
                 "DELETE FROM {s}.idempotency WHERE expires_at <= $1"
             )),
-            lock_positions: trusted(format!(
-                "SELECT last_position FROM {s}.event_position FOR UPDATE"
+            lock_key: trusted(format!(
+                "SELECT {s}.lock_streams(NULL, NULL, ARRAY[$1::text], ARRAY[$2::text])"
             )),
         }
     }
@@ -195,15 +207,17 @@ pub(crate) async fn find<'e>(
         .transpose()
 }
 
-/// Writes `record` unless a live record holds its key (under the position lock, as appends
-/// check keys); returns the record that holds.
+/// Writes `record` unless a live record holds its key (under the key's advisory lock, as
+/// appends check keys); returns the record that holds.
 pub(crate) async fn remember(
     sql: &RecordStatements,
     pool: &sqlx::PgPool,
     record: IdempotencyRecord,
 ) -> factum_core::Result<IdempotencyRecord> {
     let mut tx = pool.begin().await.map_err(database_error)?;
-    sqlx::query(sql.lock_positions.clone())
+    sqlx::query(sql.lock_key.clone())
+        .bind(&record.scope)
+        .bind(&record.key)
         .execute(&mut *tx)
         .await
         .map_err(database_error)?;
@@ -217,7 +231,7 @@ pub(crate) async fn remember(
     Ok(record)
 }
 
-/// Writes a record whose key was found free under the position lock.
+/// Writes a record whose key was found free under the key's lock.
 pub(crate) async fn write(
     sql: &RecordStatements,
     conn: &mut sqlx::PgConnection,

@@ -9,7 +9,7 @@ use sqlx::{Executor, PgConnection, PgPool};
 
 use crate::append_sql::{
     append_declare, append_insert_events, append_loop_head, append_params, append_snapshot,
-    append_tail, plpgsql_head, returns_with_metadata, view_params,
+    append_tail, append_view_changes, plpgsql_head, returns_with_metadata, view_params,
 };
 use crate::error::{Error, Result};
 use crate::sql::trusted;
@@ -150,32 +150,7 @@ BEGIN
             r#"            RETURNING v_request, e.position, e.version, e.payload::text, e.metadata::text;
 "#,
             append_snapshot!(),
-            r#"            IF v_view_count > 0 THEN
-                DELETE FROM {schema}.views AS v
-                USING unnest(p_view_deletes[v_view_first : v_view_until],
-                        p_view_types[v_view_first : v_view_until],
-                        p_view_ids[v_view_first : v_view_until])
-                    AS d(is_delete, view_type, view_id)
-                WHERE d.is_delete AND v.view_type = d.view_type AND v.view_id = d.view_id;
-                INSERT INTO {schema}.views AS v (view_type, view_id, aggregate_id, version, data)
-                SELECT u.view_type, u.view_id, u.aggregate_id, u.version, u.data::jsonb
-                FROM unnest(p_view_deletes[v_view_first : v_view_until],
-                        p_view_types[v_view_first : v_view_until],
-                        p_view_ids[v_view_first : v_view_until],
-                        p_view_aggregate_ids[v_view_first : v_view_until],
-                        p_view_versions[v_view_first : v_view_until],
-                        p_view_data[v_view_first : v_view_until])
-                    AS u(is_delete, view_type, view_id, aggregate_id, version, data)
-                WHERE NOT u.is_delete
-                ON CONFLICT (view_type, view_id) DO UPDATE
-                SET aggregate_id = EXCLUDED.aggregate_id, version = EXCLUDED.version,
-                    data = EXCLUDED.data;
-            END IF;
-        END IF;
-        v_first := v_until + 1;
-        v_view_first := v_view_until + 1;
-    END LOOP;
-"#,
+            append_view_changes!(),
             append_tail!(),
         ),
     },
@@ -204,6 +179,11 @@ CREATE TABLE {schema}.parked_events (
         version: 4,
         name: "idempotency records, written with an append's events",
         sql: crate::idempotency::MIGRATION_SQL,
+    },
+    Migration {
+        version: 5,
+        name: "positions from transaction ids: appends commit in parallel",
+        sql: crate::feed_sql::MIGRATION_SQL,
     },
 ];
 

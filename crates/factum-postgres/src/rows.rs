@@ -105,6 +105,31 @@ pub(crate) fn stored_event(row: &PgRow) -> Result<StoredEvent> {
     })
 }
 
+/// Decodes a row of a stream read (columns as in [`STREAM_COLUMNS`], by index) of the stream
+/// `aggregate_type`/`aggregate_id`.
+///
+/// [`STREAM_COLUMNS`]: crate::statements::STREAM_COLUMNS
+pub(crate) fn stream_event(
+    row: &PgRow,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<StoredEvent> {
+    let schema_version: i64 = row.try_get(4)?;
+    Ok(StoredEvent {
+        position: to_u64(row.try_get(0)?, "position")?,
+        event_id: row.try_get(1)?,
+        aggregate_type: aggregate_type.to_owned(),
+        aggregate_id: aggregate_id.to_owned(),
+        version: to_u64(row.try_get(2)?, "version")?,
+        event_type: row.try_get(3)?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| Error::CorruptRow(format!("schema version {schema_version}")))?,
+        payload: row.try_get(5)?,
+        metadata: row.try_get(6)?,
+        recorded_at: join_nanos(row.try_get(7)?, row.try_get(8)?),
+    })
+}
+
 pub(crate) fn to_u64(value: i64, what: &str) -> Result<u64> {
     u64::try_from(value).map_err(|_| Error::CorruptRow(format!("{what} {value}")))
 }

@@ -10,6 +10,14 @@ pub(crate) const EVENT_COLUMNS: &str = "position, event_id, aggregate_type, aggr
     event_type, schema_version, payload::text AS payload, metadata::text AS metadata, \
     recorded_at, recorded_at_ns";
 
+/// The columns of a stream read, by index as [`stream_event`] decodes them: the stream is the
+/// caller's, so its names are not sent back.
+///
+/// [`stream_event`]: crate::rows::stream_event
+pub(crate) const STREAM_COLUMNS: &str = "position, event_id, version, event_type, \
+    schema_version, payload::text AS payload, metadata::text AS metadata, recorded_at, \
+    recorded_at_ns";
+
 /// The SQL of a store, built once with its validated, quoted schema name (the only text
 /// spliced in; every value is a bound parameter).
 #[derive(Clone)]
@@ -22,9 +30,23 @@ pub(crate) struct Statements {
     pub(crate) stream_version: SqlStr,
     pub(crate) load_snapshot: SqlStr,
     pub(crate) save_snapshot: SqlStr,
-    pub(crate) head_position: SqlStr,
-    pub(crate) lock_positions: SqlStr,
+    /// The read horizon (positions below it are final) and the greatest committed
+    /// position, from one snapshot.
+    pub(crate) horizon: SqlStr,
+    /// `read_all` below a horizon read before.
+    pub(crate) read_all_below: SqlStr,
+    /// The greatest position below a horizon read before.
+    pub(crate) head_below: SqlStr,
+    /// The advisory locks of streams and idempotency keys (see migration 5).
+    pub(crate) lock_streams: SqlStr,
 }
+
+/// The read horizon of the statement's snapshot, as a position: every transaction whose id is
+/// below `pg_snapshot_xmin` has ended, so every position below this is committed or never
+/// will be (see the `store` module). At least `base_position + 1`: the dense positions of
+/// older releases are all committed.
+const HORIZON: &str = "o.base_position + greatest(
+    (pg_snapshot_xmin(pg_current_snapshot())::text::bigint - o.origin_xid) << 20, 1)";
 
 impl Statements {
     pub(crate) fn new(s: &str) -> Self {
@@ -48,12 +70,17 @@ impl Statements {
                 "SELECT aggregate_type, aggregate_id, version FROM {s}.events WHERE event_id = $1"
             )),
             read_stream: trusted(format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events
+                "SELECT {STREAM_COLUMNS} FROM {s}.events
                 WHERE aggregate_type = $1 AND aggregate_id = $2 AND version >= $3
                 ORDER BY version LIMIT $4"
             )),
             read_all: trusted(format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position > $1
+                "SELECT {EVENT_COLUMNS} FROM {s}.events
+                WHERE position > $1 AND position < (SELECT {HORIZON} FROM {s}.feed_origin AS o)
+                ORDER BY position LIMIT $2"
+            )),
+            read_all_below: trusted(format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position > $1 AND position < $3
                 ORDER BY position LIMIT $2"
             )),
             stream_version: trusted(format!(
@@ -73,10 +100,15 @@ impl Statements {
                     taken_at = EXCLUDED.taken_at, taken_at_ns = EXCLUDED.taken_at_ns
                 WHERE snapshots.version <= EXCLUDED.version"
             )),
-            head_position: trusted(format!("SELECT last_position FROM {s}.event_position")),
-            lock_positions: trusted(format!(
-                "SELECT last_position FROM {s}.event_position FOR UPDATE"
+            horizon: trusted(format!(
+                "SELECT {HORIZON} AS horizon,
+                    (SELECT coalesce(max(position), 0) FROM {s}.events) AS head
+                FROM {s}.feed_origin AS o"
             )),
+            head_below: trusted(format!(
+                "SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < $1"
+            )),
+            lock_streams: trusted(format!("SELECT {s}.lock_streams($1, $2, $3, $4)")),
         }
     }
 }

@@ -6,50 +6,61 @@
 //! checkpoint must never jump past an event that becomes visible later with a lower position.
 //! With a plain sequence this happens: transaction A takes position 7, transaction B takes 8
 //! and commits first; a reader sees 8, saves it as its checkpoint, and never looks at 7 when A
-//! commits. (A sequence also leaves holes when a transaction rolls back.)
+//! commits.
 //!
-//! This store **serialises position assignment with a row lock held until commit**. The
-//! table `event_position` holds one row, the last assigned position. Every append runs in a
-//! transaction that first locks that row (`SELECT ... FOR UPDATE`), then checks and inserts,
-//! numbering its events from the locked value, advances the row, and commits, which releases
-//! the lock. Another append waits for the row until the first one's transaction has ended,
-//! then reads the row as the first one left it (committed: advanced; rolled back: unchanged).
-//! Hence:
+//! This store **derives positions from transaction ids and reads only below the oldest
+//! transaction still running**, so appends take no store-wide lock:
 //!
-//! - **Commit order.** PostgreSQL makes a committed transaction visible to new snapshots
-//!   before it releases its locks. So when an append obtains the lock, every lower position is
-//!   already committed and visible, and a reader whose snapshot shows position `p` shows every
-//!   position below `p`: following `read_all` in position order skips nothing.
-//! - **No gaps.** A failed append (conflict, bad input, crash) rolls back with its counter
-//!   update, so positions are exactly 1, 2, 3, ..., as the core contract requires.
-//! - **No timeouts, no horizon.** Readers take no lock, never wait, and do not depend on other
-//!   transactions in the cluster. (The alternative, storing `pg_current_xact_id()` per event
-//!   and returning only events of transactions below `pg_snapshot_xmin`, keeps sequence gaps,
-//!   holds every reader back behind any long transaction anywhere in the cluster, and is only
-//!   sound if positions are also taken in transaction-id order: a transaction can get its id
-//!   before another yet take its positions after it, and be visible below the horizon while
-//!   the other, holding a lower position, is still in progress. Ensuring that order needs a
-//!   lock again.)
-//! - **Exact checks.** Because the lock is taken before anything is checked, and PostgreSQL
-//!   (READ COMMITTED) gives each later statement of the transaction a fresh snapshot, the
-//!   expected-version and event-id checks see every append committed before, plus the
-//!   transaction's own earlier inserts: no append can slip in between check and insert.
+//! - **Positions.** An append transaction numbers its events from its own id
+//!   (`pg_current_xact_id()`): the n-th event of transaction `xid` gets
+//!   `base + ((xid - origin) << 20) + n` (`origin` and `base` are fixed by migration 5:
+//!   positions of older releases stay as they were, below `base`). So the feed's order is
+//!   (transaction id, order within the transaction), and a position is a `u64` that grows
+//!   strictly along it. It is **not dense**: consecutive events of two transactions differ
+//!   by about 2^20 times the transaction ids between them (ids are shared by the whole
+//!   cluster). At most 2^20 - 1 events fit in one transaction; the writer splits groups to
+//!   stay below that, and refuses a single append above it.
+//! - **The horizon.** `pg_snapshot_xmin(pg_current_snapshot())` is the oldest transaction
+//!   id still running when a statement's snapshot is taken: every transaction with a lower id
+//!   has ended, and every transaction that ends later has an id at or above it (ids handed
+//!   out later are higher still). So the set of committed events with positions below
+//!   `base + ((xmin - origin) << 20)` is final: no event can ever appear there again. `read_all`
+//!   returns only those, in position order; a reader whose checkpoint is below the horizon
+//!   misses nothing. This holds because the order *is* the transaction id; with positions
+//!   from a sequence, a transaction could take its id before another yet its positions after,
+//!   and the horizon would not protect them.
+//! - **Reading your writes.** A read that finds fewer events than asked looks whether events
+//!   committed before it wait above the horizon (an older transaction, anywhere in the
+//!   cluster, still running) and waits, up to a second, for the horizon to pass them; then an
+//!   append that returned before a read began is in the read. `head_position` is the last
+//!   position below the horizon, after the same wait, so a projection's lag (`head -
+//!   checkpoint`) is 0 exactly when it has read everything `read_all` shows; it is a distance
+//!   in positions, not a count of events. A long transaction that wrote anything holds every
+//!   reader of every store in the cluster back until it ends (readers of the events already
+//!   below the horizon are not held back).
+//! - **Exact checks without a global lock.** Each append transaction first takes the
+//!   transaction-scoped advisory locks of the streams it appends to (and of its idempotency
+//!   keys), all in one statement in key order (`lock_streams`), so two appends never wait for
+//!   each other in opposite orders. PostgreSQL makes a committed transaction visible before it
+//!   releases its locks, and (READ COMMITTED) gives each later statement a fresh snapshot:
+//!   the expected-version and event-id checks see every append of those streams committed
+//!   before, and no append of them can slip in between check and insert. Appends to
+//!   different streams never wait for each other and commit in parallel, sharing WAL flushes.
+//!   A failed append rolls back and leaves a gap, which is fine: positions are not dense
+//!   anyway.
 //!
-//! The price is that appends commit one transaction at a time across all nodes: the lock is
-//! held until the commit, including its WAL flush, so the store's commit rate is bounded by
-//! the flush latency. Two things make each such transaction count:
+//! Every append is still one round trip:
 //!
-//! - **One round trip.** The whole transaction is one call of the PL/pgSQL function
-//!   `append_events` (created by the migrations), run in autocommit: lock, checks, multi-row
-//!   `INSERT ... SELECT ... FROM unnest(...)` per append, snapshot upserts, counter update,
-//!   then the commit. The lock is held for one server-side call, never across client round
-//!   trips.
-//! - **Group commit.** Each store handle (each node) has one writer task; the appends that
-//!   arrive while it is busy are passed to one `append_events` call together, so one
-//!   transaction and one WAL flush serve the whole group. Positions stay contiguous and in
-//!   commit order. An append whose expectation fails inside a group just stores nothing; if
-//!   the group's transaction fails (bad input PostgreSQL refuses, a broken connection), each
-//!   of its appends is redone alone by its caller.
+//! - **One call.** The whole transaction is one call of the PL/pgSQL function
+//!   `append_events` (created by the migrations), run in autocommit: locks, checks, multi-row
+//!   `INSERT ... SELECT ... FROM unnest(...)` per append, snapshot upserts, then the commit.
+//! - **Group commit.** Each store handle (each node) has a few writer tasks
+//!   (4) sharing one queue; a free writer passes every
+//!   append queued to one `append_events` call, so one transaction and one WAL flush serve the
+//!   whole group, and the groups of several writers are in flight at once. An append whose expectation fails
+//!   inside a group just stores nothing; if the group's transaction fails (bad input
+//!   PostgreSQL refuses, a broken connection, a deadlock between view records), each of its
+//!   appends is redone alone by its caller.
 //!
 //! # Inline view changes
 //!
@@ -60,8 +71,9 @@
 //! group's transaction fails, nothing of it is written, and each append redone alone carries
 //! its own view changes again. Changes are reduced, before sending, to the last change of
 //! each record, which is what applying them in order comes to; the function then writes an
-//! append's upserts in one statement and its deletes in another. Their row locks are taken
-//! under the position lock, so appends never deadlock on view records.
+//! append's upserts in one statement and its deletes in another. Two groups that write the
+//! same two view records in opposite orders can deadlock; PostgreSQL then fails one of them
+//! (after `deadlock_timeout`), and its appends are redone alone.
 //!
 //! # Conflicts and retries
 //!
@@ -105,10 +117,10 @@ use crate::breaker::Breaker;
 use crate::error::{Error, Result, database_error};
 use crate::idempotency::{self, RecordStatements};
 use crate::migrations::{self, DEFAULT_SCHEMA, quoted, validate_schema_name};
-use crate::rows::{clamp_usize, join_nanos, stored_event, to_u64, validate};
+use crate::rows::{join_nanos, to_u64, validate};
 use crate::statements::Statements;
 use crate::view_records::ViewStatements;
-use crate::writer::{Append, Inner, Job, Reply, write_loop};
+use crate::writer::{Append, Inner, Job, Queue, Reply, WRITERS, write_loop};
 
 type CoreResult<T> = factum_core::Result<T>;
 
@@ -125,7 +137,7 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
 const QUEUE_CAPACITY: usize = 1024;
 
 /// An [`EventStore`](factum_core::EventStore) on PostgreSQL, shared safely by many service
-/// nodes: all correctness comes from the database (one row lock, constraints), none from
+/// nodes: all correctness comes from the database (per-stream locks, constraints), none from
 /// in-process locks. See the [module docs](self) for how positions are assigned.
 ///
 /// Cloning is cheap and shares the pool and the writer. The store must be opened inside a
@@ -184,7 +196,10 @@ impl PostgresEventStore {
             breaker: Breaker::default(),
         });
         let (writer, jobs) = mpsc::channel(QUEUE_CAPACITY);
-        runtime.spawn(write_loop(inner.clone(), jobs));
+        let jobs: Queue = Arc::new(tokio::sync::Mutex::new(jobs));
+        for _ in 0..WRITERS {
+            runtime.spawn(write_loop(inner.clone(), jobs.clone()));
+        }
         Ok(Self { inner, writer })
     }
 
@@ -282,15 +297,7 @@ impl factum_core::EventStore for PostgresEventStore {
                 if limit == 0 {
                     return Ok(Vec::new());
                 }
-                let rows = sqlx::query(self.inner.sql.read_all.clone())
-                    .bind(after_position)
-                    .bind(clamp_usize(limit))
-                    .fetch_all(&self.inner.pool)
-                    .await
-                    .map_err(database_error)?;
-                rows.iter()
-                    .map(|row| stored_event(row).map_err(Into::into))
-                    .collect()
+                self.inner.read_all(after_position, limit).await
             })
             .await
     }
@@ -348,13 +355,8 @@ impl factum_core::EventStore for PostgresEventStore {
         self.inner()
             .breaker
             .call(async move {
-                // Positions are gapless, so the last assigned one is the head; reading the counter
-                // takes no lock (an append in flight holds it, and is not visible yet).
-                let head: i64 = sqlx::query_scalar(self.inner.sql.head_position.clone())
-                    .fetch_one(&self.inner.pool)
-                    .await
-                    .map_err(database_error)?;
-                to_u64(head, "head position").map_err(Into::into)
+                // The last position `read_all` shows: below the read horizon.
+                self.inner.head().await
             })
             .await
     }
@@ -450,7 +452,7 @@ mod tests {
             )))
             .fetch_all(&pool)
             .await?;
-            assert_eq!(applied, [1, 2, 3, 4]);
+            assert_eq!(applied, [1, 2, 3, 4, 5]);
             assert_eq!(store.head_position().await?, 1);
             let mut append = AppendRequest::new(
                 "account",
@@ -473,7 +475,15 @@ mod tests {
                 data: "{}".into(),
             })];
             let stored = store.append(append).await?;
-            assert_eq!((stored[0].position, stored[0].version), (2, 2));
+            // The old event keeps its position; new ones come after it.
+            assert_eq!(stored[0].version, 2);
+            assert!(stored[0].position > 1);
+            let all = store.read_all(0, 10).await?;
+            assert_eq!(
+                all.iter().map(|e| e.position).collect::<Vec<_>>(),
+                [1, stored[0].position]
+            );
+            assert_eq!(store.head_position().await?, stored[0].position);
             assert_eq!(
                 store.get_view("accounts", "a").await?.map(|r| r.version),
                 Some(2)

@@ -17,9 +17,10 @@ use uuid::Uuid;
 
 use crate::breaker::Breaker;
 use crate::error::{database_error, unique_violation};
+use crate::feed_sql::EVENTS_PER_TRANSACTION;
 use crate::idempotency::{self, RecordArrays, RecordStatements};
 use crate::rows::{
-    appended, clamp_i64, clamp_usize, split_nanos, stored_event, to_u64, validate, validate_json,
+    appended, clamp_i64, clamp_usize, split_nanos, stream_event, to_u64, validate, validate_json,
 };
 use crate::statements::Statements;
 use crate::view_records::{ChangeArrays, ViewStatements, prepare_changes, write_changes};
@@ -71,25 +72,60 @@ pub(crate) enum Reply {
     Alone(Append),
 }
 
-/// The store's writer: takes the appends queued meanwhile and commits them together.
+/// Writer tasks per store handle. Appends no longer wait for each other across
+/// transactions (see the [`store`](crate::store) module), so a node keeps several groups in
+/// flight: an append that arrives while one group commits goes out at once with the next
+/// writer, and the server shares WAL flushes between the transactions.
+pub(crate) const WRITERS: usize = 4;
+
+/// The queue the writers share: each takes what is queued when it is free.
+pub(crate) type Queue = Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>;
+
+/// A store's writer: takes the appends queued meanwhile and commits them together.
 /// It stops when every handle to the store is dropped.
 ///
 /// When a group found no connection in time, the appends queued meanwhile fail at once
 /// with `Unavailable` rather than each waiting out another acquire timeout behind it: during
 /// an outage no append waits much longer than one timeout.
-pub(crate) async fn write_loop(inner: Arc<Inner>, mut jobs: mpsc::Receiver<Job>) {
+pub(crate) async fn write_loop(inner: Arc<Inner>, jobs: Queue) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
-        if inner.commit_group(std::mem::take(&mut group)).await == Reached::No {
-            while let Ok(job) = jobs.try_recv() {
-                let _ = job
-                    .reply
-                    .send(Reply::Done(Err(factum_core::Error::Unavailable(
-                        "no PostgreSQL connection available in time".into(),
-                    ))));
+    loop {
+        let taken = jobs.lock().await.recv_many(&mut group, MAX_GROUP).await;
+        if taken == 0 {
+            return;
+        }
+        for part in split_by_events(std::mem::take(&mut group)) {
+            if inner.commit_group(part).await == Reached::No {
+                let mut jobs = jobs.lock().await;
+                while let Ok(job) = jobs.try_recv() {
+                    let _ = job
+                        .reply
+                        .send(Reply::Done(Err(factum_core::Error::Unavailable(
+                            "no PostgreSQL connection available in time".into(),
+                        ))));
+                }
             }
         }
     }
+}
+
+/// Splits the appends taken together into groups of at most [`EVENTS_PER_TRANSACTION`]
+/// events each (one append alone never has more: [`Append::new`] refuses it), in order.
+fn split_by_events(group: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut parts: Vec<Vec<Job>> = Vec::with_capacity(1);
+    let mut events = 0;
+    for job in group {
+        let len = job.append.request.events.len();
+        match parts.last_mut() {
+            Some(part) if events + len <= EVENTS_PER_TRANSACTION => part.push(job),
+            _ => {
+                events = 0;
+                parts.push(vec![job]);
+            }
+        }
+        events += len;
+    }
+    parts
 }
 
 /// Whether a group's transaction got a connection.
@@ -320,14 +356,20 @@ impl Inner {
     }
 
     /// An append of view changes without events. Its check and its writes must not be split
-    /// by an append of that stream, so it takes the position lock, as appends do.
+    /// by an append of that stream, so it takes the stream's lock (and its key's), as appends
+    /// do.
     async fn view_changes_without_events(
         &self,
         request: AppendRequest,
     ) -> CoreResult<Vec<StoredEvent>> {
         let changes = prepare_changes(request.view_changes.clone())?;
         let mut tx = self.pool.begin().await.map_err(database_error)?;
-        sqlx::query(self.sql.lock_positions.clone())
+        let record = request.idempotency.as_ref();
+        sqlx::query(self.sql.lock_streams.clone())
+            .bind(vec![request.aggregate_type.as_str()])
+            .bind(vec![request.aggregate_id.as_str()])
+            .bind(vec![record.map(|r| r.scope.as_str())])
+            .bind(vec![record.map(|r| r.key.as_str())])
             .execute(&mut *tx)
             .await
             .map_err(database_error)?;
@@ -388,7 +430,7 @@ impl Inner {
             .await
             .map_err(database_error)?;
         rows.iter()
-            .map(|row| stored_event(row).map_err(Into::into))
+            .map(|row| stream_event(row, aggregate_type, aggregate_id).map_err(Into::into))
             .collect()
     }
 
@@ -519,6 +561,13 @@ impl Append {
     /// Checks `request` and prepares what the writer needs.
     pub(crate) fn new(mut request: AppendRequest) -> CoreResult<Self> {
         validate(&request)?;
+        if request.events.len() > EVENTS_PER_TRANSACTION {
+            return Err(factum_core::Error::Validation(format!(
+                "an append of {} events: PostgreSQL stores at most {EVENTS_PER_TRANSACTION} \
+                 in one append",
+                request.events.len()
+            )));
+        }
         request.view_changes = prepare_changes(std::mem::take(&mut request.view_changes))?;
         Ok(Self {
             accepted: accepted_versions(request.expected),

@@ -1,7 +1,8 @@
 //! The gap test: while 8 writers append 20,000 events across many aggregates, a reader that
 //! follows `read_all` from position 0 in small pages sees every event exactly once, in
 //! strictly increasing position order. A store that let a higher position become visible
-//! before a lower one would make the reader skip the lower one and fail here.
+//! before a lower one would make the reader skip the lower one and fail here. (Positions are
+//! not dense on PostgreSQL: the reader checks that it saw exactly the written events.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,6 +42,7 @@ async fn a_reader_following_read_all_sees_every_event_exactly_once_in_order() {
         .map(|(writer, store)| {
             tokio::spawn(async move {
                 let mut ids = Vec::new();
+                let mut last_position = 0;
                 let mut versions = [0_u64; AGGREGATES_PER_WRITER];
                 let mut written = 0;
                 let mut round = 0;
@@ -58,11 +60,12 @@ async fn a_reader_following_read_all_sees_every_event_exactly_once_in_order() {
                     let expected = ExpectedVersion::Exact(versions[aggregate]);
                     let stored = store.append(request(&id, expected, events)).await.unwrap();
                     versions[aggregate] += batch as u64;
+                    last_position = last_position.max(stored.last().unwrap().position);
                     assert_eq!(stored.last().map(|e| e.version), Some(versions[aggregate]));
                     written += batch;
                     round += 1;
                 }
-                ids
+                (ids, last_position)
             })
         })
         .collect();
@@ -92,7 +95,6 @@ async fn a_reader_following_read_all_sees_every_event_exactly_once_in_order() {
                         "position {} after {checkpoint}",
                         stored.position
                     );
-                    assert_eq!(stored.position, checkpoint + 1, "positions have no gaps");
                     assert!(seen.insert(stored.event_id), "event seen twice");
                     checkpoint = stored.position;
                 }
@@ -102,15 +104,19 @@ async fn a_reader_following_read_all_sees_every_event_exactly_once_in_order() {
     };
 
     let mut written = HashSet::new();
+    let mut head = 0;
     for writer in writers {
-        written.extend(writer.await.unwrap());
+        let (ids, last) = writer.await.unwrap();
+        written.extend(ids);
+        head = head.max(last);
     }
     let writing_took = started.elapsed();
     let (seen, last, pages) = reader.await.unwrap();
     let took = started.elapsed();
     assert_eq!(written.len(), TOTAL_EVENTS);
     assert_eq!(seen, written, "the reader saw exactly the written events");
-    assert_eq!(last, TOTAL_EVENTS as u64);
+    assert_eq!(last, head, "the reader ends at the last written event");
+    assert_eq!(store.head_position().await.unwrap(), head);
     assert!(store.read_all(last, PAGE).await.unwrap().is_empty());
     println!(
         "gap test: {TOTAL_EVENTS} events by {WRITERS} writers in {writing_took:?}; \

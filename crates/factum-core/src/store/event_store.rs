@@ -21,8 +21,10 @@ use super::request::AppendRequest;
 ///   its event ids match the stored events at those versions it succeeds and returns them
 ///   without storing anything; otherwise it is a `Conflict`. An event id stored under another
 ///   aggregate is a `Conflict` too.
-/// - Positions are assigned in commit order, 1, 2, 3, ..., without gaps, so `read_all` from a
-///   checkpoint never misses an event.
+/// - Positions grow strictly along the store-wide feed, and no event ever becomes visible at
+///   a position below one `read_all` has already returned, so `read_all` from a checkpoint
+///   never misses an event. Positions may have gaps (PostgreSQL derives them from
+///   transaction ids); the in-memory and SQLite stores number 1, 2, 3, ... in commit order.
 /// - When `append` returns, the events are durable (for durable backends).
 /// - An append's `view_changes` are written in the same transaction as its events.
 /// - An append's `idempotency` record is written in the same transaction as its events; a
@@ -72,7 +74,7 @@ pub trait EventStore: Send + Sync + 'static {
     /// Stores a snapshot unless a newer one is stored already.
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()>;
 
-    /// The position of the last stored event (0 when the store is empty).
+    /// The position of the last event `read_all` shows (0 when the store is empty).
     async fn head_position(&self) -> Result<u64>;
 
     /// The live idempotency record of `scope` and `key` at `now`, if any (see

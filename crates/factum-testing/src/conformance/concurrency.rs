@@ -63,7 +63,7 @@ pub async fn concurrent_appends_to_one_aggregate(store: Arc<dyn EventStore>) {
     );
 }
 
-/// Concurrent appends to many aggregates get unique, gap-free positions.
+/// Concurrent appends to many aggregates get unique, strictly growing positions.
 pub async fn concurrent_appends_to_many_aggregates(store: Arc<dyn EventStore>) {
     let mut handles = Vec::new();
     for task in 0..16 {
@@ -81,10 +81,8 @@ pub async fn concurrent_appends_to_many_aggregates(store: Arc<dyn EventStore>) {
         handle.await.unwrap();
     }
     let all = store.read_all(0, 10_000).await.unwrap();
-    assert_eq!(
-        all.iter().map(|e| e.position).collect::<Vec<_>>(),
-        (1..=320).collect::<Vec<_>>()
-    );
+    assert_eq!(all.len(), 320);
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     for task in 0..16 {
         let stream = store
             .read_stream(TYPE, &format!("agg-{task}"), 1, None)
