@@ -23,6 +23,9 @@ use super::outcome::Remember;
 /// one that keeps winning.
 const CONTENDED_FOR: Duration = Duration::from_millis(200);
 
+/// The shortest pause a tokio timer gives.
+const MIN_TIMER: Duration = Duration::from_millis(1);
+
 /// One update, as decided: its ticket in the lane and where its reply comes.
 pub(super) struct Queued<A: CommandHandler> {
     ticket: u64,
@@ -142,13 +145,15 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         let size = batch.len();
         let (prepared, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|e| (e.prepared, e.reply)).unzip();
+        let appending = Instant::now();
         match self.append_batch(aggregate_id, expected, prepared).await {
             Ok(outcomes) => {
+                let took = appending.elapsed();
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Reply::Done(Ok(outcome)));
                 }
                 if lane.lane.contended_within(CONTENDED_FOR) {
-                    tokio::time::sleep(self.backoff(1)).await;
+                    self.yield_after_win(took).await;
                 }
             }
             Err(error) => {
@@ -248,6 +253,18 @@ impl<A: CommandHandler> CqrsCommandEngine<A> {
         match self.inner.config.retry_for {
             Some(limit) => started.elapsed() >= limit,
             None => conflicts >= self.inner.config.max_attempts.max(1),
+        }
+    }
+
+    /// Leaves a contended aggregate to the others for about as long as the winning append
+    /// took (at most one backoff): long enough for a process that lost to read and append,
+    /// and no timer at all where appends take microseconds (a timer sleeps a millisecond at
+    /// least, which throttled in-memory engines to a thousand batches a second).
+    async fn yield_after_win(&self, append_took: Duration) {
+        if append_took < MIN_TIMER {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(append_took.min(self.backoff(1).max(MIN_TIMER))).await;
         }
     }
 
