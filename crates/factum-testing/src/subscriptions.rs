@@ -179,7 +179,7 @@ pub async fn subscription_parks_and_replays(store: Arc<dyn EventStore>) {
 /// subscription starting from now skips the past, even on a restart before anything new.
 pub async fn subscription_filters_and_starts_from_now(store: Arc<dyn EventStore>) {
     append(&*store, "counter", "c-1", 1).await;
-    append(&*store, "other", "o-1", 2).await;
+    let other = append(&*store, "other", "o-1", 2).await;
     let recorder = Arc::new(Recorder::default());
     let filtered = Subscription::new("counters", store.clone(), recorder.clone())
         .unwrap()
@@ -198,7 +198,8 @@ pub async fn subscription_filters_and_starts_from_now(store: Arc<dyn EventStore>
         });
     none.catch_up().await.unwrap();
     assert_eq!(recorder.calls.lock().unwrap().len(), 1);
-    assert_eq!(none.lag().await.unwrap().checkpoint, 2);
+    // Positions grow but need not be dense (PostgreSQL's follow the transaction ids).
+    assert_eq!(none.lag().await.unwrap().checkpoint, other.position);
 
     let fresh = Arc::new(Recorder::default());
     let from_now = || {
