@@ -7,7 +7,8 @@
 //!
 //! The stream reads the store in position order from its cursor, and the cursor only moves
 //! to what it has sent, so a client that reconnects with the last `id:` it saw gets every
-//! later event once: positions are gapless and in commit order.
+//! later event once: `read_all` never skips an event and never shows one before an event
+//! that committed earlier (positions grow, though on PostgreSQL they are not dense).
 
 use std::convert::Infallible;
 use std::sync::Arc;
