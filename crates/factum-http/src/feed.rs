@@ -73,6 +73,12 @@ impl FeedParams {
         })
     }
 
+    /// The position to read after: stores keep positions as signed 64-bit integers.
+    fn after(&self) -> Result<u64, ApiError> {
+        checked_position(self.after.unwrap_or(0))
+            .ok_or_else(|| ApiError::validation(format!("after must be 0 to {}", i64::MAX)))
+    }
+
     fn limit(&self) -> Result<usize, ApiError> {
         match self.limit.unwrap_or(DEFAULT_FEED_LIMIT) {
             n @ 1..=MAX_FEED_LIMIT => Ok(n),
@@ -81,6 +87,11 @@ impl FeedParams {
             ))),
         }
     }
+}
+
+/// `position` if a store can hold it.
+fn checked_position(position: u64) -> Option<u64> {
+    i64::try_from(position).is_ok().then_some(position)
 }
 
 /// `GET /events` and `GET /events/stream` over `store`.
@@ -98,7 +109,7 @@ async fn page(
 ) -> Result<Response, ApiError> {
     let Query(params) = params?;
     let (filter, limit) = (params.filter()?, params.limit()?);
-    let page = read_feed(&*store, params.after.unwrap_or(0), limit, &filter).await?;
+    let page = read_feed(&*store, params.after()?, limit, &filter).await?;
     Ok(axum::Json(page).into_response())
 }
 
@@ -115,8 +126,9 @@ async fn stream(
             .to_str()
             .ok()
             .and_then(|text| text.trim().parse::<u64>().ok())
+            .and_then(checked_position)
             .ok_or_else(|| ApiError::validation("Last-Event-ID must be an event position"))?,
-        None => params.after.unwrap_or(0),
+        None => params.after()?,
     };
     let events = follow(store, after, limit, filter);
     Ok(Sse::new(events)

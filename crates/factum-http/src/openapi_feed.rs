@@ -7,13 +7,44 @@ use utoipa::openapi::{Content, OpenApi, PathsBuilder, ResponseBuilder};
 
 use crate::openapi::{document, error_response, json_response, path_param, query_param, secured};
 
+/// One Server-Sent Event of the stream: its fields as text, as the SSE format carries them.
+fn sse_event() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .property(
+            "id",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The event's global position")),
+        )
+        .property(
+            "event",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The event type")),
+        )
+        .property(
+            "data",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("The envelope, as JSON text")),
+        )
+        .required("data")
+}
+
 fn feed_params() -> Vec<utoipa::openapi::path::Parameter> {
     let text = String::schema;
     vec![
         query_param(
             "after",
             "Only events after this position (0 by default)".into(),
-            u64::schema(),
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(0))
+                .maximum(Some(i64::MAX))
+                .build(),
         ),
         query_param(
             "limit",
@@ -91,7 +122,7 @@ pub fn feed_openapi(auth: bool) -> OpenApi {
             "200",
             ResponseBuilder::new()
                 .description("An endless event stream with keep-alives")
-                .content("text/event-stream", Content::new(Some(String::schema())))
+                .content("text/event-stream", Content::new(Some(sse_event())))
                 .build(),
         )
         .response("400", error_response("A parameter or Last-Event-ID is malformed"));
