@@ -26,7 +26,8 @@ pub struct NewEvent {
 /// A serialized event as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    /// Store-wide position: 1, 2, 3, ... in commit order, without gaps.
+    /// Store-wide position: grows strictly in feed order (1, 2, 3, ... in memory and SQLite;
+    /// not dense on PostgreSQL, where it follows the committing transaction).
     pub position: u64,
     /// The event's unique id.
     pub event_id: Uuid,
