@@ -1,5 +1,6 @@
 //! The engine's behaviour on the in-memory store: ids, snapshots, time travel, upcasting,
-//! dispatchers, explicit expected versions, context in metadata.
+//! dispatchers, explicit expected versions, context in metadata; on the bar tabs of
+//! `factum-testing`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::num::NonZeroU64;
@@ -9,109 +10,12 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use factum_core::store::{AppendRequest, NewEvent, Snapshot};
 use factum_core::*;
-use serde::{Deserialize, Serialize};
+use factum_testing::views::{Tab, TabCommand, TabError, TabEvent};
 
-define_domain_errors! {
-    /// Errors of the tally.
-    pub enum TallyError {
-        domain: "TALLY",
-        prefix: 42,
-        /// Adding zero.
-        Zero = (1, 400, "TALLY_ZERO", "nothing to add"),
-        /// No such tally.
-        Missing { id: String } = (2, 404, "TALLY_MISSING", "no tally {id}"),
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-enum TallyEvent {
-    Started { owner: String },
-    Added { n: u64 },
-}
-
-impl Event for TallyEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Started { .. } => "Started",
-            Self::Added { .. } => "Added",
-        }
-    }
-    fn schema_version(&self) -> u32 {
-        match self {
-            Self::Started { .. } => 1,
-            Self::Added { .. } => 2,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Tally {
-    id: String,
-    owner: String,
-    total: u64,
-}
-
-#[derive(Debug)]
-struct Start {
-    owner: String,
-}
-
-impl Aggregate for Tally {
-    const TYPE: &'static str = "tally";
-    type Event = TallyEvent;
-    type Error = TallyError;
-    fn with_aggregate_id(id: String) -> Self {
-        Self {
-            id,
-            owner: String::new(),
-            total: 0,
-        }
-    }
-    fn aggregate_id(&self) -> &str {
-        &self.id
-    }
-    fn apply(&mut self, event: &TallyEvent) {
-        match event {
-            TallyEvent::Started { owner } => self.owner.clone_from(owner),
-            TallyEvent::Added { n } => self.total += n,
-        }
-    }
-}
-
-impl CommandHandler for Tally {
-    type CreateCommand = Start;
-    type UpdateCommand = u64;
-    type Services = ();
-    async fn handle_create(
-        &self,
-        cmd: &Start,
-        _: &(),
-        _: &CqrsContext,
-    ) -> Result<Vec<TallyEvent>, TallyError> {
-        Ok(vec![TallyEvent::Started {
-            owner: cmd.owner.clone(),
-        }])
-    }
-    async fn handle_update(
-        &self,
-        n: &u64,
-        _: &(),
-        _: &CqrsContext,
-    ) -> Result<Vec<TallyEvent>, TallyError> {
-        if *n == 0 {
-            return Err(TallyError::Zero);
-        }
-        Ok(vec![TallyEvent::Added { n: *n }])
-    }
-    fn not_found_error(id: &str) -> Option<TallyError> {
-        Some(TallyError::Missing { id: id.to_owned() })
-    }
-}
-
-fn start(owner: &str) -> Start {
-    Start {
-        owner: owner.to_owned(),
+fn add(price: i64) -> TabCommand {
+    TabCommand::Add {
+        name: format!("item {price}"),
+        price,
     }
 }
 
@@ -119,19 +23,19 @@ fn store() -> Arc<InMemoryEventStore> {
     Arc::new(InMemoryEventStore::new())
 }
 
-/// Creates tally `t-1` (version 1) with a plain context, and returns the context.
-async fn create_t1(engine: &CqrsCommandEngine<Tally>) -> CqrsContext {
+/// Opens tab `t-1` (version 1) with a plain context, and returns the context.
+async fn create_t1(engine: &CqrsCommandEngine<Tab>) -> CqrsContext {
     let ctx = CqrsContext::new();
     engine
-        .create_with_id("t-1", &start("a"), &ctx)
+        .create_with_id("t-1", &"a".to_owned(), &ctx)
         .await
         .unwrap();
     ctx
 }
 
-/// An engine on a fresh store where tally `t-1` exists, and a plain context.
-async fn with_tally() -> (CqrsCommandEngine<Tally>, CqrsContext) {
-    let engine = CqrsCommandEngine::<Tally>::new(store(), ());
+/// An engine on a fresh store where tab `t-1` is open, and a plain context.
+async fn with_tab() -> (CqrsCommandEngine<Tab>, CqrsContext) {
+    let engine = CqrsCommandEngine::<Tab>::new(store(), ());
     let ctx = create_t1(&engine).await;
     (engine, ctx)
 }
@@ -149,8 +53,8 @@ async fn create_generates_ids_and_records_the_context() {
         .with_metadata("ip", "10.1.2.3")
         .with_clock(clock.clone())
         .with_id_source(Arc::new(SequentialIds::default()));
-    let engine = CqrsCommandEngine::<Tally>::new(store(), ());
-    let created = engine.create(&start("alice"), &ctx).await.unwrap();
+    let engine = CqrsCommandEngine::<Tab>::new(store(), ());
+    let created = engine.create(&"alice".to_owned(), &ctx).await.unwrap();
     assert_eq!(created.aggregate_id, "00000000-0000-0000-0000-000000000001");
     assert_eq!(created.version, 1);
     let event = &created.events[0];
@@ -173,16 +77,17 @@ async fn create_generates_ids_and_records_the_context() {
 
 #[tokio::test]
 async fn a_derived_id_makes_a_repeated_create_a_conflict() {
-    let engine = CqrsCommandEngine::<Tally>::builder(store())
-        .id_generator(FnIdGenerator::new(|cmd: &Start, _: &CqrsContext| {
-            Ok(format!("owner_{}", cmd.owner))
+    let engine = CqrsCommandEngine::<Tab>::builder(store())
+        .id_generator(FnIdGenerator::new(|owner: &String, _: &CqrsContext| {
+            Ok(format!("owner_{owner}"))
         }))
         .build()
         .unwrap();
     let ctx = CqrsContext::new();
-    let first = engine.create(&start("bob"), &ctx).await.unwrap();
+    let bob = "bob".to_owned();
+    let first = engine.create(&bob, &ctx).await.unwrap();
     assert_eq!(first.aggregate_id, "owner_bob");
-    let again = engine.create(&start("bob"), &ctx).await.unwrap_err();
+    let again = engine.create(&bob, &ctx).await.unwrap_err();
     assert!(
         matches!(again, CommandError::AlreadyExists { .. }),
         "{again:?}"
@@ -191,7 +96,7 @@ async fn a_derived_id_makes_a_repeated_create_a_conflict() {
     assert_eq!(
         engine
             .store()
-            .stream_version("tally", "owner_bob")
+            .stream_version("tab", "owner_bob")
             .await
             .unwrap(),
         1
@@ -200,28 +105,35 @@ async fn a_derived_id_makes_a_repeated_create_a_conflict() {
 
 #[tokio::test]
 async fn updates_report_typed_domain_errors_and_store_nothing() {
-    let (engine, ctx) = with_tally().await;
-    let err = engine.update("t-1", &0, &ctx).await.unwrap_err();
-    assert_eq!(err.domain_error(), Some(&TallyError::Zero));
-    assert_eq!(err.to_cqrs_error().internal_code, 42_001);
-    let missing = engine.update("t-404", &1, &ctx).await.unwrap_err();
-    assert_eq!(missing.code(), "TALLY_MISSING");
+    let (engine, ctx) = with_tab().await;
+    let remove = TabCommand::Remove { item_id: 9 };
+    let err = engine.update("t-1", &remove, &ctx).await.unwrap_err();
+    assert_eq!(
+        err.domain_error(),
+        Some(&TabError::NoSuchItem { item_id: 9 })
+    );
+    assert_eq!(err.to_cqrs_error().internal_code, 77_001);
+    let missing = engine.update("t-404", &add(1), &ctx).await.unwrap_err();
+    assert_eq!(missing.code(), "TAB_MISSING");
     assert_eq!(missing.status(), 404);
-    let odd = engine.update("bad id", &1, &ctx).await.unwrap_err();
+    let odd = engine.update("bad id", &add(1), &ctx).await.unwrap_err();
     assert!(matches!(odd, CommandError::Validation(_)));
     assert_eq!(
-        engine.store().stream_version("tally", "t-1").await.unwrap(),
+        engine.store().stream_version("tab", "t-1").await.unwrap(),
         1
     );
 }
 
 #[tokio::test]
 async fn explicit_expected_version_is_checked_not_retried() {
-    let (engine, ctx) = with_tally().await;
-    let ok = engine.update_at_version("t-1", 1, &5, &ctx).await.unwrap();
+    let (engine, ctx) = with_tab().await;
+    let ok = engine
+        .update_at_version("t-1", 1, &add(5), &ctx)
+        .await
+        .unwrap();
     assert_eq!(ok.version, 2);
     let stale = engine
-        .update_at_version("t-1", 1, &5, &ctx)
+        .update_at_version("t-1", 1, &add(5), &ctx)
         .await
         .unwrap_err();
     assert!(
@@ -235,7 +147,7 @@ async fn explicit_expected_version_is_checked_not_retried() {
         "{stale:?}"
     );
     assert_eq!(
-        engine.store().stream_version("tally", "t-1").await.unwrap(),
+        engine.store().stream_version("tab", "t-1").await.unwrap(),
         2
     );
 }
@@ -251,7 +163,7 @@ async fn snapshots_follow_the_policy_and_loading_uses_them() {
         (SnapshotPolicy::Never, None),
     ] {
         let store = store();
-        let engine = CqrsCommandEngine::<Tally>::builder(store.clone())
+        let engine = CqrsCommandEngine::<Tab>::builder(store.clone())
             .config(
                 EngineConfig::default()
                     .with_snapshot_policy(policy)
@@ -261,31 +173,35 @@ async fn snapshots_follow_the_policy_and_loading_uses_them() {
             .unwrap();
         let ctx = create_t1(&engine).await;
         for n in 1..=6 {
-            engine.update("t-1", &n, &ctx).await.unwrap();
+            engine.update("t-1", &add(n), &ctx).await.unwrap();
         }
-        let snapshot = store.load_snapshot("tally", "t-1").await.unwrap();
+        let snapshot = store.load_snapshot("tab", "t-1").await.unwrap();
         assert_eq!(
             snapshot.as_ref().map(|s| s.version),
             expected_snapshot,
             "{policy:?}"
         );
         let loaded = engine.load("t-1").await.unwrap().unwrap();
-        assert_eq!((loaded.state.total, loaded.version), (21, 7), "{policy:?}");
+        assert_eq!(
+            (loaded.state.total(), loaded.version),
+            (21, 7),
+            "{policy:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn an_unreadable_snapshot_falls_back_to_events() {
     let store = store();
-    let engine = CqrsCommandEngine::<Tally>::builder(store.clone())
+    let engine = CqrsCommandEngine::<Tab>::builder(store.clone())
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
         .build()
         .unwrap();
     let ctx = create_t1(&engine).await;
-    engine.update("t-1", &4, &ctx).await.unwrap();
+    engine.update("t-1", &add(4), &ctx).await.unwrap();
     store
         .save_snapshot(Snapshot {
-            aggregate_type: "tally".into(),
+            aggregate_type: "tab".into(),
             aggregate_id: "t-1".into(),
             version: 9,
             state: r#"{"an old shape": true}"#.into(),
@@ -294,23 +210,23 @@ async fn an_unreadable_snapshot_falls_back_to_events() {
         .await
         .unwrap();
     let loaded = engine.load("t-1").await.unwrap().unwrap();
-    assert_eq!((loaded.state.total, loaded.version), (4, 2));
+    assert_eq!((loaded.state.total(), loaded.version), (4, 2));
 }
 
 #[tokio::test]
 async fn time_travel_returns_past_states() {
-    let engine = CqrsCommandEngine::<Tally>::builder(store())
+    let engine = CqrsCommandEngine::<Tab>::builder(store())
         .config(EngineConfig::default().with_snapshot_policy(SnapshotPolicy::EveryCommand))
         .build()
         .unwrap();
     let ctx = create_t1(&engine).await;
     for n in [10, 20, 30] {
-        engine.update("t-1", &n, &ctx).await.unwrap();
+        engine.update("t-1", &add(n), &ctx).await.unwrap();
     }
     let at2 = engine.load_at_version("t-1", 2).await.unwrap();
-    assert_eq!((at2.state.total, at2.version), (10, 2));
+    assert_eq!((at2.state.total(), at2.version), (10, 2));
     let at4 = engine.load_at_version("t-1", 4).await.unwrap();
-    assert_eq!(at4.state.total, 60);
+    assert_eq!(at4.state.total(), 60);
     assert!(matches!(
         engine.load_at_version("t-1", 0).await,
         Err(Error::Validation(_))
@@ -334,33 +250,33 @@ async fn time_travel_returns_past_states() {
             .await
             .unwrap_err()
             .code(),
-        "TALLY_MISSING"
+        "TAB_MISSING"
     );
 }
 
 #[tokio::test]
 async fn old_events_are_upcast_when_loading() {
     let store = store();
-    // Schema 1 of `Added` stored `count`; the current schema 2 calls it `n`.
+    // Schema 1 of `ItemAdded` stored `cents`; the current schema 2 calls it `price`.
     store
         .append(AppendRequest {
-            aggregate_type: "tally".into(),
+            aggregate_type: "tab".into(),
             aggregate_id: "t-old".into(),
             expected: ExpectedVersion::NoStream,
             events: vec![
                 NewEvent {
                     event_id: uuid::Uuid::new_v4(),
-                    event_type: "Started".into(),
+                    event_type: "Opened".into(),
                     schema_version: 1,
-                    payload: r#"{"type":"Started","owner":"z"}"#.into(),
+                    payload: r#"{"type":"Opened","owner":"z"}"#.into(),
                     metadata: "{}".into(),
                     recorded_at: Utc::now(),
                 },
                 NewEvent {
                     event_id: uuid::Uuid::new_v4(),
-                    event_type: "Added".into(),
+                    event_type: "ItemAdded".into(),
                     schema_version: 1,
-                    payload: r#"{"type":"Added","count":7}"#.into(),
+                    payload: r#"{"type":"ItemAdded","item_id":1,"name":"tea","cents":7}"#.into(),
                     metadata: "{}".into(),
                     recorded_at: Utc::now(),
                 },
@@ -371,31 +287,35 @@ async fn old_events_are_upcast_when_loading() {
         })
         .await
         .unwrap();
-    let plain = CqrsCommandEngine::<Tally>::new(store.clone(), ());
+    let plain = CqrsCommandEngine::<Tab>::new(store.clone(), ());
     assert!(matches!(
         plain.load("t-old").await,
         Err(Error::Serialization { .. })
     ));
-    let engine = CqrsCommandEngine::<Tally>::builder(store.clone())
+    let engine = CqrsCommandEngine::<Tab>::builder(store.clone())
         .upcasters(
-            Upcasters::new().register("Added", 1, |mut p: serde_json::Value| {
-                let count = p.get("count").cloned().ok_or("count missing")?;
-                p["n"] = count;
+            Upcasters::new().register("ItemAdded", 1, |mut p: serde_json::Value| {
+                let cents = p.get("cents").cloned().ok_or("cents missing")?;
+                p["price"] = cents;
                 Ok::<_, &str>(p)
             }),
         )
         .build()
         .unwrap();
     let loaded = engine.load("t-old").await.unwrap().unwrap();
-    assert_eq!(loaded.state.total, 7);
+    assert_eq!(loaded.state.total(), 7);
     let updated = engine
-        .update("t-old", &1, &CqrsContext::new())
+        .update("t-old", &add(1), &CqrsContext::new())
         .await
         .unwrap();
-    assert_eq!((updated.state.total, updated.version), (8, 3));
+    assert_eq!((updated.state.total(), updated.version), (8, 3));
     assert_eq!(
         engine.events("t-old", 2, None).await.unwrap()[0].payload,
-        TallyEvent::Added { n: 7 }
+        TabEvent::ItemAdded {
+            item_id: 1,
+            name: "tea".to_owned(),
+            price: 7
+        }
     );
 }
 
@@ -405,11 +325,11 @@ struct Recorder {
 }
 
 #[async_trait]
-impl Dispatcher<Tally> for Recorder {
+impl Dispatcher<Tab> for Recorder {
     fn name(&self) -> &str {
         if self.fail { "failing" } else { "recorder" }
     }
-    async fn dispatch(&self, id: &str, events: &[EventEnvelope<TallyEvent>]) -> Result<()> {
+    async fn dispatch(&self, id: &str, events: &[EventEnvelope<TabEvent>]) -> Result<()> {
         if self.fail {
             return Err(Error::Unavailable("the mail server is down".into()));
         }
@@ -431,7 +351,7 @@ async fn dispatchers_see_committed_events_and_failures_are_reported() {
     });
     let reported = Arc::new(AtomicU64::new(0));
     let counter = reported.clone();
-    let engine = CqrsCommandEngine::<Tally>::builder(store())
+    let engine = CqrsCommandEngine::<Tab>::builder(store())
         .dispatcher(recorder.clone())
         .dispatcher(failing)
         .on_dispatch_error(move |failure| {
@@ -442,10 +362,13 @@ async fn dispatchers_see_committed_events_and_failures_are_reported() {
         .unwrap();
     let ctx = create_t1(&engine).await;
     engine
-        .update("t-1", &3, &ctx)
+        .update("t-1", &add(3), &ctx)
         .await
         .expect("a dispatcher failure does not undo the command");
-    let _ = engine.update("t-1", &0, &ctx).await.unwrap_err();
+    let _ = engine
+        .update("t-1", &TabCommand::Remove { item_id: 9 }, &ctx)
+        .await
+        .unwrap_err();
     assert_eq!(
         *recorder.seen.lock().unwrap(),
         vec![("t-1".to_owned(), 1), ("t-1".to_owned(), 2)]
@@ -456,23 +379,29 @@ async fn dispatchers_see_committed_events_and_failures_are_reported() {
 
 #[tokio::test]
 async fn commands_on_different_aggregates_do_not_wait_for_each_other() {
-    let engine = CqrsCommandEngine::<Tally>::new(store(), ());
+    let engine = CqrsCommandEngine::<Tab>::new(store(), ());
     let ctx = CqrsContext::new();
     for id in ["a", "b"] {
-        engine.create_with_id(id, &start(id), &ctx).await.unwrap();
+        engine
+            .create_with_id(id, &id.to_owned(), &ctx)
+            .await
+            .unwrap();
     }
     let mut tasks = Vec::new();
     for i in 0..200u64 {
         let engine = engine.clone();
         tasks.push(tokio::spawn(async move {
             let id = if i % 2 == 0 { "a" } else { "b" };
-            engine.update(id, &1, &CqrsContext::new()).await.unwrap()
+            engine
+                .update(id, &add(1), &CqrsContext::new())
+                .await
+                .unwrap()
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(engine.load("a").await.unwrap().unwrap().state.total, 100);
+    assert_eq!(engine.load("a").await.unwrap().unwrap().state.total(), 100);
     assert_eq!(engine.load("b").await.unwrap().unwrap().version, 101);
     assert_eq!(
         engine.conflicts(),

@@ -15,8 +15,14 @@ fn repeated(clause: &str, n: usize) -> String {
     vec![clause; n].join(",")
 }
 
-fn message(result: factum_core::Result<ViewQuery>) -> String {
-    match result {
+/// Parses a filter and a sort on [`FIELDS`] under the default limits.
+fn parse(filter: Option<&str>, sort: Option<&str>) -> factum_core::Result<ViewQuery> {
+    ViewQuery::parse(filter, sort, None, None, FIELDS)
+}
+
+/// The validation message refusing a filter and a sort.
+fn refused(filter: Option<&str>, sort: Option<&str>) -> String {
+    match parse(filter, sort) {
         Err(Error::Validation(message)) => message,
         other => panic!("expected a validation error, got {other:?}"),
     }
@@ -27,67 +33,30 @@ fn the_default_limits_allow_sixteen_clauses_and_refuse_more() {
     assert_eq!(QueryLimits::default().max_clauses, DEFAULT_MAX_CLAUSES);
     assert_eq!(DEFAULT_MAX_CLAUSES, 16);
     let at = repeated("owner:eq:A", 16);
-    let query = ViewQuery::parse(
-        Some(&at),
-        Some(&repeated("-balance", 16)),
-        None,
-        None,
-        FIELDS,
-    )
-    .unwrap();
+    let query = parse(Some(&at), Some(&repeated("-balance", 16))).unwrap();
     assert_eq!((query.filters.len(), query.sort.len()), (16, 16));
     // Empty clauses (",,") are not counted.
     let sparse = format!(",,{at},,");
-    assert!(ViewQuery::parse(Some(&sparse), None, None, None, FIELDS).is_ok());
+    assert!(parse(Some(&sparse), None).is_ok());
 
-    let over = message(ViewQuery::parse(
-        Some(&repeated("owner:eq:A", 17)),
-        None,
-        None,
-        None,
-        FIELDS,
-    ));
+    let over = refused(Some(&repeated("owner:eq:A", 17)), None);
     assert!(
         over.contains("17 filter clauses") && over.contains("at most 16"),
         "{over}"
     );
-    let over = message(ViewQuery::parse(
-        None,
-        Some(&repeated("owner", 17)),
-        None,
-        None,
-        FIELDS,
-    ));
+    let over = refused(None, Some(&repeated("owner", 17)));
     assert!(over.contains("17 sort keys"), "{over}");
     // A thousand clauses are refused before any is parsed: even invalid ones.
-    let over = message(ViewQuery::parse(
-        Some(&repeated("nope:bad:x", 1000)),
-        None,
-        None,
-        None,
-        FIELDS,
-    ));
+    let over = refused(Some(&repeated("nope:bad:x", 1000)), None);
     assert!(over.contains("1000 filter clauses"), "{over}");
 }
 
 #[test]
 fn in_lists_are_bounded() {
     let values = |n: usize| format!("owner:in:{}", vec!["a"; n].join("|"));
-    let at = ViewQuery::parse(
-        Some(&values(DEFAULT_MAX_IN_VALUES)),
-        None,
-        None,
-        None,
-        FIELDS,
-    );
+    let at = parse(Some(&values(DEFAULT_MAX_IN_VALUES)), None);
     assert!(at.is_ok(), "{at:?}");
-    let over = message(ViewQuery::parse(
-        Some(&values(DEFAULT_MAX_IN_VALUES + 1)),
-        None,
-        None,
-        None,
-        FIELDS,
-    ));
+    let over = refused(Some(&values(DEFAULT_MAX_IN_VALUES + 1)), None);
     assert!(over.contains("'in'"), "{over}");
 }
 
@@ -116,14 +85,7 @@ fn limits_are_configurable() {
 
 #[test]
 fn only_the_first_sort_key_of_a_field_can_decide_the_order() {
-    let query = ViewQuery::parse(
-        None,
-        Some("-balance,owner,balance,-owner,owner"),
-        None,
-        None,
-        FIELDS,
-    )
-    .unwrap();
+    let query = parse(None, Some("-balance,owner,balance,-owner,owner")).unwrap();
     let effective: Vec<&SortKey> = query.effective_sort();
     assert_eq!(
         effective,

@@ -39,22 +39,12 @@ impl<'de> Deserialize<'de> for Tens {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 enum LedgerEvent {
     Opened,
     Posted { amount: FloatCents },
     Noted { count: Tens },
-}
-
-impl Event for LedgerEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Opened => "Opened",
-            Self::Posted { .. } => "Posted",
-            Self::Noted { .. } => "Noted",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

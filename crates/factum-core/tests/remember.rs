@@ -27,6 +27,22 @@ fn remember(key: &str) -> Remember<'static, Counter> {
     }
 }
 
+/// Runs `command` on counter `c-1`, remembered under `key`.
+async fn update(
+    engine: &CqrsCommandEngine<Counter>,
+    command: &CounterCommand,
+    key: &str,
+) -> CommandResult<Counter> {
+    let call = CommandCall::Update {
+        id: "c-1",
+        command,
+        expected_version: None,
+    };
+    engine
+        .execute(call, &CqrsContext::new(), Some(&remember(key)))
+        .await
+}
+
 #[tokio::test]
 async fn the_record_is_written_with_the_events_and_only_then() {
     let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
@@ -40,17 +56,7 @@ async fn the_record_is_written_with_the_events_and_only_then() {
         .execute(create, &ctx, Some(&remember("k-0")))
         .await
         .unwrap();
-    let update = |command: &'static CounterCommand| CommandCall::Update {
-        id: "c-1",
-        command,
-        expected_version: None,
-    };
-    let outcome = engine
-        .execute(
-            update(&CounterCommand::Add(5)),
-            &ctx,
-            Some(&remember("k-1")),
-        )
+    let outcome = update(&engine, &CounterCommand::Add(5), "k-1")
         .await
         .unwrap();
     assert_eq!(outcome.version, 2);
@@ -72,22 +78,12 @@ async fn the_record_is_written_with_the_events_and_only_then() {
     );
 
     // Nothing to store, or refused: no record (the caller remembers those alone).
-    let nothing = engine
-        .execute(
-            update(&CounterCommand::Add(0)),
-            &ctx,
-            Some(&remember("k-2")),
-        )
+    let nothing = update(&engine, &CounterCommand::Add(0), "k-2")
         .await
         .unwrap();
     assert!(nothing.events.is_empty());
     assert!(
-        engine
-            .execute(
-                update(&CounterCommand::Refuse),
-                &ctx,
-                Some(&remember("k-3"))
-            )
+        update(&engine, &CounterCommand::Refuse, "k-3")
             .await
             .is_err()
     );
@@ -96,13 +92,7 @@ async fn the_record_is_written_with_the_events_and_only_then() {
     }
 
     // A taken key: the command stores nothing and says so.
-    let taken = engine
-        .execute(
-            update(&CounterCommand::Add(7)),
-            &ctx,
-            Some(&remember("k-1")),
-        )
-        .await;
+    let taken = update(&engine, &CounterCommand::Add(7), "k-1").await;
     assert!(
         matches!(taken, Err(CommandError::Store(Error::IdempotencyKeyTaken { ref key, .. })) if key == "k-1"),
         "{taken:?}"

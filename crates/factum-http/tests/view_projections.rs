@@ -12,7 +12,8 @@ use factum_core::store::AppendRequest;
 use factum_core::{CqrsContext, EventStore};
 use factum_http::{Api, HttpConfig, JwtAuth, view_routes};
 use factum_testing::faulty::FaultyStore;
-use serde_json::json;
+use factum_testing::http::{assert_schemas, column};
+use serde_json::{Value, json};
 
 use players::*;
 
@@ -20,10 +21,8 @@ use players::*;
 async fn an_async_child_view_catches_up_and_serves_one_aggregates_records() {
     let s = seeded(HttpConfig::default()).await;
     // Not running yet: the projection is behind by every event.
-    let (status, lags) = get(&s.app, "/projections").await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        lags,
+        ok(&s.app, "/projections").await,
         json!([{"name": "goals", "checkpoint": 0, "head": 24, "behind": 24, "parked": 0, "parked_events": []}])
     );
     let (_, goals) = get(&s.app, "/players/p07/goals").await;
@@ -43,8 +42,7 @@ async fn an_async_child_view_catches_up_and_serves_one_aggregates_records() {
     );
 
     // p07 scored goal + 7 % 3 points for goal in 0..3, at versions 2 to 4.
-    let (status, goals) = get(&s.app, "/players/p07/goals").await;
-    assert_eq!(status, StatusCode::OK, "{goals}");
+    let goals = ok(&s.app, "/players/p07/goals").await;
     assert_eq!(
         goals,
         json!({"items": [
@@ -121,8 +119,7 @@ async fn spawned_projections_follow_commands_and_stop() {
 #[tokio::test]
 async fn the_document_has_every_view_route_with_schemas() {
     let s = service(HttpConfig::default());
-    let (status, doc) = get(&s.app, "/openapi.json").await;
-    assert_eq!(status, StatusCode::OK);
+    let doc = ok(&s.app, "/openapi.json").await;
     let paths = doc["paths"].as_object().unwrap();
     for path in [
         "/views/cards",
@@ -144,30 +141,27 @@ async fn the_document_has_every_view_route_with_schemas() {
         list["responses"]["400"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/ErrorBody"
     );
-    let params: Vec<&str> = list["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(params, ["filter", "sort", "page", "page_size"]);
+    assert_eq!(
+        column(&list["parameters"], "name", Value::as_str),
+        ["filter", "sort", "page", "page_size"]
+    );
     let filter_doc = list["parameters"][0]["description"].as_str().unwrap();
     assert!(filter_doc.contains("`points` (number;"), "{filter_doc}");
     let sort_doc = paths["/players/{id}/goals"]["get"]["parameters"][2]["description"]
         .as_str()
         .unwrap();
     assert!(sort_doc.contains("Default: `version`"), "{sort_doc}");
-    let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for schema in [
-        "PlayerCard",
-        "PlayerCardPage",
-        "Goal",
-        "GoalPage",
-        "ProjectionStatus",
-        "ErrorBody",
-    ] {
-        assert!(schemas.contains_key(schema), "missing schema {schema}");
-    }
+    let schemas = assert_schemas(
+        &doc,
+        &[
+            "PlayerCard",
+            "PlayerCardPage",
+            "Goal",
+            "GoalPage",
+            "ProjectionStatus",
+            "ErrorBody",
+        ],
+    );
     assert_eq!(
         schemas["PlayerCardPage"]["properties"]["items"]["items"]["$ref"],
         "#/components/schemas/PlayerCard"
@@ -250,8 +244,7 @@ async fn a_projection_parks_an_event_it_cannot_apply_and_reports_it() {
         .unwrap();
     // Caught up in spite of the poison event: it is parked after its attempts.
     s.projections.catch_up().await.unwrap();
-    let (status, lag) = get(&s.app, "/projections/goals").await;
-    assert_eq!(status, StatusCode::OK);
+    let lag = ok(&s.app, "/projections/goals").await;
     assert_eq!(
         (lag["behind"].as_u64(), lag["parked"].as_u64()),
         (Some(0), Some(1)),

@@ -7,7 +7,8 @@ mod players;
 use axum::http::StatusCode;
 use factum_core::QueryLimits;
 use factum_http::HttpConfig;
-use serde_json::json;
+use factum_testing::http::column;
+use serde_json::{Value, json};
 
 use players::*;
 
@@ -15,8 +16,7 @@ use players::*;
 async fn list_filters_sorts_and_pages_records_decoded_as_the_view() {
     let s = seeded(HttpConfig::default()).await;
 
-    let (status, page) = get(&s.app, "/views/cards?filter=team:eq:red&sort=-points,name").await;
-    assert_eq!(status, StatusCode::OK, "{page}");
+    let page = ok(&s.app, "/views/cards?filter=team:eq:red&sort=-points,name").await;
     assert_eq!(page["total"], 4);
     assert_eq!(
         (page["page"].as_u64(), page["page_size"].as_u64()),
@@ -50,8 +50,7 @@ async fn list_filters_sorts_and_pages_records_decoded_as_the_view() {
     let count = |uri: String| {
         let app = s.app.clone();
         async move {
-            let (status, page) = get(&app, &uri).await;
-            assert_eq!(status, StatusCode::OK, "{uri}: {page}");
+            let page = ok(&app, &uri).await;
             page["total"].as_u64().unwrap()
         }
     };
@@ -120,13 +119,10 @@ async fn every_rejected_query_is_a_structured_400_listing_the_fields() {
             message.starts_with("invalid player_cards query"),
             "{message}"
         );
-        let fields: Vec<&str> = body["details"]["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["name"].as_str().unwrap())
-            .collect();
-        assert_eq!(fields, ["name", "team", "points", "active"]);
+        assert_eq!(
+            column(&body["details"]["fields"], "name", Value::as_str),
+            ["name", "team", "points", "active"]
+        );
         // The children route rejects it too (a goal has no name, team or active either).
         let (status, body) = get(&s.app, &format!("/players/p01/goals?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
@@ -165,8 +161,7 @@ async fn too_many_clauses_are_a_400_and_the_limit_is_configurable() {
             "team" => filters(n),
             _ => vec!["points:gte:0"; n].join(","),
         };
-        let (status, body) = get(&s.app, &format!("{base}?filter={}", filter(16))).await;
-        assert_eq!(status, StatusCode::OK, "{base}: {body}");
+        ok(&s.app, &format!("{base}?filter={}", filter(16))).await;
         for (query, expected) in [
             (format!("filter={}", filter(17)), "17 filter clauses"),
             (format!("filter={}", filter(1000)), "1000 filter clauses"),
@@ -188,11 +183,9 @@ async fn too_many_clauses_are_a_400_and_the_limit_is_configurable() {
     }
     // A service may allow more, or fewer.
     let wide = seeded(HttpConfig::default().with_query_limits(QueryLimits::new(1000, 1000))).await;
-    let (status, body) = get(&wide.app, &format!("/views/cards?filter={}", filters(1000))).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = ok(&wide.app, &format!("/views/cards?filter={}", filters(1000))).await;
     assert_eq!(body["total"], 10);
-    let (status, body) = get(&wide.app, &format!("/views/cards?sort={}", sorts(1000))).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ok(&wide.app, &format!("/views/cards?sort={}", sorts(1000))).await;
     let narrow = seeded(HttpConfig::default().with_query_limits(QueryLimits::new(1, 2))).await;
     let (status, body) = get(&narrow.app, "/views/cards?filter=team:ne:x,team:ne:y").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -202,10 +195,8 @@ async fn too_many_clauses_are_a_400_and_the_limit_is_configurable() {
 #[tokio::test]
 async fn one_record_by_id_and_a_structured_404_when_missing() {
     let s = seeded(HttpConfig::default()).await;
-    let (status, card) = get(&s.app, "/views/cards/p03").await;
-    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        card,
+        ok(&s.app, "/views/cards/p03").await,
         json!({"name": "Player 3", "team": "red", "points": 3, "active": false})
     );
     let (status, body) = get(&s.app, "/views/cards/p99").await;

@@ -34,15 +34,16 @@ async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_su
     .await
     .unwrap();
 
-    let error = append_one(
-        &store,
-        "a",
-        ExpectedVersion::Exact(1),
-        "Deposited",
-        json!({"amount": 1}),
-    )
-    .await
-    .unwrap_err();
+    let deposit = || {
+        append_one(
+            &store,
+            "a",
+            ExpectedVersion::Exact(1),
+            "Deposited",
+            json!({"amount": 1}),
+        )
+    };
+    let error = deposit().await.unwrap_err();
     assert!(matches!(error, Error::StoreFull(_)), "{error}");
     assert_eq!(
         (error.status(), error.code()),
@@ -59,15 +60,7 @@ async fn disk_full_is_store_full_and_the_health_check_says_so_until_an_append_su
     .execute(store.pool())
     .await
     .unwrap();
-    append_one(
-        &store,
-        "a",
-        ExpectedVersion::Exact(1),
-        "Deposited",
-        json!({"amount": 1}),
-    )
-    .await
-    .unwrap();
+    deposit().await.unwrap();
     store.health_check().await.unwrap();
 }
 

@@ -10,20 +10,17 @@ use std::sync::Arc;
 
 use common::{event, open_on, open_store, request};
 use factum_core::{
-    Error, EventStore, ExpectedVersion, FieldKind, Filter, FilterOp, FilterValue, ProjectionBatch,
+    Error, EventStore, ExpectedVersion, Filter, FilterOp, FilterValue, ProjectionBatch,
     ProjectionCheckpoint, SortKey, ViewChange, ViewField, ViewQuery, ViewRecord, ViewStore,
 };
 use factum_postgres::PostgresEventStore;
+use factum_testing::conformance::ODD_FIELDS;
 use serde_json::json;
 
 const VIEW: &str = "odd";
 
-const FIELDS: &[ViewField] = &[
-    ViewField::new("name", FieldKind::Text),
-    ViewField::new("n", FieldKind::Number),
-    ViewField::new("done", FieldKind::Boolean),
-    ViewField::new("a.b", FieldKind::Number),
-];
+/// The shared suite's odd-value fields (text, number, boolean, a dotted name).
+const FIELDS: &[ViewField] = ODD_FIELDS;
 
 fn record(id: &str, aggregate: &str, data: serde_json::Value) -> ViewRecord {
     ViewRecord {

@@ -65,11 +65,8 @@ async fn inline_view_changes_of_a_refused_append_roll_back_alone_in_a_group_comm
         results[3]
     );
     assert!(results[4].is_ok(), "{:?}", results[4]);
-    let stats = store.stats();
-    assert!(
-        stats.largest_batch >= 5 && stats.refused == 2,
-        "the five appends shared one transaction: {stats:?}"
-    );
+    // The five appends shared one transaction.
+    assert_one_transaction(&store, 5, 2);
 
     assert_eq!(
         view_data(&store).await,
@@ -137,11 +134,8 @@ async fn a_projection_batch_whose_checkpoint_moved_writes_nothing_and_its_neighb
         "{:?}",
         results[3]
     );
-    let stats = store.stats();
-    assert!(
-        stats.largest_batch >= 4 && stats.refused == 2,
-        "the four batches shared one transaction: {stats:?}"
-    );
+    // The four batches shared one transaction.
+    assert_one_transaction(&store, 4, 2);
 
     assert_eq!(
         view_data(&store).await,

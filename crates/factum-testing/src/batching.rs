@@ -2,108 +2,21 @@
 //! engine end exact, each caller gets its own outcome, a refused command refuses only
 //! itself, and the commands share appends.
 //!
-//! The store is wrapped in [`CountingStore`], which counts appends and holds each one for a
+//! The store is wrapped in a [`FaultyStore`] that counts appends and holds each one for a
 //! millisecond (a stand-in for an fsync), so that commands do wait on each other's appends
 //! even on the in-memory store.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test support: a failure is a test failure.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
 use factum_core::{
-    CommandError, CqrsCommandEngine, CqrsContext, EventStore, Metadata, Result, SnapshotPolicy,
-    ViewStore, async_trait,
+    CommandError, CqrsCommandEngine, CqrsContext, EventStore, Metadata, SnapshotPolicy,
 };
 
 use crate::counter::{Counter, CounterCommand};
-
-/// An [`EventStore`] that counts the appends it passes on and holds each for `delay`.
-pub struct CountingStore {
-    inner: Arc<dyn EventStore>,
-    appends: AtomicU64,
-    delay: Duration,
-}
-
-impl CountingStore {
-    /// Wraps `inner`; every append waits `delay` before it is passed on.
-    pub fn new(inner: Arc<dyn EventStore>, delay: Duration) -> Self {
-        Self {
-            inner,
-            appends: AtomicU64::new(0),
-            delay,
-        }
-    }
-
-    /// How many appends were passed on.
-    pub fn appends(&self) -> u64 {
-        self.appends.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl EventStore for CountingStore {
-    async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>> {
-        self.appends.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(self.delay).await;
-        self.inner.append(request).await
-    }
-    async fn read_stream(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        from_version: u64,
-        limit: Option<usize>,
-    ) -> Result<Vec<StoredEvent>> {
-        self.inner
-            .read_stream(aggregate_type, aggregate_id, from_version, limit)
-            .await
-    }
-    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.inner.read_all(after_position, limit).await
-    }
-    async fn stream_version(&self, aggregate_type: &str, aggregate_id: &str) -> Result<u64> {
-        self.inner
-            .stream_version(aggregate_type, aggregate_id)
-            .await
-    }
-    async fn load_snapshot(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-    ) -> Result<Option<Snapshot>> {
-        self.inner.load_snapshot(aggregate_type, aggregate_id).await
-    }
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        self.inner.save_snapshot(snapshot).await
-    }
-    async fn head_position(&self) -> Result<u64> {
-        self.inner.head_position().await
-    }
-    async fn find_idempotency(
-        &self,
-        scope: &str,
-        key: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<factum_core::IdempotencyRecord>> {
-        self.inner.find_idempotency(scope, key, now).await
-    }
-    async fn remember_idempotency(
-        &self,
-        record: factum_core::IdempotencyRecord,
-    ) -> Result<factum_core::IdempotencyRecord> {
-        self.inner.remember_idempotency(record).await
-    }
-    async fn purge_idempotency(&self, now: DateTime<Utc>) -> Result<u64> {
-        self.inner.purge_idempotency(now).await
-    }
-    fn as_view_store(&self) -> Option<&dyn ViewStore> {
-        self.inner.as_view_store()
-    }
-}
+use crate::faulty::FaultyStore;
 
 /// `tasks` tasks each run `per_task` commands on one counter through one engine over
 /// `store`; every `refuse_every`-th command of a task (if not 0) is one the counter
@@ -116,7 +29,7 @@ pub async fn hot_aggregate(
     per_task: usize,
     refuse_every: usize,
 ) {
-    let counting = Arc::new(CountingStore::new(store, Duration::from_millis(1)));
+    let counting = Arc::new(FaultyStore::over(store, Duration::from_millis(1)));
     let engine = CqrsCommandEngine::<Counter>::builder(counting.clone())
         .snapshot_policy(SnapshotPolicy::EveryNEvents(
             std::num::NonZeroU64::MIN.saturating_add(6),

@@ -7,7 +7,7 @@ use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event};
 use serde::{Deserialize, Serialize};
 
 /// What happens to a counter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum CounterEvent {
     /// The counter was created, at zero.
@@ -24,16 +24,6 @@ pub enum CounterEvent {
         /// How many steps the command recorded.
         of: u32,
     },
-}
-
-impl Event for CounterEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Created => "Created",
-            Self::Added { .. } => "Added",
-            Self::Step { .. } => "Step",
-        }
-    }
 }
 
 /// A counter.

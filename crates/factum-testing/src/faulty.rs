@@ -1,8 +1,12 @@
-//! An in-memory event store that fails as told: the failures a real backend reports when its
-//! server or file goes away, for tests of what a service answers then (a backend's own tests
-//! produce the same failures from a real server or file). It keeps events only, no views.
+//! An event store that fails as told: the failures a real backend reports when its server or
+//! file goes away, for tests of what a service answers then (a backend's own tests produce
+//! the same failures from a real server or file). It wraps an in-memory store, or any store
+//! with its appends held a while and counted (a slow disk's stand-in, for batching tests).
+//! It passes on events only, no views.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
 
 use factum_core::store::{AppendRequest, Snapshot, StoredEvent};
 use factum_core::{Error, EventStore, InMemoryEventStore, Result, async_trait};
@@ -25,17 +29,39 @@ pub enum Fault {
     Hanging = 4,
 }
 
-/// An in-memory event store that fails as its [`Fault`] says.
-#[derive(Default)]
+/// An event store that fails as its [`Fault`] says.
 pub struct FaultyStore {
-    inner: InMemoryEventStore,
+    inner: Arc<dyn EventStore>,
     fault: AtomicU8,
+    append_delay: Duration,
+    appends: AtomicU64,
+}
+
+impl Default for FaultyStore {
+    fn default() -> Self {
+        Self::over(Arc::new(InMemoryEventStore::new()), Duration::ZERO)
+    }
 }
 
 impl FaultyStore {
-    /// A store that does not fail until told to.
+    /// An in-memory store that does not fail until told to.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Wraps `inner`: every append waits `append_delay` before it is passed on.
+    pub fn over(inner: Arc<dyn EventStore>, append_delay: Duration) -> Self {
+        Self {
+            inner,
+            fault: AtomicU8::new(Fault::None as u8),
+            append_delay,
+            appends: AtomicU64::new(0),
+        }
+    }
+
+    /// How many appends were passed on.
+    pub fn appends(&self) -> u64 {
+        self.appends.load(Ordering::SeqCst)
     }
 
     /// Fails from now on as `fault` says.
@@ -68,6 +94,10 @@ impl FaultyStore {
 impl EventStore for FaultyStore {
     async fn append(&self, request: AppendRequest) -> Result<Vec<StoredEvent>> {
         self.check()?;
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        if !self.append_delay.is_zero() {
+            tokio::time::sleep(self.append_delay).await;
+        }
         self.inner.append(request).await
     }
     async fn read_stream(

@@ -197,3 +197,15 @@ pub fn column<'a, T>(
         .map(|item| as_t(&item[field]).unwrap_or_else(|| panic!("{field} of {item}")))
         .collect()
 }
+
+/// The component schemas of an OpenAPI document (as JSON), asserting that each of `names` is
+/// among them.
+pub fn assert_schemas<'a>(doc: &'a Value, names: &[&str]) -> &'a serde_json::Map<String, Value> {
+    let schemas = doc["components"]["schemas"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no component schemas in {doc}"));
+    for name in names {
+        assert!(schemas.contains_key(*name), "missing schema {name}");
+    }
+    schemas
+}

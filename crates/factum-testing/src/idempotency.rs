@@ -41,6 +41,16 @@ fn with_record(id: &str, n: u64, record: IdempotencyRecord) -> AppendRequest {
     request
 }
 
+/// Appends [`with_record`], which must succeed.
+async fn append_with(store: &dyn EventStore, id: &str, n: u64, record: IdempotencyRecord) {
+    store.append(with_record(id, n, record)).await.unwrap();
+}
+
+/// Remembers `record` without events, which must succeed; returns what the store keeps.
+async fn remember(store: &dyn EventStore, record: IdempotencyRecord) -> IdempotencyRecord {
+    store.remember_idempotency(record).await.unwrap()
+}
+
 /// The live record of `key` in [`record`]'s scope at second `second`.
 async fn find(store: &dyn EventStore, key: &str, second: i64) -> Option<IdempotencyRecord> {
     store
@@ -72,10 +82,7 @@ fn assert_taken<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
 /// A record appended with events is stored with them and found by scope and key.
 pub async fn idempotency_record_commits_with_events(store: Arc<dyn EventStore>) {
     let mine = record("k-1", "h-1", 0);
-    store
-        .append(with_record("a-1", 1, mine.clone()))
-        .await
-        .unwrap();
+    append_with(&*store, "a-1", 1, mine.clone()).await;
     assert_eq!(store.stream_version(TYPE, "a-1").await.unwrap(), 1);
     let found = find(&*store, "k-1", 1).await;
     assert_eq!(found, Some(mine), "the record reads back as written");
@@ -150,15 +157,9 @@ pub async fn idempotency_duplicate_key_is_refused(store: Arc<dyn EventStore>) {
 /// append with its key is refused.
 pub async fn idempotency_remember_without_events(store: Arc<dyn EventStore>) {
     let first = record("k-1", "h-1", 0);
+    assert_eq!(remember(&*store, first.clone()).await, first);
     assert_eq!(
-        store.remember_idempotency(first.clone()).await.unwrap(),
-        first
-    );
-    assert_eq!(
-        store
-            .remember_idempotency(record("k-1", "h-2", 1))
-            .await
-            .unwrap(),
+        remember(&*store, record("k-1", "h-2", 1)).await,
         first,
         "the record that was there first"
     );
@@ -177,10 +178,7 @@ pub async fn idempotency_remember_without_events(store: Arc<dyn EventStore>) {
 /// replaces it, and a purge deletes it.
 pub async fn idempotency_expiry(store: Arc<dyn EventStore>) {
     let old = record("k-1", "h-1", 0);
-    store
-        .append(with_record("a-1", 1, old.clone()))
-        .await
-        .unwrap();
+    append_with(&*store, "a-1", 1, old.clone()).await;
     assert!(find(&*store, "k-1", 99).await.is_some());
     assert_eq!(
         find(&*store, "k-1", 100).await,
@@ -188,25 +186,16 @@ pub async fn idempotency_expiry(store: Arc<dyn EventStore>) {
         "expired at expires_at"
     );
     let renewed = record("k-1", "h-2", 100);
-    store
-        .append(with_record("a-2", 2, renewed.clone()))
-        .await
-        .unwrap();
+    append_with(&*store, "a-2", 2, renewed.clone()).await;
     assert_eq!(find(&*store, "k-1", 101).await, Some(renewed));
     let later = record("k-1", "h-3", 200);
     assert_eq!(
-        store.remember_idempotency(later.clone()).await.unwrap(),
+        remember(&*store, later.clone()).await,
         later,
         "a remembered record replaces an expired one"
     );
-    store
-        .remember_idempotency(record("k-2", "h", 0))
-        .await
-        .unwrap();
-    store
-        .remember_idempotency(record("k-3", "h", 250))
-        .await
-        .unwrap();
+    remember(&*store, record("k-2", "h", 0)).await;
+    remember(&*store, record("k-3", "h", 250)).await;
     // Expired at 300: k-1 (made at 200) and k-2 (made at 0); k-3 lives until 350.
     assert_eq!(store.purge_idempotency(at(300)).await.unwrap(), 2);
     assert_eq!(store.purge_idempotency(at(300)).await.unwrap(), 0);
@@ -220,18 +209,12 @@ pub async fn idempotency_expiry(store: Arc<dyn EventStore>) {
 
 /// Appends racing with one key to different aggregates: exactly one stores its events.
 pub async fn idempotency_concurrent_same_key(store: Arc<dyn EventStore>) {
-    let tasks: Vec<_> = (0..8u64)
-        .map(|n| {
+    let requests =
+        (0..8u64).map(|n| with_record(&format!("a-{n}"), n, record("k-1", &format!("h-{n}"), 0)));
+    let tasks: Vec<_> = requests
+        .map(|request| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .append(with_record(
-                        &format!("a-{n}"),
-                        n,
-                        record("k-1", &format!("h-{n}"), 0),
-                    ))
-                    .await
-            })
+            tokio::spawn(async move { store.append(request).await })
         })
         .collect();
     let mut stored = 0;

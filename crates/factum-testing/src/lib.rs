@@ -6,8 +6,12 @@
 //!   or the error it returns. Pure: no store, no engine.
 //! - [`conformance`]: the one suite every event store runs, wired into a test crate with
 //!   [`event_store_conformance_tests!`].
-//! - [`counter`]: a small aggregate for engine and store tests that need any aggregate.
-//! - [`faulty`]: an in-memory store that fails as told (broken, unreachable, full, hanging).
+//! - The sample domains every crate's tests share instead of a private copy each:
+//!   [`counter`], a small aggregate for engine and store tests that need any aggregate, and
+//!   the bar tabs of [`views`] (typed errors, a versioned event, two views) that the view
+//!   cases and the engine's own tests run on.
+//! - [`faulty`]: an in-memory store that fails as told (broken, unreachable, full, hanging),
+//!   or any store wrapped with its appends held and counted.
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
 //! - [`server`]: a service binary started on a free port for end-to-end tests, killed
 //!   (SIGKILL) when done; with the `postgres` feature, `database::TestDatabase`, a

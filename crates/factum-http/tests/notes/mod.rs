@@ -21,7 +21,7 @@ use utoipa::openapi::{OpenApiBuilder, PathsBuilder, ResponseBuilder};
 // A note: written by its author; editing is the author's or an admin's; purging needs the
 // `moderator` role; its events need `auditor` or `moderator`.
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 pub enum NoteEvent {
     Written {
@@ -31,15 +31,6 @@ pub enum NoteEvent {
     Edited {
         text: String,
     },
-}
-
-impl Event for NoteEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Written { .. } => "Written",
-            Self::Edited { .. } => "Edited",
-        }
-    }
 }
 
 #[derive(Commands, Debug, Deserialize, ToSchema)]
@@ -55,11 +46,17 @@ pub enum ChangeNote {
     Purge,
 }
 
+/// A note as it stands, which is also what the routes show of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct NoteView {
+    text: String,
+    author: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Note {
     id: String,
-    text: String,
-    author: Option<String>,
+    state: NoteView,
 }
 
 impl Aggregate for Note {
@@ -69,8 +66,7 @@ impl Aggregate for Note {
     fn with_aggregate_id(id: String) -> Self {
         Self {
             id,
-            text: String::new(),
-            author: None,
+            state: NoteView::default(),
         }
     }
     fn aggregate_id(&self) -> &str {
@@ -79,10 +75,10 @@ impl Aggregate for Note {
     fn apply(&mut self, event: &NoteEvent) {
         match event {
             NoteEvent::Written { text, author } => {
-                self.text.clone_from(text);
-                self.author.clone_from(author);
+                self.state.text.clone_from(text);
+                self.state.author.clone_from(author);
             }
-            NoteEvent::Edited { text } => self.text.clone_from(text),
+            NoteEvent::Edited { text } => self.state.text.clone_from(text),
         }
     }
 }
@@ -118,20 +114,11 @@ impl CommandHandler for Note {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct NoteView {
-    text: String,
-    author: Option<String>,
-}
-
 impl HttpAggregate for Note {
     const PATH: &'static str = "notes";
     type View = NoteView;
     fn view(&self) -> NoteView {
-        NoteView {
-            text: self.text.clone(),
-            author: self.author.clone(),
-        }
+        self.state.clone()
     }
     fn access_policy() -> AccessPolicy<Self> {
         AccessPolicy::new()
@@ -139,7 +126,7 @@ impl HttpAggregate for Note {
             .read_history(["auditor", "moderator"])
             .rule(|ctx: &CqrsContext, _: Access<'_>, note: Option<&Note>| {
                 note.is_none_or(|note| {
-                    ctx.has_role("admin") || note.author.as_deref() == ctx.user_id()
+                    ctx.has_role("admin") || note.state.author.as_deref() == ctx.user_id()
                 })
             })
     }

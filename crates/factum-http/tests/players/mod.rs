@@ -27,22 +27,12 @@ define_domain_errors! {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type")]
 pub enum PlayerEvent {
     Joined { name: String, team: String },
     Scored { points: u32 },
     Benched,
-}
-
-impl Event for PlayerEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Joined { .. } => "Joined",
-            Self::Scored { .. } => "Scored",
-            Self::Benched => "Benched",
-        }
-    }
 }
 
 #[derive(Commands, Debug, Deserialize, ToSchema)]
@@ -58,7 +48,8 @@ pub enum PlayerCommand {
     Bench,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A player's state holds its id alone (what it did lives in the views), and is shown as is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Player {
     pub id: String,
 }
@@ -113,19 +104,12 @@ impl CommandHandler for Player {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct PlayerState {
-    pub id: String,
-}
-
 impl HttpAggregate for Player {
     const PATH: &'static str = "players";
-    type View = PlayerState;
+    type View = Self;
 
-    fn view(&self) -> PlayerState {
-        PlayerState {
-            id: self.id.clone(),
-        }
+    fn view(&self) -> Self {
+        self.clone()
     }
 }
 
@@ -283,6 +267,13 @@ pub async fn get(app: &Router, uri: &str) -> (StatusCode, Value) {
         Value::Null => (reply.status, Value::String(reply.text)),
         body => (reply.status, body),
     }
+}
+
+/// `GET uri`, which must answer 200; its JSON body.
+pub async fn ok(app: &Router, uri: &str) -> Value {
+    let (status, body) = get(app, uri).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    body
 }
 
 pub fn names(page: &Value) -> Vec<String> {

@@ -30,22 +30,12 @@ define_domain_errors! {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind")]
 pub enum TicketEvent {
     Opened { title: String },
     Commented { text: String },
     Closed,
-}
-
-impl Event for TicketEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Opened { .. } => "Opened",
-            Self::Commented { .. } => "Commented",
-            Self::Closed => "Closed",
-        }
-    }
 }
 
 #[derive(Commands, Debug, Deserialize, ToSchema)]
@@ -64,12 +54,18 @@ pub enum ChangeTicket {
     Close,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Ticket {
-    id: String,
+/// A ticket as it stands, which is also what the routes show of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct TicketView {
     title: String,
     comments: usize,
     closed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ticket {
+    id: String,
+    state: TicketView,
 }
 
 impl Aggregate for Ticket {
@@ -80,9 +76,7 @@ impl Aggregate for Ticket {
     fn with_aggregate_id(id: String) -> Self {
         Self {
             id,
-            title: String::new(),
-            comments: 0,
-            closed: false,
+            state: TicketView::default(),
         }
     }
 
@@ -92,9 +86,9 @@ impl Aggregate for Ticket {
 
     fn apply(&mut self, event: &TicketEvent) {
         match event {
-            TicketEvent::Opened { title } => self.title.clone_from(title),
-            TicketEvent::Commented { .. } => self.comments += 1,
-            TicketEvent::Closed => self.closed = true,
+            TicketEvent::Opened { title } => self.state.title.clone_from(title),
+            TicketEvent::Commented { .. } => self.state.comments += 1,
+            TicketEvent::Closed => self.state.closed = true,
         }
     }
 }
@@ -125,7 +119,7 @@ impl CommandHandler for Ticket {
         _: &(),
         _: &CqrsContext,
     ) -> Result<Vec<TicketEvent>, TicketError> {
-        if self.closed {
+        if self.state.closed {
             return Err(TicketError::Closed);
         }
         Ok(vec![match cmd {
@@ -135,23 +129,12 @@ impl CommandHandler for Ticket {
     }
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct TicketView {
-    title: String,
-    comments: usize,
-    closed: bool,
-}
-
 impl HttpAggregate for Ticket {
     const PATH: &'static str = "tickets";
     type View = TicketView;
 
     fn view(&self) -> TicketView {
-        TicketView {
-            title: self.title.clone(),
-            comments: self.comments,
-            closed: self.closed,
-        }
+        self.state.clone()
     }
 }
 

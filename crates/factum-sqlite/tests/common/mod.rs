@@ -116,6 +116,16 @@ pub async fn view_data(store: &SqliteEventStore) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Asserts that the writer committed `writes` writes together in one transaction and has
+/// refused `refused` writes in all.
+pub fn assert_one_transaction(store: &SqliteEventStore, writes: u64, refused: u64) {
+    let stats = store.stats();
+    assert!(
+        stats.largest_batch >= writes && stats.refused == refused,
+        "{writes} writes shared one transaction, {refused} refused: {stats:?}"
+    );
+}
+
 pub fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
     expected
         .iter()

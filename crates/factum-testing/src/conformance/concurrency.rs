@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sample::event;
+use factum_core::store::StoredEvent;
 use factum_core::{Error, EventStore, ExpectedVersion};
 
 use super::requests::*;
@@ -15,32 +15,35 @@ use super::requests::*;
 /// Many tasks racing on one aggregate with exact expectations: every version is written
 /// exactly once, losers get `Conflict`, and nothing is lost.
 pub async fn concurrent_appends_to_one_aggregate(store: Arc<dyn EventStore>) {
-    const TASKS: u64 = 16;
-    const PER_TASK: u64 = 10;
-    let conflicts = Arc::new(AtomicU64::new(0));
+    race_on_one_aggregate(&[store], 16, 10).await;
+}
+
+/// `tasks` tasks, spread over `stores` (one store, or several opened on one database), each
+/// append `per_task` events one at a time to aggregate `hot` with exact expectations,
+/// retrying on `Conflict`. Checks that every version is written exactly once and every
+/// acknowledged append is stored once; returns the stream.
+pub async fn race_on_one_aggregate(
+    stores: &[Arc<dyn EventStore>],
+    tasks: u64,
+    per_task: u64,
+) -> Vec<StoredEvent> {
     let mut handles = Vec::new();
-    for task in 0..TASKS {
-        let (store, conflicts) = (store.clone(), conflicts.clone());
+    for (task, store) in (0..tasks).zip(stores.iter().cycle()) {
+        let store = store.clone();
         handles.push(tokio::spawn(async move {
             let mut done = 0;
-            while done < PER_TASK {
+            while done < per_task {
                 let version = store.stream_version(TYPE, "hot").await.unwrap();
+                let next = vec![event(task * 1000 + done)];
                 match store
-                    .append(request(
-                        "hot",
-                        ExpectedVersion::Exact(version),
-                        vec![event(task * 1000 + done)],
-                    ))
+                    .append(request("hot", ExpectedVersion::Exact(version), next))
                     .await
                 {
                     Ok(stored) => {
                         assert_eq!(stored[0].version, version + 1);
                         done += 1;
                     }
-                    Err(Error::Conflict { .. }) => {
-                        conflicts.fetch_add(1, Ordering::Relaxed);
-                        tokio::task::yield_now().await;
-                    }
+                    Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
                     Err(other) => panic!("unexpected error: {other}"),
                 }
             }
@@ -49,18 +52,18 @@ pub async fn concurrent_appends_to_one_aggregate(store: Arc<dyn EventStore>) {
     for handle in handles {
         handle.await.unwrap();
     }
-    let events = store.read_stream(TYPE, "hot", 1, None).await.unwrap();
-    assert_eq!(events.len() as u64, TASKS * PER_TASK);
+    let events = stores[0].read_stream(TYPE, "hot", 1, None).await.unwrap();
     assert_eq!(
         events.iter().map(|e| e.version).collect::<Vec<_>>(),
-        (1..=TASKS * PER_TASK).collect::<Vec<_>>()
+        (1..=tasks * per_task).collect::<Vec<_>>()
     );
     let distinct: HashSet<u64> = events.iter().map(payload_n).collect();
     assert_eq!(
         distinct.len() as u64,
-        TASKS * PER_TASK,
+        tasks * per_task,
         "every acknowledged append is stored once"
     );
+    events
 }
 
 /// Concurrent appends to many aggregates get unique, strictly growing positions.
@@ -71,23 +74,18 @@ pub async fn concurrent_appends_to_many_aggregates(store: Arc<dyn EventStore>) {
         handles.push(tokio::spawn(async move {
             let id = format!("agg-{task}");
             for round in 0..10 {
-                append(&*store, &id, ExpectedVersion::Exact(round * 2), 2)
-                    .await
-                    .unwrap();
+                appended(&*store, &id, ExpectedVersion::Exact(round * 2), 2).await;
             }
         }));
     }
     for handle in handles {
         handle.await.unwrap();
     }
-    let all = store.read_all(0, 10_000).await.unwrap();
+    let all = all_after(&*store, 0, 10_000).await;
     assert_eq!(all.len(), 320);
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     for task in 0..16 {
-        let stream = store
-            .read_stream(TYPE, &format!("agg-{task}"), 1, None)
-            .await
-            .unwrap();
+        let stream = stream(&*store, &format!("agg-{task}"), 1, None).await;
         assert_eq!(
             stream.iter().map(|e| e.version).collect::<Vec<_>>(),
             (1..=20).collect::<Vec<_>>()

@@ -125,6 +125,43 @@ pub(super) async fn every_item(store: &Arc<dyn EventStore>) -> Vec<ViewRecord> {
     all
 }
 
+/// Runs every filter, sort and `(page, page_size)` given on `view` of `store`, and checks
+/// that each page the store's own translation returns agrees with the reference semantics of
+/// [`ViewQuery::apply_to`] on `records`. Returns how many queries it checked.
+pub(super) async fn agrees_with_reference(
+    store: &Arc<dyn EventStore>,
+    (view, fields): (&str, &[ViewField]),
+    records: &[ViewRecord],
+    (filters, sorts, pages): (&[Option<&str>], &[Option<&str>], &[(u32, u32)]),
+) -> usize {
+    let mut checked = 0;
+    for filter in filters {
+        for sort in sorts {
+            for &(page, page_size) in pages {
+                let query =
+                    ViewQuery::parse(*filter, *sort, Some(page), Some(page_size), fields).unwrap();
+                let expected = query.apply_to(records.to_vec()).unwrap();
+                let got = views(store)
+                    .query_views(view, &query, fields)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (ids(&got), got.total, got.page, got.page_size),
+                    (
+                        ids(&expected),
+                        expected.total,
+                        expected.page,
+                        expected.page_size
+                    ),
+                    "filter {filter:?} sort {sort:?} page {page}/{page_size}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    checked
+}
+
 pub(super) fn ids(page: &Page<ViewRecord>) -> Vec<String> {
     page.items.iter().map(|r| r.view_id.clone()).collect()
 }

@@ -21,6 +21,7 @@ mod view_records;
 pub use self::checkpoints::projection_checkpoints;
 pub use self::concurrency::{
     concurrent_appends_to_many_aggregates, concurrent_appends_to_one_aggregate,
+    race_on_one_aggregate,
 };
 pub use self::expected_versions::{
     expected_any, expected_exact, expected_no_stream, expected_stream_exists,
@@ -34,7 +35,7 @@ pub use self::streams::{
     streams_are_isolated_by_type_and_id,
 };
 pub use self::upcasting::{Renamed, upcasting_on_read};
-pub use self::view_odd_values::views_query_odd_values;
+pub use self::view_odd_values::{ODD_FIELDS, views_query_odd_values};
 pub use self::view_queries::{
     views_query_many_clauses, views_query_operators_sort_and_paging, views_query_rejections,
 };

@@ -13,12 +13,10 @@ use super::requests::*;
 pub async fn read_all_in_position_order(store: Arc<dyn EventStore>) {
     for round in 0..5 {
         for id in ["x", "y", "z"] {
-            append(&*store, id, ExpectedVersion::Exact(round), 1)
-                .await
-                .unwrap();
+            appended(&*store, id, ExpectedVersion::Exact(round), 1).await;
         }
     }
-    let all = store.read_all(0, 1000).await.unwrap();
+    let all = all_after(&*store, 0, 1000).await;
     assert_eq!(all.len(), 15);
     // Positions grow strictly; a store may leave gaps between them.
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
@@ -28,7 +26,7 @@ pub async fn read_all_in_position_order(store: Arc<dyn EventStore>) {
     let mut paged = Vec::new();
     let mut after = 0;
     loop {
-        let page = store.read_all(after, 4).await.unwrap();
+        let page = all_after(&*store, after, 4).await;
         if page.is_empty() {
             break;
         }
@@ -37,23 +35,10 @@ pub async fn read_all_in_position_order(store: Arc<dyn EventStore>) {
         paged.extend(page);
     }
     assert_eq!(paged, all);
-    assert!(
-        store
-            .read_all(all[14].position, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(all_after(&*store, all[14].position, 10).await.is_empty());
+    assert_eq!(all_after(&*store, all[13].position, 10).await, all[14..]);
     assert_eq!(
-        store.read_all(all[13].position, 10).await.unwrap(),
-        all[14..]
-    );
-    assert_eq!(
-        store
-            .read_all(all[13].position + 1, 10)
-            .await
-            .unwrap()
-            .len(),
+        all_after(&*store, all[13].position + 1, 10).await.len(),
         usize::from(all[14].position > all[13].position + 1),
         "after_position need not be a stored position"
     );
@@ -62,12 +47,8 @@ pub async fn read_all_in_position_order(store: Arc<dyn EventStore>) {
 /// `head_position` is the last stored position.
 pub async fn head_position(store: Arc<dyn EventStore>) {
     assert_eq!(store.head_position().await.unwrap(), 0);
-    append(&*store, "a-1", ExpectedVersion::NoStream, 3)
-        .await
-        .unwrap();
-    let last = append(&*store, "a-2", ExpectedVersion::NoStream, 2)
-        .await
-        .unwrap();
+    appended(&*store, "a-1", ExpectedVersion::NoStream, 3).await;
+    let last = appended(&*store, "a-2", ExpectedVersion::NoStream, 2).await;
     assert_eq!(
         store.head_position().await.unwrap(),
         last[1].position,

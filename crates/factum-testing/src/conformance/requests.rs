@@ -25,6 +25,45 @@ pub(super) async fn append(
         .await
 }
 
+/// [`append`], which must succeed.
+pub(super) async fn appended(
+    store: &dyn EventStore,
+    id: &str,
+    expected: ExpectedVersion,
+    count: u64,
+) -> Vec<StoredEvent> {
+    append(store, id, expected, count).await.unwrap()
+}
+
+/// Appends `events` to stream `id` of [`TYPE`], which must succeed.
+pub(super) async fn append_events(
+    store: &dyn EventStore,
+    id: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> Vec<StoredEvent> {
+    store.append(request(id, expected, events)).await.unwrap()
+}
+
+/// Stream `id` of [`TYPE`] from version `from`, at most `limit` events.
+pub(super) async fn stream(
+    store: &dyn EventStore,
+    id: &str,
+    from: u64,
+    limit: Option<usize>,
+) -> Vec<StoredEvent> {
+    store.read_stream(TYPE, id, from, limit).await.unwrap()
+}
+
+/// Every event after position `after`, at most `limit`.
+pub(super) async fn all_after(
+    store: &dyn EventStore,
+    after: u64,
+    limit: usize,
+) -> Vec<StoredEvent> {
+    store.read_all(after, limit).await.unwrap()
+}
+
 pub(super) fn payload_n(stored: &StoredEvent) -> u64 {
     serde_json::from_str::<serde_json::Value>(&stored.payload)
         .ok()

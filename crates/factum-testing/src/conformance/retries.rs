@@ -15,22 +15,16 @@ use super::requests::*;
 /// Re-appending the same event ids is a successful no-op returning the stored events.
 pub async fn idempotent_append(store: Arc<dyn EventStore>) {
     let events: Vec<NewEvent> = (1..=2).map(event).collect();
-    let first = store
-        .append(request("a-1", ExpectedVersion::NoStream, events.clone()))
-        .await
-        .unwrap();
+    let first = append_events(&*store, "a-1", ExpectedVersion::NoStream, events.clone()).await;
     // A retry after a lost reply: same ids, same (now stale) expectation.
-    let again = store
-        .append(request("a-1", ExpectedVersion::NoStream, events.clone()))
-        .await
-        .unwrap();
+    let again = append_events(&*store, "a-1", ExpectedVersion::NoStream, events.clone()).await;
     assert_eq!(again, first, "the retry returns the stored events");
     assert_eq!(
         store.stream_version(TYPE, "a-1").await.unwrap(),
         2,
         "nothing stored twice"
     );
-    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 2);
+    assert_eq!(all_after(&*store, 0, 100).await.len(), 2);
 
     // The same first id with a different tail is not a retry.
     let mut mixed = events.clone();
@@ -70,9 +64,7 @@ pub async fn idempotent_append(store: Arc<dyn EventStore>) {
 
 /// An append that fails stores none of its events (here: its last event's id is taken).
 pub async fn failed_append_is_atomic(store: Arc<dyn EventStore>) {
-    let taken = append(&*store, "a-1", ExpectedVersion::NoStream, 1)
-        .await
-        .unwrap();
+    let taken = appended(&*store, "a-1", ExpectedVersion::NoStream, 1).await;
     let mut clash = event(7);
     clash.event_id = taken[0].event_id;
     let result = store
@@ -85,16 +77,14 @@ pub async fn failed_append_is_atomic(store: Arc<dyn EventStore>) {
     assert!(result.is_err(), "an append with a taken event id fails");
     assert_eq!(store.stream_version(TYPE, "a-2").await.unwrap(), 0);
     assert_eq!(
-        store.read_all(0, 100).await.unwrap().len(),
+        all_after(&*store, 0, 100).await.len(),
         1,
         "no partial append is visible"
     );
-    let next = append(&*store, "a-2", ExpectedVersion::NoStream, 1)
-        .await
-        .unwrap();
+    let next = appended(&*store, "a-2", ExpectedVersion::NoStream, 1).await;
     assert!(
         next[0].position > taken[0].position,
         "the next append comes after the stored event"
     );
-    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 2);
+    assert_eq!(all_after(&*store, 0, 100).await.len(), 2);
 }

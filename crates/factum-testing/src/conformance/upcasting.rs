@@ -12,23 +12,15 @@ use serde::{Deserialize, Serialize};
 use super::requests::*;
 
 /// The current shape of the event the upcasting case reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
+#[event(version = 3)]
 pub enum Renamed {
     /// Schema 3: `amount_cents`; schema 1 stored `value` in units, schema 2 `amount` in units.
     Paid {
         /// The amount in cents.
         amount_cents: i64,
     },
-}
-
-impl Event for Renamed {
-    fn event_type(&self) -> &'static str {
-        "Paid"
-    }
-    fn schema_version(&self) -> u32 {
-        3
-    }
 }
 
 /// Events stored under old schema versions read back in the current shape through the
@@ -45,10 +37,7 @@ pub async fn upcasting_on_read(store: Arc<dyn EventStore>) {
     v3.event_type = "Paid".to_owned();
     v3.schema_version = 3;
     v3.payload = r#"{"type":"Paid","amount_cents":5}"#.to_owned();
-    store
-        .append(request("p-1", ExpectedVersion::NoStream, vec![v1, v2, v3]))
-        .await
-        .unwrap();
+    append_events(&*store, "p-1", ExpectedVersion::NoStream, vec![v1, v2, v3]).await;
 
     let upcasters = Upcasters::new()
         .register("Paid", 1, |mut p: serde_json::Value| {
@@ -64,7 +53,7 @@ pub async fn upcasting_on_read(store: Arc<dyn EventStore>) {
             p["amount_cents"] = serde_json::json!(units * 100);
             Ok::<_, &str>(p)
         });
-    let stored = store.read_stream(TYPE, "p-1", 1, None).await.unwrap();
+    let stored = stream(&*store, "p-1", 1, None).await;
     assert_eq!(
         stored.iter().map(|e| e.schema_version).collect::<Vec<_>>(),
         vec![1, 2, 3]

@@ -1,5 +1,7 @@
-//! The small domain the view cases run on: bar tabs, their commands and events, and two
-//! views of them (one record per tab, one per item).
+//! The small domain the view cases and the engine's tests run on: bar tabs, their commands
+//! and events, and two views of them (one record per tab, one per item). Its errors are
+//! typed (a missing tab is `TAB_MISSING`), and `ItemAdded` is at schema version 2 (schema 1
+//! stored the price as `cents`), for the upcasting tests.
 
 // Test code shipped in a library: a failed expectation must panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,11 +23,13 @@ define_domain_errors! {
         NoSuchItem { item_id: u32 } = (1, 404, "TAB_NO_SUCH_ITEM", "no item {item_id} on the tab"),
         /// The tab is paid and closed.
         Paid = (2, 409, "TAB_PAID", "the tab is paid"),
+        /// No such tab.
+        Missing { id: String } = (3, 404, "TAB_MISSING", "no tab {id}"),
     }
 }
 
 /// What happens to a bar tab.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Event, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum TabEvent {
     /// The tab was opened.
@@ -34,6 +38,7 @@ pub enum TabEvent {
         owner: String,
     },
     /// An item was put on the tab.
+    #[event(version = 2)]
     ItemAdded {
         /// The item's number on this tab.
         item_id: u32,
@@ -51,17 +56,6 @@ pub enum TabEvent {
     Paid,
 }
 
-impl Event for TabEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::Opened { .. } => "Opened",
-            Self::ItemAdded { .. } => "ItemAdded",
-            Self::ItemRemoved { .. } => "ItemRemoved",
-            Self::Paid => "Paid",
-        }
-    }
-}
-
 /// A bar tab.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tab {
@@ -70,6 +64,13 @@ pub struct Tab {
     items: BTreeMap<u32, i64>,
     next_item: u32,
     paid: bool,
+}
+
+impl Tab {
+    /// What the items on the tab cost together, in cents.
+    pub fn total(&self) -> i64 {
+        self.items.values().sum()
+    }
 }
 
 /// Commands on a tab.
@@ -162,6 +163,10 @@ impl CommandHandler for Tab {
             TabCommand::Remove { item_id } => Err(TabError::NoSuchItem { item_id: *item_id }),
             TabCommand::Pay => Ok(vec![TabEvent::Paid]),
         }
+    }
+
+    fn not_found_error(id: &str) -> Option<TabError> {
+        Some(TabError::Missing { id: id.to_owned() })
     }
 }
 
