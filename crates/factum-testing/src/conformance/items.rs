@@ -125,6 +125,14 @@ pub(super) async fn every_item(store: &Arc<dyn EventStore>) -> Vec<ViewRecord> {
     all
 }
 
+/// The queries [`agrees_with_reference`] runs: every filter with every sort, on every
+/// `(page, page_size)`.
+pub(super) type Queries<'a> = (
+    &'a [Option<&'a str>],
+    &'a [Option<&'a str>],
+    &'a [(u32, u32)],
+);
+
 /// Runs every filter, sort and `(page, page_size)` given on `view` of `store`, and checks
 /// that each page the store's own translation returns agrees with the reference semantics of
 /// [`ViewQuery::apply_to`] on `records`. Returns how many queries it checked.
@@ -132,7 +140,7 @@ pub(super) async fn agrees_with_reference(
     store: &Arc<dyn EventStore>,
     (view, fields): (&str, &[ViewField]),
     records: &[ViewRecord],
-    (filters, sorts, pages): (&[Option<&str>], &[Option<&str>], &[(u32, u32)]),
+    (filters, sorts, pages): Queries<'_>,
 ) -> usize {
     let mut checked = 0;
     for filter in filters {
