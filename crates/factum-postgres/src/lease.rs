@@ -263,7 +263,12 @@ impl RunningSubscription for Leased {
     async fn lease(&self) -> Option<LeaseStatus> {
         let mut session = self.session.lock().await;
         let held_here = session.held && session.conn.is_some();
-        let conn = session.conn.as_mut()?;
+        let Some(conn) = session.conn.as_mut() else {
+            return Some(LeaseStatus {
+                held_here,
+                holder: None,
+            });
+        };
         let holder = match tokio::time::timeout(CHECK_TIMEOUT, holder(conn, &self.key)).await {
             Ok(Ok(holder)) => holder,
             Ok(Err(error)) => {
