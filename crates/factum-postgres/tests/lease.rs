@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{database_url, open_on, open_store, request};
-use factum_core::{EventStore, ExpectedVersion, Projections, RunningSubscription, Subscription};
+use factum_core::{
+    Backoff, EventStore, ExpectedVersion, Projections, RunningSubscription, Subscription,
+};
 use factum_postgres::Leased;
 use factum_testing::sample::event;
 use factum_testing::subscriptions::Recorder;
@@ -100,5 +102,67 @@ async fn one_node_runs_a_subscription_and_another_takes_over_when_it_dies() {
     eprintln!("takeover after the holder died: {:?}", started.elapsed());
     assert!(handled_all(&ids), "an event was missed");
     tasks[other].take().unwrap().stop().await;
+    drop(guard);
+}
+
+/// Two nodes asked at once to replay a parked event: one replays it, once, whichever node
+/// holds the lease; and both nodes name the holder of the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replays_on_any_node_hand_a_parked_event_over_once_and_both_name_the_holder() {
+    let (first, guard) = open_store().await;
+    let schema = guard.schema().to_owned();
+    let stores: [Arc<dyn EventStore>; 2] = [Arc::new(first), Arc::new(open_on(&schema).await)];
+    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    let nodes: Vec<Leased> = (0..2)
+        .map(|n| {
+            *recorders[n].poison_aggregate.lock().unwrap() = Some("acc-1".into());
+            let subscription = Subscription::new("mailer", stores[n].clone(), recorders[n].clone())
+                .unwrap()
+                .with_max_attempts(2)
+                .with_backoff(Backoff {
+                    initial: Duration::from_millis(1),
+                    max: Duration::from_millis(1),
+                });
+            Leased::new(Arc::new(subscription), &database_url(), &schema)
+                .with_node(format!("node-{n}"))
+        })
+        .collect();
+    let poison = append(&*stores[0], 1).await;
+    append(&*stores[0], 2).await;
+
+    assert!(nodes[0].holds().await);
+    assert!(!nodes[1].holds().await);
+    assert_eq!(nodes[0].catch_up().await.unwrap(), 2);
+    assert_eq!(
+        nodes[1].catch_up().await.unwrap(),
+        0,
+        "the other node ran too"
+    );
+    for (n, node) in nodes.iter().enumerate() {
+        let lease = node.lease().await.unwrap();
+        assert_eq!(
+            (lease.held_here, lease.holder.as_deref()),
+            (n == 0, Some("node-0")),
+            "node {n}"
+        );
+        assert_eq!(node.parked().await.unwrap().len(), 1, "node {n}");
+    }
+
+    for recorder in &recorders {
+        *recorder.poison_aggregate.lock().unwrap() = None;
+    }
+    let (a, b) = tokio::join!(nodes[0].replay_parked(), nodes[1].replay_parked());
+    let handled: Vec<u64> = [a.unwrap(), b.unwrap()]
+        .into_iter()
+        .flat_map(|report| report.handled)
+        .collect();
+    let position = nodes[0].parked().await.unwrap();
+    assert!(position.is_empty(), "{position:?}");
+    let handed = recorders
+        .iter()
+        .map(|r| r.successes().get(&poison).copied().unwrap_or(0))
+        .sum::<usize>();
+    assert_eq!(handed, 1, "the parked event was handed over {handed} times");
+    assert_eq!(handled.len(), 1, "{handled:?}");
     drop(guard);
 }
