@@ -395,3 +395,73 @@ impl<A: Aggregate> Dispatcher<A> for Waker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::InMemoryEventStore;
+    use crate::store::{EventStore, StoredEvent};
+    use crate::subscription::{EventHandler, HandlerError};
+
+    struct Ignore;
+
+    #[async_trait]
+    impl EventHandler for Ignore {
+        async fn handle(&self, _: &StoredEvent) -> std::result::Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    /// Reports itself under another name, to see the wrapping.
+    struct Renamed(Arc<dyn RunningSubscription>);
+
+    #[async_trait]
+    impl RunningSubscription for Renamed {
+        fn name(&self) -> &str {
+            "renamed"
+        }
+        fn kind(&self) -> SubscriptionKind {
+            self.0.kind()
+        }
+        async fn lag(&self) -> Result<ProjectionLag> {
+            self.0.lag().await
+        }
+        async fn catch_up(&self) -> Result<u64> {
+            self.0.catch_up().await
+        }
+        async fn parked(&self) -> Result<Vec<crate::parked::ParkedEvent>> {
+            self.0.parked().await
+        }
+        async fn rebuild(&self, p: &mut (dyn FnMut(ProjectionLag) + Send)) -> Result<u64> {
+            self.0.rebuild(p).await
+        }
+        async fn rebuild_unfinished(&self) -> Result<bool> {
+            self.0.rebuild_unfinished().await
+        }
+        async fn is_empty(&self) -> Result<bool> {
+            self.0.is_empty().await
+        }
+    }
+
+    #[test]
+    fn clones_share_what_is_added_and_wrapped_later() {
+        let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+        let subscription =
+            |name: &str| Subscription::new(name, store.clone(), Arc::new(Ignore)).unwrap();
+        let engine_s = Projections::new().with_subscription(subscription("first"));
+        let runner_s = engine_s.clone().with_subscription(subscription("second"));
+        assert_eq!(engine_s.subscription_names(), ["first", "second"]);
+        runner_s.wrap(|inner| {
+            if inner.name() == "second" {
+                Arc::new(Renamed(inner))
+            } else {
+                inner
+            }
+        });
+        assert_eq!(engine_s.subscription_names(), ["first", "renamed"]);
+        assert!(
+            engine_s.names().is_empty(),
+            "handlers are no view projections"
+        );
+    }
+}
