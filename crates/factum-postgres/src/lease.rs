@@ -57,10 +57,22 @@ struct Session {
 }
 
 impl Session {
-    fn lose(&mut self, key: &str, error: &dyn std::fmt::Display) {
+    /// What a query on the lease connection answered within [`CHECK_TIMEOUT`]; `None`, with
+    /// the connection dropped (and the lease counted lost), when it failed or did not answer.
+    fn answered<T>(
+        &mut self,
+        key: &str,
+        answer: Result<sqlx::Result<T>, tokio::time::error::Elapsed>,
+    ) -> Option<T> {
+        let error = match answer {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "no answer within the check timeout".to_owned(),
+        };
         tracing::warn!(lease = %key, %error, held = self.held, "lease connection lost");
         self.conn = None;
         self.held = false;
+        None
     }
 }
 
@@ -148,17 +160,7 @@ impl Leased {
             }
         })
         .await;
-        match answer {
-            Ok(Ok(now)) => now,
-            Ok(Err(error)) => {
-                session.lose(&self.key, &error);
-                false
-            }
-            Err(_) => {
-                session.lose(&self.key, &"no answer within the check timeout");
-                false
-            }
-        }
+        session.answered(&self.key, answer).unwrap_or(false)
     }
 
     /// A connection of the lease's: this node's name, and keepalives that make the server
@@ -269,17 +271,8 @@ impl RunningSubscription for Leased {
                 holder: None,
             });
         };
-        let holder = match tokio::time::timeout(CHECK_TIMEOUT, holder(conn, &self.key)).await {
-            Ok(Ok(holder)) => holder,
-            Ok(Err(error)) => {
-                session.lose(&self.key, &error);
-                None
-            }
-            Err(_) => {
-                session.lose(&self.key, &"no answer within the check timeout");
-                None
-            }
-        };
+        let answer = tokio::time::timeout(CHECK_TIMEOUT, holder(conn, &self.key)).await;
+        let holder = session.answered(&self.key, answer).flatten();
         Some(LeaseStatus { held_here, holder })
     }
 

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{database_url, open_on, open_store, request};
+use common::{SchemaGuard, database_url, open_on, open_store, request};
 use factum_core::{
     Backoff, EventStore, ExpectedVersion, Projections, RunningSubscription, Subscription,
 };
@@ -23,6 +23,22 @@ fn node(store: Arc<dyn EventStore>, recorder: Arc<Recorder>, schema: &str) -> Pr
     let leased: Arc<dyn RunningSubscription> =
         Arc::new(Leased::new(Arc::new(subscription), &database_url(), schema));
     Projections::new().with_running(leased)
+}
+
+type Nodes = (
+    SchemaGuard,
+    String,
+    [Arc<dyn EventStore>; 2],
+    [Arc<Recorder>; 2],
+);
+
+/// Two stores (two nodes) on a fresh schema, and a handler for each.
+async fn two_nodes() -> Nodes {
+    let (first, guard) = open_store().await;
+    let schema = guard.schema().to_owned();
+    let stores: [Arc<dyn EventStore>; 2] = [Arc::new(first), Arc::new(open_on(&schema).await)];
+    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    (guard, schema, stores, recorders)
 }
 
 async fn append(store: &dyn EventStore, n: u64) -> Uuid {
@@ -48,10 +64,7 @@ async fn wait_for(what: &str, deadline: Duration, done: impl Fn() -> bool) -> Du
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_node_runs_a_subscription_and_another_takes_over_when_it_dies() {
-    let (first, guard) = open_store().await;
-    let schema = guard.schema().to_owned();
-    let stores: [Arc<dyn EventStore>; 2] = [Arc::new(first), Arc::new(open_on(&schema).await)];
-    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    let (guard, schema, stores, recorders) = two_nodes().await;
     let nodes = [
         node(stores[0].clone(), recorders[0].clone(), &schema),
         node(stores[1].clone(), recorders[1].clone(), &schema),
@@ -109,10 +122,7 @@ async fn one_node_runs_a_subscription_and_another_takes_over_when_it_dies() {
 /// holds the lease; and both nodes name the holder of the lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replays_on_any_node_hand_a_parked_event_over_once_and_both_name_the_holder() {
-    let (first, guard) = open_store().await;
-    let schema = guard.schema().to_owned();
-    let stores: [Arc<dyn EventStore>; 2] = [Arc::new(first), Arc::new(open_on(&schema).await)];
-    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    let (guard, schema, stores, recorders) = two_nodes().await;
     let nodes: Vec<Leased> = (0..2)
         .map(|n| {
             *recorders[n].poison_aggregate.lock().unwrap() = Some("acc-1".into());

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use factum_testing::database::TestDatabase;
-use factum_testing::http::fetch;
+use factum_testing::http::{column, fetch};
 use factum_testing::server::Server;
 use reqwest::Method;
 use serde_json::Value;
@@ -106,12 +106,7 @@ async fn the_feed_pages_filters_and_refuses_bad_parameters() {
 
     let (status, page) = get_json(&client, &bank.url("/events?limit=3")).await;
     assert_eq!(status, 200, "{page}");
-    let positions: Vec<u64> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["position"].as_u64().unwrap())
-        .collect();
+    let positions = column(&page["events"], "position", Value::as_u64);
     assert_eq!((positions, page["next"].as_u64()), (vec![1, 2, 3], Some(3)));
     let first = &page["events"][0];
     assert_eq!(first["aggregate_id"], "acc-1");
@@ -123,12 +118,7 @@ async fn the_feed_pages_filters_and_refuses_bad_parameters() {
         "{first}"
     );
     let (_, rest) = get_json(&client, &bank.url("/events?after=3&limit=100")).await;
-    let positions: Vec<u64> = rest["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["position"].as_u64().unwrap())
-        .collect();
+    let positions = column(&rest["events"], "position", Value::as_u64);
     assert_eq!((positions, rest["next"].as_u64()), (vec![4, 5, 6], Some(6)));
     let (_, end) = get_json(&client, &bank.url("/events?after=6")).await;
     assert_eq!(
@@ -243,12 +233,7 @@ async fn resumes_across_a_sigkill(store: &str) {
     let last = seen.last().unwrap().0;
     let mut stream = open_stream(&client, &bank.url("/events/stream"), Some(last)).await;
     let (_, all) = get_json(&client, &bank.url("/events?limit=1000")).await;
-    let positions: Vec<u64> = all["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["position"].as_u64().unwrap())
-        .collect();
+    let positions = column(&all["events"], "position", Value::as_u64);
     let total = positions.len();
     assert_eq!(total, 10, "{all}");
     seen.extend(read_messages(&mut stream, total - seen.len()).await);
