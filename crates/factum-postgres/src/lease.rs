@@ -81,7 +81,6 @@ impl std::fmt::Debug for Leased {
         f.debug_struct("Leased")
             .field("subscription", &self.inner.name())
             .field("key", &self.key)
-            .field("node", &self.node)
             .finish_non_exhaustive()
     }
 }

@@ -72,6 +72,7 @@ pub mod conformance;
 pub mod counter;
 #[cfg(feature = "postgres")]
 pub mod database;
+pub mod detached;
 pub mod faulty;
 mod fixture;
 #[cfg(feature = "http")]

@@ -119,31 +119,23 @@ impl TestStream {
 
 impl Drop for TestStream {
     fn drop(&mut self) {
-        // A runtime of its own, on a thread, so that dropping works inside a test's runtime.
         let name = self.name.clone();
-        let deleted = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let client = async_nats::connect(nats_url())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match jetstream::new(client).delete_stream(&name).await {
-                    Ok(_) => Ok(()),
-                    // Never created: nothing to delete.
-                    Err(error) if error.to_string().contains("not found") => Ok(()),
-                    Err(error) => Err(error.to_string()),
-                }
-            })
+        let deleted = crate::detached::block_on_detached(move || async move {
+            let client = async_nats::connect(nats_url())
+                .await
+                .map_err(|e| e.to_string())?;
+            match jetstream::new(client).delete_stream(&name).await {
+                Ok(_) => Ok(()),
+                // Never created: nothing to delete.
+                Err(error) if error.to_string().contains("not found") => Ok(()),
+                Err(error) => Err(error.to_string()),
+            }
         })
-        .join();
-        if !matches!(deleted, Ok(Ok(()))) && !std::thread::panicking() {
-            panic!(
-                "could not delete the test stream {}: {deleted:?}",
-                self.name
-            );
+        .and_then(|deleted| deleted);
+        if let Err(error) = deleted
+            && !std::thread::panicking()
+        {
+            panic!("could not delete the test stream {}: {error}", self.name);
         }
     }
 }

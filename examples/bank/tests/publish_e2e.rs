@@ -254,16 +254,16 @@ async fn sigkilled_while_publishing_then_restarted(store: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_every_event_is_published_once_across_sigkills() {
+    let database = TestDatabase::create("factum_publish_kill").await;
+    sigkilled_while_publishing_then_restarted(&database.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_every_event_is_published_once_across_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}", dir.path().join("bank.db").display());
     sigkilled_while_publishing_then_restarted(&store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_every_event_is_published_once_across_sigkills() {
-    let database = TestDatabase::create("factum_publish_kill").await;
-    sigkilled_while_publishing_then_restarted(&database.url()).await;
 }
 
 /// Which of `nodes` (by index, `None` for a dead one) holds the publisher's lease: exactly
