@@ -135,7 +135,7 @@ pub use projection::{
 };
 pub use projections::{ProjectionTasks, Projections, Subscriptions};
 pub use running::{
-    RunningSubscription, RunningSubscription as RunningProjection, SubscriptionKind,
+    LeaseStatus, RunningSubscription, RunningSubscription as RunningProjection, SubscriptionKind,
 };
 pub use status::{ParkedEntry, ProjectionStatus, SubscriptionStatus};
 pub use store::{EventStore, ExpectedVersion};

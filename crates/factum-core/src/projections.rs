@@ -38,7 +38,9 @@ struct Entry {
     wake: Arc<Notify>,
 }
 
-/// The asynchronous projections of a service. Cheap to clone; clones share the projections.
+/// The asynchronous projections of a service. Cheap to clone; clones share the projections:
+/// one added (or [wrapped](Self::wrap)) through a clone is seen by every other clone, so an
+/// engine's set, the routes that report it and the runner that spawns it stay one set.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -94,18 +96,21 @@ struct Entry {
 /// ```
 #[derive(Clone, Default)]
 pub struct Projections {
-    entries: Vec<Entry>,
-    /// The wake-ups of every entry, shared with the wakers already handed out (and with
-    /// clones), so a subscription added after an engine was built is woken by its commits.
-    wakes: SharedWakes,
+    /// Shared with the clones and with the wakers already handed out, so a subscription
+    /// added after an engine was built is woken by its commits.
+    entries: SharedEntries,
 }
 
-type SharedWakes = Arc<std::sync::RwLock<Vec<Arc<Notify>>>>;
+type SharedEntries = Arc<std::sync::RwLock<Vec<Entry>>>;
 
 impl std::fmt::Debug for Projections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|e| e.projection.name()))
+            .entries(
+                self.snapshot()
+                    .iter()
+                    .map(|e| e.projection.name().to_owned()),
+            )
             .finish()
     }
 }
@@ -130,42 +135,66 @@ impl Projections {
 
     /// Adds a subscription of your own kind.
     #[must_use]
-    pub fn with_running(mut self, projection: Arc<dyn RunningSubscription>) -> Self {
+    pub fn with_running(self, projection: Arc<dyn RunningSubscription>) -> Self {
         let wake = Arc::new(Notify::new());
-        self.wakes
+        self.entries
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push(wake.clone());
-        self.entries.push(Entry { projection, wake });
+            .push(Entry { projection, wake });
         self
     }
 
+    /// Replaces each subscription by what `wrap` makes of it (a lease around it, say), in
+    /// this value and its clones. Tasks already [spawned](Self::spawn) keep running the old
+    /// ones: wrap before spawning.
+    pub fn wrap(
+        &self,
+        mut wrap: impl FnMut(Arc<dyn RunningSubscription>) -> Arc<dyn RunningSubscription>,
+    ) {
+        for entry in self
+            .entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+        {
+            entry.projection = wrap(entry.projection.clone());
+        }
+    }
+
+    /// The entries now (the lock is not held while they run).
+    fn snapshot(&self) -> Vec<Entry> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The names of the view projections.
-    pub fn names(&self) -> Vec<&str> {
-        self.iter().map(|p| p.name()).collect()
+    pub fn names(&self) -> Vec<String> {
+        self.iter().map(|p| p.name().to_owned()).collect()
     }
 
     /// The view projections, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn RunningSubscription>> {
+    pub fn iter(&self) -> impl Iterator<Item = Arc<dyn RunningSubscription>> {
         self.all()
             .filter(|p| p.kind() == SubscriptionKind::Projection)
     }
 
     /// Every subscription (projections and handlers), in the order they were added.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn RunningSubscription>> {
-        self.entries.iter().map(|e| &e.projection)
+    pub fn all(&self) -> impl Iterator<Item = Arc<dyn RunningSubscription>> {
+        self.snapshot().into_iter().map(|e| e.projection)
     }
 
     /// The names of every subscription.
-    pub fn subscription_names(&self) -> Vec<&str> {
-        self.all().map(|p| p.name()).collect()
+    pub fn subscription_names(&self) -> Vec<String> {
+        self.all().map(|p| p.name().to_owned()).collect()
     }
 
     /// How each subscription is doing.
     pub async fn subscription_statuses(&self) -> Result<Vec<SubscriptionStatus>> {
-        let mut statuses = Vec::with_capacity(self.entries.len());
+        let mut statuses = Vec::new();
         for subscription in self.all() {
-            statuses.push(SubscriptionStatus::of(&**subscription).await?);
+            statuses.push(SubscriptionStatus::of(&*subscription).await?);
         }
         Ok(statuses)
     }
@@ -181,7 +210,10 @@ impl Projections {
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// A dispatcher for an engine that wakes every subscription (those added later to this
@@ -189,14 +221,14 @@ impl Projections {
     /// of at a poll interval.
     pub fn waker<A: Aggregate>(&self) -> Arc<dyn Dispatcher<A>> {
         Arc::new(Waker {
-            wakes: self.wakes.clone(),
+            entries: self.entries.clone(),
         })
     }
 
     /// Wakes every subscription now, as a commit of this process does (for wake-ups from
     /// elsewhere: another node's commit, seen through the store's notifications).
     pub fn wake(&self) {
-        for entry in &self.entries {
+        for entry in self.snapshot() {
             entry.wake.notify_one();
         }
     }
@@ -204,7 +236,7 @@ impl Projections {
     /// Brings every projection up to the log's head, once. Returns the events read.
     pub async fn catch_up(&self) -> Result<u64> {
         let mut read = 0;
-        for entry in &self.entries {
+        for entry in self.snapshot() {
             read += entry.projection.catch_up().await?;
         }
         Ok(read)
@@ -221,7 +253,7 @@ impl Projections {
         &self,
         mut progress: impl FnMut(&str, ProjectionLag) + Send,
     ) -> Result<Vec<(String, u64)>> {
-        let mut done = Vec::with_capacity(self.entries.len());
+        let mut done = Vec::new();
         for projection in self.iter() {
             let name = projection.name().to_owned();
             let mut report = |lag: ProjectionLag| progress(&name, lag);
@@ -247,16 +279,16 @@ impl Projections {
     /// How far behind the projection named `name` is, or `None` if there is none so named.
     pub async fn status(&self, name: &str) -> Result<Option<ProjectionStatus>> {
         match self.iter().find(|p| p.name() == name) {
-            Some(projection) => Ok(Some(ProjectionStatus::of(&**projection).await?)),
+            Some(projection) => Ok(Some(ProjectionStatus::of(&*projection).await?)),
             None => Ok(None),
         }
     }
 
     /// How far behind each projection is.
     pub async fn statuses(&self) -> Result<Vec<ProjectionStatus>> {
-        let mut statuses = Vec::with_capacity(self.entries.len());
+        let mut statuses = Vec::new();
         for projection in self.iter() {
-            statuses.push(ProjectionStatus::of(&**projection).await?);
+            statuses.push(ProjectionStatus::of(&*projection).await?);
         }
         Ok(statuses)
     }
@@ -268,9 +300,8 @@ impl Projections {
     pub fn spawn(&self, poll_interval: Duration) -> ProjectionTasks {
         let (stop, stopped) = watch::channel(false);
         let handles = self
-            .entries
-            .iter()
-            .cloned()
+            .snapshot()
+            .into_iter()
             .map(|entry| {
                 let mut stopped = stopped.clone();
                 tokio::spawn(async move {
@@ -338,7 +369,7 @@ impl ProjectionTasks {
 }
 
 struct Waker {
-    wakes: SharedWakes,
+    entries: SharedEntries,
 }
 
 #[async_trait]
@@ -352,10 +383,85 @@ impl<A: Aggregate> Dispatcher<A> for Waker {
         _aggregate_id: &str,
         _events: &[EventEnvelope<A::Event>],
     ) -> Result<()> {
-        for wake in self.wakes.read().unwrap_or_else(|p| p.into_inner()).iter() {
+        for entry in self
+            .entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             // Stores a permit when the task is busy, so a commit during a batch is not missed.
-            wake.notify_one();
+            entry.wake.notify_one();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::InMemoryEventStore;
+    use crate::store::{EventStore, StoredEvent};
+    use crate::subscription::{EventHandler, HandlerError};
+
+    struct Ignore;
+
+    #[async_trait]
+    impl EventHandler for Ignore {
+        async fn handle(&self, _: &StoredEvent) -> std::result::Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    /// Reports itself under another name, to see the wrapping.
+    struct Renamed(Arc<dyn RunningSubscription>);
+
+    #[async_trait]
+    impl RunningSubscription for Renamed {
+        fn name(&self) -> &str {
+            "renamed"
+        }
+        fn kind(&self) -> SubscriptionKind {
+            self.0.kind()
+        }
+        async fn lag(&self) -> Result<ProjectionLag> {
+            self.0.lag().await
+        }
+        async fn catch_up(&self) -> Result<u64> {
+            self.0.catch_up().await
+        }
+        async fn parked(&self) -> Result<Vec<crate::parked::ParkedEvent>> {
+            self.0.parked().await
+        }
+        async fn rebuild(&self, p: &mut (dyn FnMut(ProjectionLag) + Send)) -> Result<u64> {
+            self.0.rebuild(p).await
+        }
+        async fn rebuild_unfinished(&self) -> Result<bool> {
+            self.0.rebuild_unfinished().await
+        }
+        async fn is_empty(&self) -> Result<bool> {
+            self.0.is_empty().await
+        }
+    }
+
+    #[test]
+    fn clones_share_what_is_added_and_wrapped_later() {
+        let store: Arc<dyn EventStore> = Arc::new(InMemoryEventStore::new());
+        let subscription =
+            |name: &str| Subscription::new(name, store.clone(), Arc::new(Ignore)).unwrap();
+        let engine_s = Projections::new().with_subscription(subscription("first"));
+        let runner_s = engine_s.clone().with_subscription(subscription("second"));
+        assert_eq!(engine_s.subscription_names(), ["first", "second"]);
+        runner_s.wrap(|inner| {
+            if inner.name() == "second" {
+                Arc::new(Renamed(inner))
+            } else {
+                inner
+            }
+        });
+        assert_eq!(engine_s.subscription_names(), ["first", "renamed"]);
+        assert!(
+            engine_s.names().is_empty(),
+            "handlers are no view projections"
+        );
     }
 }

@@ -20,6 +20,15 @@ pub enum SubscriptionKind {
     Handler,
 }
 
+/// Which node runs a leased subscription (see [`RunningSubscription::lease`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseStatus {
+    /// Whether this node holds the lease (and so runs the subscription).
+    pub held_here: bool,
+    /// The name of the node that holds it, if any node does and its name can be read.
+    pub holder: Option<String>,
+}
+
 /// A subscription as the runtime sees it: a name, a lag, and a way to catch up. View
 /// projections ([`Projector`]) and event handlers ([`Subscription`]) are its two kinds.
 #[async_trait]
@@ -58,6 +67,12 @@ pub trait RunningSubscription: Send + Sync + 'static {
 
     /// The last error its handler returned, if any.
     fn last_error(&self) -> Option<String> {
+        None
+    }
+
+    /// Who runs it when it runs under a lease (one node at a time), `None` when it runs
+    /// wherever it is spawned.
+    async fn lease(&self) -> Option<LeaseStatus> {
         None
     }
 

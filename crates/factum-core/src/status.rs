@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::parked::ParkedEvent;
-use crate::running::{RunningSubscription, SubscriptionKind};
+use crate::running::{LeaseStatus, RunningSubscription, SubscriptionKind};
 
 /// How far one projection is behind: the body of `GET /projections/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +106,9 @@ pub struct SubscriptionStatus {
     pub parked: u64,
     /// The last error its handler returned in this process, if any.
     pub last_error: Option<String>,
+    /// Who runs it, when it runs under a lease (one node at a time); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseStatus>,
 }
 
 impl SubscriptionStatus {
@@ -121,6 +124,7 @@ impl SubscriptionStatus {
             retries: subscription.retries(),
             parked: subscription.parked().await?.len() as u64,
             last_error: subscription.last_error(),
+            lease: subscription.lease().await,
         })
     }
 }

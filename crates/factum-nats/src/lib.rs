@@ -46,6 +46,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The stream's name or the subject prefix cannot be used.
+    #[error("{0}")]
+    Config(String),
     /// The stream cannot be created or read.
     #[error("JetStream stream {stream}: {message}")]
     Stream {
@@ -63,6 +66,37 @@ pub struct NatsConfig {
     pub stream: String,
     /// The first subject token.
     pub subject_prefix: String,
+}
+
+impl NatsConfig {
+    /// Checks the names: a stream is named without white space, `.`, `*`, `>`, `/` or `\`;
+    /// the prefix is one or more dot-separated tokens without white space, `*` or `>`.
+    pub fn validate(&self) -> Result<(), Error> {
+        let stream_ok = !self.stream.is_empty()
+            && !self
+                .stream
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || ".*>/\\".contains(c));
+        if !stream_ok {
+            return Err(Error::Config(format!(
+                "a JetStream stream name has no white space, '.', '*', '>', '/' or '\\': {:?}",
+                self.stream
+            )));
+        }
+        let prefix_ok = self.subject_prefix.split('.').all(|t| {
+            !t.is_empty()
+                && !t
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || "*>".contains(c))
+        });
+        if !prefix_ok {
+            return Err(Error::Config(format!(
+                "a subject prefix is dot-separated tokens without white space, '*' or '>': {:?}",
+                self.subject_prefix
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for NatsConfig {
@@ -95,6 +129,7 @@ impl std::fmt::Debug for NatsPublisher {
 impl NatsPublisher {
     /// Connects to `url` and creates the stream if it is missing.
     pub async fn connect(url: &str, config: NatsConfig) -> Result<Self, Error> {
+        config.validate()?;
         let client = async_nats::connect(url).await.map_err(|e| Error::Connect {
             url: url.to_owned(),
             message: e.to_string(),
@@ -182,6 +217,32 @@ pub fn publisher_subscription(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_nats_would_misread_are_refused() {
+        let config = |stream: &str, prefix: &str| NatsConfig {
+            stream: stream.to_owned(),
+            subject_prefix: prefix.to_owned(),
+        };
+        assert!(NatsConfig::default().validate().is_ok());
+        assert!(config("TEST_1", "acme.factum").validate().is_ok());
+        for (stream, prefix) in [
+            ("", "factum"),
+            ("A.B", "factum"),
+            ("A B", "factum"),
+            ("A>", "factum"),
+            ("FACTUM", ""),
+            ("FACTUM", "a..b"),
+            ("FACTUM", "a.*"),
+            ("FACTUM", "a b"),
+            ("FACTUM", "factum."),
+        ] {
+            assert!(
+                matches!(config(stream, prefix).validate(), Err(Error::Config(_))),
+                "{stream:?} {prefix:?}"
+            );
+        }
+    }
 
     #[test]
     fn subject_tokens_lose_the_characters_nats_reads() {

@@ -9,8 +9,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{database_url, open_on, open_store, request};
-use factum_core::{EventStore, ExpectedVersion, Projections, RunningSubscription, Subscription};
+use common::{SchemaGuard, database_url, open_on, open_store, request};
+use factum_core::{
+    Backoff, EventStore, ExpectedVersion, Projections, RunningSubscription, Subscription,
+};
 use factum_postgres::Leased;
 use factum_testing::sample::event;
 use factum_testing::subscriptions::Recorder;
@@ -21,6 +23,22 @@ fn node(store: Arc<dyn EventStore>, recorder: Arc<Recorder>, schema: &str) -> Pr
     let leased: Arc<dyn RunningSubscription> =
         Arc::new(Leased::new(Arc::new(subscription), &database_url(), schema));
     Projections::new().with_running(leased)
+}
+
+type Nodes = (
+    SchemaGuard,
+    String,
+    [Arc<dyn EventStore>; 2],
+    [Arc<Recorder>; 2],
+);
+
+/// Two stores (two nodes) on a fresh schema, and a handler for each.
+async fn two_nodes() -> Nodes {
+    let (first, guard) = open_store().await;
+    let schema = guard.schema().to_owned();
+    let stores: [Arc<dyn EventStore>; 2] = [Arc::new(first), Arc::new(open_on(&schema).await)];
+    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    (guard, schema, stores, recorders)
 }
 
 async fn append(store: &dyn EventStore, n: u64) -> Uuid {
@@ -46,10 +64,7 @@ async fn wait_for(what: &str, deadline: Duration, done: impl Fn() -> bool) -> Du
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_node_runs_a_subscription_and_another_takes_over_when_it_dies() {
-    let (first, guard) = open_store().await;
-    let schema = guard.schema().to_owned();
-    let stores: [Arc<dyn EventStore>; 2] = [Arc::new(first), Arc::new(open_on(&schema).await)];
-    let recorders = [Arc::new(Recorder::default()), Arc::new(Recorder::default())];
+    let (guard, schema, stores, recorders) = two_nodes().await;
     let nodes = [
         node(stores[0].clone(), recorders[0].clone(), &schema),
         node(stores[1].clone(), recorders[1].clone(), &schema),
@@ -100,5 +115,64 @@ async fn one_node_runs_a_subscription_and_another_takes_over_when_it_dies() {
     eprintln!("takeover after the holder died: {:?}", started.elapsed());
     assert!(handled_all(&ids), "an event was missed");
     tasks[other].take().unwrap().stop().await;
+    drop(guard);
+}
+
+/// Two nodes asked at once to replay a parked event: one replays it, once, whichever node
+/// holds the lease; and both nodes name the holder of the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replays_on_any_node_hand_a_parked_event_over_once_and_both_name_the_holder() {
+    let (guard, schema, stores, recorders) = two_nodes().await;
+    let nodes: Vec<Leased> = (0..2)
+        .map(|n| {
+            *recorders[n].poison_aggregate.lock().unwrap() = Some("acc-1".into());
+            let subscription = Subscription::new("mailer", stores[n].clone(), recorders[n].clone())
+                .unwrap()
+                .with_max_attempts(2)
+                .with_backoff(Backoff {
+                    initial: Duration::from_millis(1),
+                    max: Duration::from_millis(1),
+                });
+            Leased::new(Arc::new(subscription), &database_url(), &schema)
+                .with_node(format!("node-{n}"))
+        })
+        .collect();
+    let poison = append(&*stores[0], 1).await;
+    append(&*stores[0], 2).await;
+
+    assert!(nodes[0].holds().await);
+    assert!(!nodes[1].holds().await);
+    assert_eq!(nodes[0].catch_up().await.unwrap(), 2);
+    assert_eq!(
+        nodes[1].catch_up().await.unwrap(),
+        0,
+        "the other node ran too"
+    );
+    for (n, node) in nodes.iter().enumerate() {
+        let lease = node.lease().await.unwrap();
+        assert_eq!(
+            (lease.held_here, lease.holder.as_deref()),
+            (n == 0, Some("node-0")),
+            "node {n}"
+        );
+        assert_eq!(node.parked().await.unwrap().len(), 1, "node {n}");
+    }
+
+    for recorder in &recorders {
+        *recorder.poison_aggregate.lock().unwrap() = None;
+    }
+    let (a, b) = tokio::join!(nodes[0].replay_parked(), nodes[1].replay_parked());
+    let handled: Vec<u64> = [a.unwrap(), b.unwrap()]
+        .into_iter()
+        .flat_map(|report| report.handled)
+        .collect();
+    let position = nodes[0].parked().await.unwrap();
+    assert!(position.is_empty(), "{position:?}");
+    let handed = recorders
+        .iter()
+        .map(|r| r.successes().get(&poison).copied().unwrap_or(0))
+        .sum::<usize>();
+    assert_eq!(handed, 1, "the parked event was handed over {handed} times");
+    assert_eq!(handled.len(), 1, "{handled:?}");
     drop(guard);
 }

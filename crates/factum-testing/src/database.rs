@@ -65,23 +65,13 @@ impl TestDatabase {
 /// Runs `sql` on the server of [`admin_url`] from a thread and a runtime of its own, so that
 /// a guard's `drop` can run it inside the test's runtime or outside any.
 pub fn execute_detached(sql: String) -> Result<(), String> {
-    let ran = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;
-            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
-            conn.close().await?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-    })
-    .join();
-    match ran {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("the thread running the statement panicked".to_owned()),
-    }
+    crate::detached::block_on_detached(move || async move {
+        let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok::<_, sqlx::Error>(())
+    })?
+    .map_err(|error| error.to_string())
 }
 
 impl Drop for TestDatabase {

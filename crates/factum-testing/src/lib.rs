@@ -15,7 +15,8 @@
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
 //! - [`server`]: a service binary started on a free port for end-to-end tests, killed
 //!   (SIGKILL) when done; with the `postgres` feature, `database::TestDatabase`, a
-//!   PostgreSQL database per test.
+//!   PostgreSQL database per test, and with `nats`, `nats::TestStream`, a JetStream stream
+//!   per test.
 //!
 //! ```
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
@@ -75,12 +76,15 @@ pub mod conformance;
 pub mod counter;
 #[cfg(feature = "postgres")]
 pub mod database;
+pub mod detached;
 pub mod faulty;
 mod fixture;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod idempotency;
 pub mod jwt;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod sample;
 pub mod server;
 pub mod subscriptions;

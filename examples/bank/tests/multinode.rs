@@ -2,7 +2,8 @@
 //! the nodes deposit 0.01 a hundred times each into one account. Every reply must be 200, no
 //! deposit may be lost or applied twice, and every node must then read the exact balance and
 //! version, from the events and from the inline accounts view; the movements projection, run
-//! by all three nodes against one checkpoint, must end with exactly one record per event.
+//! under a lease by one node at a time against one checkpoint, must end with exactly one
+//! record per event, read the same from every node.
 //!
 //! Correctness here can only come from the database: each node serializes commands on an
 //! account in its own process, but the three processes only share PostgreSQL, so concurrent
@@ -256,7 +257,7 @@ async fn three_nodes_sixteen_clients_one_account_lose_nothing() {
             acknowledged
         );
     }
-    // Three runners, one checkpoint: one movement per event, none twice.
+    // One runner at a time (the lease), one checkpoint: one movement per event, none twice.
     for (index, node) in nodes.iter().enumerate() {
         movements_caught_up(&client, node, last).await;
         let (status, movements) = get(

@@ -231,7 +231,7 @@ impl<A: CommandHandler, S> EngineBuilder<A, S> {
     /// [`CqrsCommandEngine::projections`]), and this engine wakes it after each commit. The
     /// store must keep views (else `build` fails).
     pub fn projection<V: View>(mut self) -> Self {
-        if self.projections.names().contains(&V::TYPE) {
+        if self.projections.names().iter().any(|n| n == V::TYPE) {
             self.problems
                 .push(format!("projection {} is added twice", V::TYPE));
         }

@@ -88,9 +88,14 @@ async fn serve(
         .map_err(|e| ServiceError::failed("the listener has no address", e))?;
     let printable = printable_store(store_url);
     let subscriptions =
-        super::publish::with_publisher(args.publish.as_deref(), &store, app.projections.clone())
-            .await?;
-    let projections = subscriptions.spawn(args.projection_poll());
+        super::publish::with_publisher(args, &store, app.projections.clone()).await?;
+    let node = format!("{name} {address} pid {}", std::process::id());
+    let poll = if super::leases::lease(store_url, &subscriptions, &node)? {
+        args.projection_poll().min(super::leases::LEASE_POLL)
+    } else {
+        args.projection_poll()
+    };
+    let projections = subscriptions.spawn(poll);
     let _wakeups = super::wakeups::listen(store_url, &subscriptions).await?;
     // One line on stdout, so scripts (and the end-to-end tests) learn the address.
     println!("{name} listening on http://{address} (store: {printable}, auth: {auth_mode})");

@@ -28,6 +28,8 @@
 //!   auth: ...)`, which scripts and tests read. SIGTERM or Ctrl-C stops accepting, lets the
 //!   requests in flight finish and exits 0. A start on inline views whose rebuild was left
 //!   unfinished is refused.
+//!   On PostgreSQL every projection and subscription runs under a lease, on one node at a
+//!   time (`factum_postgres::Leased`); its poll is then at most one second.
 //! - `rebuild-views [--include-inline]`: rebuilds the projections (and the inline views,
 //!   claiming the store) from the first event, with a progress bar on a terminal.
 //! - `status`: the log's head and each view's state, read-only, beside a running service.
@@ -42,6 +44,7 @@
 
 mod app;
 mod commands;
+mod leases;
 mod options;
 mod publish;
 mod wakeups;

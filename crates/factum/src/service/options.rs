@@ -87,10 +87,20 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FACTUM_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub(crate) header_read_timeout: u64,
 
-    /// Publishes every committed event to NATS JetStream (stream `FACTUM`, subjects
-    /// `factum.<aggregate_type>.<event_type>`), e.g. `nats://127.0.0.1:4222`.
+    /// Publishes every committed event to NATS JetStream (stream --publish-stream, subjects
+    /// `<--publish-subject-prefix>.<aggregate_type>.<event_type>`), e.g.
+    /// `nats://127.0.0.1:4222`.
     #[arg(long, env = "FACTUM_PUBLISH")]
     pub(crate) publish: Option<String>,
+
+    /// The JetStream stream --publish publishes to (created if missing). Streams of one
+    /// server may not share subjects: give each its own --publish-subject-prefix.
+    #[arg(long, env = "FACTUM_PUBLISH_STREAM", default_value = "FACTUM")]
+    pub(crate) publish_stream: String,
+
+    /// The first tokens of the subjects --publish publishes on.
+    #[arg(long, env = "FACTUM_PUBLISH_SUBJECT_PREFIX", default_value = "factum")]
+    pub(crate) publish_subject_prefix: String,
 }
 
 /// Authentication: set a secret or a JWKS and every route but /health (and the docs, with

@@ -58,6 +58,14 @@ fn the_options_default_to_the_binary_s_own() {
     assert_eq!(options.store, "sqlite://data/demo.db");
     assert_eq!(options.serve.listen, DEFAULT_LISTEN);
     assert_eq!(options.log_format, LogFormat::Text);
+    assert_eq!(
+        (
+            options.serve.publish.as_deref(),
+            options.serve.publish_stream.as_str(),
+            options.serve.publish_subject_prefix.as_str()
+        ),
+        (None, "FACTUM", "factum")
+    );
     assert!(options.command.is_none());
     assert!(options.claims_store(), "serving claims the store");
     assert_eq!(options.serve.engine_config().max_attempts, 100);
@@ -106,9 +114,23 @@ fn the_options_parse_every_flag() {
             "20",
             "--log-format",
             "json",
+            "--publish",
+            "nats://127.0.0.1:4222",
+            "--publish-stream",
+            "ORDERS",
+            "--publish-subject-prefix",
+            "acme.orders",
         ])
         .unwrap();
     assert_eq!(options.serve.listen, "0.0.0.0:9000");
+    assert_eq!(
+        (
+            options.serve.publish.as_deref(),
+            options.serve.publish_stream.as_str(),
+            options.serve.publish_subject_prefix.as_str()
+        ),
+        (Some("nats://127.0.0.1:4222"), "ORDERS", "acme.orders")
+    );
     assert_eq!(options.store, "memory");
     assert_eq!(options.log_format, LogFormat::Json);
     assert_eq!(options.serve.auth.jwt_secret.as_deref(), Some("s3cret"));
