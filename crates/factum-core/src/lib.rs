@@ -100,6 +100,7 @@ mod parked;
 mod projection;
 mod projections;
 mod running;
+mod setters;
 mod status;
 pub mod store;
 mod subscription;

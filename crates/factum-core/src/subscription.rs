@@ -200,39 +200,17 @@ impl Subscription {
         }
     }
 
-    /// Hands over only events that pass `filter`.
-    #[must_use]
-    pub fn with_filter(mut self, filter: SubscriptionFilter) -> Self {
-        self.filter = filter;
-        self
-    }
-
-    /// Where to start when there is no checkpoint yet.
-    #[must_use]
-    pub fn starting_from(mut self, start: StartFrom) -> Self {
-        self.start = start;
-        self
-    }
-
-    /// Events read per batch (at least 1; 100 by default).
-    #[must_use]
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// How many times an event is tried before it is parked (at least 1; 5 by default).
-    #[must_use]
-    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
-        self.max_attempts = max_attempts.max(1);
-        self
-    }
-
-    /// The waits between attempts.
-    #[must_use]
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
+    crate::setters! {
+        /// Hands over only events that pass `filter`.
+        pub fn with_filter(filter: SubscriptionFilter) => filter = filter;
+        /// Where to start when there is no checkpoint yet.
+        pub fn starting_from(start: StartFrom) => start = start;
+        /// Events read per batch (at least 1; 100 by default).
+        pub fn with_batch_size(batch_size: usize) => batch_size = batch_size.max(1);
+        /// How many times an event is tried before it is parked (at least 1; 5 by default).
+        pub fn with_max_attempts(max_attempts: u32) => max_attempts = max_attempts.max(1);
+        /// The waits between attempts.
+        pub fn with_backoff(backoff: Backoff) => backoff = backoff;
     }
 
     /// The subscription's name.

@@ -41,13 +41,25 @@ CREATE TABLE {schema}.idempotency (
 );
 CREATE INDEX idempotency_expiry_idx ON {schema}.idempotency (expires_at);
 
-CREATE FUNCTION {schema}.append_events_idempotent(
+CREATE FUNCTION "#,
+    idempotent_head!(),
+    r#"    PERFORM 1 FROM {schema}.event_position AS p FOR UPDATE;
 "#,
-    crate::append_sql::append_params!(),
-    r#"    p_recorded_at_ns smallint[],
+    idempotent_body!(),
+);
+
+/// `append_events_idempotent`'s name, parameters, settings and declarations, up to its
+/// `BEGIN` (the same in every version; its lock and body follow).
+macro_rules! idempotent_head {
+    () => {
+        concat!(
+            r#"{schema}.append_events_idempotent(
 "#,
-    crate::append_sql::view_params!(),
-    r#"    p_view_data text[],
+            crate::append_sql::append_params!(),
+            r#"    p_recorded_at_ns smallint[],
+"#,
+            crate::append_sql::view_params!(),
+            r#"    p_view_data text[],
     p_idem_scopes text[],
     p_idem_keys text[],
     p_idem_hashes text[],
@@ -56,17 +68,18 @@ CREATE FUNCTION {schema}.append_events_idempotent(
     p_idem_created_at timestamptz[],
     p_idem_expires_at timestamptz[]
 "#,
-    crate::append_sql::returns_with_metadata!(),
-    crate::append_sql::plpgsql_head!(),
-    r#"DECLARE
+            crate::append_sql::returns_with_metadata!(),
+            crate::append_sql::plpgsql_head!(),
+            r#"DECLARE
     v_min bigint[] := p_min_versions;
     v_max bigint[] := p_max_versions;
     v_stored integer[] := '{}';
 BEGIN
-    PERFORM 1 FROM {schema}.event_position AS p FOR UPDATE;
-"#,
-    idempotent_body!(),
-);
+"#
+        )
+    };
+}
+pub(crate) use idempotent_head;
 
 /// The body of `append_events_idempotent` after its lock: marks the requests whose key a
 /// live record holds, appends, and writes the records of the requests stored.

@@ -119,27 +119,15 @@ impl Service {
         self
     }
 
-    /// The version `--version` prints (factum's by default; give the binary's with
-    /// `env!("CARGO_PKG_VERSION")`).
-    #[must_use]
-    pub fn version(mut self, version: impl Into<String>) -> Self {
-        self.version = version.into();
-        self
-    }
-
-    /// The default of `--store`: a store URL this build can open (`memory`,
-    /// `sqlite://PATH`, `postgres://...`).
-    #[must_use]
-    pub fn default_store(mut self, url: impl Into<String>) -> Self {
-        self.default_store = Some(url.into());
-        self
-    }
-
-    /// The default of `--listen`, `HOST:PORT`.
-    #[must_use]
-    pub fn default_listen(mut self, address: impl Into<String>) -> Self {
-        self.default_listen = address.into();
-        self
+    factum_core::setters! {
+        /// The version `--version` prints (factum's by default; give the binary's with
+        /// `env!("CARGO_PKG_VERSION")`).
+        pub fn version(version: impl Into<String>) => version = version.into();
+        /// The default of `--store`: a store URL this build can open (`memory`,
+        /// `sqlite://PATH`, `postgres://...`).
+        pub fn default_store(url: impl Into<String>) => default_store = Some(url.into());
+        /// The default of `--listen`, `HOST:PORT`.
+        pub fn default_listen(address: impl Into<String>) => default_listen = address.into();
     }
 
     /// The service's wiring: given the store the options name and the engine configuration
