@@ -134,16 +134,9 @@ pub struct CqrsContext {
     ids: Arc<dyn IdSource>,
 }
 
-impl fmt::Debug for CqrsContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CqrsContext")
-            .field("user_id", &self.user_id)
-            .field("roles", &self.roles)
-            .field("request_id", &self.request_id)
-            .field("correlation_id", &self.correlation_id)
-            .field("causation_id", &self.causation_id)
-            .field("metadata", &self.metadata)
-            .finish_non_exhaustive()
+crate::debug_fields! {
+    CqrsContext {
+        user_id, roles, request_id, correlation_id, causation_id, metadata, ..
     }
 }
 

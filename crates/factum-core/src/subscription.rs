@@ -150,15 +150,7 @@ pub struct Subscription {
     last_error: Mutex<Option<String>>,
 }
 
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("name", &self.name)
-            .field("filter", &self.filter)
-            .field("start", &self.start)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields! { Subscription { name, filter, start, .. } }
 
 impl Subscription {
     /// A subscription named `name` (its checkpoint key, shared with projections' names) over

@@ -44,39 +44,36 @@ fn state_body_schema(view: &str) -> RefOr<Schema> {
 }
 
 fn envelope_schema(event: &str) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .description(Some("A stored event with its metadata"))
-        .property(
-            "event_id",
-            string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
-        )
-        .property("aggregate_type", string())
-        .property("aggregate_id", string())
-        .property("version", version())
-        .property(
-            "position",
-            version().description(Some("Store-wide position, in commit order")),
-        )
-        .property("event_type", string())
-        .property(
-            "recorded_at",
-            string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
-        )
-        .property("user_id", nullable_string())
-        .property("request_id", nullable_string())
-        .property("correlation_id", nullable_string())
-        .property("causation_id", nullable_string())
-        .property("metadata", ObjectBuilder::new().schema_type(Type::Object))
-        .property("payload", Ref::from_schema_name(event))
-        .required("event_id")
-        .required("aggregate_type")
-        .required("aggregate_id")
-        .required("version")
-        .required("position")
-        .required("event_type")
-        .required("recorded_at")
-        .required("payload")
-        .into()
+    let known = |format| string().format(Some(SchemaFormat::KnownFormat(format)));
+    let position = version().description(Some("Store-wide position, in commit order"));
+    // Each property, and whether it is required (the metadata's are null when unknown).
+    let properties: [(&str, RefOr<Schema>, bool); 13] = [
+        ("event_id", known(KnownFormat::Uuid).into(), true),
+        ("aggregate_type", string().into(), true),
+        ("aggregate_id", string().into(), true),
+        ("version", version().into(), true),
+        ("position", position.into(), true),
+        ("event_type", string().into(), true),
+        ("recorded_at", known(KnownFormat::DateTime).into(), true),
+        ("user_id", nullable_string().into(), false),
+        ("request_id", nullable_string().into(), false),
+        ("correlation_id", nullable_string().into(), false),
+        ("causation_id", nullable_string().into(), false),
+        (
+            "metadata",
+            ObjectBuilder::new().schema_type(Type::Object).into(),
+            false,
+        ),
+        ("payload", Ref::from_schema_name(event).into(), true),
+    ];
+    let mut object = ObjectBuilder::new().description(Some("A stored event with its metadata"));
+    for (name, schema, required) in properties {
+        object = object.property(name, schema);
+        if required {
+            object = object.required(name);
+        }
+    }
+    object.into()
 }
 
 /// An object with one page of `item`s in its property `list`; the caller adds the rest.

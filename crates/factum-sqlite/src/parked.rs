@@ -107,17 +107,17 @@ pub(crate) fn list(conn: &Connection, projection: &str) -> factum_core::Result<V
         .map_err(sql_error)?;
     let rows = stmt
         .query_map([projection], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, i64>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, String>(6)?,
-                row.get::<_, i64>(7)?,
-                row.get::<_, String>(8)?,
-            ))
+            <(
+                i64,
+                String,
+                String,
+                String,
+                i64,
+                String,
+                String,
+                i64,
+                String,
+            )>::try_from(row)
         })
         .map_err(sql_error)?;
     let corrupt = |what: String| factum_core::Error::from(Error::corrupt("parked_events", what));

@@ -115,13 +115,7 @@ pub struct SqliteEventStore {
     known: KnownVersions,
 }
 
-impl std::fmt::Debug for SqliteEventStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteEventStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
+factum_core::debug_fields! { SqliteEventStore { path, .. } }
 
 impl SqliteEventStore {
     /// Opens the store in the file at `path`, creating the file and its folders if needed

@@ -81,16 +81,7 @@ pub struct Service {
     app: Option<Box<AppFactory>>,
 }
 
-impl std::fmt::Debug for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
-            .field("name", &self.name)
-            .field("default_store", &self.default_store)
-            .field("default_listen", &self.default_listen)
-            .field("app", &self.app.is_some())
-            .finish_non_exhaustive()
-    }
-}
+factum_core::debug_fields! { Service { name, default_store, default_listen, app.is_some(), .. } }
 
 impl Service {
     /// A service named `name`: the binary's name in its help, its messages and its
