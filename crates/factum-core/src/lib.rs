@@ -139,7 +139,7 @@ pub use running::{
     RunningSubscription, RunningSubscription as RunningProjection, SubscriptionKind,
 };
 pub use status::{ParkedEntry, ProjectionStatus, SubscriptionStatus};
-pub use store::{EventStore, ExpectedVersion};
+pub use store::{EventRef, EventStore, ExpectedVersion};
 pub use subscription::{
     Backoff, EventHandler, HandlerError, ReplayReport, StartFrom, Subscription, SubscriptionFilter,
 };

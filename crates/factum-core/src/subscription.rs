@@ -300,11 +300,11 @@ impl Subscription {
                 .await?
                 .into_iter()
                 .next()
-                .filter(|e| e.event_id == parked.event_id)
+                .filter(|e| e.event_id == parked.event.event_id)
                 .ok_or_else(|| {
                     Error::Validation(format!(
                         "parked event {} is not at position {}",
-                        parked.event_id, parked.position
+                        parked.event.event_id, parked.position
                     ))
                 })?;
             match self.handle_with_retries(&event).await {

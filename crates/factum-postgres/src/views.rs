@@ -244,9 +244,9 @@ impl ViewStore for PostgresEventStore {
         self.inner()
             .breaker
             .call(async move {
-                no_nul(&parked.aggregate_type, "an aggregate type")?;
-                no_nul(&parked.aggregate_id, "an aggregate id")?;
-                no_nul(&parked.event_type, "an event type")?;
+                no_nul(&parked.event.aggregate_type, "an aggregate type")?;
+                no_nul(&parked.event.aggregate_id, "an aggregate id")?;
+                no_nul(&parked.event.event_type, "an event type")?;
                 let batch = ProjectionBatch {
                     projection: parked.projection.clone(),
                     expected,
