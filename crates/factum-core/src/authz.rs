@@ -148,17 +148,7 @@ impl<A> Default for AccessPolicy<A> {
     }
 }
 
-impl<A> fmt::Debug for AccessPolicy<A> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessPolicy")
-            .field("commands", &self.commands)
-            .field("state", &self.state)
-            .field("history", &self.history)
-            .field("views", &self.views)
-            .field("rule", &self.rule.is_some())
-            .finish()
-    }
-}
+crate::debug_fields! { AccessPolicy<A> { commands, state, history, views, rule.is_some() } }
 
 fn owned<I: IntoIterator<Item = R>, R: Into<String>>(roles: I) -> Vec<String> {
     roles.into_iter().map(Into::into).collect()

@@ -134,16 +134,9 @@ pub struct CqrsContext {
     ids: Arc<dyn IdSource>,
 }
 
-impl fmt::Debug for CqrsContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CqrsContext")
-            .field("user_id", &self.user_id)
-            .field("roles", &self.roles)
-            .field("request_id", &self.request_id)
-            .field("correlation_id", &self.correlation_id)
-            .field("causation_id", &self.causation_id)
-            .field("metadata", &self.metadata)
-            .finish_non_exhaustive()
+crate::debug_fields! {
+    CqrsContext {
+        user_id, roles, request_id, correlation_id, causation_id, metadata, ..
     }
 }
 
@@ -187,25 +180,15 @@ impl CqrsContext {
         self
     }
 
-    /// Sets the request id.
-    #[must_use]
-    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
-        self.request_id = request_id.into();
-        self
-    }
-
-    /// Sets the correlation id (defaults to the request id).
-    #[must_use]
-    pub fn with_correlation_id(mut self, correlation_id: impl Into<String>) -> Self {
-        self.correlation_id = Some(correlation_id.into());
-        self
-    }
-
-    /// Sets the causation id.
-    #[must_use]
-    pub fn with_causation_id(mut self, causation_id: impl Into<String>) -> Self {
-        self.causation_id = Some(causation_id.into());
-        self
+    crate::setters! {
+        /// Sets the request id.
+        pub fn with_request_id(request_id: impl Into<String>) => request_id = request_id.into();
+        /// Sets the correlation id (defaults to the request id).
+        pub fn with_correlation_id(correlation_id: impl Into<String>)
+            => correlation_id = Some(correlation_id.into());
+        /// Sets the causation id.
+        pub fn with_causation_id(causation_id: impl Into<String>)
+            => causation_id = Some(causation_id.into());
     }
 
     /// Adds a free-form metadata entry.
@@ -219,18 +202,11 @@ impl CqrsContext {
         self
     }
 
-    /// Replaces the clock.
-    #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Replaces the id source.
-    #[must_use]
-    pub fn with_id_source(mut self, ids: Arc<dyn IdSource>) -> Self {
-        self.ids = ids;
-        self
+    crate::setters! {
+        /// Replaces the clock.
+        pub fn with_clock(clock: Arc<dyn Clock>) => clock = clock;
+        /// Replaces the id source.
+        pub fn with_id_source(ids: Arc<dyn IdSource>) => ids = ids;
     }
 
     /// The user, if any.

@@ -49,18 +49,12 @@ impl CqrsError {
         }
     }
 
-    /// Attaches structured details.
-    #[must_use]
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
-        self
-    }
-
-    /// Attaches the id of the request that failed.
-    #[must_use]
-    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
-        self.request_id = Some(request_id.into());
-        self
+    crate::setters! {
+        /// Attaches structured details.
+        pub fn with_details(details: serde_json::Value) => details = Some(details);
+        /// Attaches the id of the request that failed.
+        pub fn with_request_id(request_id: impl Into<String>)
+            => request_id = Some(request_id.into());
     }
 }
 

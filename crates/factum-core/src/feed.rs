@@ -7,10 +7,9 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::store::{EventStore, StoredEvent};
+use crate::store::{EventRef, EventStore, StoredEvent};
 
 /// The most events one feed page holds.
 pub const MAX_FEED_LIMIT: usize = 1000;
@@ -59,16 +58,9 @@ impl FeedFilter {
 pub struct FeedEvent {
     /// Store-wide position.
     pub position: u64,
-    /// The event's id.
-    pub event_id: Uuid,
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// The aggregate id.
-    pub aggregate_id: String,
-    /// The version within the aggregate.
-    pub version: u64,
-    /// The event type.
-    pub event_type: String,
+    /// Which event.
+    #[serde(flatten)]
+    pub event: EventRef,
     /// The payload's schema version.
     pub schema_version: u32,
     /// When it was recorded (RFC 3339).
@@ -88,11 +80,7 @@ impl FeedEvent {
         };
         Ok(Self {
             position: event.position,
-            event_id: event.event_id,
-            aggregate_type: event.aggregate_type.clone(),
-            aggregate_id: event.aggregate_id.clone(),
-            version: event.version,
-            event_type: event.event_type.clone(),
+            event: event.reference(),
             schema_version: event.schema_version,
             recorded_at: event.recorded_at,
             metadata: raw("metadata", &event.metadata)?,
@@ -102,8 +90,9 @@ impl FeedEvent {
 
     /// The envelope as JSON text.
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self)
-            .map_err(|e| Error::serialization(format!("envelope of event {}", self.event_id), e))
+        serde_json::to_string(self).map_err(|e| {
+            Error::serialization(format!("envelope of event {}", self.event.event_id), e)
+        })
     }
 }
 

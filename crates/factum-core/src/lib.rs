@@ -95,6 +95,7 @@ mod id;
 pub mod idempotency;
 pub mod json;
 mod keyed_lock;
+mod macros;
 mod memory;
 mod parked;
 mod projection;
@@ -138,7 +139,7 @@ pub use running::{
     LeaseStatus, RunningSubscription, RunningSubscription as RunningProjection, SubscriptionKind,
 };
 pub use status::{ParkedEntry, ProjectionStatus, SubscriptionStatus};
-pub use store::{EventStore, ExpectedVersion};
+pub use store::{EventRef, EventStore, ExpectedVersion};
 pub use subscription::{
     Backoff, EventHandler, HandlerError, ReplayReport, StartFrom, Subscription, SubscriptionFilter,
 };

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::idempotency::IdempotencyRecord;
 use crate::parked::ParkedEvent;
 use crate::store::{AppendRequest, EventStore, rules};
@@ -63,6 +63,14 @@ impl Inner {
         self.idempotency
             .get(&(scope.to_owned(), key.to_owned()))
             .filter(|record| record.is_live_at(now))
+    }
+
+    /// The stored checkpoint of `projection` (the start for one never run).
+    fn checkpoint(&self, projection: &str) -> ProjectionCheckpoint {
+        self.checkpoints
+            .get(projection)
+            .copied()
+            .unwrap_or_default()
     }
 
     fn views_of(&self, view_type: &str) -> impl Iterator<Item = &ViewRecord> {
@@ -308,19 +316,8 @@ impl ViewStore for InMemoryEventStore {
 
     async fn apply_projection(&self, batch: ProjectionBatch) -> Result<()> {
         let mut inner = self.write();
-        let current = inner
-            .checkpoints
-            .get(&batch.projection)
-            .copied()
-            .unwrap_or_default();
-        if current != batch.expected {
-            return Err(Error::Conflict {
-                aggregate_type: "projection".to_owned(),
-                aggregate_id: batch.projection,
-                expected: crate::ExpectedVersion::Exact(batch.expected.position),
-                actual: Some(current.position),
-            });
-        }
+        let current = inner.checkpoint(&batch.projection);
+        batch.expected.expect(&batch.projection, current)?;
         inner.apply_view_changes(batch.changes);
         inner.checkpoints.insert(
             batch.projection,
@@ -333,12 +330,7 @@ impl ViewStore for InMemoryEventStore {
     }
 
     async fn projection_checkpoint(&self, projection: &str) -> Result<ProjectionCheckpoint> {
-        Ok(self
-            .read()
-            .checkpoints
-            .get(projection)
-            .copied()
-            .unwrap_or_default())
+        Ok(self.read().checkpoint(projection))
     }
 
     async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> Result<()> {
@@ -364,19 +356,8 @@ impl ViewStore for InMemoryEventStore {
 
     async fn park_event(&self, expected: ProjectionCheckpoint, parked: ParkedEvent) -> Result<()> {
         let mut inner = self.write();
-        let current = inner
-            .checkpoints
-            .get(&parked.projection)
-            .copied()
-            .unwrap_or_default();
-        if current != expected {
-            return Err(Error::Conflict {
-                aggregate_type: "projection".to_owned(),
-                aggregate_id: parked.projection,
-                expected: crate::ExpectedVersion::Exact(expected.position),
-                actual: Some(current.position),
-            });
-        }
+        let current = inner.checkpoint(&parked.projection);
+        expected.expect(&parked.projection, current)?;
         inner.checkpoints.insert(
             parked.projection.clone(),
             ProjectionCheckpoint {

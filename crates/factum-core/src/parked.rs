@@ -8,9 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::error::Error;
+use crate::store::EventRef;
 use crate::store::StoredEvent;
 
 /// An event a projection set aside.
@@ -20,16 +20,9 @@ pub struct ParkedEvent {
     pub projection: String,
     /// The event's global position.
     pub position: u64,
-    /// The event's id.
-    pub event_id: Uuid,
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// The aggregate id.
-    pub aggregate_id: String,
-    /// The aggregate version of the event.
-    pub version: u64,
-    /// The event type.
-    pub event_type: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: EventRef,
     /// Why it could not be applied (the last attempt's error).
     pub error: String,
     /// How many times it was tried.
@@ -44,11 +37,7 @@ impl ParkedEvent {
         Self {
             projection: projection.to_owned(),
             position: event.position,
-            event_id: event.event_id,
-            aggregate_type: event.aggregate_type.clone(),
-            aggregate_id: event.aggregate_id.clone(),
-            version: event.version,
-            event_type: event.event_type.clone(),
+            event: event.reference(),
             error,
             attempts,
             parked_at: Utc::now(),

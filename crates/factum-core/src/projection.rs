@@ -231,19 +231,12 @@ impl<V: View> Projector<V> {
         Ok(Self::new(store, views))
     }
 
-    /// Sets the number of events read per batch (at least 1).
-    #[must_use]
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// Sets how many times an event that cannot be applied is tried before it is parked (at
-    /// least 1; 5 by default).
-    #[must_use]
-    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
-        self.max_attempts = max_attempts.max(1);
-        self
+    crate::setters! {
+        /// Sets the number of events read per batch (at least 1).
+        pub fn with_batch_size(batch_size: usize) => batch_size = batch_size.max(1);
+        /// Sets how many times an event that cannot be applied is tried before it is parked (at
+        /// least 1; 5 by default).
+        pub fn with_max_attempts(max_attempts: u32) => max_attempts = max_attempts.max(1);
     }
 
     /// The events this projection has parked.

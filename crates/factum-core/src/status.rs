@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::parked::ParkedEvent;
 use crate::running::{LeaseStatus, RunningSubscription, SubscriptionKind};
+use crate::store::EventRef;
 
 /// How far one projection is behind: the body of `GET /projections/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,16 +33,9 @@ pub struct ProjectionStatus {
 pub struct ParkedEntry {
     /// The event's global position.
     pub position: u64,
-    /// The event's id.
-    pub event_id: String,
-    /// The aggregate type.
-    pub aggregate_type: String,
-    /// The aggregate id.
-    pub aggregate_id: String,
-    /// The event's aggregate version.
-    pub version: u64,
-    /// The event type.
-    pub event_type: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: EventRef,
     /// Why it could not be applied.
     pub error: String,
     /// How many times it was tried.
@@ -54,11 +48,7 @@ impl From<ParkedEvent> for ParkedEntry {
     fn from(parked: ParkedEvent) -> Self {
         Self {
             position: parked.position,
-            event_id: parked.event_id.to_string(),
-            aggregate_type: parked.aggregate_type,
-            aggregate_id: parked.aggregate_id,
-            version: parked.version,
-            event_type: parked.event_type,
+            event: parked.event,
             error: parked.error,
             attempts: parked.attempts,
             parked_at: parked.parked_at.to_rfc3339(),

@@ -150,15 +150,7 @@ pub struct Subscription {
     last_error: Mutex<Option<String>>,
 }
 
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("name", &self.name)
-            .field("filter", &self.filter)
-            .field("start", &self.start)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_fields! { Subscription { name, filter, start, .. } }
 
 impl Subscription {
     /// A subscription named `name` (its checkpoint key, shared with projections' names) over
@@ -200,39 +192,17 @@ impl Subscription {
         }
     }
 
-    /// Hands over only events that pass `filter`.
-    #[must_use]
-    pub fn with_filter(mut self, filter: SubscriptionFilter) -> Self {
-        self.filter = filter;
-        self
-    }
-
-    /// Where to start when there is no checkpoint yet.
-    #[must_use]
-    pub fn starting_from(mut self, start: StartFrom) -> Self {
-        self.start = start;
-        self
-    }
-
-    /// Events read per batch (at least 1; 100 by default).
-    #[must_use]
-    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// How many times an event is tried before it is parked (at least 1; 5 by default).
-    #[must_use]
-    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
-        self.max_attempts = max_attempts.max(1);
-        self
-    }
-
-    /// The waits between attempts.
-    #[must_use]
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
+    crate::setters! {
+        /// Hands over only events that pass `filter`.
+        pub fn with_filter(filter: SubscriptionFilter) => filter = filter;
+        /// Where to start when there is no checkpoint yet.
+        pub fn starting_from(start: StartFrom) => start = start;
+        /// Events read per batch (at least 1; 100 by default).
+        pub fn with_batch_size(batch_size: usize) => batch_size = batch_size.max(1);
+        /// How many times an event is tried before it is parked (at least 1; 5 by default).
+        pub fn with_max_attempts(max_attempts: u32) => max_attempts = max_attempts.max(1);
+        /// The waits between attempts.
+        pub fn with_backoff(backoff: Backoff) => backoff = backoff;
     }
 
     /// The subscription's name.
@@ -330,11 +300,11 @@ impl Subscription {
                 .await?
                 .into_iter()
                 .next()
-                .filter(|e| e.event_id == parked.event_id)
+                .filter(|e| e.event_id == parked.event.event_id)
                 .ok_or_else(|| {
                     Error::Validation(format!(
                         "parked event {} is not at position {}",
-                        parked.event_id, parked.position
+                        parked.event.event_id, parked.position
                     ))
                 })?;
             match self.handle_with_retries(&event).await {

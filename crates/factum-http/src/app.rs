@@ -107,63 +107,27 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// Sets the body limit.
-    #[must_use]
-    pub fn with_body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
-        self
-    }
-
-    /// Sets the request timeout.
-    #[must_use]
-    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Requires a valid bearer token on every route but `/health` (and the docs if
-    /// [`with_public_docs`](Self::with_public_docs)); see the module docs.
-    #[must_use]
-    pub fn with_auth(mut self, auth: JwtAuth) -> Self {
-        self.auth = Some(Arc::new(auth));
-        self
-    }
-
-    /// Sets the bound on requests in flight (at least 1).
-    #[must_use]
-    pub fn with_max_in_flight(mut self, requests: usize) -> Self {
-        self.max_in_flight = requests.max(1);
-        self
-    }
-
-    /// With auth on, serves `/docs` and `/openapi.json` without a token (they are
-    /// protected like every other route unless this says otherwise).
-    #[must_use]
-    pub fn with_public_docs(mut self, public: bool) -> Self {
-        self.public_docs = public;
-        self
-    }
-
-    /// Sets the limits on the clauses of view queries.
-    #[must_use]
-    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
-        self.query_limits = limits;
-        self
-    }
-
-    /// Sets how long idempotency keys are remembered (at least 1 s, at most 10 years: the
-    /// expiry must stay a date every store can keep).
-    #[must_use]
-    pub fn with_idempotency_ttl(mut self, ttl: Duration) -> Self {
-        self.idempotency_ttl = crate::idempotency::bounded_ttl(ttl);
-        self
-    }
-
-    /// Sets how long a repeat of an idempotency key waits for the first request.
-    #[must_use]
-    pub fn with_idempotency_wait(mut self, wait: Duration) -> Self {
-        self.idempotency_wait = wait;
-        self
+    factum_core::setters! {
+        /// Sets the body limit.
+        pub fn with_body_limit(bytes: usize) => body_limit = bytes;
+        /// Sets the request timeout.
+        pub fn with_request_timeout(timeout: Duration) => request_timeout = timeout;
+        /// Requires a valid bearer token on every route but `/health` (and the docs if
+        /// [`with_public_docs`](Self::with_public_docs)); see the module docs.
+        pub fn with_auth(auth: JwtAuth) => auth = Some(Arc::new(auth));
+        /// Sets the bound on requests in flight (at least 1).
+        pub fn with_max_in_flight(requests: usize) => max_in_flight = requests.max(1);
+        /// With auth on, serves `/docs` and `/openapi.json` without a token (they are
+        /// protected like every other route unless this says otherwise).
+        pub fn with_public_docs(public: bool) => public_docs = public;
+        /// Sets the limits on the clauses of view queries.
+        pub fn with_query_limits(limits: QueryLimits) => query_limits = limits;
+        /// Sets how long idempotency keys are remembered (at least 1 s, at most 10 years: the
+        /// expiry must stay a date every store can keep).
+        pub fn with_idempotency_ttl(ttl: Duration)
+            => idempotency_ttl = crate::idempotency::bounded_ttl(ttl);
+        /// Sets how long a repeat of an idempotency key waits for the first request.
+        pub fn with_idempotency_wait(wait: Duration) => idempotency_wait = wait;
     }
 
     /// Sets the document's title and version.

@@ -44,48 +44,48 @@ fn state_body_schema(view: &str) -> RefOr<Schema> {
 }
 
 fn envelope_schema(event: &str) -> RefOr<Schema> {
+    let known = |format| string().format(Some(SchemaFormat::KnownFormat(format)));
+    let position = version().description(Some("Store-wide position, in commit order"));
+    // Each property, and whether it is required (the metadata's are null when unknown).
+    let properties: [(&str, RefOr<Schema>, bool); 13] = [
+        ("event_id", known(KnownFormat::Uuid).into(), true),
+        ("aggregate_type", string().into(), true),
+        ("aggregate_id", string().into(), true),
+        ("version", version().into(), true),
+        ("position", position.into(), true),
+        ("event_type", string().into(), true),
+        ("recorded_at", known(KnownFormat::DateTime).into(), true),
+        ("user_id", nullable_string().into(), false),
+        ("request_id", nullable_string().into(), false),
+        ("correlation_id", nullable_string().into(), false),
+        ("causation_id", nullable_string().into(), false),
+        (
+            "metadata",
+            ObjectBuilder::new().schema_type(Type::Object).into(),
+            false,
+        ),
+        ("payload", Ref::from_schema_name(event).into(), true),
+    ];
+    let mut object = ObjectBuilder::new().description(Some("A stored event with its metadata"));
+    for (name, schema, required) in properties {
+        object = object.property(name, schema);
+        if required {
+            object = object.required(name);
+        }
+    }
+    object.into()
+}
+
+/// An object with one page of `item`s in its property `list`; the caller adds the rest.
+pub(crate) fn page_of(description: &str, list: &str, item: &str) -> ObjectBuilder {
     ObjectBuilder::new()
-        .description(Some("A stored event with its metadata"))
-        .property(
-            "event_id",
-            string().format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
-        )
-        .property("aggregate_type", string())
-        .property("aggregate_id", string())
-        .property("version", version())
-        .property(
-            "position",
-            version().description(Some("Store-wide position, in commit order")),
-        )
-        .property("event_type", string())
-        .property(
-            "recorded_at",
-            string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
-        )
-        .property("user_id", nullable_string())
-        .property("request_id", nullable_string())
-        .property("correlation_id", nullable_string())
-        .property("causation_id", nullable_string())
-        .property("metadata", ObjectBuilder::new().schema_type(Type::Object))
-        .property("payload", Ref::from_schema_name(event))
-        .required("event_id")
-        .required("aggregate_type")
-        .required("aggregate_id")
-        .required("version")
-        .required("position")
-        .required("event_type")
-        .required("recorded_at")
-        .required("payload")
-        .into()
+        .description(Some(description))
+        .property(list, ArrayBuilder::new().items(Ref::from_schema_name(item)))
+        .required(list)
 }
 
 fn page_schema(envelope: &str) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .description(Some("One page of an aggregate's events"))
-        .property(
-            "events",
-            ArrayBuilder::new().items(Ref::from_schema_name(envelope)),
-        )
+    page_of("One page of an aggregate's events", "events", envelope)
         .property(
             "next_from_version",
             ObjectBuilder::new()
@@ -95,111 +95,72 @@ fn page_schema(envelope: &str) -> RefOr<Schema> {
                 ]))
                 .description(Some("from_version of the next page; null on the last page")),
         )
-        .required("events")
         .into()
 }
 
-impl<V: ToSchema> PartialSchema for StateBody<V> {
-    fn schema() -> RefOr<Schema> {
-        state_body_schema(&V::name())
-    }
+fn versioned_state_schema(view: &str) -> RefOr<Schema> {
+    AllOfBuilder::new()
+        .item(Ref::from_schema_name(view))
+        .item(
+            ObjectBuilder::new()
+                .property("version", version())
+                .required("version"),
+        )
+        .description(Some("The state and its version (the ETag)"))
+        .into()
 }
 
-impl<V: ToSchema> ToSchema for StateBody<V> {
-    fn name() -> Cow<'static, str> {
-        format!("{}Response", V::name()).into()
-    }
-
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((V::name().into_owned(), V::schema()));
-        V::schemas(schemas);
-    }
+fn history_schema(event: &str, envelope: &str) -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(ArrayBuilder::new().items(Ref::from_schema_name(event)))
+        .item(ArrayBuilder::new().items(Ref::from_schema_name(envelope)))
+        .description(Some(
+            "The events, oldest first; with ?metadata=true each in its envelope",
+        ))
+        .into()
 }
 
-impl<E: ToSchema> PartialSchema for EnvelopeBody<E> {
-    fn schema() -> RefOr<Schema> {
-        envelope_schema(&E::name())
-    }
+/// `PartialSchema` and `ToSchema` for a body generic over `$t`: its schema is `$schema`,
+/// its name `$t`'s followed by `$suffix`, and it registers `$refers` (the schema it refers
+/// to) beside itself.
+macro_rules! generic_body_schema {
+    ($body:ident<$t:ident>, $suffix:literal, $refers:ty, $schema:expr) => {
+        impl<$t: ToSchema> PartialSchema for $body<$t> {
+            fn schema() -> RefOr<Schema> {
+                $schema
+            }
+        }
+
+        impl<$t: ToSchema> ToSchema for $body<$t> {
+            fn name() -> Cow<'static, str> {
+                format!(concat!("{}", $suffix), $t::name()).into()
+            }
+
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                schemas.push((<$refers>::name().into_owned(), <$refers>::schema()));
+                <$refers>::schemas(schemas);
+            }
+        }
+    };
 }
 
-impl<E: ToSchema> ToSchema for EnvelopeBody<E> {
-    fn name() -> Cow<'static, str> {
-        format!("{}Envelope", E::name()).into()
-    }
-
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((E::name().into_owned(), E::schema()));
-        E::schemas(schemas);
-    }
-}
-
-impl<E: ToSchema> PartialSchema for EventPage<E> {
-    fn schema() -> RefOr<Schema> {
-        page_schema(&EnvelopeBody::<E>::name())
-    }
-}
-
-impl<E: ToSchema> ToSchema for EventPage<E> {
-    fn name() -> Cow<'static, str> {
-        format!("{}Page", E::name()).into()
-    }
-
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((
-            EnvelopeBody::<E>::name().into_owned(),
-            EnvelopeBody::<E>::schema(),
-        ));
-        EnvelopeBody::<E>::schemas(schemas);
-    }
-}
-
-impl<V: ToSchema> PartialSchema for VersionedState<V> {
-    fn schema() -> RefOr<Schema> {
-        AllOfBuilder::new()
-            .item(Ref::from_schema_name(V::name()))
-            .item(
-                ObjectBuilder::new()
-                    .property("version", version())
-                    .required("version"),
-            )
-            .description(Some("The state and its version (the ETag)"))
-            .into()
-    }
-}
-
-impl<V: ToSchema> ToSchema for VersionedState<V> {
-    fn name() -> Cow<'static, str> {
-        format!("{}View", V::name()).into()
-    }
-
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((V::name().into_owned(), V::schema()));
-        V::schemas(schemas);
-    }
-}
-
-impl<E: ToSchema> PartialSchema for History<E> {
-    fn schema() -> RefOr<Schema> {
-        OneOfBuilder::new()
-            .item(ArrayBuilder::new().items(Ref::from_schema_name(E::name())))
-            .item(ArrayBuilder::new().items(Ref::from_schema_name(EnvelopeBody::<E>::name())))
-            .description(Some(
-                "The events, oldest first; with ?metadata=true each in its envelope",
-            ))
-            .into()
-    }
-}
-
-impl<E: ToSchema> ToSchema for History<E> {
-    fn name() -> Cow<'static, str> {
-        format!("{}History", E::name()).into()
-    }
-
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((
-            EnvelopeBody::<E>::name().into_owned(),
-            EnvelopeBody::<E>::schema(),
-        ));
-        EnvelopeBody::<E>::schemas(schemas);
-    }
-}
+generic_body_schema!(StateBody<V>, "Response", V, state_body_schema(&V::name()));
+generic_body_schema!(EnvelopeBody<E>, "Envelope", E, envelope_schema(&E::name()));
+generic_body_schema!(
+    EventPage<E>,
+    "Page",
+    EnvelopeBody<E>,
+    page_schema(&EnvelopeBody::<E>::name())
+);
+generic_body_schema!(
+    VersionedState<V>,
+    "View",
+    V,
+    versioned_state_schema(&V::name())
+);
+generic_body_schema!(
+    History<E>,
+    "History",
+    EnvelopeBody<E>,
+    history_schema(&E::name(), &EnvelopeBody::<E>::name())
+);

@@ -163,9 +163,9 @@ fn follow(
                                         .id(envelope.position.to_string())
                                         .data(json);
                                     // A line break would end the field early (and axum refuses it).
-                                    let named = !envelope.event_type.contains(['\n', '\r']);
+                                    let named = !envelope.event.event_type.contains(['\n', '\r']);
                                     queue.push_back(if named {
-                                        event.event(envelope.event_type.clone())
+                                        event.event(envelope.event.event_type.clone())
                                     } else {
                                         event
                                     });

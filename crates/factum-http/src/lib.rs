@@ -140,6 +140,7 @@ mod openapi_aggregate;
 mod openapi_feed;
 mod openapi_views;
 mod projections;
+mod request;
 mod routes;
 pub mod schema_check;
 mod server;

@@ -220,8 +220,47 @@ pub(crate) fn query_param(
         .build()
 }
 
-/// The query parameters of the view routes, with the view's fields in their descriptions.
-pub(crate) fn document(paths: PathsBuilder, schemas: Vec<(String, RefOr<Schema>)>) -> OpenApi {
+/// What a `500` of a route that only reads means.
+pub(crate) const STORE_UNREADABLE: &str = "The store could not be read";
+
+/// One operation of a document: its path, its method and the operation.
+pub(crate) type Route = (String, HttpMethod, OperationBuilder);
+
+/// Starts an operation with its tag, summary and id.
+pub(crate) fn operation(
+    tag: &str,
+    summary: impl Into<String>,
+    id: impl Into<String>,
+) -> OperationBuilder {
+    OperationBuilder::new()
+        .tag(tag)
+        .summary(Some(summary))
+        .operation_id(Some(id))
+}
+
+/// Starts an operation on one projection or subscription, named in the path.
+pub(crate) fn by_name(summary: &str, id: &str, name_description: &str) -> OperationBuilder {
+    operation("operations", summary, id).parameter(path_param("name", name_description))
+}
+
+/// Adds error responses to `op`, each a status and what it means.
+pub(crate) fn with_errors(op: OperationBuilder, errors: &[(&str, &str)]) -> OperationBuilder {
+    errors.iter().fold(op, |op, (status, what)| {
+        op.response(*status, error_response(what))
+    })
+}
+
+/// A document of `routes`, each operation [`secured`] when `auth` is on, and `schemas`.
+pub(crate) fn document(
+    auth: bool,
+    routes: Vec<Route>,
+    schemas: impl IntoIterator<Item = (String, RefOr<Schema>)>,
+) -> OpenApi {
+    let paths = routes
+        .into_iter()
+        .fold(PathsBuilder::new(), |paths, (path, method, op)| {
+            paths.path(path, PathItem::new(method, secured(op, auth).build()))
+        });
     OpenApiBuilder::new()
         .paths(paths.build())
         .components(Some(

@@ -8,20 +8,18 @@
 use std::collections::BTreeMap;
 
 use factum_core::Commands;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ComponentsBuilder, OneOfBuilder};
-use utoipa::openapi::{
-    Content, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required, Response,
-    ResponseBuilder, Schema,
-};
+use utoipa::openapi::schema::OneOfBuilder;
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::aggregate::{HttpAggregate, collection_path};
 use crate::bodies::VersionedState;
 use crate::bodies::{EventPage, EventsQuery, History, HistoryQuery, StateBody, StateQuery};
 use crate::openapi::{
-    aggregate_id_param, error_response, etag_header, if_match_param, json_response, secured,
+    aggregate_id_param, document, error_response, etag_header, if_match_param, json_response,
+    operation, with_errors,
 };
 use crate::spec::{CommandSpec, tagged_schema};
 
@@ -110,19 +108,28 @@ fn state_read(op: OperationBuilder, state: &str) -> OperationBuilder {
         )
 }
 
-fn document(paths: PathsBuilder, schemas: Schemas) -> OpenApi {
-    OpenApiBuilder::new()
-        .paths(paths.build())
-        .components(Some(
-            ComponentsBuilder::new().schemas_from_iter(schemas).build(),
-        ))
-        .build()
+/// Starts an operation of `A`'s routes, tagged with its collection, its id `{TYPE}_{id}`.
+fn aggregate_operation<A: HttpAggregate>(summary: impl Into<String>, id: &str) -> OperationBuilder {
+    operation(
+        A::PATH.trim_matches('/'),
+        summary,
+        format!("{}_{id}", A::TYPE),
+    )
+}
+
+/// `GET {id}/events` in the form of query `Q`: the body it answers (`ok`), and what a `400`
+/// means.
+fn events_read<Q: IntoParams>(op: OperationBuilder, ok: Response, bad: &str) -> OperationBuilder {
+    let op = op
+        .parameter(aggregate_id_param("The aggregate id"))
+        .parameters(Some(Q::into_params(|| Some(ParameterIn::Query))))
+        .response("200", ok);
+    with_errors(op, &[("400", bad), ("404", "No aggregate with this id")])
 }
 
 /// The document of one aggregate's generic routes under `prefix`.
 pub fn aggregate_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi {
     let base = collection_path::<A>(prefix);
-    let tag = A::PATH.trim_matches('/').to_owned();
     let mut schemas = Schemas::new();
     let state_body = collect::<StateBody<A::View>>(&mut schemas);
     let page = collect::<EventPage<A::Event>>(&mut schemas);
@@ -143,68 +150,42 @@ pub fn aggregate_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi 
         } else {
             "_generated_id"
         };
-        let op = OperationBuilder::new()
-            .tag(tag.clone())
-            .summary(Some(spec.summary().to_owned()))
-            .operation_id(Some(format!("{}_{}{generated}", A::TYPE, spec.name())))
+        let op = aggregate_operation::<A>(spec.summary(), &format!("{}{generated}", spec.name()))
             .request_body(Some(request_body(
                 Ref::from_schema_name(spec.schema_name()).into(),
             )))
             .response(code, state_response(what, &state_body));
-        secured(command_errors(op, with_id, !created), auth).build()
+        command_errors(op, with_id, !created)
     };
 
-    let mut paths = PathsBuilder::new();
+    let mut routes = Vec::new();
     for spec in &creates {
-        paths = paths.path(
-            format!("{base}/commands/{}", spec.name()),
-            PathItem::new(HttpMethod::Post, command_op(spec, true, false)),
-        );
-        paths = paths.path(
-            format!("{base}/{{id}}/commands/{}", spec.name()),
-            PathItem::new(HttpMethod::Post, command_op(spec, true, true)),
-        );
+        let path = format!("{base}/commands/{}", spec.name());
+        routes.push((path, HttpMethod::Post, command_op(spec, true, false)));
+        let path = format!("{base}/{{id}}/commands/{}", spec.name());
+        routes.push((path, HttpMethod::Post, command_op(spec, true, true)));
     }
     for spec in &updates {
-        paths = paths.path(
-            format!("{base}/{{id}}/commands/{}", spec.name()),
-            PathItem::new(HttpMethod::Post, command_op(spec, false, true)),
-        );
+        let path = format!("{base}/{{id}}/commands/{}", spec.name());
+        routes.push((path, HttpMethod::Post, command_op(spec, false, true)));
     }
-    let get_state = OperationBuilder::new()
-        .tag(tag.clone())
-        .summary(Some(format!(
-            "The state of a {}, now or at a past version",
-            A::TYPE
-        )))
-        .operation_id(Some(format!("{}_get", A::TYPE)));
-    paths = paths.path(
-        format!("{base}/{{id}}"),
-        PathItem::new(
-            HttpMethod::Get,
-            secured(state_read(get_state, &state_body), auth).build(),
-        ),
+    let get_state = aggregate_operation::<A>(
+        format!("The state of a {}, now or at a past version", A::TYPE),
+        "get",
     );
-    let get_events = OperationBuilder::new()
-        .tag(tag)
-        .summary(Some(format!(
-            "The audit log of a {}: event envelopes, paged",
-            A::TYPE
-        )))
-        .operation_id(Some(format!("{}_events", A::TYPE)))
-        .parameter(aggregate_id_param("The aggregate id"))
-        .parameters(Some(EventsQuery::into_params(|| Some(ParameterIn::Query))))
-        .response(
-            "200",
-            json_response("One page of events", Ref::from_schema_name(&page)),
-        )
-        .response("400", error_response("Invalid id, from_version or limit"))
-        .response("404", error_response("No aggregate with this id"));
-    paths = paths.path(
-        format!("{base}/{{id}}/events"),
-        PathItem::new(HttpMethod::Get, secured(get_events, auth).build()),
+    let get_state = state_read(get_state, &state_body);
+    routes.push((format!("{base}/{{id}}"), HttpMethod::Get, get_state));
+    let get_events = aggregate_operation::<A>(
+        format!("The audit log of a {}: event envelopes, paged", A::TYPE),
+        "events",
     );
-    document(paths, schemas)
+    let get_events = events_read::<EventsQuery>(
+        get_events,
+        json_response("One page of events", Ref::from_schema_name(&page)),
+        "Invalid id, from_version or limit",
+    );
+    routes.push((format!("{base}/{{id}}/events"), HttpMethod::Get, get_events));
+    document(auth, routes, schemas)
 }
 
 /// The schema of a body of the tagged routes: every variant of both command enums, each
@@ -240,62 +221,54 @@ fn tagged_commands_schema<A: HttpAggregate>(schemas: &mut Schemas) -> String {
 /// The document of [`tagged_routes`](crate::tagged_routes) of `A` under `prefix`.
 pub fn tagged_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi {
     let base = collection_path::<A>(prefix);
-    let tag = A::PATH.trim_matches('/').to_owned();
     let mut schemas = Schemas::new();
     let state = collect::<VersionedState<A::View>>(&mut schemas);
     let history = collect::<History<A::Event>>(&mut schemas);
     let body = tagged_commands_schema::<A>(&mut schemas);
     let names = |names: &[&str]| names.join(", ");
-    let run = OperationBuilder::new()
-        .tag(tag.clone())
-        .summary(Some(format!(
+    let run = aggregate_operation::<A>(
+        format!(
             "Run the command the body names on a {}: {} (201), {} (200)",
             A::TYPE,
             names(<A::CreateCommand as Commands>::NAMES),
             names(<A::UpdateCommand as Commands>::NAMES),
-        )))
-        .operation_id(Some(format!("{}_command", A::TYPE)))
-        .request_body(Some(request_body(Ref::from_schema_name(&body).into())))
-        .response("201", state_response("Created by a create command", &state))
-        .response(
-            "200",
-            state_response("Changed by an update command", &state),
-        );
-    let read = OperationBuilder::new()
-        .tag(tag.clone())
-        .summary(Some(format!(
+        ),
+        "command",
+    )
+    .request_body(Some(request_body(Ref::from_schema_name(&body).into())))
+    .response("201", state_response("Created by a create command", &state))
+    .response(
+        "200",
+        state_response("Changed by an update command", &state),
+    );
+    let read = aggregate_operation::<A>(
+        format!(
             "The state of a {}; ?version=N gives the state after its first N events",
             A::TYPE
-        )))
-        .operation_id(Some(format!("{}_state", A::TYPE)));
-    let mut item = PathItem::new(
-        HttpMethod::Post,
-        secured(command_errors(run, true, true), auth).build(),
+        ),
+        "state",
     );
-    item.get = Some(secured(state_read(read, &state), auth).build());
-    let events = OperationBuilder::new()
-        .tag(tag)
-        .summary(Some(format!(
+    let events = aggregate_operation::<A>(
+        format!(
             "The events of a {}, oldest first; ?metadata=true gives envelopes",
             A::TYPE
-        )))
-        .operation_id(Some(format!("{}_history", A::TYPE)))
-        .parameter(aggregate_id_param("The aggregate id"))
-        .parameters(Some(HistoryQuery::into_params(|| Some(ParameterIn::Query))))
-        .response(
-            "200",
-            json_response("The events (or envelopes)", Ref::from_schema_name(&history)),
-        )
-        .response(
-            "400",
-            error_response("Invalid id or query (VALIDATION_ERROR)"),
-        )
-        .response("404", error_response("No aggregate with this id"));
-    let paths = PathsBuilder::new()
-        .path(format!("{base}/{{id}}"), item)
-        .path(
-            format!("{base}/{{id}}/events"),
-            PathItem::new(HttpMethod::Get, secured(events, auth).build()),
-        );
-    document(paths, schemas)
+        ),
+        "history",
+    );
+    let events = events_read::<HistoryQuery>(
+        events,
+        json_response("The events (or envelopes)", Ref::from_schema_name(&history)),
+        "Invalid id or query (VALIDATION_ERROR)",
+    );
+    let one = format!("{base}/{{id}}");
+    let routes = vec![
+        (
+            one.clone(),
+            HttpMethod::Post,
+            command_errors(run, true, true),
+        ),
+        (one, HttpMethod::Get, state_read(read, &state)),
+        (format!("{base}/{{id}}/events"), HttpMethod::Get, events),
+    ];
+    document(auth, routes, schemas)
 }

@@ -1,11 +1,14 @@
 //! The document of the feed routes (`feed`) and the subscription routes (`subscriptions`).
 
 use utoipa::PartialSchema;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-use utoipa::openapi::{Content, OpenApi, PathsBuilder, ResponseBuilder};
+use utoipa::openapi::{Content, OpenApi, ResponseBuilder};
 
-use crate::openapi::{document, error_response, json_response, path_param, query_param, secured};
+use crate::openapi::{
+    STORE_UNREADABLE, by_name, document, error_response, json_response, operation, query_param,
+    with_errors,
+};
 
 /// One Server-Sent Event of the stream: its fields as text, as the SSE format carries them.
 fn sse_event() -> ObjectBuilder {
@@ -100,83 +103,81 @@ pub fn feed_openapi(auth: bool) -> OpenApi {
         .required("events")
         .property("next", ObjectBuilder::new().schema_type(Type::Integer))
         .required("next");
-    let mut page = OperationBuilder::new()
-        .tag("events")
-        .summary(Some(
-            "Every aggregate's events in position order (the global feed and audit log)",
-        ))
-        .operation_id(Some("events"))
-        .response(
-            "200",
-            json_response("Envelopes, and the position to ask from next", page_schema),
-        )
-        .response(
-            "400",
-            error_response("A parameter is malformed or out of range"),
-        );
-    let mut stream = OperationBuilder::new()
-        .tag("events")
-        .summary(Some("The feed as Server-Sent Events (id: position, event: type, data: envelope); resumes after Last-Event-ID"))
-        .operation_id(Some("event_stream"))
-        .response(
-            "200",
-            ResponseBuilder::new()
-                .description("An endless event stream with keep-alives")
-                .content("text/event-stream", Content::new(Some(sse_event())))
-                .build(),
-        )
-        .response("400", error_response("A parameter or Last-Event-ID is malformed"));
+    let mut page = operation(
+        "events",
+        "Every aggregate's events in position order (the global feed and audit log)",
+        "events",
+    )
+    .response(
+        "200",
+        json_response("Envelopes, and the position to ask from next", page_schema),
+    )
+    .response(
+        "400",
+        error_response("A parameter is malformed or out of range"),
+    );
+    let mut stream = operation(
+        "events",
+        "The feed as Server-Sent Events (id: position, event: type, data: envelope); resumes after Last-Event-ID",
+        "event_stream",
+    )
+    .response(
+        "200",
+        ResponseBuilder::new()
+            .description("An endless event stream with keep-alives")
+            .content("text/event-stream", Content::new(Some(sse_event())))
+            .build(),
+    )
+    .response("400", error_response("A parameter or Last-Event-ID is malformed"));
     for param in feed_params() {
         page = page.parameter(param.clone());
         stream = stream.parameter(param);
     }
-    let list = OperationBuilder::new()
-        .tag("operations")
-        .summary(Some(
-            "Every subscription: position, lag, retries and parked events",
-        ))
-        .operation_id(Some("subscriptions"))
-        .response(
-            "200",
-            json_response(
-                "The subscriptions",
-                ArrayBuilder::new().items(ObjectBuilder::new()),
-            ),
-        )
-        .response("500", error_response("The store could not be read"));
-    let replay = OperationBuilder::new()
-        .tag("operations")
-        .summary(Some("Hands a subscription's parked events over again"))
-        .operation_id(Some("replay_parked"))
-        .parameter(path_param("name", "The subscription's name"))
-        .response(
-            "200",
-            json_response(
-                "The positions handled, and those that failed again",
-                ObjectBuilder::new(),
-            ),
-        )
-        .response(
-            "400",
-            error_response("A view projection: rebuild it instead"),
-        )
-        .response("404", error_response("No subscription with this name"));
-    let paths = PathsBuilder::new()
-        .path(
-            "/events",
-            PathItem::new(HttpMethod::Get, secured(page, auth).build()),
-        )
-        .path(
-            "/events/stream",
-            PathItem::new(HttpMethod::Get, secured(stream, auth).build()),
-        )
-        .path(
-            "/subscriptions",
-            PathItem::new(HttpMethod::Get, secured(list, auth).build()),
-        )
-        .path(
+    let list = operation(
+        "operations",
+        "Every subscription: position, lag, retries and parked events",
+        "subscriptions",
+    )
+    .response(
+        "200",
+        json_response(
+            "The subscriptions",
+            ArrayBuilder::new().items(ObjectBuilder::new()),
+        ),
+    )
+    .response("500", error_response(STORE_UNREADABLE));
+    let replay = by_name(
+        "Hands a subscription's parked events over again",
+        "replay_parked",
+        "The subscription's name",
+    )
+    .response(
+        "200",
+        json_response(
+            "The positions handled, and those that failed again",
+            ObjectBuilder::new(),
+        ),
+    );
+    let replay = with_errors(
+        replay,
+        &[
+            ("400", "A view projection: rebuild it instead"),
+            ("404", "No subscription with this name"),
+        ],
+    );
+    let routes = [
+        ("/events", HttpMethod::Get, page),
+        ("/events/stream", HttpMethod::Get, stream),
+        ("/subscriptions", HttpMethod::Get, list),
+        (
             "/subscriptions/{name}/replay-parked",
-            PathItem::new(HttpMethod::Post, secured(replay, auth).build()),
-        );
-    document(paths, Vec::new())
+            HttpMethod::Post,
+            replay,
+        ),
+    ];
+    let routes = routes
+        .into_iter()
+        .map(|(path, method, op)| (path.to_owned(), method, op))
+        .collect();
+    document(auth, routes, Vec::new())
 }

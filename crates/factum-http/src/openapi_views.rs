@@ -1,14 +1,15 @@
 //! The OpenAPI document of the view and projection routes.
 
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder};
 use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
-use utoipa::openapi::{OpenApi, PathsBuilder, Ref, RefOr, Schema};
+use utoipa::openapi::{OpenApi, Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::aggregate::HttpAggregate;
-use crate::body_schemas::string;
+use crate::body_schemas::{page_of, string};
 use crate::openapi::{
-    aggregate_id_param, document, error_response, json_response, path_param, query_param, secured,
+    STORE_UNREADABLE, aggregate_id_param, by_name, document, error_response, json_response,
+    operation, path_param, query_param, with_errors,
 };
 use crate::projections::ProjectionStatusDoc;
 use crate::views::{HttpView, describe_fields, join_path};
@@ -66,19 +67,13 @@ fn record_page_schema(record: &str) -> RefOr<Schema> {
             .schema_type(Type::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
     };
-    ObjectBuilder::new()
-        .description(Some("One page of a view's records"))
-        .property(
-            "items",
-            ArrayBuilder::new().items(Ref::from_schema_name(record)),
-        )
+    page_of("One page of a view's records", "items", record)
         .property(
             "total",
             count().description(Some("How many records match in all")),
         )
         .property("page", count().minimum(Some(1)))
         .property("page_size", count().minimum(Some(1)))
-        .required("items")
         .required("total")
         .required("page")
         .required("page_size")
@@ -97,50 +92,52 @@ fn view_schemas<V: HttpView>() -> (String, String, Vec<(String, RefOr<Schema>)>)
     (record, page, schemas)
 }
 
+/// A query of a view's records: its parameters, the page it answers, and what a `400`
+/// (`bad`) and a `500` mean.
+fn paged_query<V: HttpView>(op: OperationBuilder, page: &str, bad: &str) -> OperationBuilder {
+    let op = op.parameters(Some(view_query_params::<V>())).response(
+        "200",
+        json_response("A page of records", Ref::from_schema_name(page)),
+    );
+    with_errors(op, &[("400", bad), ("500", STORE_UNREADABLE)])
+}
+
 /// The document of [`view_routes`](crate::view_routes) under `prefix`.
 pub fn view_openapi<V: HttpView>(prefix: &str, auth: bool) -> OpenApi {
     let base = join_path(prefix, V::PATH);
     let (record, page, schemas) = view_schemas::<V>();
-    let list = OperationBuilder::new()
-        .tag("views")
-        .summary(Some(format!(
-            "Query the {} view: filter, sort, page",
-            V::TYPE
-        )))
-        .operation_id(Some(format!("view_{}_query", V::TYPE)))
-        .parameters(Some(view_query_params::<V>()))
-        .response(
-            "200",
-            json_response("A page of records", Ref::from_schema_name(&page)),
-        )
-        .response(
-            "400",
-            error_response(
-                "Unknown field or operator, a value of the wrong type, or bad paging (VALIDATION_ERROR; details list the fields)",
-            ),
-        )
-        .response("500", error_response("The store could not be read"));
-    let get = OperationBuilder::new()
-        .tag("views")
-        .summary(Some(format!("One record of the {} view", V::TYPE)))
-        .operation_id(Some(format!("view_{}_get", V::TYPE)))
-        .parameter(path_param("id", "The record id"))
-        .response(
-            "200",
-            json_response("The record", Ref::from_schema_name(&record)),
-        )
-        .response("404", error_response("No record with this id (NOT_FOUND)"))
-        .response("500", error_response("The store could not be read"));
-    let paths = PathsBuilder::new()
-        .path(
-            base.clone(),
-            PathItem::new(HttpMethod::Get, secured(list, auth).build()),
-        )
-        .path(
-            format!("{base}/{{id}}"),
-            PathItem::new(HttpMethod::Get, secured(get, auth).build()),
-        );
-    document(paths, schemas)
+    let list = operation(
+        "views",
+        format!("Query the {} view: filter, sort, page", V::TYPE),
+        format!("view_{}_query", V::TYPE),
+    );
+    let list = paged_query::<V>(
+        list,
+        &page,
+        "Unknown field or operator, a value of the wrong type, or bad paging (VALIDATION_ERROR; details list the fields)",
+    );
+    let get = operation(
+        "views",
+        format!("One record of the {} view", V::TYPE),
+        format!("view_{}_get", V::TYPE),
+    )
+    .parameter(path_param("id", "The record id"))
+    .response(
+        "200",
+        json_response("The record", Ref::from_schema_name(&record)),
+    );
+    let get = with_errors(
+        get,
+        &[
+            ("404", "No record with this id (NOT_FOUND)"),
+            ("500", STORE_UNREADABLE),
+        ],
+    );
+    let routes = vec![
+        (base.clone(), HttpMethod::Get, list),
+        (format!("{base}/{{id}}"), HttpMethod::Get, get),
+    ];
+    document(auth, routes, schemas)
 }
 
 /// The document of [`child_view_routes`](crate::child_view_routes) under `prefix`.
@@ -152,32 +149,23 @@ where
     let aggregate = <V::Aggregate as factum_core::Aggregate>::TYPE;
     let base = join_path(prefix, <V::Aggregate as HttpAggregate>::PATH);
     let (_, page, schemas) = view_schemas::<V>();
-    let list = OperationBuilder::new()
-        .tag(<V::Aggregate as HttpAggregate>::PATH.trim_matches('/'))
-        .summary(Some(format!(
+    let list = operation(
+        <V::Aggregate as HttpAggregate>::PATH.trim_matches('/'),
+        format!(
             "The {} records of one {aggregate}: filter, sort, page",
             V::TYPE
-        )))
-        .operation_id(Some(format!("{aggregate}_{}", V::TYPE)))
-        .parameter(aggregate_id_param("The aggregate id"))
-        .parameters(Some(view_query_params::<V>()))
-        .response(
-            "200",
-            json_response("A page of records", Ref::from_schema_name(&page)),
-        )
-        .response(
-            "400",
-            error_response(
-                "Invalid id, unknown field or operator, a value of the wrong type, or bad paging",
-            ),
-        )
-        .response("404", error_response("No aggregate with this id"))
-        .response("500", error_response("The store could not be read"));
-    let paths = PathsBuilder::new().path(
-        join_path(&format!("{base}/{{id}}"), V::PATH),
-        PathItem::new(HttpMethod::Get, secured(list, auth).build()),
+        ),
+        format!("{aggregate}_{}", V::TYPE),
+    )
+    .parameter(aggregate_id_param("The aggregate id"))
+    .response("404", error_response("No aggregate with this id"));
+    let list = paged_query::<V>(
+        list,
+        &page,
+        "Invalid id, unknown field or operator, a value of the wrong type, or bad paging",
     );
-    document(paths, schemas)
+    let path = join_path(&format!("{base}/{{id}}"), V::PATH);
+    document(auth, vec![(path, HttpMethod::Get, list)], schemas)
 }
 
 /// The document of [`projection_routes`](crate::projection_routes).
@@ -185,39 +173,44 @@ pub fn projections_openapi(auth: bool) -> OpenApi {
     let status = ProjectionStatusDoc::name().into_owned();
     let mut schemas = vec![(status.clone(), ProjectionStatusDoc::schema())];
     ProjectionStatusDoc::schemas(&mut schemas);
-    let list = OperationBuilder::new()
-        .tag("operations")
-        .summary(Some(
-            "How far each asynchronous projection is behind the event log",
-        ))
-        .operation_id(Some("projections"))
-        .response(
-            "200",
-            json_response(
-                "Every projection's checkpoint, the log's head, and the difference",
-                ArrayBuilder::new().items(Ref::from_schema_name(&status)),
+    let list = operation(
+        "operations",
+        "How far each asynchronous projection is behind the event log",
+        "projections",
+    )
+    .response(
+        "200",
+        json_response(
+            "Every projection's checkpoint, the log's head, and the difference",
+            ArrayBuilder::new().items(Ref::from_schema_name(&status)),
+        ),
+    );
+    let one = by_name(
+        "How far one asynchronous projection is behind",
+        "projection",
+        "The projection's name",
+    )
+    .response(
+        "200",
+        json_response("Its lag", Ref::from_schema_name(&status)),
+    );
+    let routes = vec![
+        (
+            "/projections".to_owned(),
+            HttpMethod::Get,
+            with_errors(list, &[("500", STORE_UNREADABLE)]),
+        ),
+        (
+            "/projections/{name}".to_owned(),
+            HttpMethod::Get,
+            with_errors(
+                one,
+                &[
+                    ("404", "No projection with this name"),
+                    ("500", STORE_UNREADABLE),
+                ],
             ),
-        )
-        .response("500", error_response("The store could not be read"));
-    let one = OperationBuilder::new()
-        .tag("operations")
-        .summary(Some("How far one asynchronous projection is behind"))
-        .operation_id(Some("projection"))
-        .parameter(path_param("name", "The projection's name"))
-        .response(
-            "200",
-            json_response("Its lag", Ref::from_schema_name(&status)),
-        )
-        .response("404", error_response("No projection with this name"))
-        .response("500", error_response("The store could not be read"));
-    let paths = PathsBuilder::new()
-        .path(
-            "/projections",
-            PathItem::new(HttpMethod::Get, secured(list, auth).build()),
-        )
-        .path(
-            "/projections/{name}",
-            PathItem::new(HttpMethod::Get, secured(one, auth).build()),
-        );
-    document(paths, schemas)
+        ),
+    ];
+    document(auth, routes, schemas)
 }

@@ -136,11 +136,13 @@ mod tests {
     fn the_documented_status_is_what_is_served() {
         let parked = ParkedEntry {
             position: 7,
-            event_id: "e".into(),
-            aggregate_type: "account".into(),
-            aggregate_id: "acc-1".into(),
-            version: 2,
-            event_type: "MoneyDeposited".into(),
+            event: factum_core::EventRef {
+                event_id: uuid::Uuid::nil(),
+                aggregate_type: "account".into(),
+                aggregate_id: "acc-1".into(),
+                version: 2,
+                event_type: "MoneyDeposited".into(),
+            },
             error: "bad".into(),
             attempts: 5,
             parked_at: "2025-01-01T00:00:00+00:00".into(),

@@ -32,8 +32,9 @@ use crate::bodies::{
 };
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, Params, PathId, Precondition, etag};
+use crate::extract::{IfMatch, JsonBody, Precondition, etag};
 use crate::idempotency::{CommandReply, Idempotency, IdempotentRequest};
+use crate::request::{AggregateRead, CommandRequest};
 use crate::service::{AggregateService, CommandKind};
 
 /// The generic routes of `A`, under `{prefix}/{A::PATH}` (`prefix` is `""` or like `/api`).
@@ -97,15 +98,11 @@ fn command_reply<A: HttpAggregate>(
 
 async fn create_generated<A: HttpAggregate>(
     State(state): State<RouteState<A>>,
-    RequestContext(ctx): RequestContext,
-    PathId(command): PathId,
-    IfMatch(precondition): IfMatch,
-    Idempotency(idempotency): Idempotency,
-    JsonBody(body): JsonBody,
+    request: CommandRequest,
 ) -> Result<Response, ApiError> {
-    let service = &state.service;
-    match service.command_kind(&command) {
-        None => return Err(service.unknown_command(&command, StandardError::NotFound)),
+    let (service, command) = (&state.service, request.segment.as_str());
+    match service.command_kind(command) {
+        None => return Err(service.unknown_command(command, StandardError::NotFound)),
         Some(CommandKind::Update) => {
             return Err(ApiError::validation(format!(
                 "{command} is an update command: POST {}/{{id}}/commands/{command}",
@@ -114,12 +111,20 @@ async fn create_generated<A: HttpAggregate>(
         }
         Some(CommandKind::Create) => {}
     }
-    let command = Named {
+    let named = Named {
         id: None,
-        command: &command,
-        body,
+        command,
+        body: request.body,
     };
-    execute(&state, command, precondition, &ctx, idempotency.as_ref()).await
+    let idempotency = request.idempotency.as_ref();
+    execute(
+        &state,
+        named,
+        request.precondition,
+        &request.ctx,
+        idempotency,
+    )
+    .await
 }
 
 async fn run_command<A: HttpAggregate>(
@@ -178,9 +183,7 @@ async fn execute<A: HttpAggregate>(
 
 async fn read_state<A: HttpAggregate>(
     State(state): State<RouteState<A>>,
-    RequestContext(ctx): RequestContext,
-    PathId(id): PathId,
-    Params(query): Params<StateQuery>,
+    AggregateRead { ctx, id, query }: AggregateRead<StateQuery>,
 ) -> Result<Response, ApiError> {
     let loaded = state.service.load(&id, query.version, &ctx).await?;
     Ok(with_etag(
@@ -192,9 +195,7 @@ async fn read_state<A: HttpAggregate>(
 
 async fn read_events<A: HttpAggregate>(
     State(state): State<RouteState<A>>,
-    RequestContext(ctx): RequestContext,
-    PathId(id): PathId,
-    Params(query): Params<EventsQuery>,
+    AggregateRead { ctx, id, query }: AggregateRead<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit > MAX_PAGE {

@@ -22,15 +22,7 @@ pub struct CommandSpec {
     closed: Option<Vec<String>>,
 }
 
-impl std::fmt::Debug for CommandSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CommandSpec")
-            .field("name", &self.name)
-            .field("summary", &self.summary)
-            .field("schema_name", &self.schema_name)
-            .finish_non_exhaustive()
-    }
-}
+factum_core::debug_fields! { CommandSpec { name, summary, schema_name, .. } }
 
 impl CommandSpec {
     /// Every command of `C`, in the order of its variants: the name is the serde tag, the

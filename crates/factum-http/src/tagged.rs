@@ -23,8 +23,9 @@ use crate::aggregate::{HttpAggregate, collection_path};
 use crate::bodies::{EnvelopeBody, HistoryQuery, StateQuery, VersionedState, with_etag};
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody, Params, PathId, etag};
-use crate::idempotency::{CommandReply, Idempotency};
+use crate::extract::etag;
+use crate::idempotency::CommandReply;
+use crate::request::{AggregateRead, CommandRequest};
 use crate::service::AggregateService;
 
 /// The tagged-command routes of `A` under `{prefix}/{A::PATH}` (see the module docs).
@@ -40,22 +41,19 @@ pub fn tagged_routes<A: HttpAggregate>(prefix: &str, service: AggregateService<A
 
 async fn run<A: HttpAggregate>(
     State(service): State<AggregateService<A>>,
-    RequestContext(ctx): RequestContext,
-    PathId(id): PathId,
-    IfMatch(precondition): IfMatch,
-    Idempotency(idempotency): Idempotency,
-    JsonBody(body): JsonBody,
+    request: CommandRequest,
 ) -> Result<Response, ApiError> {
+    let id = request.segment;
     validate_aggregate_id(&id)?;
-    let name = service.command_name_in(&body)?.to_owned();
-    let command = service.parse(&name, body)?;
+    let name = service.command_name_in(&request.body)?.to_owned();
+    let command = service.parse(&name, request.body)?;
     service
         .execute_idempotent(
             Some(&id),
             command,
-            precondition,
-            &ctx,
-            idempotency.as_ref(),
+            request.precondition,
+            &request.ctx,
+            request.idempotency.as_ref(),
             |created, _id, state: &A, version| {
                 let status = if created {
                     StatusCode::CREATED
@@ -73,9 +71,7 @@ async fn run<A: HttpAggregate>(
 
 async fn read<A: HttpAggregate>(
     State(service): State<AggregateService<A>>,
-    RequestContext(ctx): RequestContext,
-    PathId(id): PathId,
-    Params(query): Params<StateQuery>,
+    AggregateRead { ctx, id, query }: AggregateRead<StateQuery>,
 ) -> Result<Response, ApiError> {
     let loaded = service.load(&id, query.version, &ctx).await?;
     Ok(with_etag(
@@ -87,9 +83,7 @@ async fn read<A: HttpAggregate>(
 
 async fn history<A: HttpAggregate>(
     State(service): State<AggregateService<A>>,
-    RequestContext(ctx): RequestContext,
-    PathId(id): PathId,
-    Params(query): Params<HistoryQuery>,
+    AggregateRead { ctx, id, query }: AggregateRead<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let events = service.history(&id, 1, None, &ctx).await?;
     Ok(if query.metadata.unwrap_or(false) {

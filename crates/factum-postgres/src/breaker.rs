@@ -92,18 +92,24 @@ mod tests {
         Err(Error::Unavailable("down".into()))
     }
 
-    #[tokio::test]
-    async fn only_one_call_probes_an_unreachable_server_and_a_success_closes_it() {
-        let breaker = Breaker::default();
-        assert!(breaker.call(async { down() }).await.is_err());
-        // Right after a failure, no call probes.
+    /// Makes one call through `breaker`; returns its result and whether it ran.
+    async fn call_once(breaker: &Breaker) -> (factum_core::Result<()>, bool) {
         let mut ran = false;
-        let early = breaker
+        let result = breaker
             .call(async {
                 ran = true;
                 Ok(())
             })
             .await;
+        (result, ran)
+    }
+
+    #[tokio::test]
+    async fn only_one_call_probes_an_unreachable_server_and_a_success_closes_it() {
+        let breaker = Breaker::default();
+        assert!(breaker.call(async { down() }).await.is_err());
+        // Right after a failure, no call probes.
+        let (early, ran) = call_once(&breaker).await;
         assert!(matches!(early, Err(Error::Unavailable(_))) && !ran);
         tokio::time::sleep(COOL_DOWN).await;
         // While one call probes, another fails at once without running.
@@ -116,15 +122,9 @@ mod tests {
         });
         let other = async {
             probe_started.notified().await;
-            let mut ran = false;
-            let result = breaker
-                .call(async {
-                    ran = true;
-                    Ok(())
-                })
-                .await;
+            let called = call_once(&breaker).await;
             release_probe.notify_one();
-            (result, ran)
+            called
         };
         let (probed, (other, ran)) = tokio::join!(probe, other);
         assert!(probed.is_ok());

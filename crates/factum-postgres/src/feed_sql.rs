@@ -101,29 +101,9 @@ $function$;
 
 -- As migration 4's version, with the locks of its streams and keys instead of the
 -- store-wide one: a key's check and its write are exact under the key's lock.
-CREATE OR REPLACE FUNCTION {schema}.append_events_idempotent(
-"#,
-    crate::append_sql::append_params!(),
-    r#"    p_recorded_at_ns smallint[],
-"#,
-    crate::append_sql::view_params!(),
-    r#"    p_view_data text[],
-    p_idem_scopes text[],
-    p_idem_keys text[],
-    p_idem_hashes text[],
-    p_idem_statuses integer[],
-    p_idem_responses text[],
-    p_idem_created_at timestamptz[],
-    p_idem_expires_at timestamptz[]
-"#,
-    crate::append_sql::returns_with_metadata!(),
-    crate::append_sql::plpgsql_head!(),
-    r#"DECLARE
-    v_min bigint[] := p_min_versions;
-    v_max bigint[] := p_max_versions;
-    v_stored integer[] := '{}';
-BEGIN
-    PERFORM {schema}.lock_streams(p_aggregate_types, p_aggregate_ids, p_idem_scopes,
+CREATE OR REPLACE FUNCTION "#,
+    crate::idempotency::idempotent_head!(),
+    r#"    PERFORM {schema}.lock_streams(p_aggregate_types, p_aggregate_ids, p_idem_scopes,
         p_idem_keys);
 "#,
     crate::idempotency::idempotent_body!(),

@@ -13,11 +13,11 @@
 use chrono::{DateTime, Utc};
 use factum_core::IdempotencyRecord;
 use factum_core::store::{AppendRequest, rules};
+use sqlx::Row;
 use sqlx::postgres::PgRow;
-use sqlx::{Row, SqlStr};
 
 use crate::error::{Error, database_error};
-use crate::sql::trusted;
+use crate::sql::statements;
 
 /// Migration 3: the table, and the append function that writes records with events.
 ///
@@ -41,13 +41,25 @@ CREATE TABLE {schema}.idempotency (
 );
 CREATE INDEX idempotency_expiry_idx ON {schema}.idempotency (expires_at);
 
-CREATE FUNCTION {schema}.append_events_idempotent(
+CREATE FUNCTION "#,
+    idempotent_head!(),
+    r#"    PERFORM 1 FROM {schema}.event_position AS p FOR UPDATE;
 "#,
-    crate::append_sql::append_params!(),
-    r#"    p_recorded_at_ns smallint[],
+    idempotent_body!(),
+);
+
+/// `append_events_idempotent`'s name, parameters, settings and declarations, up to its
+/// `BEGIN` (the same in every version; its lock and body follow).
+macro_rules! idempotent_head {
+    () => {
+        concat!(
+            r#"{schema}.append_events_idempotent(
 "#,
-    crate::append_sql::view_params!(),
-    r#"    p_view_data text[],
+            crate::append_sql::append_params!(),
+            r#"    p_recorded_at_ns smallint[],
+"#,
+            crate::append_sql::view_params!(),
+            r#"    p_view_data text[],
     p_idem_scopes text[],
     p_idem_keys text[],
     p_idem_hashes text[],
@@ -56,17 +68,18 @@ CREATE FUNCTION {schema}.append_events_idempotent(
     p_idem_created_at timestamptz[],
     p_idem_expires_at timestamptz[]
 "#,
-    crate::append_sql::returns_with_metadata!(),
-    crate::append_sql::plpgsql_head!(),
-    r#"DECLARE
+            crate::append_sql::returns_with_metadata!(),
+            crate::append_sql::plpgsql_head!(),
+            r#"DECLARE
     v_min bigint[] := p_min_versions;
     v_max bigint[] := p_max_versions;
     v_stored integer[] := '{}';
 BEGIN
-    PERFORM 1 FROM {schema}.event_position AS p FOR UPDATE;
-"#,
-    idempotent_body!(),
-);
+"#
+        )
+    };
+}
+pub(crate) use idempotent_head;
 
 /// The body of `append_events_idempotent` after its lock: marks the requests whose key a
 /// live record holds, appends, and writes the records of the requests stored.
@@ -138,39 +151,21 @@ impl<'a> RecordArrays<'a> {
     }
 }
 
-/// The SQL of the idempotency operations, with the quoted schema spliced in.
-#[derive(Clone)]
-pub(crate) struct RecordStatements {
-    find: SqlStr,
-    upsert: SqlStr,
-    purge: SqlStr,
-    lock_key: SqlStr,
-}
-
-impl RecordStatements {
-    pub(crate) fn new(s: &str) -> Self {
-        Self {
-            find: trusted(format!(
-                "SELECT request_hash, status, response, created_at, expires_at
-                FROM {s}.idempotency WHERE scope = $1 AND idem_key = $2 AND expires_at > $3"
-            )),
-            upsert: trusted(format!(
-                "INSERT INTO {s}.idempotency AS i (scope, idem_key, request_hash, status,
+statements! {
+    /// The SQL of the idempotency operations, with the quoted schema spliced in.
+    pub(crate) struct RecordStatements(s) {
+        find = "SELECT request_hash, status, response, created_at, expires_at
+                FROM {s}.idempotency WHERE scope = $1 AND idem_key = $2 AND expires_at > $3",
+        upsert = "INSERT INTO {s}.idempotency AS i (scope, idem_key, request_hash, status,
                     response, created_at, expires_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 ON CONFLICT (scope, idem_key) DO UPDATE
                 SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status,
                     response = EXCLUDED.response, created_at = EXCLUDED.created_at,
                     expires_at = EXCLUDED.expires_at
-                WHERE i.expires_at <= EXCLUDED.created_at"
-            )),
-            purge: trusted(format!(
-                "DELETE FROM {s}.idempotency WHERE expires_at <= $1"
-            )),
-            lock_key: trusted(format!(
-                "SELECT {s}.lock_streams(NULL, NULL, ARRAY[$1::text], ARRAY[$2::text])"
-            )),
-        }
+                WHERE i.expires_at <= EXCLUDED.created_at",
+        purge = "DELETE FROM {s}.idempotency WHERE expires_at <= $1",
+        lock_key = "SELECT {s}.lock_streams(NULL, NULL, ARRAY[$1::text], ARRAY[$2::text])",
     }
 }
 

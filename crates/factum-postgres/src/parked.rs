@@ -1,7 +1,7 @@
 //! Parked events in SQL: the rows a projection writes, with its checkpoint, for an event it
 //! could not apply (see [`factum_core::ParkedEvent`]).
 
-use factum_core::ParkedEvent;
+use factum_core::{EventRef, ParkedEvent};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
@@ -33,11 +33,11 @@ pub(crate) async fn insert(
     )))
     .bind(&parked.projection)
     .bind(i64::try_from(parked.position).map_err(|_| too_large("position"))?)
-    .bind(parked.event_id)
-    .bind(&parked.aggregate_type)
-    .bind(&parked.aggregate_id)
-    .bind(i64::try_from(parked.version).map_err(|_| too_large("version"))?)
-    .bind(&parked.event_type)
+    .bind(parked.event.event_id)
+    .bind(&parked.event.aggregate_type)
+    .bind(&parked.event.aggregate_id)
+    .bind(i64::try_from(parked.event.version).map_err(|_| too_large("version"))?)
+    .bind(&parked.event.event_type)
     .bind(&parked.error)
     .bind(i32::try_from(parked.attempts).unwrap_or(i32::MAX))
     .bind(parked.parked_at)
@@ -57,11 +57,13 @@ fn parked_event(projection: &str, row: &PgRow) -> CoreResult<ParkedEvent> {
     Ok(ParkedEvent {
         projection: projection.to_owned(),
         position: number("position")?,
-        event_id: row.try_get("event_id").map_err(database_error)?,
-        aggregate_type: row.try_get("aggregate_type").map_err(database_error)?,
-        aggregate_id: row.try_get("aggregate_id").map_err(database_error)?,
-        version: number("version")?,
-        event_type: row.try_get("event_type").map_err(database_error)?,
+        event: EventRef {
+            event_id: row.try_get("event_id").map_err(database_error)?,
+            aggregate_type: row.try_get("aggregate_type").map_err(database_error)?,
+            aggregate_id: row.try_get("aggregate_id").map_err(database_error)?,
+            version: number("version")?,
+            event_type: row.try_get("event_type").map_err(database_error)?,
+        },
         error: row.try_get("error").map_err(database_error)?,
         attempts: u32::try_from(attempts).unwrap_or(0),
         parked_at: row.try_get("parked_at").map_err(database_error)?,

@@ -162,11 +162,15 @@ pub(crate) fn join_nanos(at: DateTime<Utc>, nanos: i16) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
     #[test]
     fn timestamps_split_and_join_exactly() {
-        let at = DateTime::parse_from_rfc3339("2024-05-06T07:08:09.123456789Z")
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default();
+        let at = at("2024-05-06T07:08:09.123456789Z");
         let (micros, ns) = split_nanos(at);
         assert_eq!(micros.nanosecond(), 123_456_000);
         assert_eq!(ns, 789);
@@ -175,9 +179,7 @@ mod tests {
 
     #[test]
     fn timestamps_before_2000_split_the_same_way() {
-        let at = DateTime::parse_from_rfc3339("1999-12-31T23:59:59.999999999Z")
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default();
+        let at = at("1999-12-31T23:59:59.999999999Z");
         let (micros, ns) = split_nanos(at);
         assert_eq!(ns, 999);
         assert_eq!(join_nanos(micros, ns), at);

@@ -19,3 +19,35 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 pub(crate) fn trusted(text: String) -> SqlStr {
     AssertSqlSafe(Arc::<str>::from(text)).into_sql_str()
 }
+
+/// A struct of [`trusted`] statements built once per store: each field's SQL is the text of
+/// a `format!` in which the quoted schema name is the one variable (named in the struct's
+/// parentheses), beside constant text. `with schema` adds the quoted name itself as a field.
+macro_rules! statements {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident($s:ident) $(with $schema:ident)? {
+            $($(#[$field_meta:meta])* $field:ident = $sql:literal,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        $vis struct $name {
+            $(
+                /// The quoted schema name.
+                pub(crate) $schema: String,
+            )?
+            $($(#[$field_meta])* pub(crate) $field: sqlx::SqlStr,)*
+        }
+
+        impl $name {
+            pub(crate) fn new($s: &str) -> Self {
+                Self {
+                    $($schema: $s.to_owned(),)?
+                    $($field: $crate::sql::trusted(format!($sql)),)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use statements;

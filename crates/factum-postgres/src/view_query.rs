@@ -153,6 +153,20 @@ impl Args {
     }
 }
 
+/// The values of an `in` list, each taken out of its case by `of_type`, which answers
+/// `None` for a value of another type than the list's first.
+fn in_list<T>(
+    values: &[FilterValue],
+    of_type: impl Fn(&FilterValue) -> Option<CoreResult<T>>,
+) -> CoreResult<Vec<T>> {
+    values
+        .iter()
+        .map(|v| {
+            of_type(v).unwrap_or_else(|| Err(invalid("the values of 'in' must be of one type")))
+        })
+        .collect()
+}
+
 /// Translates a query that [`ViewQuery::validate`] accepted against `fields`. `$1` is the
 /// view type.
 pub(crate) fn translate(
@@ -175,35 +189,20 @@ pub(crate) fn translate(
                 };
                 let (typed, _) = typed_value(first)?;
                 let list = match typed {
-                    Typed::Text => Arg::Texts(
-                        values
-                            .iter()
-                            .map(|v| match v {
-                                FilterValue::Text(t) => {
-                                    no_nul(t, "a filter value").map(|()| t.clone())
-                                }
-                                _ => Err(invalid("the values of 'in' must be of one type")),
-                            })
-                            .collect::<CoreResult<_>>()?,
-                    ),
-                    Typed::Number => Arg::Numbers(
-                        values
-                            .iter()
-                            .map(|v| match v {
-                                FilterValue::Number(n) => Ok(*n),
-                                _ => Err(invalid("the values of 'in' must be of one type")),
-                            })
-                            .collect::<CoreResult<_>>()?,
-                    ),
-                    Typed::Bool => Arg::Bools(
-                        values
-                            .iter()
-                            .map(|v| match v {
-                                FilterValue::Bool(b) => Ok(*b),
-                                _ => Err(invalid("the values of 'in' must be of one type")),
-                            })
-                            .collect::<CoreResult<_>>()?,
-                    ),
+                    Typed::Text => Arg::Texts(in_list(values, |v| match v {
+                        FilterValue::Text(t) => {
+                            Some(no_nul(t, "a filter value").map(|()| t.clone()))
+                        }
+                        _ => None,
+                    })?),
+                    Typed::Number => Arg::Numbers(in_list(values, |v| match v {
+                        FilterValue::Number(n) => Some(Ok(*n)),
+                        _ => None,
+                    })?),
+                    Typed::Bool => Arg::Bools(in_list(values, |v| match v {
+                        FilterValue::Bool(b) => Some(Ok(*b)),
+                        _ => None,
+                    })?),
                 };
                 let v = args.push(list);
                 format!("{} = ANY (${v}::{}[])", typed.read(f), typed.sql_type())

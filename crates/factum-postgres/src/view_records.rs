@@ -10,10 +10,10 @@ use std::collections::HashSet;
 
 use factum_core::{ViewChange, ViewRecord};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row, SqlStr};
+use sqlx::{PgConnection, Row};
 
 use crate::error::{Error, database_error};
-use crate::sql::trusted;
+use crate::sql::statements;
 
 type CoreResult<T> = factum_core::Result<T>;
 
@@ -166,65 +166,36 @@ pub(crate) fn checkpoint_of(position: i64) -> CoreResult<u64> {
         .map_err(|_| Error::CorruptRow(format!("projection checkpoint {position}")).into())
 }
 
-/// The fixed SQL of views and checkpoints, built once with the quoted schema name.
-#[derive(Clone)]
-pub(crate) struct ViewStatements {
-    pub(crate) schema: String,
-    pub(crate) get: SqlStr,
-    pub(crate) list_of: SqlStr,
-    pub(crate) delete_changes: SqlStr,
-    pub(crate) upsert_changes: SqlStr,
-    pub(crate) checkpoint: SqlStr,
-    pub(crate) move_checkpoint: SqlStr,
-    pub(crate) insert_checkpoint: SqlStr,
-    pub(crate) reset_checkpoint: SqlStr,
-    pub(crate) delete_view_types: SqlStr,
-}
-
-impl ViewStatements {
-    pub(crate) fn new(s: &str) -> Self {
-        Self {
-            schema: s.to_owned(),
-            get: trusted(format!(
-                "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE view_type = $1 AND view_id = $2"
-            )),
-            list_of: trusted(format!(
-                "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE view_type = $1 AND aggregate_id = $2
-                ORDER BY view_id COLLATE \"C\""
-            )),
-            delete_changes: trusted(format!(
-                "DELETE FROM {s}.views AS v
+statements! {
+    /// The fixed SQL of views and checkpoints, built once with the quoted schema name.
+    pub(crate) struct ViewStatements(s) with schema {
+        get = "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE view_type = $1 AND view_id = $2",
+        list_of = "SELECT {VIEW_COLUMNS} FROM {s}.views WHERE view_type = $1 AND aggregate_id = $2
+                ORDER BY view_id COLLATE \"C\"",
+        delete_changes = "DELETE FROM {s}.views AS v
                 USING unnest($1::boolean[], $2::text[], $3::text[]) AS d(is_delete, view_type, view_id)
-                WHERE d.is_delete AND v.view_type = d.view_type AND v.view_id = d.view_id"
-            )),
-            upsert_changes: trusted(format!(
-                "INSERT INTO {s}.views AS v (view_type, view_id, aggregate_id, version, data)
+                WHERE d.is_delete AND v.view_type = d.view_type AND v.view_id = d.view_id",
+        upsert_changes =
+            "INSERT INTO {s}.views AS v (view_type, view_id, aggregate_id, version, data)
                 SELECT u.view_type, u.view_id, u.aggregate_id, u.version, u.data::jsonb
                 FROM unnest($1::boolean[], $2::text[], $3::text[], $4::text[], $5::bigint[],
                     $6::text[]) AS u(is_delete, view_type, view_id, aggregate_id, version, data)
                 WHERE NOT u.is_delete
                 ON CONFLICT (view_type, view_id) DO UPDATE
                 SET aggregate_id = EXCLUDED.aggregate_id, version = EXCLUDED.version,
-                    data = EXCLUDED.data"
-            )),
-            checkpoint: trusted(format!(
-                "SELECT position, generation FROM {s}.projection_checkpoints WHERE projection = $1"
-            )),
-            move_checkpoint: trusted(format!(
-                "UPDATE {s}.projection_checkpoints SET position = $3
-                WHERE projection = $1 AND position = $2 AND generation = $4"
-            )),
-            insert_checkpoint: trusted(format!(
-                "INSERT INTO {s}.projection_checkpoints (projection, position) VALUES ($1, $2)
-                ON CONFLICT (projection) DO NOTHING"
-            )),
-            reset_checkpoint: trusted(format!(
-                "INSERT INTO {s}.projection_checkpoints AS c (projection, position, generation)
+                    data = EXCLUDED.data",
+        checkpoint =
+            "SELECT position, generation FROM {s}.projection_checkpoints WHERE projection = $1",
+        move_checkpoint = "UPDATE {s}.projection_checkpoints SET position = $3
+                WHERE projection = $1 AND position = $2 AND generation = $4",
+        insert_checkpoint =
+            "INSERT INTO {s}.projection_checkpoints (projection, position) VALUES ($1, $2)
+                ON CONFLICT (projection) DO NOTHING",
+        reset_checkpoint =
+            "INSERT INTO {s}.projection_checkpoints AS c (projection, position, generation)
                 VALUES ($1, 0, 1)
-                ON CONFLICT (projection) DO UPDATE SET position = 0, generation = c.generation + 1"
-            )),
-            delete_view_types: trusted(format!("DELETE FROM {s}.views WHERE view_type = ANY ($1)")),
-        }
+                ON CONFLICT (projection) DO UPDATE SET position = 0, generation = c.generation + 1",
+        delete_view_types = "DELETE FROM {s}.views WHERE view_type = ANY ($1)",
     }
 }
 

@@ -19,11 +19,11 @@
 
 use async_trait::async_trait;
 use factum_core::{
-    ExpectedVersion, Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint, ViewField,
-    ViewQuery, ViewRecord, ViewStore,
+    Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint, ViewField, ViewQuery, ViewRecord,
+    ViewStore,
 };
 
-use sqlx::Row;
+use sqlx::{Row, SqlStr};
 
 use crate::error::database_error;
 use crate::sql::trusted;
@@ -104,12 +104,11 @@ impl PostgresEventStore {
                 "projection batch refused: the checkpoint moved"
             );
             // Rolled back when `tx` drops: nothing of the batch is written.
-            return Err(factum_core::Error::Conflict {
-                aggregate_type: "projection".to_owned(),
-                aggregate_id: projection,
-                expected: ExpectedVersion::Exact(expected_checkpoint),
-                actual: Some(actual),
-            });
+            return Err(ProjectionCheckpoint::moved(
+                projection,
+                expected_checkpoint,
+                actual,
+            ));
         }
         write_changes(&mut tx, sql, &changes)
             .await
@@ -122,22 +121,35 @@ impl PostgresEventStore {
     }
 }
 
-#[async_trait]
-impl ViewStore for PostgresEventStore {
-    async fn get_view(&self, view_type: &str, view_id: &str) -> CoreResult<Option<ViewRecord>> {
+impl PostgresEventStore {
+    /// The records `sql` selects with its parameters `$1` and `$2`.
+    async fn views_where(
+        &self,
+        sql: SqlStr,
+        first: &str,
+        second: &str,
+    ) -> CoreResult<Vec<ViewRecord>> {
         self.inner()
             .breaker
             .call(async move {
-                let inner = self.inner();
-                let row = sqlx::query(inner.views_sql.get.clone())
-                    .bind(view_type)
-                    .bind(view_id)
-                    .fetch_optional(&inner.pool)
+                let rows = sqlx::query(sql)
+                    .bind(first)
+                    .bind(second)
+                    .fetch_all(&self.inner().pool)
                     .await
                     .map_err(database_error)?;
-                row.as_ref().map(view_record).transpose()
+                rows.iter().map(view_record).collect()
             })
             .await
+    }
+}
+
+#[async_trait]
+impl ViewStore for PostgresEventStore {
+    async fn get_view(&self, view_type: &str, view_id: &str) -> CoreResult<Option<ViewRecord>> {
+        let sql = self.inner().views_sql.get.clone();
+        let records = self.views_where(sql, view_type, view_id).await?;
+        Ok(records.into_iter().next())
     }
 
     async fn list_views_of(
@@ -145,19 +157,8 @@ impl ViewStore for PostgresEventStore {
         view_type: &str,
         aggregate_id: &str,
     ) -> CoreResult<Vec<ViewRecord>> {
-        self.inner()
-            .breaker
-            .call(async move {
-                let inner = self.inner();
-                let rows = sqlx::query(inner.views_sql.list_of.clone())
-                    .bind(view_type)
-                    .bind(aggregate_id)
-                    .fetch_all(&inner.pool)
-                    .await
-                    .map_err(database_error)?;
-                rows.iter().map(view_record).collect()
-            })
-            .await
+        let sql = self.inner().views_sql.list_of.clone();
+        self.views_where(sql, view_type, aggregate_id).await
     }
 
     async fn query_views(
@@ -243,9 +244,9 @@ impl ViewStore for PostgresEventStore {
         self.inner()
             .breaker
             .call(async move {
-                no_nul(&parked.aggregate_type, "an aggregate type")?;
-                no_nul(&parked.aggregate_id, "an aggregate id")?;
-                no_nul(&parked.event_type, "an event type")?;
+                no_nul(&parked.event.aggregate_type, "an aggregate type")?;
+                no_nul(&parked.event.aggregate_id, "an aggregate id")?;
+                no_nul(&parked.event.event_type, "an event type")?;
                 let batch = ProjectionBatch {
                     projection: parked.projection.clone(),
                     expected,

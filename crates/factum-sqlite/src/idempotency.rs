@@ -53,13 +53,7 @@ pub(crate) fn find(
         )
         .and_then(|mut stmt| {
             stmt.query_row(params![scope, key, now], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                ))
+                <(String, i64, String, String, String)>::try_from(row)
             })
             .optional()
         })

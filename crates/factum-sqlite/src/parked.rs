@@ -1,7 +1,7 @@
 //! Parked events in SQL: the rows a projection writes, with its checkpoint, for an event it
 //! could not apply (see [`factum_core::ParkedEvent`]).
 
-use factum_core::ParkedEvent;
+use factum_core::{EventRef, ParkedEvent};
 use rusqlite::{Connection, params};
 
 use crate::error::{Error, sql_error};
@@ -25,16 +25,16 @@ impl EncodedParked {
     pub(crate) fn new(parked: ParkedEvent) -> factum_core::Result<Self> {
         Ok(Self {
             position: to_sql_int(parked.position, "parked event position")?,
-            version: to_sql_int(parked.version, "parked event version")?,
-            event_id: parked.event_id.to_string(),
+            version: to_sql_int(parked.event.version, "parked event version")?,
+            event_id: parked.event.event_id.to_string(),
             attempts: i64::from(parked.attempts),
             parked_at: parked
                 .parked_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             projection: parked.projection,
-            aggregate_type: parked.aggregate_type,
-            aggregate_id: parked.aggregate_id,
-            event_type: parked.event_type,
+            aggregate_type: parked.event.aggregate_type,
+            aggregate_id: parked.event.aggregate_id,
+            event_type: parked.event.event_type,
             error: parked.error,
         })
     }
@@ -107,17 +107,17 @@ pub(crate) fn list(conn: &Connection, projection: &str) -> factum_core::Result<V
         .map_err(sql_error)?;
     let rows = stmt
         .query_map([projection], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, i64>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, String>(6)?,
-                row.get::<_, i64>(7)?,
-                row.get::<_, String>(8)?,
-            ))
+            <(
+                i64,
+                String,
+                String,
+                String,
+                i64,
+                String,
+                String,
+                i64,
+                String,
+            )>::try_from(row)
         })
         .map_err(sql_error)?;
     let corrupt = |what: String| factum_core::Error::from(Error::corrupt("parked_events", what));
@@ -138,13 +138,16 @@ pub(crate) fn list(conn: &Connection, projection: &str) -> factum_core::Result<V
             projection: projection.to_owned(),
             position: u64::try_from(position)
                 .map_err(|_| corrupt(format!("position {position}")))?,
-            event_id: event_id
-                .parse()
-                .map_err(|_| corrupt(format!("event id {event_id:?}")))?,
-            aggregate_type,
-            aggregate_id,
-            version: u64::try_from(version).map_err(|_| corrupt(format!("version {version}")))?,
-            event_type,
+            event: EventRef {
+                event_id: event_id
+                    .parse()
+                    .map_err(|_| corrupt(format!("event id {event_id:?}")))?,
+                aggregate_type,
+                aggregate_id,
+                version: u64::try_from(version)
+                    .map_err(|_| corrupt(format!("version {version}")))?,
+                event_type,
+            },
             error,
             attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             parked_at: chrono::DateTime::parse_from_rfc3339(&at)

@@ -60,32 +60,15 @@ impl Default for SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// Sets the busy timeout.
-    #[must_use]
-    pub fn with_busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
-        self
-    }
-
-    /// Sets the number of read connections (at least 1).
-    #[must_use]
-    pub fn with_readers(mut self, readers: usize) -> Self {
-        self.readers = readers.max(1);
-        self
-    }
-
-    /// Caps the database's size, in bytes.
-    #[must_use]
-    pub fn with_max_size(mut self, bytes: u64) -> Self {
-        self.max_size = Some(bytes);
-        self
-    }
-
-    /// Sets the largest group-commit batch (at least 1).
-    #[must_use]
-    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
-        self.max_batch = max_batch.max(1);
-        self
+    factum_core::setters! {
+        /// Sets the busy timeout.
+        pub fn with_busy_timeout(timeout: Duration) => busy_timeout = timeout;
+        /// Sets the number of read connections (at least 1).
+        pub fn with_readers(readers: usize) => readers = readers.max(1);
+        /// Caps the database's size, in bytes.
+        pub fn with_max_size(bytes: u64) => max_size = Some(bytes);
+        /// Sets the largest group-commit batch (at least 1).
+        pub fn with_max_batch(max_batch: usize) => max_batch = max_batch.max(1);
     }
 }
 
@@ -132,13 +115,7 @@ pub struct SqliteEventStore {
     known: KnownVersions,
 }
 
-impl std::fmt::Debug for SqliteEventStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteEventStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
+factum_core::debug_fields! { SqliteEventStore { path, .. } }
 
 impl SqliteEventStore {
     /// Opens the store in the file at `path`, creating the file and its folders if needed

@@ -4,7 +4,7 @@
 //! Records live in one `views` table, their JSON in `data`; each projection's position and
 //! generation in `projection_checkpoints`.
 
-use factum_core::{ExpectedVersion, ProjectionCheckpoint, ViewChange, ViewRecord};
+use factum_core::{ProjectionCheckpoint, ViewChange, ViewRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, is_constraint_violation, sql_error};
@@ -175,14 +175,7 @@ pub(crate) fn apply_projection(
     batch: &EncodedProjection,
 ) -> factum_core::Result<()> {
     let current = checkpoint(conn, &batch.projection)?;
-    if current != batch.expected {
-        return Err(factum_core::Error::Conflict {
-            aggregate_type: "projection".to_owned(),
-            aggregate_id: batch.projection.clone(),
-            expected: ExpectedVersion::Exact(batch.expected.position),
-            actual: Some(current.position),
-        });
-    }
+    batch.expected.expect(&batch.projection, current)?;
     write_changes(conn, &batch.changes)?;
     if let Some(parked) = &batch.parked {
         crate::parked::insert(conn, parked)?;

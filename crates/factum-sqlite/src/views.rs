@@ -2,8 +2,8 @@
 //! projection batches and resets through the writer.
 
 use factum_core::{
-    Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint, ViewField, ViewQuery, ViewRecord,
-    ViewStore, async_trait,
+    Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint, Result as CoreResult, ViewField,
+    ViewQuery, ViewRecord, ViewStore, async_trait,
 };
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
@@ -18,46 +18,51 @@ use crate::view_records::{
 };
 use crate::writer::WriteRequest;
 
-#[async_trait]
-impl ViewStore for SqliteEventStore {
-    async fn get_view(
+impl SqliteEventStore {
+    /// The records `sql` selects with its parameters `?1` and `?2`.
+    async fn views_where(
         &self,
-        view_type: &str,
-        view_id: &str,
-    ) -> factum_core::Result<Option<ViewRecord>> {
-        let (view_type, view_id) = (view_type.to_owned(), view_id.to_owned());
+        sql: &'static str,
+        first: &str,
+        second: &str,
+    ) -> CoreResult<Vec<ViewRecord>> {
+        let (first, second) = (first.to_owned(), second.to_owned());
         self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(concat!(
-                    "SELECT ",
-                    view_columns!(),
-                    " FROM views WHERE view_type = ?1 AND view_id = ?2"
-                ))
-                .map_err(sql_error)?;
-            Ok(read_records(&mut stmt, params![view_type, view_id])?
-                .into_iter()
-                .next())
+            let mut stmt = conn.prepare_cached(sql).map_err(sql_error)?;
+            read_records(&mut stmt, params![first, second])
         })
         .await
+    }
+}
+
+/// One record, by type and id.
+const GET_VIEW: &str = concat!(
+    "SELECT ",
+    view_columns!(),
+    " FROM views WHERE view_type = ?1 AND view_id = ?2"
+);
+
+/// The records of one aggregate, by type and aggregate id, in id order.
+const LIST_VIEWS_OF: &str = concat!(
+    "SELECT ",
+    view_columns!(),
+    " FROM views WHERE view_type = ?1 AND aggregate_id = ?2 ORDER BY view_id"
+);
+
+#[async_trait]
+impl ViewStore for SqliteEventStore {
+    async fn get_view(&self, view_type: &str, view_id: &str) -> CoreResult<Option<ViewRecord>> {
+        let records = self.views_where(GET_VIEW, view_type, view_id).await?;
+        Ok(records.into_iter().next())
     }
 
     async fn list_views_of(
         &self,
         view_type: &str,
         aggregate_id: &str,
-    ) -> factum_core::Result<Vec<ViewRecord>> {
-        let (view_type, aggregate_id) = (view_type.to_owned(), aggregate_id.to_owned());
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(concat!(
-                    "SELECT ",
-                    view_columns!(),
-                    " FROM views WHERE view_type = ?1 AND aggregate_id = ?2 ORDER BY view_id"
-                ))
-                .map_err(sql_error)?;
-            read_records(&mut stmt, params![view_type, aggregate_id])
-        })
-        .await
+    ) -> CoreResult<Vec<ViewRecord>> {
+        self.views_where(LIST_VIEWS_OF, view_type, aggregate_id)
+            .await
     }
 
     async fn query_views(
@@ -65,7 +70,7 @@ impl ViewStore for SqliteEventStore {
         view_type: &str,
         query: &ViewQuery,
         fields: &[ViewField],
-    ) -> factum_core::Result<Page<ViewRecord>> {
+    ) -> CoreResult<Page<ViewRecord>> {
         // Field names reach the translation only once checked against the declared fields.
         query.validate(fields)?;
         let translation = translate(view_type, query)?;
@@ -120,7 +125,7 @@ impl ViewStore for SqliteEventStore {
         .await
     }
 
-    async fn apply_projection(&self, batch: ProjectionBatch) -> factum_core::Result<()> {
+    async fn apply_projection(&self, batch: ProjectionBatch) -> CoreResult<()> {
         let encoded = EncodedProjection {
             checkpoint: to_sql_int(batch.checkpoint, "projection checkpoint")?,
             expected: batch.expected,
@@ -132,19 +137,12 @@ impl ViewStore for SqliteEventStore {
             .await
     }
 
-    async fn projection_checkpoint(
-        &self,
-        projection: &str,
-    ) -> factum_core::Result<ProjectionCheckpoint> {
+    async fn projection_checkpoint(&self, projection: &str) -> CoreResult<ProjectionCheckpoint> {
         let projection = projection.to_owned();
         self.read(move |conn| checkpoint(conn, &projection)).await
     }
 
-    async fn reset_projection(
-        &self,
-        projection: &str,
-        view_types: &[&str],
-    ) -> factum_core::Result<()> {
+    async fn reset_projection(&self, projection: &str, view_types: &[&str]) -> CoreResult<()> {
         let reset = ProjectionReset {
             projection: projection.to_owned(),
             view_types: view_types.iter().map(|t| (*t).to_owned()).collect(),
@@ -157,7 +155,7 @@ impl ViewStore for SqliteEventStore {
         &self,
         expected: ProjectionCheckpoint,
         parked: ParkedEvent,
-    ) -> factum_core::Result<()> {
+    ) -> CoreResult<()> {
         let parked = EncodedParked::new(parked)?;
         let encoded = EncodedProjection {
             projection: parked.projection().to_owned(),
@@ -170,13 +168,13 @@ impl ViewStore for SqliteEventStore {
             .await
     }
 
-    async fn parked_events(&self, projection: &str) -> factum_core::Result<Vec<ParkedEvent>> {
+    async fn parked_events(&self, projection: &str) -> CoreResult<Vec<ParkedEvent>> {
         let projection = projection.to_owned();
         self.read(move |conn| crate::parked::list(conn, &projection))
             .await
     }
 
-    async fn unpark_event(&self, projection: &str, position: u64) -> factum_core::Result<bool> {
+    async fn unpark_event(&self, projection: &str, position: u64) -> CoreResult<bool> {
         let key = (
             projection.to_owned(),
             to_sql_int(position, "parked event position")?,

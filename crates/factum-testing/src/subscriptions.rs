@@ -129,7 +129,7 @@ pub async fn subscription_parks_and_replays(store: Arc<dyn EventStore>) {
     let parked = subscription.parked().await.unwrap();
     assert_eq!(parked.len(), 1, "{parked:?}");
     assert_eq!(
-        (parked[0].position, parked[0].event_id),
+        (parked[0].position, parked[0].event.event_id),
         (poison.position, poison.event_id)
     );
     assert_eq!(

@@ -19,5 +19,5 @@ pub mod rules;
 
 pub use event_store::EventStore;
 pub use expected::ExpectedVersion;
-pub use record::{NewEvent, Snapshot, StoredEvent};
+pub use record::{EventRef, NewEvent, Snapshot, StoredEvent};
 pub use request::AppendRequest;

@@ -1,6 +1,7 @@
 //! Events and snapshots as a backend stores them: serialized, with their JSON as text.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::context::Metadata;
@@ -51,12 +52,39 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// Which event this is, in its stream.
+    pub fn reference(&self) -> EventRef {
+        EventRef {
+            event_id: self.event_id,
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            version: self.version,
+            event_type: self.event_type.clone(),
+        }
+    }
+
     /// Parses the metadata.
     pub fn parse_metadata(&self) -> crate::Result<Metadata> {
         crate::json::from_str(&self.metadata).map_err(|e| {
             crate::Error::serialization(format!("metadata of event {}", self.event_id), e)
         })
     }
+}
+
+/// Which stored event, in its stream: what a parked event and a feed envelope say of their
+/// event beside its position (flattened: in JSON these are their own top-level fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRef {
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The aggregate id.
+    pub aggregate_id: String,
+    /// The version within the aggregate.
+    pub version: u64,
+    /// The event type.
+    pub event_type: String,
 }
 
 /// The serialized state of an aggregate at a version.

@@ -157,6 +157,28 @@ impl ProjectionCheckpoint {
             generation: 0,
         }
     }
+
+    /// Checks that `current`, the stored checkpoint of `projection`, is this one, the
+    /// checkpoint a batch expects; if not, the batch is refused with
+    /// [`ProjectionCheckpoint::moved`].
+    pub fn expect(self, projection: &str, current: Self) -> Result<()> {
+        if current == self {
+            Ok(())
+        } else {
+            Err(Self::moved(projection, self.position, current.position))
+        }
+    }
+
+    /// What every store answers when a projection's batch expected its checkpoint at
+    /// `expected` and found it at `actual` (another runner moved it, or a rebuild reset it).
+    pub fn moved(projection: impl Into<String>, expected: u64, actual: u64) -> Error {
+        Error::Conflict {
+            aggregate_type: "projection".to_owned(),
+            aggregate_id: projection.into(),
+            expected: crate::ExpectedVersion::Exact(expected),
+            actual: Some(actual),
+        }
+    }
 }
 
 /// A batch of an asynchronous projection: record changes plus the checkpoint they reach,

@@ -120,47 +120,20 @@ impl JwtAuthBuilder {
         self.source(JwksSource::Url(url.into()))
     }
 
-    /// Require `iss` to be this issuer.
-    #[must_use]
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
-    }
-
-    /// Require `aud` to name this audience.
-    #[must_use]
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
-        self
-    }
-
-    /// The claim holding the roles or scopes (default [`DEFAULT_ROLES_CLAIM`]).
-    #[must_use]
-    pub fn roles_claim(mut self, claim: impl Into<String>) -> Self {
-        self.roles_claim = claim.into();
-        self
-    }
-
-    /// How often the JWKS is re-read (default [`DEFAULT_JWKS_REFRESH`]).
-    #[must_use]
-    pub fn jwks_refresh(mut self, every: Duration) -> Self {
-        self.timing.refresh = every;
-        self
-    }
-
-    /// The shortest time between two reads of the JWKS, whatever tokens arrive (default
-    /// [`DEFAULT_JWKS_MIN_REFETCH`]).
-    #[must_use]
-    pub fn jwks_min_refetch(mut self, floor: Duration) -> Self {
-        self.timing.min_refetch = floor;
-        self
-    }
-
-    /// How long one fetch of a JWKS URL may take (default 5 s).
-    #[must_use]
-    pub fn jwks_fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.timing.fetch_timeout = timeout;
-        self
+    factum_core::setters! {
+        /// Require `iss` to be this issuer.
+        pub fn issuer(issuer: impl Into<String>) => issuer = Some(issuer.into());
+        /// Require `aud` to name this audience.
+        pub fn audience(audience: impl Into<String>) => audience = Some(audience.into());
+        /// The claim holding the roles or scopes (default [`DEFAULT_ROLES_CLAIM`]).
+        pub fn roles_claim(claim: impl Into<String>) => roles_claim = claim.into();
+        /// How often the JWKS is re-read (default [`DEFAULT_JWKS_REFRESH`]).
+        pub fn jwks_refresh(every: Duration) => timing.refresh = every;
+        /// The shortest time between two reads of the JWKS, whatever tokens arrive (default
+        /// [`DEFAULT_JWKS_MIN_REFETCH`]).
+        pub fn jwks_min_refetch(floor: Duration) => timing.min_refetch = floor;
+        /// How long one fetch of a JWKS URL may take (default 5 s).
+        pub fn jwks_fetch_timeout(timeout: Duration) => timing.fetch_timeout = timeout;
     }
 
     /// The verifier, or why this configuration cannot work: no key source, an empty secret,

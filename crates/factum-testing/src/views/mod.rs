@@ -207,14 +207,14 @@ pub async fn projection_parks_a_poison_event(store: Arc<dyn EventStore>) {
     assert_eq!(parked.len(), 1, "{parked:?}");
     let entry = &parked[0];
     assert_eq!(
-        (entry.position, entry.event_id, entry.attempts),
+        (entry.position, entry.event.event_id, entry.attempts),
         (poison_position, poison_id, 3)
     );
     assert_eq!(
         (
             entry.projection.as_str(),
-            entry.aggregate_id.as_str(),
-            entry.version
+            entry.event.aggregate_id.as_str(),
+            entry.event.version
         ),
         (TabSummary::TYPE, "tab-poison", 1)
     );

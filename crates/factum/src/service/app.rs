@@ -63,18 +63,11 @@ impl App {
             .inline_views(inline_views)
     }
 
-    /// The asynchronous projections. Serve their lag too, with [`Api::with_projections`].
-    #[must_use]
-    pub fn projections(mut self, projections: Projections) -> Self {
-        self.projections = projections;
-        self
-    }
-
-    /// The views the engine keeps inline, as projectors (for rebuilds only: nothing runs
-    /// them while serving).
-    #[must_use]
-    pub fn inline_views(mut self, views: Projections) -> Self {
-        self.inline_views = views;
-        self
+    factum_core::setters! {
+        /// The asynchronous projections. Serve their lag too, with [`Api::with_projections`].
+        pub fn projections(projections: Projections) => projections = projections;
+        /// The views the engine keeps inline, as projectors (for rebuilds only: nothing runs
+        /// them while serving).
+        pub fn inline_views(views: Projections) => inline_views = views;
     }
 }

@@ -84,16 +84,7 @@ pub struct Service {
     app: Option<Box<AppFactory>>,
 }
 
-impl std::fmt::Debug for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
-            .field("name", &self.name)
-            .field("default_store", &self.default_store)
-            .field("default_listen", &self.default_listen)
-            .field("app", &self.app.is_some())
-            .finish_non_exhaustive()
-    }
-}
+factum_core::debug_fields! { Service { name, default_store, default_listen, app.is_some(), .. } }
 
 impl Service {
     /// A service named `name`: the binary's name in its help, its messages and its
@@ -122,27 +113,15 @@ impl Service {
         self
     }
 
-    /// The version `--version` prints (factum's by default; give the binary's with
-    /// `env!("CARGO_PKG_VERSION")`).
-    #[must_use]
-    pub fn version(mut self, version: impl Into<String>) -> Self {
-        self.version = version.into();
-        self
-    }
-
-    /// The default of `--store`: a store URL this build can open (`memory`,
-    /// `sqlite://PATH`, `postgres://...`).
-    #[must_use]
-    pub fn default_store(mut self, url: impl Into<String>) -> Self {
-        self.default_store = Some(url.into());
-        self
-    }
-
-    /// The default of `--listen`, `HOST:PORT`.
-    #[must_use]
-    pub fn default_listen(mut self, address: impl Into<String>) -> Self {
-        self.default_listen = address.into();
-        self
+    factum_core::setters! {
+        /// The version `--version` prints (factum's by default; give the binary's with
+        /// `env!("CARGO_PKG_VERSION")`).
+        pub fn version(version: impl Into<String>) => version = version.into();
+        /// The default of `--store`: a store URL this build can open (`memory`,
+        /// `sqlite://PATH`, `postgres://...`).
+        pub fn default_store(url: impl Into<String>) => default_store = Some(url.into());
+        /// The default of `--listen`, `HOST:PORT`.
+        pub fn default_listen(address: impl Into<String>) => default_listen = address.into();
     }
 
     /// The service's wiring: given the store the options name and the engine configuration
