@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the release binaries once and runs the benchmark: bench/run.sh [all|mem|sqlite|postgres|http|fsync] [flags]
+# Builds the release binaries once and runs the benchmark:
+#   bench/run.sh [all|mem|sqlite|postgres|http|subscriptions|nats|fsync] [flags]
 # The JSON line is also written to target/bench-last.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."

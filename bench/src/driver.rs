@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use bank::domain::{Account, AccountCommand, OpenAccountCommand};
 use bank::money::Amount;
 use cqrs_es::{AggregateContext, AggregateError, CqrsFramework, EventStore as PeerEventStore};
-use factum_core::{CommandError as FactumError, CqrsCommandEngine, CqrsContext, EngineConfig};
+use factum_core::{
+    CommandError as FactumError, CommandOutcome, CqrsCommandEngine, CqrsContext, EngineConfig,
+};
 
 use crate::peer::{PeerAccount, PeerCommand};
 
@@ -64,9 +66,13 @@ impl FactumDriver {
     }
 }
 
-#[async_trait]
-impl BankDriver for FactumDriver {
-    async fn open(&self, id: &str, cents: i64) -> Result<Done, CommandError> {
+impl FactumDriver {
+    /// Opens account `id` with `cents`: the engine's outcome.
+    pub async fn open_account(
+        &self,
+        id: &str,
+        cents: i64,
+    ) -> Result<CommandOutcome<Account>, CommandError> {
         let command = OpenAccountCommand::OpenAccount {
             owner: "bench".to_owned(),
             initial_balance: Amount::from_cents(cents),
@@ -74,25 +80,42 @@ impl BankDriver for FactumDriver {
         self.engine
             .create_with_id(id, &command, &CqrsContext::new())
             .await
-            .map(|outcome| Done {
-                attempts: outcome.attempts,
-            })
             .map_err(|e| CommandError::Failed(e.to_string()))
     }
 
-    async fn deposit(&self, id: &str, cents: i64) -> Result<Done, CommandError> {
+    /// Deposits `cents` into `id`: the engine's outcome.
+    pub async fn deposit_into(
+        &self,
+        id: &str,
+        cents: i64,
+    ) -> Result<CommandOutcome<Account>, CommandError> {
         let command = AccountCommand::Deposit {
             amount: Amount::from_cents(cents),
         };
         match self.engine.update(id, &command, &CqrsContext::new()).await {
-            Ok(outcome) => Ok(Done {
-                attempts: outcome.attempts,
-            }),
+            Ok(outcome) => Ok(outcome),
             Err(FactumError::TooManyConflicts { attempts, .. }) => {
                 Err(CommandError::GaveUp { attempts })
             }
             Err(e) => Err(CommandError::Failed(e.to_string())),
         }
+    }
+}
+
+fn done(outcome: CommandOutcome<Account>) -> Done {
+    Done {
+        attempts: outcome.attempts,
+    }
+}
+
+#[async_trait]
+impl BankDriver for FactumDriver {
+    async fn open(&self, id: &str, cents: i64) -> Result<Done, CommandError> {
+        self.open_account(id, cents).await.map(done)
+    }
+
+    async fn deposit(&self, id: &str, cents: i64) -> Result<Done, CommandError> {
+        self.deposit_into(id, cents).await.map(done)
     }
 
     async fn read(&self, id: &str) -> anyhow::Result<Option<(i64, u64)>> {

@@ -16,6 +16,8 @@
 pub mod driver;
 pub mod fsync;
 pub mod http;
+pub mod latency;
+pub mod nats;
 pub mod peer;
 pub mod pg;
 pub mod replay;

@@ -1,4 +1,5 @@
-//! The load binary: `cargo run --release -p factum-bench -- all|mem|sqlite|postgres|http|fsync`.
+//! The load binary: `factum-bench all|mem|sqlite|postgres|http|subscriptions|nats|fsync`
+//! (built by `bench/run.sh`).
 //!
 //! Runs the bank workload against Factum and cqrs-es in the same run, prints a Markdown
 //! table (Factum/peer ratios), the checks behind it, and one JSON line (last line of stdout).
@@ -30,6 +31,11 @@ enum What {
     Postgres,
     /// HTTP: the release `bank` binary and a bare axum handler under wrk.
     Http,
+    /// Commit-to-handler latency of a subscription: SQLite in one process, PostgreSQL
+    /// across two (LISTEN/NOTIFY, and polling alone).
+    Subscriptions,
+    /// NATS JetStream publish throughput: the factum-nats outbox and a bare async-nats loop.
+    Nats,
     /// Only the fsync probe.
     Fsync,
 }
@@ -81,6 +87,20 @@ struct Cli {
     /// Where SQLite files and the probe's file go (default: the system temp folder).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// The NATS server of the publish figures (JetStream; streams of their own, deleted
+    /// afterwards).
+    #[arg(
+        long,
+        env = "FACTUM_BENCH_NATS",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+    /// Paced commands of each subscription latency run.
+    #[arg(long, default_value_t = 400)]
+    latency_commands: usize,
+    /// Events of each NATS publish run.
+    #[arg(long, default_value_t = 5000)]
+    nats_events: usize,
     /// wrk connections.
     #[arg(long, default_value_t = 64)]
     http_connections: u32,
@@ -104,6 +124,19 @@ struct Cli {
     /// the parent, because cqrs-es's MemStore prints two lines per command).
     #[arg(long, hide = true)]
     peer_mem_out: Option<PathBuf>,
+    /// Internal: follow this PostgreSQL schema with a subscription (the latency figures'
+    /// second process); prints `ready`, writes its calls to `--follow-out`.
+    #[arg(long, hide = true)]
+    follow_schema: Option<String>,
+    /// Internal: the follower is woken by LISTEN/NOTIFY, not by its poll alone.
+    #[arg(long, hide = true)]
+    follow_listen: bool,
+    /// Internal: the events the follower waits for.
+    #[arg(long, hide = true, default_value_t = 0)]
+    follow_expect: usize,
+    /// Internal: where the follower writes its calls.
+    #[arg(long, hide = true)]
+    follow_out: Option<PathBuf>,
 }
 
 impl Cli {
@@ -114,6 +147,8 @@ impl Cli {
             self.contention_deposits = 20;
             self.fsync_count = 500;
             self.http_seconds = 5;
+            self.latency_commands = 100;
+            self.nats_events = 1000;
         }
     }
 
@@ -134,6 +169,9 @@ impl Cli {
             replay_events: self.replay_events.max(2),
             dir: self.dir.clone().unwrap_or_else(std::env::temp_dir),
             pg_url: self.pg_url.clone(),
+            nats_url: self.nats_url.clone(),
+            latency_commands: self.latency_commands,
+            nats_events: self.nats_events,
         }
     }
 
@@ -163,10 +201,26 @@ const ORDER: &[&str] = &[
     "postgres_contention_4engines",
     "postgres_replay",
     "postgres_replay_snapshot",
+    "sqlite_subscription_latency",
+    "postgres_2proc_latency_notify",
+    "postgres_2proc_latency_poll",
+    "nats_publish",
 ];
 
 fn note(figure: &str) -> Option<&'static str> {
     Some(match figure {
+        "sqlite_subscription_latency" => {
+            "Factum only: p50 commit-to-handler latency of a subscription in the writer's process (woken by its engine), paced commands"
+        }
+        "postgres_2proc_latency_notify" => {
+            "Factum only: p50 commit-to-handler latency, writer and subscription in two processes, woken by LISTEN/NOTIFY"
+        }
+        "postgres_2proc_latency_poll" => {
+            "Factum only: the same without LISTEN/NOTIFY: the subscription's 500 ms poll alone (the service's default)"
+        }
+        "nats_publish" => {
+            "peer: a bare async-nats loop publishing the same messages, each acknowledgement awaited (its pipelined rate in its details)"
+        }
         f if f.starts_with("sqlite_") => "cqrs-es 0.5 has no SQLite event store: Factum only",
         f if f.ends_with("_4engines") => {
             "Factum only: 4 engines on one store stand for 4 processes; conflicts retried by the engine"
@@ -260,6 +314,19 @@ async fn main() -> anyhow::Result<()> {
     cli.apply_quick();
     let cfg = cli.config();
 
+    if let Some(schema) = &cli.follow_schema {
+        let out = cli.follow_out.clone().context("--follow-out is missing")?;
+        let wake = factum_bench::latency::SERVICE_POLL;
+        return factum_bench::latency::follow_postgres(
+            &cli.pg_url,
+            schema,
+            cli.follow_listen,
+            wake,
+            cli.follow_expect,
+            &out,
+        )
+        .await;
+    }
     if let Some(out) = &cli.peer_mem_out {
         let figures = suites::peer_mem(&cfg).await?;
         std::fs::write(out, serde_json::to_string(&figures)?)?;
@@ -288,7 +355,10 @@ async fn main() -> anyhow::Result<()> {
             peer_mem_in_child(child_cli)
         })?);
     }
-    let durable = cli.runs(What::Sqlite) || cli.runs(What::Postgres) || cli.what == What::Fsync;
+    let durable = cli.runs(What::Sqlite)
+        || cli.runs(What::Postgres)
+        || cli.runs(What::Subscriptions)
+        || cli.what == What::Fsync;
     if durable {
         fsyncs.insert(
             "before".into(),
@@ -305,6 +375,19 @@ async fn main() -> anyhow::Result<()> {
         admin.close().await;
         eprintln!("[bench] PostgreSQL: Factum and cqrs-es/postgres-es");
         let (f, p) = suites::postgres(&cfg).await?;
+        factum.extend(f);
+        peer.extend(p);
+    }
+    if cli.runs(What::Subscriptions) {
+        eprintln!("[bench] subscriptions: commit-to-handler latency");
+        factum.extend(suites::subscriptions(&cfg).await?);
+    }
+    if cli.runs(What::Nats) {
+        eprintln!(
+            "[bench] NATS JetStream: outbox and bare async-nats at {}",
+            cfg.nats_url
+        );
+        let (f, p) = suites::nats_publish(&cfg).await?;
         factum.extend(f);
         peer.extend(p);
     }

@@ -205,7 +205,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| figure | Factum | peer (cqrs-es 0.5) | Factum/peer | Factum p50 / p99 ms | peer p50 / p99 ms | state F / peer |"
+        "| figure | Factum | peer (cqrs-es 0.5 unless noted) | Factum/peer | Factum p50 / p99 ms | peer p50 / p99 ms | state F / peer |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
     for row in rows {

@@ -17,6 +17,8 @@ use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
 use crate::driver::{BankDriver, FactumDriver, PeerDriver, RoutedDriver};
+use crate::latency::{self, Wake};
+use crate::nats;
 use crate::peer::PeerAccount;
 use crate::pg;
 use crate::replay;
@@ -44,6 +46,12 @@ pub struct Config {
     pub dir: PathBuf,
     /// The PostgreSQL server both sides use.
     pub pg_url: String,
+    /// The NATS server (JetStream) of the publish figures.
+    pub nats_url: String,
+    /// Paced commands of each subscription latency run (over 10 accounts).
+    pub latency_commands: usize,
+    /// Events each NATS publish run publishes.
+    pub nats_events: usize,
 }
 
 /// Figure name → median measurement.
@@ -425,4 +433,64 @@ pub async fn postgres(cfg: &Config) -> anyhow::Result<(Figures, Figures)> {
     p.insert("postgres_replay".into(), replay_fig);
     p.insert("postgres_replay_snapshot".into(), snapshot_fig);
     Ok((f, p))
+}
+
+/// Commit-to-handler latency of a subscription (see [`latency`]): in one process on SQLite,
+/// and across two processes on PostgreSQL, woken by LISTEN/NOTIFY and by the service's
+/// 500 ms poll alone.
+pub async fn subscriptions(cfg: &Config) -> anyhow::Result<Figures> {
+    let mut figures = Figures::new();
+    let (accounts, commands) = (10, cfg.latency_commands.max(10));
+    let dir = &cfg.dir;
+    let m = repeat(cfg.reps, |_| {
+        latency::sqlite_in_process(dir, accounts, commands)
+    })
+    .await?;
+    figures.insert("sqlite_subscription_latency".into(), m);
+    let mut n = 0;
+    for (name, wake) in [
+        ("postgres_2proc_latency_notify", Wake::Notify),
+        ("postgres_2proc_latency_poll", Wake::Poll),
+    ] {
+        let m = repeat(cfg.reps, |_| {
+            n += 1;
+            let schema = pg::schema_name("latency", n);
+            async move {
+                let admin = pg::admin(&cfg.pg_url).await?;
+                pg::create_schema(&admin, &schema).await?;
+                admin.close().await;
+                let result =
+                    latency::postgres_two_processes(&cfg.pg_url, &schema, wake, accounts, commands)
+                        .await;
+                drop_schema(cfg, &schema).await?;
+                result
+            }
+        })
+        .await?;
+        figures.insert(name.to_owned(), m);
+    }
+    Ok(figures)
+}
+
+/// NATS JetStream publish throughput (see [`nats`]): the outbox as Factum's figure, the
+/// bare `async-nats` loop as the peer's (its pipelined variant in its details); the
+/// repetitions of the two alternate.
+pub async fn nats_publish(cfg: &Config) -> anyhow::Result<(Figures, Figures)> {
+    let events = cfg.nats_events.max(1);
+    let store = nats::filled_store(events).await?;
+    let stored = nats::all_events(store.as_ref()).await?;
+    let (mut outbox, mut bare, mut pipelined) = (Vec::new(), Vec::new(), Vec::new());
+    for rep in 0..cfg.reps.max(1) {
+        outbox.push(nats::outbox(&cfg.nats_url, store.clone(), events, rep).await?);
+        bare.push(nats::bare(&cfg.nats_url, &stored, 1, rep).await?);
+        pipelined.push(nats::bare(&cfg.nats_url, &stored, nats::WINDOW, rep).await?);
+    }
+    let pipelined = median(pipelined).context("no repetitions")?;
+    let bare = median(bare)
+        .context("no repetitions")?
+        .with_extra("pipelined_events_per_s", pipelined.value.round())
+        .with_extra("pipelined_window", nats::WINDOW);
+    let name = "nats_publish".to_owned();
+    let factum = Figures::from([(name.clone(), median(outbox).context("no repetitions")?)]);
+    Ok((factum, Figures::from([(name, bare)])))
 }

@@ -18,7 +18,8 @@ use super::outcome::LoadedAggregate;
 pub struct CacheStats {
     /// Aggregates held.
     pub entries: usize,
-    /// Their states' size, as JSON bytes.
+    /// Their size, as the JSON bytes of their keys and states (each state measured when it
+    /// comes in and every 32 versions after; 0 when the cache has no byte bound).
     pub bytes: usize,
     /// Lookups that found the aggregate.
     pub hits: u64,
@@ -28,9 +29,14 @@ pub struct CacheStats {
     pub evictions: u64,
 }
 
+/// How many versions a cached state's measured size stands for before it is measured again.
+pub(super) const REMEASURE_EVERY: u64 = 32;
+
 struct Slot<A> {
     loaded: LoadedAggregate<A>,
     bytes: usize,
+    /// The version whose state `bytes` was measured on (`None`: not counted).
+    measured_at: Option<u64>,
     used: u64,
 }
 
@@ -79,30 +85,62 @@ impl<A: Clone + Serialize> StateCache<A> {
 
     /// Keeps `state` at `version` for `key`, then evicts the least recently used entries
     /// until both bounds hold (a state larger than the byte bound is not kept).
+    ///
+    /// A state's size is measured (serialized to a counter) when its key comes in and again
+    /// every [`REMEASURE_EVERY`] versions; in between the last measurement stands, so a
+    /// command does not pay a full serialization only to count bytes. With no byte bound
+    /// (`usize::MAX`) nothing is measured.
     pub(super) fn put(&mut self, key: &str, state: &A, version: u64) {
         if self.max_entries == 0 {
             return;
         }
-        let bytes = json_size(state).saturating_add(key.len());
-        self.remove(key);
-        if bytes > self.max_bytes {
-            return;
-        }
         let now = self.tick();
-        let name: Arc<str> = Arc::from(key);
-        self.order.insert(now, name.clone());
-        self.slots.insert(
-            name,
-            Slot {
-                loaded: LoadedAggregate {
-                    state: state.clone(),
-                    version,
+        let counting = self.max_bytes != usize::MAX;
+        if let Some(slot) = self.slots.get_mut(key) {
+            // In place: the key's allocation and its map entry are kept.
+            let remeasure = counting
+                && slot
+                    .measured_at
+                    .is_none_or(|at| version.abs_diff(at) >= REMEASURE_EVERY);
+            let bytes = if remeasure {
+                slot.measured_at = Some(version);
+                measure(key, state)
+            } else {
+                slot.bytes
+            };
+            if bytes > self.max_bytes {
+                self.remove(key);
+                return;
+            }
+            if let Some(name) = self.order.remove(&slot.used) {
+                self.order.insert(now, name);
+            }
+            self.stats.bytes = self.stats.bytes - slot.bytes + bytes;
+            slot.bytes = bytes;
+            slot.used = now;
+            slot.loaded.state.clone_from(state);
+            slot.loaded.version = version;
+        } else {
+            let bytes = if counting { measure(key, state) } else { 0 };
+            if bytes > self.max_bytes {
+                return;
+            }
+            let name: Arc<str> = Arc::from(key);
+            self.order.insert(now, name.clone());
+            self.slots.insert(
+                name,
+                Slot {
+                    loaded: LoadedAggregate {
+                        state: state.clone(),
+                        version,
+                    },
+                    bytes,
+                    measured_at: counting.then_some(version),
+                    used: now,
                 },
-                bytes,
-                used: now,
-            },
-        );
-        self.stats.bytes += bytes;
+            );
+            self.stats.bytes += bytes;
+        }
         while self.slots.len() > self.max_entries || self.stats.bytes > self.max_bytes {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
@@ -137,6 +175,11 @@ impl<A: Clone + Serialize> StateCache<A> {
     pub(super) fn stats(&self) -> CacheStats {
         self.stats
     }
+}
+
+/// What an entry counts against the byte bound: its key and its state's JSON.
+fn measure(key: &str, state: &impl Serialize) -> usize {
+    json_size(state).saturating_add(key.len())
 }
 
 /// How many bytes `value` takes as JSON, without building the text.
@@ -196,5 +239,24 @@ mod tests {
         );
         small.remove("b");
         assert_eq!(small.stats().entries, 1);
+    }
+
+    #[test]
+    fn sizes_are_measured_on_arrival_and_every_few_versions_and_not_without_a_bound() {
+        let mut cache = StateCache::<String>::new(10, 1_000);
+        cache.put("a", &"xx".to_owned(), 1);
+        assert_eq!(cache.stats().bytes, 1 + 4);
+        // Within REMEASURE_EVERY versions the first measurement stands ...
+        cache.put("a", &"x".repeat(20), 2);
+        assert_eq!(cache.stats().bytes, 1 + 4);
+        assert_eq!(cache.get("a").map(|l| l.state.len()), Some(20));
+        // ... and then the state is measured again.
+        cache.put("a", &"x".repeat(20), 1 + REMEASURE_EVERY);
+        assert_eq!(cache.stats().bytes, 1 + 22);
+
+        let mut unbounded = StateCache::<String>::new(10, usize::MAX);
+        unbounded.put("a", &"xx".to_owned(), 1);
+        unbounded.put("a", &"xxx".to_owned(), 2);
+        assert_eq!((unbounded.stats().entries, unbounded.stats().bytes), (1, 0));
     }
 }
