@@ -77,6 +77,7 @@ mod fixture;
 pub mod http;
 pub mod idempotency;
 pub mod jwt;
+pub mod processes;
 pub mod sample;
 pub mod server;
 pub mod subscriptions;
