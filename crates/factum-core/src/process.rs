@@ -301,7 +301,10 @@ impl Process {
             Ok(outcome) => accepted_response(&outcome.aggregate_id, outcome.version)?,
             Err(error) => {
                 // Another runner may have won the key: its outcome is the answer.
-                if let Some(record) = store.find_idempotency(&self.scope, &template.key, now).await? {
+                if let Some(record) = store
+                    .find_idempotency(&self.scope, &template.key, now)
+                    .await?
+                {
                     return recorded(&record, &target);
                 }
                 let error = refusal(error)?;
@@ -343,9 +346,8 @@ fn recorded(
             record.key, record.request_hash
         )));
     }
-    crate::json::from_str(&record.response).map_err(|e| {
-        HandlerError::Event(format!("unreadable record of step {}: {e}", record.key))
-    })
+    crate::json::from_str(&record.response)
+        .map_err(|e| HandlerError::Event(format!("unreadable record of step {}: {e}", record.key)))
 }
 
 /// A command's failure as a recorded refusal, or the handler error of a transient one.
@@ -389,8 +391,10 @@ pub fn process_subscription<P: ProcessManager>(
         manager,
         upcasters: source.upcasters().clone(),
     });
-    Ok(Subscription::new(name, store, handler)?.with_filter(SubscriptionFilter {
-        aggregate_types: vec![<P::Source as Aggregate>::TYPE.to_owned()],
-        event_types: Vec::new(),
-    }))
+    Ok(
+        Subscription::new(name, store, handler)?.with_filter(SubscriptionFilter {
+            aggregate_types: vec![<P::Source as Aggregate>::TYPE.to_owned()],
+            event_types: Vec::new(),
+        }),
+    )
 }

@@ -129,6 +129,7 @@ mod app;
 mod auth;
 mod bodies;
 mod body_schemas;
+mod collection;
 mod context;
 mod error;
 mod extract;
@@ -162,6 +163,7 @@ pub use bodies::{
     DEFAULT_PAGE, EnvelopeBody, EventPage, EventsQuery, History, HistoryQuery, MAX_PAGE, StateBody,
     StateQuery, VersionedState, with_etag,
 };
+pub use collection::collection_routes;
 pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, decode_json_body, etag};
@@ -175,7 +177,7 @@ pub use openapi::{
     AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, error_response,
     json_response,
 };
-pub use openapi_aggregate::{aggregate_openapi, tagged_openapi};
+pub use openapi_aggregate::{aggregate_openapi, collection_openapi, tagged_openapi};
 pub use openapi_feed::feed_openapi;
 pub use openapi_views::{child_view_openapi, projections_openapi, view_openapi};
 pub use projections::projection_routes;

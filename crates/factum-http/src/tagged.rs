@@ -56,22 +56,30 @@ async fn run<A: HttpAggregate>(
             precondition,
             &ctx,
             idempotency.as_ref(),
-            |created, _id, state: &A, version| {
-                let status = if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                Ok(
-                    CommandReply::json(status, &VersionedState::of(state, version))?
-                        .with_header(header::ETAG, &etag(version)),
-                )
-            },
+            |created, _id, state: &A, version| versioned_reply(created, state, version),
         )
         .await
 }
 
-async fn read<A: HttpAggregate>(
+/// A command's reply on these routes: the view with its version, 201 for a create (else
+/// 200), and its `ETag`.
+pub(crate) fn versioned_reply<A: HttpAggregate>(
+    created: bool,
+    state: &A,
+    version: u64,
+) -> serde_json::Result<CommandReply> {
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(
+        CommandReply::json(status, &VersionedState::of(state, version))?
+            .with_header(header::ETAG, &etag(version)),
+    )
+}
+
+pub(crate) async fn read<A: HttpAggregate>(
     State(service): State<AggregateService<A>>,
     RequestContext(ctx): RequestContext,
     PathId(id): PathId,
@@ -102,6 +110,6 @@ async fn history<A: HttpAggregate>(
     })
 }
 
-async fn empty_id(RequestContext(_ctx): RequestContext) -> ApiError {
+pub(crate) async fn empty_id(RequestContext(_ctx): RequestContext) -> ApiError {
     ApiError::validation("aggregate id must not be empty")
 }

@@ -119,7 +119,11 @@ pub async fn process_steps_take_effect_once(store: Arc<dyn EventStore>) {
             max: Duration::from_millis(2),
         });
     subscription.catch_up().await.unwrap();
-    assert_eq!(subscription.retries(), 1, "handed over again after the crash");
+    assert_eq!(
+        subscription.retries(),
+        1,
+        "handed over again after the crash"
+    );
     assert!(subscription.parked().await.unwrap().is_empty());
 
     let sink = counters.events("sink", 1, None).await.unwrap();
@@ -155,12 +159,18 @@ pub async fn process_steps_take_effect_once(store: Arc<dyn EventStore>) {
     subscription.catch_up().await.unwrap();
     let sink = counters.load_latest("sink").await.unwrap().unwrap();
     assert_eq!((sink.state.total, sink.version), (7, 3));
-    assert_eq!(counters.load_latest("late").await.unwrap().unwrap().version, 2);
+    assert_eq!(
+        counters.load_latest("late").await.unwrap().unwrap().version,
+        2
+    );
 
     // One step name, two commands: a bug, refused before anything runs.
     let mut process = Process::for_event("forwarder", &source);
     let add = CounterCommand::Add(1);
-    process.update("twice", &counters, "sink", &add).await.unwrap();
+    process
+        .update("twice", &counters, "sink", &add)
+        .await
+        .unwrap();
     let twice = process.update("twice", &counters, "sink", &add).await;
     assert!(matches!(twice, Err(HandlerError::Event(_))), "{twice:?}");
 }
@@ -175,7 +185,9 @@ pub async fn process_runners_race(store: Arc<dyn EventStore>) {
     for n in 1..=12u32 {
         let id = format!("c-{n}");
         one.create_with_id(&id, &(), &ctx).await.unwrap();
-        one.update(&id, &CounterCommand::Add(n), &ctx).await.unwrap();
+        one.update(&id, &CounterCommand::Add(n), &ctx)
+            .await
+            .unwrap();
         sources.push(one.events(&id, 2, None).await.unwrap().remove(0));
     }
     let (a, b) = (Forwarder::new(one.clone()), Forwarder::new(two.clone()));
