@@ -249,17 +249,28 @@ impl Api {
     /// [`tagged_routes`](crate::tagged_routes)), and adds them to the document.
     #[must_use]
     pub fn with_tagged_commands<A: HttpAggregate>(
-        mut self,
+        self,
         prefix: &str,
         engine: CqrsCommandEngine<A>,
     ) -> Self {
         let service = AggregateService::new(engine);
-        self.router = self.router.merge(tagged_routes(prefix, service.clone()));
+        let doc = tagged_openapi::<A>(prefix, self.config.auth.is_some());
+        self.mount(tagged_routes(prefix, service.clone()), doc, service)
+    }
+
+    /// Adds routes of `A` and their document; `service` serves `A`'s child views unless one
+    /// is there already.
+    fn mount<A: HttpAggregate>(
+        mut self,
+        router: Router,
+        doc: OpenApi,
+        service: AggregateService<A>,
+    ) -> Self {
+        self.router = self.router.merge(router);
         self.services
             .entry(TypeId::of::<A>())
             .or_insert_with(|| Box::new(service));
-        self.openapi
-            .merge(tagged_openapi::<A>(prefix, self.config.auth.is_some()));
+        self.openapi.merge(doc);
         self
     }
 
@@ -270,20 +281,13 @@ impl Api {
     /// document.
     #[must_use]
     pub fn with_collection<A: HttpAggregate>(
-        mut self,
+        self,
         prefix: &str,
         engine: CqrsCommandEngine<A>,
     ) -> Self {
         let service = AggregateService::new(engine);
-        self.router = self
-            .router
-            .merge(collection_routes(prefix, service.clone()));
-        self.services
-            .entry(TypeId::of::<A>())
-            .or_insert_with(|| Box::new(service));
-        self.openapi
-            .merge(collection_openapi::<A>(prefix, self.config.auth.is_some()));
-        self
+        let doc = collection_openapi::<A>(prefix, self.config.auth.is_some());
+        self.mount(collection_routes(prefix, service.clone()), doc, service)
     }
 
     /// Mounts the read routes of view `V` under `{prefix}/{V::PATH}` (a page of records by

@@ -13,17 +13,17 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::header;
 use axum::response::Response;
 use axum::routing::{get, post};
-use factum_core::Commands;
+use factum_core::{Commands, CqrsContext};
 
 use crate::aggregate::{HttpAggregate, collection_path};
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::extract::{IfMatch, JsonBody};
-use crate::idempotency::Idempotency;
+use crate::extract::{IfMatch, JsonBody, Precondition};
+use crate::idempotency::{Idempotency, IdempotentRequest};
 use crate::service::{AggregateService, CommandKind};
 use crate::tagged::{empty_id, read, versioned_reply};
 
@@ -58,13 +58,45 @@ impl<A: HttpAggregate> Clone for Collection<A> {
     }
 }
 
+/// What the create route reads besides its state: the caller's context, the `If-Match`
+/// precondition, the idempotency key and the JSON body (read last), each refused as its own
+/// extractor refuses it.
+struct CreateRequest {
+    ctx: CqrsContext,
+    precondition: Option<Precondition>,
+    idempotency: Option<IdempotentRequest>,
+    body: serde_json::Value,
+}
+
+impl<S: Send + Sync> FromRequest<S> for CreateRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (mut parts, body) = req.into_parts();
+        let RequestContext(ctx) = RequestContext::from_request_parts(&mut parts, state).await?;
+        let IfMatch(precondition) = IfMatch::from_request_parts(&mut parts, state).await?;
+        let Idempotency(idempotency) = Idempotency::from_request_parts(&mut parts, state).await?;
+        let JsonBody(body) =
+            JsonBody::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(Self {
+            ctx,
+            precondition,
+            idempotency,
+            body,
+        })
+    }
+}
+
 async fn create<A: HttpAggregate>(
     State(state): State<Collection<A>>,
-    RequestContext(ctx): RequestContext,
-    IfMatch(precondition): IfMatch,
-    Idempotency(idempotency): Idempotency,
-    JsonBody(body): JsonBody,
+    request: CreateRequest,
 ) -> Result<Response, ApiError> {
+    let CreateRequest {
+        ctx,
+        precondition,
+        idempotency,
+        body,
+    } = request;
     let service = &state.service;
     let name = match <A::CreateCommand as Commands>::NAMES {
         [only] => (*only).to_owned(),

@@ -20,7 +20,9 @@ use axum::routing::{get, post};
 use factum_core::validate_aggregate_id;
 
 use crate::aggregate::{HttpAggregate, collection_path};
-use crate::bodies::{EnvelopeBody, HistoryQuery, StateQuery, VersionedState, with_etag};
+use crate::bodies::{
+    EnvelopeBody, HistoryQuery, StateQuery, VersionedState, command_status, with_etag,
+};
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::extract::{IfMatch, JsonBody, Params, PathId, etag};
@@ -68,13 +70,8 @@ pub(crate) fn versioned_reply<A: HttpAggregate>(
     state: &A,
     version: u64,
 ) -> serde_json::Result<CommandReply> {
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
     Ok(
-        CommandReply::json(status, &VersionedState::of(state, version))?
+        CommandReply::json(command_status(created), &VersionedState::of(state, version))?
             .with_header(header::ETAG, &etag(version)),
     )
 }

@@ -420,6 +420,28 @@ impl Aggregate for Transfer {
     type Event = TransferEvent;
     type Error = TransferError;
 
+    fn apply(&mut self, event: &TransferEvent) {
+        let (state, reason) = match event {
+            TransferEvent::TransferRequested {
+                from,
+                to,
+                amount,
+                requested_by,
+            } => {
+                (self.from, self.to) = (from.clone(), to.clone());
+                self.amount = *amount;
+                self.requested_by.clone_from(requested_by);
+                (TransferState::Requested, None)
+            }
+            TransferEvent::TransferDebited => (TransferState::Debited, None),
+            TransferEvent::TransferCompleted => (TransferState::Completed, None),
+            TransferEvent::TransferRefunded { reason } => (TransferState::Refunded, Some(reason)),
+            TransferEvent::TransferFailed { reason } => (TransferState::Failed, Some(reason)),
+        };
+        self.state = state;
+        self.reason = reason.cloned();
+    }
+
     fn with_aggregate_id(id: String) -> Self {
         Self {
             id,
@@ -435,47 +457,26 @@ impl Aggregate for Transfer {
     fn aggregate_id(&self) -> &str {
         &self.id
     }
-
-    fn apply(&mut self, event: &TransferEvent) {
-        match event {
-            TransferEvent::TransferRequested {
-                from,
-                to,
-                amount,
-                requested_by,
-            } => {
-                self.from.clone_from(from);
-                self.to.clone_from(to);
-                self.amount = *amount;
-                self.requested_by.clone_from(requested_by);
-            }
-            TransferEvent::TransferDebited => self.state = TransferState::Debited,
-            TransferEvent::TransferCompleted => self.state = TransferState::Completed,
-            TransferEvent::TransferRefunded { reason } => {
-                self.state = TransferState::Refunded;
-                self.reason = Some(reason.clone());
-            }
-            TransferEvent::TransferFailed { reason } => {
-                self.state = TransferState::Failed;
-                self.reason = Some(reason.clone());
-            }
-        }
-    }
 }
+
+/// The accounts' engine, as the transfers' handlers see it.
+type Accounts = CqrsCommandEngine<Account>;
+/// What a transfer's handler decides.
+type Decision = Result<Vec<TransferEvent>, TransferError>;
 
 impl CommandHandler for Transfer {
     type CreateCommand = TransferRequest;
     type UpdateCommand = TransferStep;
     /// The accounts: a transfer is refused at once when `from` is not an open account the
     /// caller may act on.
-    type Services = CqrsCommandEngine<Account>;
+    type Services = Accounts;
 
     async fn handle_create(
         &self,
         command: &TransferRequest,
-        accounts: &CqrsCommandEngine<Account>,
+        accounts: &Accounts,
         ctx: &CqrsContext,
-    ) -> Result<Vec<TransferEvent>, TransferError> {
+    ) -> Decision {
         let TransferRequest::RequestTransfer { from, to, amount } = command;
         for (field, id) in [("from", from), ("to", to)] {
             validate_aggregate_id(id).map_err(|error| TransferError::InvalidAccount {
@@ -505,12 +506,7 @@ impl CommandHandler for Transfer {
         }])
     }
 
-    async fn handle_update(
-        &self,
-        step: &TransferStep,
-        _accounts: &CqrsCommandEngine<Account>,
-        _ctx: &CqrsContext,
-    ) -> Result<Vec<TransferEvent>, TransferError> {
+    async fn handle_update(&self, step: &TransferStep, _: &Accounts, _: &CqrsContext) -> Decision {
         use TransferState::{Debited, Requested};
         let (from_state, event) = match step {
             TransferStep::RecordDebit {} => (Requested, TransferEvent::TransferDebited),

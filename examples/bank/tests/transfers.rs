@@ -153,59 +153,54 @@ async fn bad_transfers_are_4xx_and_store_nothing() {
     let cases = [
         (
             r#"{"from": "acc-1", "to": "acc-1", "amount": 1}"#,
-            400,
             "TRANSFER_SAME_ACCOUNT",
         ),
         (
             r#"{"from": "acc-1", "to": "acc-2", "amount": 0}"#,
-            400,
             "TRANSFER_INVALID_AMOUNT",
         ),
         (
             r#"{"from": "acc-1", "to": "acc-2", "amount": -1}"#,
-            400,
             "TRANSFER_INVALID_AMOUNT",
         ),
         (
             r#"{"from": "acc-1", "to": "acc-2", "amount": 0.001}"#,
-            400,
             "TRANSFER_INVALID_AMOUNT",
         ),
         (
             r#"{"from": "acc-1", "to": "acc-2", "amount": "1"}"#,
-            400,
             "TRANSFER_INVALID_AMOUNT",
         ),
         (
             r#"{"from": "acc-1", "to": "acc-2", "amount": 1e16}"#,
-            400,
             "TRANSFER_INVALID_AMOUNT",
         ),
         (
             r#"{"from": "acc 1", "to": "acc-2", "amount": 1}"#,
-            400,
             "TRANSFER_INVALID_ACCOUNT",
         ),
         (
             r#"{"from": "acc-1", "to": "", "amount": 1}"#,
-            400,
             "TRANSFER_INVALID_ACCOUNT",
         ),
         (
             r#"{"from": "nobody", "to": "acc-2", "amount": 1}"#,
-            404,
             "TRANSFER_UNKNOWN_ACCOUNT",
         ),
         (
             r#"{"from": "acc-1", "to": "acc-2", "amount": 1, "memo": "x"}"#,
-            400,
             "VALIDATION_ERROR",
         ),
-        (r#"{"from": "acc-1", "amount": 1}"#, 400, "VALIDATION_ERROR"),
-        (r#"{"type": "RecordDebit"}"#, 400, "VALIDATION_ERROR"),
-        (r#"[1]"#, 400, "VALIDATION_ERROR"),
+        (r#"{"from": "acc-1", "amount": 1}"#, "VALIDATION_ERROR"),
+        (r#"{"type": "RecordDebit"}"#, "VALIDATION_ERROR"),
+        (r#"[1]"#, "VALIDATION_ERROR"),
     ];
-    for (body, status, code) in cases {
+    for (body, code) in cases {
+        let status = if code == "TRANSFER_UNKNOWN_ACCOUNT" {
+            404
+        } else {
+            400
+        };
         post(&s.app, "/transfers", body).await.error(status, code);
     }
     get(&s.app, "/transfers/no-such")

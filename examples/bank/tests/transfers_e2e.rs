@@ -19,7 +19,7 @@ const BANK: &str = env!("CARGO_BIN_EXE_bank");
 const ACCOUNTS: usize = 10;
 const TRANSFERS: usize = 1000;
 const ROUNDS: usize = 4;
-const OPENING_CENTS: i64 = 1_000_00;
+const OPENING_CENTS: i64 = 100_000;
 
 /// A transfer as sent: from, to, amount in cents.
 #[derive(Debug, Clone)]
@@ -102,7 +102,7 @@ async fn thousand_transfers_across_sigkills(store: &str) {
                 to,
                 // Up to 150.00: some withdrawals find too little money (the process debits in log
                 // order and credits once it reaches the debits, so money is in flight).
-                cents: fastrand::i64(1..=150_00),
+                cents: fastrand::i64(1..=15_000),
             }
         })
         .collect();
