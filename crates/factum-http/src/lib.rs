@@ -15,6 +15,9 @@
 //! - `GET /{type}/{id}/events?from_version=&limit=`: the audit log (envelopes with event
 //!   id, version, position, type, recorded-at, user, request and correlation ids, payload)
 //!
+//! [`Api::with_collection`] serves an aggregate whose clients only create and read it (its
+//! update commands are a process manager's): `POST /{type}` (generated id → 201, `Location`)
+//! and `GET /{type}/{id}`;
 //! plus `GET /health`, `GET /openapi.json` and a Swagger UI page at `/docs` that works
 //! offline. The read side: implement [`HttpView`] for a view and [`Api::with_view`] serves
 //! `GET /views/{path}?filter=&sort=&page=&page_size=` and `GET /views/{path}/{id}`,
