@@ -544,7 +544,9 @@ impl CommandHandler for Transfer {
 ///
 /// Each of these commands is a step of `factum_core::process`: it takes effect once however
 /// often the event is handed over (a crash, a restart), and a refusal, once recorded, is the
-/// answer on every later delivery, so the process decides the same way each time.
+/// answer on every later delivery, so the process decides the same way each time. A refund
+/// pays back what just left that account, so no rule refuses it; if one ever did, the event
+/// would be parked (see `GET /subscriptions`) until a replay after the fix.
 #[derive(Debug, Clone)]
 pub struct TransferProcess {
     /// The accounts' engine.
