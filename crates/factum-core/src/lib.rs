@@ -98,6 +98,7 @@ mod keyed_lock;
 mod macros;
 mod memory;
 mod parked;
+pub mod process;
 mod projection;
 mod projections;
 mod running;
@@ -131,6 +132,7 @@ pub use idempotency::{IdempotencyRecord, MAX_IDEMPOTENCY_KEY_LEN, validate_idemp
 pub use keyed_lock::{KeyedGuard, KeyedLock};
 pub use memory::InMemoryEventStore;
 pub use parked::{ParkedEvent, is_event_fault};
+pub use process::{Process, ProcessManager, StepOutcome, process_subscription};
 pub use projection::{
     DEFAULT_PROJECTION_ATTEMPTS, ProjectionLag, Projector, REBUILD_MARKER_PREFIX, view_changes,
 };

@@ -35,11 +35,12 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::aggregate::HttpAggregate;
 use crate::auth::JwtAuth;
+use crate::collection::collection_routes;
 use crate::context::{ContextConfig, context_middleware, require_caller};
 use crate::error::{ApiError, Error, Result};
 use crate::health::{self, InFlight, limit_in_flight};
 use crate::openapi::{common_openapi, secure_document};
-use crate::openapi_aggregate::{aggregate_openapi, tagged_openapi};
+use crate::openapi_aggregate::{aggregate_openapi, collection_openapi, tagged_openapi};
 use crate::openapi_views::{child_view_openapi, projections_openapi, view_openapi};
 use crate::projections::projection_routes;
 use crate::routes::aggregate_routes;
@@ -212,18 +213,45 @@ impl Api {
     /// [`tagged_routes`](crate::tagged_routes)), and adds them to the document.
     #[must_use]
     pub fn with_tagged_commands<A: HttpAggregate>(
-        mut self,
+        self,
         prefix: &str,
         engine: CqrsCommandEngine<A>,
     ) -> Self {
         let service = AggregateService::new(engine);
-        self.router = self.router.merge(tagged_routes(prefix, service.clone()));
+        let doc = tagged_openapi::<A>(prefix, self.config.auth.is_some());
+        self.mount(tagged_routes(prefix, service.clone()), doc, service)
+    }
+
+    /// Adds routes of `A` and their document; `service` serves `A`'s child views unless one
+    /// is there already.
+    fn mount<A: HttpAggregate>(
+        mut self,
+        router: Router,
+        doc: OpenApi,
+        service: AggregateService<A>,
+    ) -> Self {
+        self.router = self.router.merge(router);
         self.services
             .entry(TypeId::of::<A>())
             .or_insert_with(|| Box::new(service));
-        self.openapi
-            .merge(tagged_openapi::<A>(prefix, self.config.auth.is_some()));
+        self.openapi.merge(doc);
         self
+    }
+
+    /// Mounts the collection routes of `A` under `{prefix}/{A::PATH}`: `POST {collection}`
+    /// creates one with an id the engine's generator picks (201, `Location`), `GET
+    /// {collection}/{id}` reads it (see [`collection_routes`](crate::collection_routes)); its
+    /// update commands are not served (a process manager runs them). Adds them to the
+    /// document.
+    #[must_use]
+    pub fn with_collection<A: HttpAggregate>(
+        self,
+        prefix: &str,
+        engine: CqrsCommandEngine<A>,
+    ) -> Self {
+        let service = AggregateService::new(engine);
+        let doc = collection_openapi::<A>(prefix, self.config.auth.is_some());
+        self.mount(collection_routes(prefix, service.clone()), doc, service)
     }
 
     /// Mounts the read routes of view `V` under `{prefix}/{V::PATH}` (a page of records by

@@ -156,6 +156,15 @@ pub struct HistoryQuery {
 #[derive(Debug)]
 pub struct History<E>(std::marker::PhantomData<E>);
 
+/// A command's status: 201 when it created the aggregate, else 200.
+pub(crate) fn command_status(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// A JSON response with an `ETag` of the version.
 pub fn with_etag(status: StatusCode, version: u64, body: impl Serialize) -> Response {
     let mut response = (status, axum::Json(body)).into_response();

@@ -15,6 +15,9 @@
 //! - `GET /{type}/{id}/events?from_version=&limit=`: the audit log (envelopes with event
 //!   id, version, position, type, recorded-at, user, request and correlation ids, payload)
 //!
+//! [`Api::with_collection`] serves an aggregate whose clients only create and read it (its
+//! update commands are a process manager's): `POST /{type}` (generated id → 201, `Location`)
+//! and `GET /{type}/{id}`;
 //! plus `GET /health`, `GET /openapi.json` and a Swagger UI page at `/docs` that works
 //! offline. The read side: implement [`HttpView`] for a view and [`Api::with_view`] serves
 //! `GET /views/{path}?filter=&sort=&page=&page_size=` and `GET /views/{path}/{id}`,
@@ -129,6 +132,7 @@ mod app;
 mod auth;
 mod bodies;
 mod body_schemas;
+mod collection;
 mod context;
 mod error;
 mod extract;
@@ -163,6 +167,7 @@ pub use bodies::{
     DEFAULT_PAGE, EnvelopeBody, EventPage, EventsQuery, History, HistoryQuery, MAX_PAGE, StateBody,
     StateQuery, VersionedState, with_etag,
 };
+pub use collection::collection_routes;
 pub use context::{RequestContext, RequestInfo, X_CORRELATION_ID, X_REQUEST_ID};
 pub use error::{ApiError, Error, ErrorBody, Result};
 pub use extract::{IfMatch, JsonBody, Precondition, decode_json_body, etag};
@@ -176,7 +181,7 @@ pub use openapi::{
     AGGREGATE_ID_PATTERN, BEARER_SCHEME, IF_MATCH_PATTERN, aggregate_id_param, error_response,
     json_response,
 };
-pub use openapi_aggregate::{aggregate_openapi, tagged_openapi};
+pub use openapi_aggregate::{aggregate_openapi, collection_openapi, tagged_openapi};
 pub use openapi_feed::feed_openapi;
 pub use openapi_views::{child_view_openapi, projections_openapi, view_openapi};
 pub use projections::projection_routes;

@@ -272,3 +272,70 @@ pub fn tagged_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi {
     ];
     document(auth, routes, schemas)
 }
+
+/// The document of [`collection_routes`](crate::collection_routes) of `A` under `prefix`.
+pub fn collection_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi {
+    let base = collection_path::<A>(prefix);
+    let tag = A::PATH.trim_matches('/').to_owned();
+    let mut schemas = Schemas::new();
+    let state = collect::<VersionedState<A::View>>(&mut schemas);
+    let creates = CommandSpec::all::<A::CreateCommand>();
+    let body: RefOr<Schema> = match creates.as_slice() {
+        [only] => {
+            schemas.extend(only.schemas().iter().cloned());
+            Ref::from_schema_name(only.schema_name()).into()
+        }
+        _ => {
+            let mut found = Vec::new();
+            A::CreateCommand::schemas(&mut found);
+            schemas.extend(found);
+            tagged_schema::<A::CreateCommand>()
+        }
+    };
+    let mut created = state_response("Created: the new aggregate with its version", &state);
+    created.headers.insert(
+        "Location".to_owned(),
+        utoipa::openapi::HeaderBuilder::new()
+            .schema(Some(<String as utoipa::PartialSchema>::schema()))
+            .description(Some("Where to read it"))
+            .build()
+            .into(),
+    );
+    let create = OperationBuilder::new()
+        .tag(tag.clone())
+        .summary(Some(format!(
+            "Create a {} ({}); the service picks its id",
+            A::TYPE,
+            <A::CreateCommand as Commands>::NAMES.join(", ")
+        )))
+        .operation_id(Some(format!("{}_create", A::TYPE)))
+        .request_body(Some(request_body(body)))
+        .response("201", created)
+        .response(
+            "404",
+            error_response("Something the command names does not exist (a domain code)"),
+        );
+    let read = OperationBuilder::new()
+        .tag(tag)
+        .summary(Some(format!(
+            "The state of a {}; ?version=N gives the state after its first N events",
+            A::TYPE
+        )))
+        .operation_id(Some(format!("{}_read", A::TYPE)));
+    let paths = PathsBuilder::new()
+        .path(
+            base.clone(),
+            PathItem::new(
+                HttpMethod::Post,
+                secured(command_errors(create, false, false), auth).build(),
+            ),
+        )
+        .path(
+            format!("{base}/{{id}}"),
+            PathItem::new(
+                HttpMethod::Get,
+                secured(state_read(read, &state), auth).build(),
+            ),
+        );
+    document(paths, schemas)
+}

@@ -28,7 +28,8 @@ use factum_core::{CqrsCommandEngine, CqrsContext};
 
 use crate::aggregate::{HttpAggregate, collection_path};
 use crate::bodies::{
-    DEFAULT_PAGE, EnvelopeBody, EventPage, EventsQuery, MAX_PAGE, StateBody, StateQuery, with_etag,
+    DEFAULT_PAGE, EnvelopeBody, EventPage, EventsQuery, MAX_PAGE, StateBody, StateQuery,
+    command_status, with_etag,
 };
 use crate::context::RequestContext;
 use crate::error::ApiError;
@@ -82,12 +83,7 @@ fn command_reply<A: HttpAggregate>(
     state: &A,
     version: u64,
 ) -> serde_json::Result<CommandReply> {
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let reply = CommandReply::json(status, &StateBody::of(id, state, version))?
+    let reply = CommandReply::json(command_status(created), &StateBody::of(id, state, version))?
         .with_header(header::ETAG, &etag(version));
     Ok(if created {
         reply.with_header(header::LOCATION, &format!("{base}/{id}"))

@@ -20,7 +20,9 @@ use axum::routing::{get, post};
 use factum_core::validate_aggregate_id;
 
 use crate::aggregate::{HttpAggregate, collection_path};
-use crate::bodies::{EnvelopeBody, HistoryQuery, StateQuery, VersionedState, with_etag};
+use crate::bodies::{
+    EnvelopeBody, HistoryQuery, StateQuery, VersionedState, command_status, with_etag,
+};
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::extract::etag;
@@ -54,22 +56,25 @@ async fn run<A: HttpAggregate>(
             request.precondition,
             &request.ctx,
             request.idempotency.as_ref(),
-            |created, _id, state: &A, version| {
-                let status = if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                Ok(
-                    CommandReply::json(status, &VersionedState::of(state, version))?
-                        .with_header(header::ETAG, &etag(version)),
-                )
-            },
+            |created, _id, state: &A, version| versioned_reply(created, state, version),
         )
         .await
 }
 
-async fn read<A: HttpAggregate>(
+/// A command's reply on these routes: the view with its version, 201 for a create (else
+/// 200), and its `ETag`.
+pub(crate) fn versioned_reply<A: HttpAggregate>(
+    created: bool,
+    state: &A,
+    version: u64,
+) -> serde_json::Result<CommandReply> {
+    Ok(
+        CommandReply::json(command_status(created), &VersionedState::of(state, version))?
+            .with_header(header::ETAG, &etag(version)),
+    )
+}
+
+pub(crate) async fn read<A: HttpAggregate>(
     State(service): State<AggregateService<A>>,
     AggregateRead { ctx, id, query }: AggregateRead<StateQuery>,
 ) -> Result<Response, ApiError> {
@@ -96,6 +101,6 @@ async fn history<A: HttpAggregate>(
     })
 }
 
-async fn empty_id(RequestContext(_ctx): RequestContext) -> ApiError {
+pub(crate) async fn empty_id(RequestContext(_ctx): RequestContext) -> ApiError {
     ApiError::validation("aggregate id must not be empty")
 }

@@ -85,6 +85,7 @@ pub mod idempotency;
 pub mod jwt;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod processes;
 pub mod sample;
 pub mod server;
 pub mod subscriptions;

@@ -11,6 +11,7 @@ Open an account:  curl -X POST localhost:8080/accounts/acc-001 -H 'Content-Type:
 Then Deposit / Withdraw the same way ({\"type\": \"Deposit\", \"amount\": 500.0}),
 GET /accounts/acc-001, GET /accounts/acc-001/events (?metadata=true), ?version=N.
 Views: GET /views/accounts?filter=owner:eq:Alice&sort=-balance, GET /accounts/acc-001/movements.
+Transfers: POST /transfers {\"from\": \"acc-001\", \"to\": \"acc-002\", \"amount\": 10.0}, GET /transfers/ID.
 API docs: /docs (OpenAPI at /openapi.json). Health: /health. Projection lag: /projections.
 Auth: --jwt-secret or --jwks-file/--jwks-url (see below); then an account is for the user
 who opened it and for the `admin` role.";
@@ -24,7 +25,11 @@ async fn main() -> std::process::ExitCode {
         .default_listen("127.0.0.1:8080")
         .app(|store, engine_config| {
             let bank = bank::http::Bank::with_config(store, engine_config)?;
-            Ok(App::of_engine(bank.engine().clone(), bank::http::api))
+            let subscriptions = bank.projections().clone();
+            Ok(App::of_engine(bank.engine().clone(), move |_, http| {
+                bank::http::api(&bank, http)
+            })
+            .projections(subscriptions))
         })
         .run()
         .await

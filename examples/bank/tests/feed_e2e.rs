@@ -191,12 +191,15 @@ async fn the_feed_pages_filters_and_refuses_bad_parameters() {
     }
     let (status, subscriptions) = get_json(&client, &bank.url("/subscriptions")).await;
     assert_eq!(status, 200);
-    assert!(
-        subscriptions
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["kind"] == "projection"),
+    let kinds: Vec<(&str, &str)> = subscriptions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("movements", "projection"), ("bank.transfers", "handler")],
         "{subscriptions}"
     );
 }

@@ -1197,6 +1197,8 @@ async fn the_openapi_document_covers_every_route_with_schemas() {
         ("/events/stream", &["get"]),
         ("/subscriptions", &["get"]),
         ("/subscriptions/{name}/replay-parked", &["post"]),
+        ("/transfers", &["post"]),
+        ("/transfers/{id}", &["get"]),
     ];
     for (path, methods) in expected {
         for method in *methods {

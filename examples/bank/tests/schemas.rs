@@ -18,9 +18,8 @@ fn commands_and_events_read_as_documented() {
 #[test]
 fn documented_commands_are_the_domains() {
     let doc = bank::http::api(
-        bank::http::Bank::open(std::sync::Arc::new(factum_core::InMemoryEventStore::new()))
-            .unwrap()
-            .engine(),
+        &bank::http::Bank::open(std::sync::Arc::new(factum_core::InMemoryEventStore::new()))
+            .unwrap(),
         factum_http::HttpConfig::default(),
     )
     .unwrap()

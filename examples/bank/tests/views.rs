@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::{Method, StatusCode};
 use bank::http::Bank;
 use bank::views::{AccountSummary, Movement};
-use factum_core::{EventStore, InMemoryEventStore, View};
+use factum_core::{EventStore, InMemoryEventStore, Projections, Projector, View};
 use factum_http::HttpConfig;
 use factum_testing::http::column;
 use factum_testing::views::{all_records, replay};
@@ -209,7 +209,8 @@ async fn movements_follow_as_a_projection_after_the_walkthrough() {
         json!({"name": "movements", "checkpoint": 0, "head": 7, "behind": 7, "parked": 0, "parked_events": []})
     );
 
-    assert_eq!(s.bank.projections().catch_up().await.unwrap(), 7);
+    // The movements projection alone (the transfer process reads the same 7 events).
+    assert_eq!(s.bank.engine().projections().catch_up().await.unwrap(), 7);
     let (_, lags) = get(&s.app, "/projections").await;
     assert_eq!(
         lags,
@@ -278,7 +279,7 @@ async fn movements_follow_as_a_projection_after_the_walkthrough() {
 async fn rebuilding_gives_the_same_rows_even_while_commands_and_the_runner_go_on() {
     let s = service();
     walkthrough(&s.app).await;
-    let views = s.bank.views().clone();
+    let views = s.store.clone().into_view_store().unwrap();
     let tasks = s.bank.projections().spawn(Duration::from_millis(20));
 
     // Commands keep coming while the movements projection is rebuilt twice.
@@ -296,7 +297,9 @@ async fn rebuilding_gives_the_same_rows_even_while_commands_and_the_runner_go_on
             }
         })
     };
-    let projected = bank::http::projected_views(&s.store).unwrap();
+    // The movements projection as another process would run it.
+    let projected =
+        Projections::new().with(Projector::<Movement>::for_store(s.store.clone()).unwrap());
     for _ in 0..2 {
         let rebuilt = projected.rebuild(|_, _| {}).await.unwrap();
         assert_eq!(rebuilt[0].0, "movements");
@@ -329,7 +332,7 @@ async fn rebuilding_gives_the_same_rows_even_while_commands_and_the_runner_go_on
     tasks.stop().await;
 
     // With the writers stopped, the inline view rebuilds to the same rows too.
-    let inline = bank::http::inline_views(&s.store).unwrap();
+    let inline = s.bank.engine().inline_projections();
     let mut reports = 0;
     let rebuilt = inline.rebuild(|_, _| reports += 1).await.unwrap();
     assert_eq!(rebuilt, [("accounts".to_owned(), 157)]);

@@ -102,6 +102,10 @@ macro_rules! event_store_conformance_tests {
             idempotency_expiry,
             idempotency_concurrent_same_key,
         );
+        $crate::event_store_conformance_tests!(@suite process_conformance = processes, $factory;
+            process_steps_take_effect_once,
+            process_runners_race,
+        );
     };
     // One test module `$module` running each case of the crate's module `$suite`.
     (@suite $module:ident = $suite:ident, $factory:path; $($case:ident),* $(,)?) => {

@@ -1,75 +1,60 @@
-//! The bank wired over one store: the engine keeps the accounts view inline and wakes the
-//! movements projection after each commit (see [`crate::views`] for which is which, and why).
+//! The bank over one store: the accounts keep their view inline and wake the movements
+//! projection (see [`crate::views`]); the transfers' engine and process run beside them.
 
 use std::sync::Arc;
 
-use factum_core::{CqrsCommandEngine, EngineConfig, EventStore, Projections, Projector, ViewStore};
+use factum_core::{CqrsCommandEngine, EngineConfig, EventStore, Projections, Result};
 
-use crate::domain::Account;
+use crate::domain::{Account, Transfer, TransferProcess};
 use crate::views::{AccountSummary, Movement};
 
-/// The bank over one store: its engine, and the view side of the store. Run the movements
-/// projection with `bank.projections().spawn(..)`; `tests/views.rs` shows both views at work.
-#[derive(Clone)]
+/// The bank over one store: its engines and subscriptions (the movements projection, the
+/// transfer process); run them with `bank.projections().spawn(..)`.
+#[derive(Debug, Clone)]
 pub struct Bank {
-    engine: CqrsCommandEngine<Account>,
-    views: Arc<dyn ViewStore>,
-}
-
-impl std::fmt::Debug for Bank {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bank")
-            .field("engine", &self.engine)
-            .finish_non_exhaustive()
-    }
+    process: TransferProcess,
+    projections: Projections,
 }
 
 impl Bank {
     /// The bank over `store` with the default engine configuration.
-    pub fn open(store: Arc<dyn EventStore>) -> factum_core::Result<Self> {
+    pub fn open(store: Arc<dyn EventStore>) -> Result<Self> {
         Self::with_config(store, EngineConfig::default())
     }
 
     /// The bank over `store` with this engine configuration; a store without views is an
     /// error.
-    pub fn with_config(
-        store: Arc<dyn EventStore>,
-        config: EngineConfig,
-    ) -> factum_core::Result<Self> {
-        let views = store.clone().into_view_store();
-        let engine = CqrsCommandEngine::builder(store)
-            .config(config)
+    pub fn with_config(store: Arc<dyn EventStore>, config: EngineConfig) -> Result<Self> {
+        let accounts = CqrsCommandEngine::builder(store.clone())
+            .config(config.clone())
             .inline_view::<AccountSummary>()
             .projection::<Movement>()
             .build()?;
-        let views = views.ok_or_else(|| {
-            factum_core::Error::Validation("the bank's views need a store that keeps views".into())
-        })?;
-        Ok(Self { engine, views })
+        let transfers = CqrsCommandEngine::builder(store)
+            .config(config)
+            .services(accounts.clone())
+            .dispatcher(accounts.projections().waker())
+            .build()?;
+        let process = TransferProcess::new(accounts, transfers);
+        let projections = process.subscriptions()?;
+        Ok(Self {
+            process,
+            projections,
+        })
     }
 
-    /// The engine.
+    /// The accounts' engine.
     pub fn engine(&self) -> &CqrsCommandEngine<Account> {
-        &self.engine
+        &self.process.accounts
     }
 
-    /// The asynchronous projections (movements).
+    /// The transfers' engine.
+    pub fn transfers(&self) -> &CqrsCommandEngine<Transfer> {
+        &self.process.transfers
+    }
+
+    /// The asynchronous subscriptions: the movements projection and the transfer process.
     pub fn projections(&self) -> &Projections {
-        self.engine.projections()
+        &self.projections
     }
-
-    /// The view side of the store.
-    pub fn views(&self) -> &Arc<dyn ViewStore> {
-        &self.views
-    }
-}
-
-/// The movements projection over `store`, as another process would run it.
-pub fn projected_views(store: &Arc<dyn EventStore>) -> factum_core::Result<Projections> {
-    Ok(Projections::new().with(Projector::<Movement>::for_store(store.clone())?))
-}
-
-/// The inline accounts view over `store`, as projectors for a rebuild (no command may run).
-pub fn inline_views(store: &Arc<dyn EventStore>) -> factum_core::Result<Projections> {
-    Ok(Projections::new().with(Projector::<AccountSummary>::for_store(store.clone())?))
 }
