@@ -11,7 +11,8 @@
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
 //! - [`server`]: a service binary started on a free port for end-to-end tests, killed
 //!   (SIGKILL) when done; with the `postgres` feature, `database::TestDatabase`, a
-//!   PostgreSQL database per test.
+//!   PostgreSQL database per test; with the `mongodb` feature, `mongo`, a MongoDB database
+//!   per test (on a started `nx-27017` server unless `MONGODB_URL` is set).
 //!
 //! ```
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
@@ -77,6 +78,8 @@ mod fixture;
 pub mod http;
 pub mod idempotency;
 pub mod jwt;
+#[cfg(feature = "mongodb")]
+pub mod mongo;
 pub mod sample;
 pub mod server;
 pub mod subscriptions;
