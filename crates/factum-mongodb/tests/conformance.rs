@@ -8,33 +8,27 @@ use std::sync::Arc;
 use factum_core::EventStore;
 use factum_mongodb::MongoEventStore;
 
-/// Drops its database when the case ends.
-struct DropDatabase(String);
+/// Drops its database when the case ends (the cases run on a multi-threaded runtime, which
+/// may block one of its threads on it).
+struct DropDatabase(mongodb::Database);
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
-        let url = self.0.clone();
-        // On a thread and a runtime of its own, with a client of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let client = mongodb::Client::with_uri_str(&url).await.unwrap();
-                if let Some(database) = client.default_database() {
-                    database.drop().await.unwrap();
-                }
-            })
-        })
-        .join();
+        let dropped = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(self.0.drop().into_future())
+        });
+        if let Err(error) = dropped
+            && !std::thread::panicking()
+        {
+            panic!("could not drop the test database: {error}");
+        }
     }
 }
 
 async fn new_store() -> (Arc<dyn EventStore>, DropDatabase) {
     let url = factum_testing::mongo::database_url("conformance");
     let store = MongoEventStore::connect(&url).await.unwrap();
-    let guard = DropDatabase(url);
+    let guard = DropDatabase(store.database());
     (Arc::new(store), guard)
 }
 
