@@ -12,7 +12,7 @@ use mongodb::bson::{Bson, Document, doc};
 use crate::codec::{commit_events, event_doc, get_u64, snapshot_doc, to_i64};
 use crate::error::{is_duplicate_key, mongo_error};
 use crate::schema::Collections;
-use crate::views::{apply_change, change_doc, change_of};
+use crate::view_records::{apply_change, change_doc, change_of};
 
 /// How many times an append tries again after losing a race for a commit number before it
 /// gives up (each lost race means another append went through, so this only bounds a

@@ -60,6 +60,7 @@ pub mod idempotency;
 mod schema;
 pub mod store;
 pub mod view_query;
+mod view_records;
 pub mod views;
 
 /// The driver release this crate is built on ([`MongoEventStore::database`] is one of its

@@ -69,7 +69,7 @@ use crate::codec::{commit_events, get_doc, pair_id, snapshot_doc, snapshot_of, t
 use crate::error::{Error, Result, mongo_error};
 use crate::idempotency;
 use crate::schema::Collections;
-use crate::views::apply_change;
+use crate::view_records::apply_change;
 
 type CoreResult<T> = factum_core::Result<T>;
 
