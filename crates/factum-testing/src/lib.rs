@@ -15,8 +15,9 @@
 //! - [`jwt`]: bearer tokens signed with fixed test keys, and their JWKS.
 //! - [`server`]: a service binary started on a free port for end-to-end tests, killed
 //!   (SIGKILL) when done; with the `postgres` feature, `database::TestDatabase`, a
-//!   PostgreSQL database per test, and with `nats`, `nats::TestStream`, a JetStream stream
-//!   per test.
+//!   PostgreSQL database per test; with `nats`, `nats::TestStream`, a JetStream stream per
+//!   test; with `mongodb`, `mongo`, a MongoDB database per test (on a started `nx-27017`
+//!   server unless `MONGODB_URL` is set).
 //!
 //! ```
 //! use factum_core::{Aggregate, CommandHandler, CqrsContext, CqrsError, Event, standard::StandardError, DomainError};
@@ -86,6 +87,8 @@ pub mod jwt;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod processes;
+#[cfg(feature = "mongodb")]
+pub mod mongo;
 pub mod sample;
 pub mod server;
 pub mod subscriptions;

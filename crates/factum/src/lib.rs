@@ -8,8 +8,11 @@
 //! |---|---|---|
 //! | `sqlite` | yes | [`sqlite`]: the embedded, durable store with group commit |
 //! | `postgres` | no | `postgres`: one store shared by many service nodes |
+//! | `mongodb` | no | `mongodb`: the same on MongoDB (`mongodb://HOST:PORT/DB`) |
 //! | `http` | no | `http`: axum routers with OpenAPI |
 //! | `service` | no | `service`: a service binary's options, serving and view rebuilds (with `http`) |
+//! | `nats` | no | `--publish nats://...`: the NATS JetStream outbox |
+//! | `all` | no | all of the above |
 //!
 //! [`open_store`] opens any of them from a URL, as a service's `--store` flag would:
 //!
@@ -32,6 +35,8 @@ pub use factum_core::*;
 
 #[cfg(feature = "http")]
 pub use factum_http as http;
+#[cfg(feature = "mongodb")]
+pub use factum_mongodb as mongodb;
 #[cfg(feature = "postgres")]
 pub use factum_postgres as postgres;
 #[cfg(feature = "sqlite")]
@@ -46,7 +51,9 @@ pub mod service;
 #[non_exhaustive]
 pub enum ServiceError {
     /// The URL names no store this crate knows.
-    #[error("unsupported store URL '{0}': use memory, sqlite://PATH or postgres://...")]
+    #[error(
+        "unsupported store URL '{0}': use memory, sqlite://PATH, postgres://... or mongodb://HOST:PORT/DB"
+    )]
     UnsupportedUrl(String),
     /// The URL names a store whose feature is not enabled in this build.
     #[error("store URL scheme '{scheme}' needs the '{feature}' feature of factum")]
@@ -64,6 +71,10 @@ pub enum ServiceError {
     #[cfg(feature = "postgres")]
     #[error(transparent)]
     Postgres(#[from] factum_postgres::Error),
+    /// The MongoDB store failed to open.
+    #[cfg(feature = "mongodb")]
+    #[error(transparent)]
+    Mongo(#[from] factum_mongodb::Error),
     /// A service is configured wrongly (a [`service::Service`] setting, or options that
     /// contradict each other).
     #[cfg(feature = "service")]
@@ -168,6 +179,7 @@ enum StoreKind {
     Memory,
     Sqlite,
     Postgres,
+    Mongo,
 }
 
 /// The kind of store `url` names, if this build can open it.
@@ -178,6 +190,8 @@ fn store_kind(url: &str) -> Result<StoreKind, ServiceError> {
         StoreKind::Sqlite
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         StoreKind::Postgres
+    } else if url.starts_with("mongodb://") {
+        StoreKind::Mongo
     } else {
         return Err(ServiceError::UnsupportedUrl(url.to_owned()));
     };
@@ -188,11 +202,13 @@ fn store_kind(url: &str) -> Result<StoreKind, ServiceError> {
     match kind {
         StoreKind::Sqlite if !cfg!(feature = "sqlite") => Err(disabled("sqlite")),
         StoreKind::Postgres if !cfg!(feature = "postgres") => Err(disabled("postgres")),
+        StoreKind::Mongo if !cfg!(feature = "mongodb") => Err(disabled("mongodb")),
         kind => Ok(kind),
     }
 }
 
-/// Opens an event store from a URL: `memory`, `sqlite://PATH` or `postgres://...`.
+/// Opens an event store from a URL: `memory`, `sqlite://PATH`, `postgres://...` or
+/// `mongodb://HOST:PORT/DB`.
 pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, ServiceError> {
     match store_kind(url)? {
         StoreKind::Memory => Ok(Arc::new(InMemoryEventStore::new())),
@@ -203,6 +219,10 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn EventStore>, ServiceError> 
         #[cfg(feature = "postgres")]
         StoreKind::Postgres => Ok(Arc::new(
             factum_postgres::PostgresEventStore::connect(url).await?,
+        )),
+        #[cfg(feature = "mongodb")]
+        StoreKind::Mongo => Ok(Arc::new(
+            factum_mongodb::MongoEventStore::connect(url).await?,
         )),
         #[allow(unreachable_patterns)]
         _ => Err(ServiceError::UnsupportedUrl(url.to_owned())),

@@ -1,6 +1,7 @@
-//! The real `bank` binary over real HTTP on a temporary SQLite file: the reference
-//! walkthrough verbatim, SIGKILL and restart on the same file, 16 concurrent clients, and a
-//! graceful SIGTERM.
+//! The real `bank` binary over real HTTP on a temporary SQLite file, and on a MongoDB
+//! database of its own (`factum_testing::mongo`: nx-27017 unless `MONGODB_URL` is set): the
+//! reference walkthrough verbatim, SIGKILL and restart on the same store, 16 concurrent
+//! clients, and a graceful SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -35,9 +36,18 @@ fn sqlite_url(dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = sqlite_url(dir.path());
+    walkthrough(&sqlite_url(dir.path()), "SQLite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn walkthrough_on_mongodb() {
+    walkthrough(&factum_testing::mongo::database_url("bank_e2e"), "MongoDB").await;
+}
+
+/// The walkthrough, a SIGKILL and restart, and 16 clients x 100 deposits on `store`.
+async fn walkthrough(store: &str, name: &str) {
     let client = reqwest::Client::new();
-    let bank = start(&store);
+    let bank = start(store);
     let account = bank.url("/accounts/acc-001");
 
     // The walkthrough of the reference, verbatim.
@@ -119,7 +129,7 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
 
     // SIGKILL right after the last reply; the restarted service shows every change.
     bank.kill().unwrap();
-    let bank = start(&store);
+    let bank = start(store);
     assert_eq!(get(&client, &bank.url("/accounts/acc-001")).await, state);
     let (_, body) = get(&client, &bank.url("/accounts/acc-001/events")).await;
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), history);
@@ -146,7 +156,7 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
         task.await.unwrap();
     }
     eprintln!(
-        "16 x 100 deposits over HTTP on SQLite: {:?}",
+        "16 x 100 deposits over HTTP on {name}: {:?}",
         started.elapsed()
     );
     let after = (
@@ -157,7 +167,7 @@ async fn walkthrough_survives_sigkill_and_sixteen_clients_lose_nothing() {
 
     // And all of it is on disk.
     bank.kill().unwrap();
-    let bank = start(&store);
+    let bank = start(store);
     assert_eq!(get(&client, &bank.url("/accounts/acc-001")).await, after);
     bank.kill().unwrap();
 }

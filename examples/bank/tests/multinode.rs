@@ -13,6 +13,9 @@
 //! `WITH (FORCE)` by a guard, also when the test fails) on the server of
 //! `FACTUM_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`), and fails
 //! when that server is missing. The nodes are killed when their guards drop.
+//!
+//! The same runs with two nodes on one MongoDB database (issue 13), on the server of
+//! `factum_testing::mongo` (nx-27017 unless `MONGODB_URL` is set).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -28,7 +31,6 @@ use factum_testing::server::Server;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const NODES: usize = 3;
 const CLIENTS: usize = 16;
 const DEPOSITS_PER_CLIENT: usize = 100;
 const ACCOUNT: &str = "acc-multi";
@@ -140,8 +142,18 @@ async fn movements_caught_up(client: &reqwest::Client, node: &Node, head: u64) {
 async fn three_nodes_sixteen_clients_one_account_lose_nothing() {
     // Declared first, dropped last: after every node is killed.
     let database = TestDatabase::create("factum_multinode").await;
-    let store = database.url();
-    let children: Vec<Child> = (0..NODES).map(|_| Node::spawn(&store)).collect();
+    sixteen_clients_on_nodes(&database.url(), 3).await;
+    drop(database);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_on_mongodb_sixteen_clients_one_account_lose_nothing() {
+    sixteen_clients_on_nodes(&factum_testing::mongo::database_url("bank_multinode"), 2).await;
+}
+
+/// 16 clients x 100 deposits on one account through `nodes` processes on `store`.
+async fn sixteen_clients_on_nodes(store: &str, nodes: usize) {
+    let children: Vec<Child> = (0..nodes).map(|_| Node::spawn(store)).collect();
     let nodes: Arc<Vec<Node>> = Arc::new(
         children
             .into_iter()
@@ -172,13 +184,14 @@ async fn three_nodes_sixteen_clients_one_account_lose_nothing() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let nodes = nodes.clone();
+            let count = nodes.len();
             tokio::spawn(async move {
-                // A client of its own (its own connections), on node c % 3.
+                // A client of its own (its own connections), on node c % nodes.
                 let client = reqwest::Client::builder()
                     .timeout(Duration::from_secs(60))
                     .build()
                     .unwrap();
-                let url = nodes[c % NODES].url(&format!("/accounts/{ACCOUNT}"));
+                let url = nodes[c % count].url(&format!("/accounts/{ACCOUNT}"));
                 let mut versions = Vec::with_capacity(DEPOSITS_PER_CLIENT);
                 let mut failures = Vec::new();
                 let mut slowest = Duration::ZERO;
@@ -218,9 +231,10 @@ async fn three_nodes_sixteen_clients_one_account_lose_nothing() {
             .collect()
     };
     eprintln!(
-        "multinode: {deposits} deposits from {CLIENTS} clients on {NODES} nodes in {elapsed:.2?} \
+        "multinode: {deposits} deposits from {CLIENTS} clients on {} nodes of {store} in {elapsed:.2?} \
          ({:.0}/s, slowest reply {slowest:.2?}), {} not acknowledged; append conflicts \
          retried per node {:?}",
+        nodes.len(),
         deposits as f64 / elapsed.as_secs_f64(),
         failures.len(),
         counts(|l| &l.append_conflicts),
@@ -281,5 +295,4 @@ async fn three_nodes_sixteen_clients_one_account_lose_nothing() {
         &failures[..failures.len().min(5)]
     );
     drop(nodes);
-    drop(database);
 }

@@ -41,10 +41,12 @@ pub(crate) async fn run(
     }
 }
 
-/// The store URL as it may be printed: a PostgreSQL URL can hold a password.
+/// The store URL as it may be printed: a PostgreSQL or MongoDB URL can hold a password.
 fn printable_store(url: &str) -> &str {
     if url.starts_with("postgres") {
         "postgres"
+    } else if url.starts_with("mongodb") {
+        "mongodb"
     } else {
         url
     }

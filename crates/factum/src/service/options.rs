@@ -14,7 +14,8 @@ use crate::ServiceError;
 #[derive(Debug, Parser)]
 pub(crate) struct Options {
     /// Where the events are kept: `sqlite://PATH` (a file, created with its folders if
-    /// missing; durable), `memory` (lost on exit), or `postgres://user@host:port/db`.
+    /// missing; durable), `memory` (lost on exit), `postgres://user@host:port/db`, or
+    /// `mongodb://host:port/db`.
     #[arg(long, env = "FACTUM_STORE", global = true)]
     pub(crate) store: String,
 
