@@ -276,7 +276,6 @@ pub fn tagged_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi {
 /// The document of [`collection_routes`](crate::collection_routes) of `A` under `prefix`.
 pub fn collection_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi {
     let base = collection_path::<A>(prefix);
-    let tag = A::PATH.trim_matches('/').to_owned();
     let mut schemas = Schemas::new();
     let state = collect::<VersionedState<A::View>>(&mut schemas);
     let creates = CommandSpec::all::<A::CreateCommand>();
@@ -301,41 +300,38 @@ pub fn collection_openapi<A: HttpAggregate>(prefix: &str, auth: bool) -> OpenApi
             .build()
             .into(),
     );
-    let create = OperationBuilder::new()
-        .tag(tag.clone())
-        .summary(Some(format!(
+    let create = aggregate_operation::<A>(
+        format!(
             "Create a {} ({}); the service picks its id",
             A::TYPE,
             <A::CreateCommand as Commands>::NAMES.join(", ")
-        )))
-        .operation_id(Some(format!("{}_create", A::TYPE)))
-        .request_body(Some(request_body(body)))
-        .response("201", created)
-        .response(
-            "404",
-            error_response("Something the command names does not exist (a domain code)"),
-        );
-    let read = OperationBuilder::new()
-        .tag(tag)
-        .summary(Some(format!(
+        ),
+        "create",
+    )
+    .request_body(Some(request_body(body)))
+    .response("201", created)
+    .response(
+        "404",
+        error_response("Something the command names does not exist (a domain code)"),
+    );
+    let read = aggregate_operation::<A>(
+        format!(
             "The state of a {}; ?version=N gives the state after its first N events",
             A::TYPE
-        )))
-        .operation_id(Some(format!("{}_read", A::TYPE)));
-    let paths = PathsBuilder::new()
-        .path(
+        ),
+        "read",
+    );
+    let routes = vec![
+        (
             base.clone(),
-            PathItem::new(
-                HttpMethod::Post,
-                secured(command_errors(create, false, false), auth).build(),
-            ),
-        )
-        .path(
+            HttpMethod::Post,
+            command_errors(create, false, false),
+        ),
+        (
             format!("{base}/{{id}}"),
-            PathItem::new(
-                HttpMethod::Get,
-                secured(state_read(read, &state), auth).build(),
-            ),
-        );
-    document(paths, schemas)
+            HttpMethod::Get,
+            state_read(read, &state),
+        ),
+    ];
+    document(auth, routes, schemas)
 }

@@ -16,8 +16,8 @@
 
 use async_trait::async_trait;
 use factum_core::{
-    Error, Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint, Result, ViewField, ViewQuery,
-    ViewRecord, ViewStore,
+    Error, EventRef, Page, ParkedEvent, ProjectionBatch, ProjectionCheckpoint, Result, ViewField,
+    ViewQuery, ViewRecord, ViewStore,
 };
 use futures::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
@@ -50,11 +50,11 @@ fn parked_doc(parked: &ParkedEvent) -> Result<Document> {
         "_id": pair_id(&parked.projection, &parked.position.to_string()),
         "projection": &parked.projection,
         "position": to_i64(parked.position, "a position")?,
-        "event_id": parked.event_id.to_string(),
-        "aggregate_type": &parked.aggregate_type,
-        "aggregate_id": &parked.aggregate_id,
-        "version": to_i64(parked.version, "a version")?,
-        "event_type": &parked.event_type,
+        "event_id": parked.event.event_id.to_string(),
+        "aggregate_type": &parked.event.aggregate_type,
+        "aggregate_id": &parked.event.aggregate_id,
+        "version": to_i64(parked.event.version, "a version")?,
+        "event_type": &parked.event.event_type,
         "error": &parked.error,
         "attempts": i64::from(parked.attempts),
         "parked_at": time_text(parked.parked_at),
@@ -65,13 +65,15 @@ fn parked_of(doc: &Document) -> Result<ParkedEvent> {
     Ok(ParkedEvent {
         projection: get_str(doc, "projection")?.to_owned(),
         position: get_u64(doc, "position")?,
-        event_id: get_str(doc, "event_id")?
-            .parse()
-            .map_err(|_| corrupt("a parked event id is not a UUID"))?,
-        aggregate_type: get_str(doc, "aggregate_type")?.to_owned(),
-        aggregate_id: get_str(doc, "aggregate_id")?.to_owned(),
-        version: get_u64(doc, "version")?,
-        event_type: get_str(doc, "event_type")?.to_owned(),
+        event: EventRef {
+            event_id: get_str(doc, "event_id")?
+                .parse()
+                .map_err(|_| corrupt("a parked event id is not a UUID"))?,
+            aggregate_type: get_str(doc, "aggregate_type")?.to_owned(),
+            aggregate_id: get_str(doc, "aggregate_id")?.to_owned(),
+            version: get_u64(doc, "version")?,
+            event_type: get_str(doc, "event_type")?.to_owned(),
+        },
         error: get_str(doc, "error")?.to_owned(),
         attempts: u32::try_from(get_u64(doc, "attempts")?).unwrap_or(u32::MAX),
         parked_at: get_time(doc, "parked_at")?,

@@ -84,11 +84,11 @@ mod fixture;
 pub mod http;
 pub mod idempotency;
 pub mod jwt;
+#[cfg(feature = "mongodb")]
+pub mod mongo;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod processes;
-#[cfg(feature = "mongodb")]
-pub mod mongo;
 pub mod sample;
 pub mod server;
 pub mod subscriptions;
